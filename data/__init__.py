@@ -1,0 +1,1 @@
+"""Stage 2: the HDF5 feature store, label readers and training datasets."""

@@ -1,0 +1,22 @@
+"""Errors a user can cause, shared by every stage.
+
+Library code raises these with a message a user understands; the command-line edge
+(``pipeline.cli``) catches :class:`AqaError` once and turns it into one line and an exit code.
+They live in the lowest layer so that ``data`` and ``models`` can raise them too.
+"""
+
+
+class AqaError(Exception):
+    """Base of every error caused by the user's input, files or environment, not by a bug."""
+
+
+class VideoError(AqaError):
+    """A video cannot be read: missing, empty, not a video, corrupt, or without frames."""
+
+
+class DecodeTimeout(VideoError):
+    """Decoding stopped making progress (a known decord failure on some files)."""
+
+
+class WeightsNotFoundError(AqaError, FileNotFoundError):
+    """A pretrained weights file is absent; the message names where it was looked for."""

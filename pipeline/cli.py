@@ -1,0 +1,87 @@
+"""The command-line edge: logging set up once, user errors turned into one line and an exit code.
+
+Each tool is written torchvision-references style, a ``get_args_parser()`` and a
+``main(args) -> int``; :func:`run_cli` wraps the pair so that every tool behaves alike:
+``--verbose``/``--quiet`` logging, library caches kept out of ``~``, a one-line
+``tool: error: message`` and exit code 2 for errors the user can fix, 130 on Ctrl-C, and a
+one-line internal error (full traceback with ``--debug``) for bugs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from extractors.errors import AqaError
+from pipeline.config import ConfigT, load_config
+from pipeline.environment import configure_library_environment
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+EXIT_INTERNAL_ERROR = 1
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags every aqa tool shares: verbosity and tracebacks."""
+    group = parser.add_argument_group("output")
+    group.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    group.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    group.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--config FILE.yaml`` and repeatable ``--set key=value`` over a stage's dataclass config."""
+    group = parser.add_argument_group("configuration")
+    group.add_argument("--config", metavar="YAML", help="YAML file overriding the default settings")
+    group.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
+                       help="override one setting, dotted for nested keys (repeatable), "
+                            "e.g. --set clip.length=16")
+
+
+def resolve_config(config_type: type[ConfigT], args: argparse.Namespace, base: ConfigT | None = None) -> ConfigT:
+    """Defaults (or ``base``) < ``--config`` YAML < ``--set`` overrides."""
+    return load_config(config_type, getattr(args, "config", None), getattr(args, "overrides", ()), base)
+
+
+def setup_logging(*, verbose: bool = False, quiet: bool = False) -> None:
+    """One root handler on stderr; library modules only ever call ``logging.getLogger``."""
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S", force=True)
+    for noisy in ("matplotlib", "PIL", "h5py", "fsspec"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+def run_cli(
+    prog: str,
+    get_args_parser: Callable[[], argparse.ArgumentParser],
+    main: Callable[[argparse.Namespace], int],
+    argv: Sequence[str] | None = None,
+) -> int:
+    """Parse ``argv``, run ``main`` and map its outcome to an exit code (never a traceback)."""
+    configure_library_environment()
+    parser = get_args_parser()
+    parser.prog = prog
+    args = parser.parse_args(argv)
+    setup_logging(verbose=getattr(args, "verbose", False), quiet=getattr(args, "quiet", False))
+    try:
+        return int(main(args) or 0)
+    except AqaError as error:
+        print(f"{prog}: error: {_one_line(error)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as error:  # a bug: say so in one line unless asked for the traceback
+        if getattr(args, "debug", False):
+            raise
+        print(f"{prog}: internal error: {type(error).__name__}: {_one_line(error)} "
+              f"(re-run with --debug for the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL_ERROR
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text or type(error).__name__

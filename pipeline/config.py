@@ -1,0 +1,219 @@
+"""Frozen dataclass configs: YAML and command-line overrides, serialization, hashing.
+
+Every stage describes its settings as a frozen dataclass whose defaults come from the papers.
+This module is the one place that turns those dataclasses into plain dictionaries (to store
+inside HDF5 attributes and checkpoints), builds them back from dictionaries, YAML files and
+``key=value`` overrides, and hashes the resolved result so an artifact can say exactly which
+settings produced it.
+
+Only plain types are supported in config fields: bool, int, float, str, None, tuples/lists of
+those, ``Literal`` choices, ``Optional`` and nested dataclasses. That keeps every config
+round-trippable through JSON and YAML without pickles.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+from extractors.errors import AqaError
+
+ConfigT = TypeVar("ConfigT")
+
+
+class ConfigError(AqaError, ValueError):
+    """A config value or key the user supplied is invalid; the message says which and why."""
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """Turn a (nested) dataclass config into JSON-ready plain data; tuples become lists."""
+    if not dataclasses.is_dataclass(config) or isinstance(config, type):
+        raise TypeError(f"expected a dataclass instance, got {type(config).__name__}")
+    return {field.name: _to_plain(getattr(config, field.name)) for field in dataclasses.fields(config)}
+
+
+def _to_plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return config_to_dict(value)
+    if isinstance(value, (tuple, list)):
+        return [_to_plain(item) for item in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def config_from_dict(config_type: type[ConfigT], values: dict[str, Any], *, where: str = "") -> ConfigT:
+    """Build ``config_type`` from plain data, checking keys and coercing values to field types.
+
+    Missing keys take the dataclass defaults; unknown keys are an error (a typo must never be
+    silently ignored, or an artifact would claim settings it was not made with).
+    """
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where or config_type.__name__}: expected a mapping, got {values!r}")
+    hints = get_type_hints(config_type)
+    fields = {field.name: field for field in dataclasses.fields(config_type)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        known = ", ".join(sorted(fields))
+        raise ConfigError(f"{where or config_type.__name__}: unknown key(s) {unknown}; known keys: {known}")
+    kwargs = {
+        name: _coerce(hints[name], value, f"{where}{name}") for name, value in values.items()
+    }
+    return config_type(**kwargs)
+
+
+def _coerce(annotation: Any, value: Any, key: str) -> Any:
+    """Convert ``value`` to ``annotation`` or raise ConfigError naming ``key``."""
+    origin = get_origin(annotation)
+    if annotation is Any:
+        return value
+    if dataclasses.is_dataclass(annotation):
+        if dataclasses.is_dataclass(value):
+            return value
+        return config_from_dict(annotation, value, where=f"{key}.")
+    if origin is Literal:
+        choices = get_args(annotation)
+        if value not in choices:
+            raise ConfigError(f"{key}: {value!r} is not one of {list(choices)}")
+        return value
+    if origin in (Union, types.UnionType):
+        options = get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(option, value, key)
+            except ConfigError as error:
+                errors.append(str(error))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: {value!r} fits none of {options}")
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        item_types = get_args(annotation)
+        if origin is tuple and len(item_types) == 2 and item_types[1] is Ellipsis:
+            item_types = (item_types[0],) * len(value)
+        elif origin is list:
+            item_types = (item_types[0] if item_types else Any,) * len(value)
+        elif len(item_types) != len(value):
+            raise ConfigError(f"{key}: expected {len(item_types)} items, got {len(value)}")
+        items = [_coerce(t, v, f"{key}[{i}]") for i, (t, v) in enumerate(zip(item_types, value))]
+        return tuple(items) if origin is tuple else items
+    return _coerce_scalar(annotation, value, key)
+
+
+def _coerce_scalar(annotation: Any, value: Any, key: str) -> Any:
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if annotation is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key}: expected text, got {value!r}")
+    if annotation is type(None):
+        if value is None:
+            return None
+        raise ConfigError(f"{key}: expected null, got {value!r}")
+    raise TypeError(f"{key}: unsupported config field type {annotation!r}")
+
+
+def apply_overrides(config: ConfigT, overrides: typing.Iterable[str]) -> ConfigT:
+    """Return a copy of ``config`` with ``dotted.key=value`` overrides applied.
+
+    Values are parsed as YAML scalars or flow collections (``lr=0.01``, ``size=[224,224]``,
+    ``weights=null``), then checked against the field's type like any other value.
+    """
+    values = config_to_dict(config)
+    for override in overrides:
+        key, sep, text = override.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {override!r} is not of the form key=value")
+        _set_dotted(values, key.strip(), yaml.safe_load(text) if text.strip() else "")
+    return config_from_dict(type(config), values)
+
+
+def _set_dotted(values: dict[str, Any], dotted_key: str, value: Any) -> None:
+    *parents, leaf = dotted_key.split(".")
+    node = values
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {dotted_key!r}: {part!r} is not a config section")
+        node = child
+    if leaf not in node:
+        raise ConfigError(f"override {dotted_key!r}: unknown key {leaf!r}; known keys: {', '.join(sorted(node))}")
+    node[leaf] = value
+
+
+def merge_dict(config: ConfigT, values: dict[str, Any]) -> ConfigT:
+    """Return ``config`` updated by a (possibly partial, nested) mapping such as a YAML file."""
+    merged = config_to_dict(config)
+    _deep_update(merged, values, "")
+    return config_from_dict(type(config), merged)
+
+
+def _deep_update(target: dict[str, Any], update: dict[str, Any], where: str) -> None:
+    for key, value in update.items():
+        if key not in target:
+            raise ConfigError(f"{where}{key}: unknown key; known keys: {', '.join(sorted(target))}")
+        if isinstance(target[key], dict) and isinstance(value, dict):
+            _deep_update(target[key], value, f"{where}{key}.")
+        else:
+            target[key] = value
+
+
+def load_config(
+    config_type: type[ConfigT],
+    yaml_path: str | Path | None = None,
+    overrides: typing.Iterable[str] = (),
+    base: ConfigT | None = None,
+) -> ConfigT:
+    """Resolve a config: defaults (or ``base``), then a YAML file, then ``key=value`` overrides."""
+    config = base if base is not None else config_type()
+    if yaml_path is not None:
+        path = Path(yaml_path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"config file {path} is not valid YAML: {error}".splitlines()[0]) from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of keys to values")
+        config = merge_dict(config, loaded)
+    return apply_overrides(config, overrides)
+
+
+def config_to_yaml(config: Any) -> str:
+    """The resolved config as YAML text, loadable again with :func:`load_config`."""
+    return yaml.safe_dump(config_to_dict(config), sort_keys=False)
+
+
+def config_to_json(config: Any) -> str:
+    """Canonical JSON of the config (sorted keys, no spaces): what gets hashed and stored."""
+    return json.dumps(config_to_dict(config), sort_keys=True, separators=(",", ":"))
+
+
+def config_hash(config: Any, length: int = 16) -> str:
+    """A short sha256 of the canonical JSON: equal configs hash equal, any change differs."""
+    return hashlib.sha256(config_to_json(config).encode()).hexdigest()[:length]

@@ -1,0 +1,110 @@
+"""pipeline.config: dataclass configs round-trip through dicts, YAML, CLI overrides and hashes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pytest
+
+from pipeline.cli import add_config_arguments, resolve_config
+from pipeline.config import (
+    ConfigError,
+    config_from_dict,
+    config_hash,
+    config_to_dict,
+    config_to_json,
+    config_to_yaml,
+    load_config,
+)
+
+
+@dataclass(frozen=True)
+class ClipSettings:
+    length: int = 32
+    size: tuple[int, int] = (224, 224)
+    fps: float | None = None
+
+
+@dataclass(frozen=True)
+class StageSettings:
+    name: str = "i3d"
+    lr: float = 0.01
+    use_amp: bool = False
+    mode: Literal["scene", "actor", "both"] = "both"
+    clip: ClipSettings = field(default_factory=ClipSettings)
+    seeds: tuple[int, ...] = (0, 1, 2)
+
+
+def test_dict_round_trip_preserves_nested_values_and_tuples():
+    config = StageSettings(lr=0.5, clip=ClipSettings(length=16, size=(112, 160), fps=25.0))
+    plain = config_to_dict(config)
+    assert plain["clip"] == {"length": 16, "size": [112, 160], "fps": 25.0}
+    assert json.loads(json.dumps(plain)) == plain
+    assert config_from_dict(StageSettings, plain) == config
+
+
+def test_yaml_file_then_overrides_take_precedence(tmp_path):
+    path = tmp_path / "stage.yaml"
+    path.write_text("lr: 0.1\nclip:\n  length: 64\n")
+    config = load_config(StageSettings, path, ["clip.length=8", "mode=actor", "clip.size=[64, 96]"])
+    assert config == StageSettings(lr=0.1, mode="actor", clip=ClipSettings(length=8, size=(64, 96)))
+
+
+def test_resolved_yaml_loads_back_identically(tmp_path):
+    config = StageSettings(name="swin3d_b", seeds=(3,), clip=ClipSettings(fps=29.97))
+    path = tmp_path / "resolved.yaml"
+    path.write_text(config_to_yaml(config))
+    assert load_config(StageSettings, path) == config
+    assert config_hash(load_config(StageSettings, path)) == config_hash(config)
+
+
+def test_cli_flags_resolve_through_yaml_and_set(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("use_amp: true\n")
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser)
+    args = parser.parse_args(["--config", str(path), "--set", "lr=0.2", "--set", "clip.fps=null"])
+    assert resolve_config(StageSettings, args) == StageSettings(use_amp=True, lr=0.2)
+
+
+def test_hash_is_stable_and_sensitive():
+    assert config_hash(StageSettings()) == config_hash(StageSettings())
+    assert config_hash(StageSettings()) != config_hash(StageSettings(lr=0.010001))
+    assert config_to_json(StageSettings()).startswith('{"clip":')  # canonical: sorted keys
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["lrr=0.1"], "unknown key 'lrr'"),
+        (["lr=fast"], "lr: expected a number"),
+        (["mode=sideways"], "is not one of"),
+        (["clip.size=[1,2,3]"], "expected 2 items"),
+        (["use_amp=1"], "expected true or false"),
+        (["clip=3"], "expected a mapping"),
+        (["name.x=1"], "is not a config section"),
+        (["no-equals-sign"], "key=value"),
+    ],
+)
+def test_bad_overrides_name_the_key(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(StageSettings, None, overrides)
+
+
+def test_bad_yaml_files_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(StageSettings, tmp_path / "missing.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(StageSettings, tmp_path / "list.yaml")
+    (tmp_path / "typo.yaml").write_text("clip:\n  lenght: 3\n")
+    with pytest.raises(ConfigError, match="clip.lenght: unknown key"):
+        load_config(StageSettings, tmp_path / "typo.yaml")
+
+
+def test_configs_are_frozen():
+    with pytest.raises(AttributeError):
+        StageSettings().lr = 1.0  # type: ignore[misc]
