@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from extractors.errors import AqaError
+from extractors.video import quiet_decoder_logs
 from pipeline.config import ConfigT, load_config
 from pipeline.environment import configure_library_environment
 
@@ -66,6 +67,7 @@ def run_cli(
     parser.prog = prog
     args = parser.parse_args(argv)
     setup_logging(verbose=getattr(args, "verbose", False), quiet=getattr(args, "quiet", False))
+    quiet_decoder_logs(verbose=getattr(args, "verbose", False))
     try:
         return int(main(args) or 0)
     except AqaError as error:

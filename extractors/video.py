@@ -1,0 +1,329 @@
+"""Read any real video as RGB uint8 frames, through decord (fast) or PyAV (reads everything).
+
+One face over two backends: :func:`open_video` probes the file with PyAV, then returns a
+:class:`VideoSource` whose ``get_batch(indices)`` gives ``[N, H, W, 3]`` uint8 RGB frames.
+
+Why the probe: decord trusts the container's frame count, and on files that over-report it
+(truncated uploads with the index up front) it can hang or crash reading frames that are not
+there. Demuxing the packets with PyAV costs about a millisecond per 100 frames and tells how
+many frames the file really holds, so no reader is ever asked past the end.
+
+Outcomes, as documented in ``docs/video-inputs.md``:
+
+* missing, empty, not a video, no video stream, no decodable frame: :class:`VideoError`;
+* fewer frames present than the header claims: if at least ``min_present_fraction`` (90 %) are
+  there the video opens *partial* (``info.partial``, ``info.claimed_frames``) with the frames
+  that exist, else :class:`VideoError`;
+* a frame that fails to decode mid-stream (PyAV) is replaced by the previous frame and counted in
+  ``source.damaged_frames``; beyond 10 % of a batch it is a :class:`VideoError`.
+
+Both backends return bit-identical frames for the same indices at native size (checked on the
+real clips in ``../shared/data/videos``); with decode-time resize the two scalers differ by
+under one grey level on average. Rotation metadata is applied, so frames come out upright.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+import av
+import numpy as np
+
+from extractors.errors import VideoError
+
+log = logging.getLogger(__name__)
+
+Backend = Literal["auto", "decord", "pyav"]
+MAX_DAMAGED_FRACTION = 0.1
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video holds. ``width``/``height`` are upright (after rotation), before any resize."""
+
+    path: str
+    backend: str
+    codec: str
+    fps: float
+    num_frames: int
+    width: int
+    height: int
+    rotation: int = 0
+    claimed_frames: int = 0
+    partial: bool = False
+
+    @property
+    def duration(self) -> float:
+        return self.num_frames / self.fps if self.fps > 0 else 0.0
+
+
+class VideoSource:
+    """Frames of one video; use as a context manager. Subclasses implement ``_read_sorted``."""
+
+    def __init__(self, info: VideoInfo, resize: tuple[int, int] | None):
+        self.info = info
+        self.resize = resize  # (width, height) of returned frames, upright; None = native
+        self.damaged_frames = 0
+
+    def get_batch(self, indices: Sequence[int]) -> np.ndarray:
+        """Frames at ``indices`` (any order, repeats allowed) as ``[N, H, W, 3]`` uint8 RGB."""
+        wanted = np.asarray(indices, dtype=np.int64)
+        if wanted.size == 0:
+            height, width = self.output_size[::-1]
+            return np.zeros((0, height, width, 3), np.uint8)
+        if wanted.min() < 0 or wanted.max() >= self.info.num_frames:
+            raise IndexError(f"frame indices must lie in [0, {self.info.num_frames}), got "
+                             f"{int(wanted.min())}..{int(wanted.max())}")
+        unique, inverse = np.unique(wanted, return_inverse=True)
+        frames = self._read_sorted(unique.tolist())
+        return _rotate(frames, self.info.rotation)[inverse]
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        """(width, height) of the frames ``get_batch`` returns."""
+        return self.resize or (self.info.width, self.info.height)
+
+    def _decode_size(self) -> tuple[int, int] | None:
+        """The resize target before rotation (decoders see the stored, unrotated frame)."""
+        if self.resize is None:
+            return None
+        return self.resize[::-1] if self.info.rotation in (90, 270) else self.resize
+
+    def _read_sorted(self, indices: list[int]) -> np.ndarray:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release decoder resources; the source is unusable afterwards."""
+
+    def __enter__(self) -> VideoSource:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+class DecordSource(VideoSource):
+    """decord's VideoReader: one ``get_batch`` call per request, seeking to keyframes itself.
+
+    With ``fallback=True`` (what ``backend="auto"`` asks for) a read that decord fails is
+    retried with PyAV, which then serves the rest of the video.
+    """
+
+    def __init__(self, info: VideoInfo, resize: tuple[int, int] | None = None, num_threads: int = 0,
+                 fallback: bool = False):
+        super().__init__(replace(info, backend="decord"), resize)
+        self._fallback: PyAVSource | None = None
+        self._may_fall_back = fallback
+        import decord  # imported here: PyAV-only users never pay for it
+
+        size = self._decode_size()
+        width, height = size if size else (-1, -1)
+        try:
+            self._reader = decord.VideoReader(info.path, ctx=decord.cpu(0), width=width, height=height,
+                                              num_threads=num_threads)
+        except (decord.DECORDError, RuntimeError) as error:  # DECORDError is not a RuntimeError
+            raise VideoError(f"{info.path}: decord cannot open it: {_first_line(error)}") from None
+
+    def _read_sorted(self, indices: list[int]) -> np.ndarray:
+        import decord
+
+        if self._fallback is not None:
+            return self._read_with_fallback(indices)
+        try:
+            return self._reader.get_batch(indices).asnumpy()
+        except (decord.DECORDError, RuntimeError) as error:
+            message = f"{self.info.path}: decord failed reading frames {indices[0]}..{indices[-1]}: " \
+                      f"{_first_line(error)}"
+            if not self._may_fall_back:
+                raise VideoError(message) from None
+            log.info("%s; falling back to PyAV", message)
+            self._fallback = PyAVSource(self.info, self.resize)
+            return self._read_with_fallback(indices)
+
+    def _read_with_fallback(self, indices: list[int]) -> np.ndarray:
+        frames = self._fallback._read_sorted(indices)
+        self.damaged_frames = self._fallback.damaged_frames
+        self.info = replace(self.info, backend="pyav")
+        return frames
+
+    def close(self) -> None:
+        self.__dict__.pop("_reader", None)
+        if self._fallback is not None:
+            self._fallback.close()
+
+
+class PyAVSource(VideoSource):
+    """PyAV, decoding forward from the start; sorted requests continue where the last one stopped.
+
+    Reading in increasing order (what clip plans do) therefore decodes each frame once.
+    """
+
+    def __init__(self, info: VideoInfo, resize: tuple[int, int] | None = None):
+        super().__init__(replace(info, backend="pyav"), resize)
+        self._container = None
+        self._position = 0  # index of the frame the decoder yields next
+        self._last_frame: np.ndarray | None = None
+
+    def _restart(self) -> None:
+        self.close()
+        self._container = _open_container(self.info.path)
+        stream = self._container.streams.video[0]
+        stream.thread_type = "AUTO"
+        self._packets = self._container.demux(stream)
+        self._pending: list[av.VideoFrame] = []
+        self._position = 0
+        self._last_frame = None
+
+    def _read_sorted(self, indices: list[int]) -> np.ndarray:
+        if self._container is None or indices[0] < self._position:
+            self._restart()
+        frames, damaged = [], 0
+        for index in indices:
+            while self._position <= index:
+                frame, ok = self._next_frame()
+                damaged += not ok
+                self._position += 1
+            frames.append(frame)
+        self.damaged_frames += damaged
+        if damaged > MAX_DAMAGED_FRACTION * len(indices):
+            raise VideoError(f"{self.info.path}: {damaged} of {len(indices)} requested frames fail to decode")
+        return np.stack(frames)
+
+    def _next_frame(self) -> tuple[np.ndarray, bool]:
+        """The next frame in presentation order; a frame that cannot be decoded repeats the last."""
+        while not self._pending:
+            try:
+                packet = next(self._packets)
+                self._pending = list(packet.decode())
+            except StopIteration:
+                break
+            except (av.FFmpegError, ValueError) as error:
+                log.debug("%s: decode error at frame %d: %s", self.info.path, self._position, error)
+                return self._repeat_last_frame(), False
+        if not self._pending:
+            return self._repeat_last_frame(), False
+        frame = self._pending.pop(0)
+        size = self._decode_size()
+        kwargs = {"width": size[0], "height": size[1], "interpolation": "BILINEAR"} if size else {}
+        self._last_frame = frame.to_ndarray(format="rgb24", **kwargs)
+        return self._last_frame, True
+
+    def _repeat_last_frame(self) -> np.ndarray:
+        if self._last_frame is None:
+            raise VideoError(f"{self.info.path}: frame {self._position} and all before it fail to decode")
+        return self._last_frame
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+
+def probe_video(path: str | Path, *, min_present_fraction: float = 0.9) -> VideoInfo:
+    """Check the file and read its metadata with PyAV, counting the frames really present."""
+    path = Path(path)
+    if not path.exists():
+        raise VideoError(f"{path}: no such file")
+    if not path.is_file():
+        raise VideoError(f"{path}: not a file")
+    if path.stat().st_size == 0:
+        raise VideoError(f"{path}: empty file")
+    with _open_container(path) as container:
+        if not container.streams.video:
+            kinds = ", ".join(sorted({s.type for s in container.streams})) or "nothing"
+            raise VideoError(f"{path}: no video stream (the file holds {kinds})")
+        stream = container.streams.video[0]
+        codec = stream.codec_context.name
+        claimed = int(stream.frames or 0)
+        present, rotation, width, height = _scan_stream(container, stream, path)
+    fps = _frame_rate(stream, present)
+    if present == 0:
+        raise VideoError(f"{path}: no decodable video frames")
+    claimed = max(claimed, present)
+    partial = present < claimed
+    if partial and present < min_present_fraction * claimed:
+        raise VideoError(f"{path}: truncated: only {present} of the {claimed} frames its header "
+                         f"claims are present")
+    if partial:
+        log.warning("%s: partial video: %d of %d claimed frames present", path, present, claimed)
+    if rotation in (90, 270):
+        width, height = height, width
+    return VideoInfo(str(path), "probe", codec, fps, present, width, height, rotation, claimed, partial)
+
+
+def open_video(path: str | Path, *, backend: Backend = "auto", resize: tuple[int, int] | None = None,
+               num_threads: int = 0) -> VideoSource:
+    """Probe ``path`` and open it. ``auto`` uses decord and falls back to PyAV (GIF, decord errors)."""
+    info = probe_video(path)
+    if backend == "pyav" or (backend == "auto" and info.codec == "gif"):
+        return PyAVSource(info, resize)
+    try:
+        return DecordSource(info, resize, num_threads, fallback=backend == "auto")
+    except VideoError as error:
+        if backend == "decord":
+            raise
+        log.info("%s; falling back to PyAV", error)
+        return PyAVSource(info, resize)
+
+
+def quiet_decoder_logs(verbose: bool = False) -> None:
+    """FFmpeg prints every concealed decode error to stderr; keep that for ``--verbose`` only."""
+    av.logging.set_level(av.logging.VERBOSE if verbose else av.logging.PANIC)
+
+
+def _open_container(path: str | Path):
+    try:
+        return av.open(str(path))
+    except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as error:
+        raise VideoError(f"{path}: not a readable video ({_first_line(error)})") from None
+
+
+def _scan_stream(container, stream, path: Path) -> tuple[int, int, int, int]:
+    """Count packets with data (one per frame for video codecs) and decode the first frame.
+
+    Returns (frames present, rotation in degrees, stored width, stored height).
+    """
+    present, rotation, size = 0, 0, (stream.width, stream.height)
+    first_decoded = False
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            present += 1
+            if not first_decoded:
+                for frame in packet.decode():
+                    rotation = int(round(getattr(frame, "rotation", 0) or 0)) % 360
+                    size = (frame.width, frame.height)
+                    first_decoded = True
+                    break
+    except (av.FFmpegError, ValueError) as error:
+        log.debug("%s: demux stopped after %d packets: %s", path, present, error)
+    if rotation not in (0, 90, 180, 270):
+        log.warning("%s: rotation %d degrees is not a multiple of 90; ignored", path, rotation)
+        rotation = 0
+    return present, rotation, size[0], size[1]
+
+
+def _frame_rate(stream, num_frames: int) -> float:
+    rate = stream.average_rate or stream.guessed_rate
+    if rate:
+        return float(rate)
+    if stream.duration and stream.time_base and num_frames:
+        return num_frames / float(stream.duration * stream.time_base)
+    return 25.0  # no timing at all (rare raw streams): assume the common broadcast rate
+
+
+def _rotate(frames: np.ndarray, rotation: int) -> np.ndarray:
+    """Turn ``[N, H, W, 3]`` frames upright given the stream's counter-clockwise display rotation."""
+    if rotation == 0:
+        return frames
+    return np.ascontiguousarray(np.rot90(frames, k=-(rotation // 90), axes=(1, 2)))
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[-1].strip() if text else type(error).__name__

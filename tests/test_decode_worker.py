@@ -1,0 +1,79 @@
+"""extractors.decode_worker: hangs are timed out, crashes contained, and the next video still reads."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from bad_videos import crashing_handler, make_bad_inputs, stalling_handler
+from extractors.decode_worker import DecodeWorker
+from extractors.errors import DecodeTimeout, VideoError
+from synthetic_video import read_frame_index
+
+
+def test_reads_frames_and_metadata_in_a_child_process(make_video):
+    path, _ = make_video(num_frames=30)
+    with DecodeWorker(timeout_s=30) as worker:
+        info = worker.probe(str(path))
+        first = worker.read(str(path), [0, 1, 2])
+        later = worker.read(str(path), [20, 29])  # same video: stays open in the child
+        resized = worker.read(str(path), [4], resize=(48, 32))
+        assert worker.starts == 1
+    assert info.num_frames == 30
+    assert [read_frame_index(f) for f in first.frames] == [0, 1, 2]
+    assert [read_frame_index(f) for f in later.frames] == [20, 4]
+    assert resized.frames.shape == (1, 32, 48, 3)
+
+
+def test_a_hang_is_timed_out_and_the_worker_replaced(make_video):
+    stall, _ = make_video("stall.mp4", num_frames=5)
+    good, _ = make_video("good.mp4", num_frames=5)
+    with DecodeWorker(timeout_s=2, handler=stalling_handler) as worker:
+        started = time.monotonic()
+        with pytest.raises(DecodeTimeout, match="no progress in 2 s"):
+            worker.read(str(stall), [0])
+        assert time.monotonic() - started < 10
+        assert worker.read(str(good), [0, 4]).frames.shape[0] == 2
+        assert worker.starts == 2
+
+
+def test_a_crashing_decoder_is_contained(make_video):
+    crash, _ = make_video("crash.mp4", num_frames=5)
+    good, _ = make_video("good.mp4", num_frames=5)
+    with DecodeWorker(timeout_s=30, handler=crashing_handler) as worker:
+        with pytest.raises(VideoError, match="crashed"):
+            worker.read(str(crash), [0])
+        assert worker.read(str(good), [1]).frames.shape[0] == 1
+
+
+def test_one_bad_video_never_stops_the_others(tmp_path, make_video):
+    """Every broken input gets its documented outcome and the good videos still decode."""
+    inputs = make_bad_inputs(tmp_path / "bad")
+    good, _ = make_video("zz_good.mp4", num_frames=8)
+    outcomes = {}
+    with DecodeWorker(timeout_s=30, recycle_after=3) as worker:
+        for name, path in sorted(inputs.items()) + [("zz_good.mp4", good)]:
+            try:
+                info = worker.probe(str(path))
+                result = worker.read(str(path), list(range(info.num_frames)))
+                outcomes[name] = "partial" if result.info.partial else "ok"
+            except VideoError as error:
+                assert "\n" not in str(error)
+                outcomes[name] = "error"
+        assert worker.starts >= 3  # recycled along the way
+    assert outcomes == {
+        "audio_only.m4a": "error", "corrupt_middle.mp4": "error", "empty.mp4": "error",
+        "missing.mp4": "error", "one_frame.mp4": "ok", "short.mp4": "ok",
+        "text.mp4": "error", "truncated.mp4": "error", "truncated_faststart_tail.mp4": "partial",
+        "zz_good.mp4": "ok",
+    }
+
+
+def test_out_of_range_indices_come_back_as_index_errors(make_video):
+    path, _ = make_video(num_frames=5)
+    with DecodeWorker(timeout_s=30) as worker:
+        with pytest.raises(IndexError, match=r"\[0, 5\)"):
+            worker.read(str(path), [7])
+        assert worker.read(str(path), np.arange(5)).frames.shape[0] == 5

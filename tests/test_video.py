@@ -1,0 +1,138 @@
+"""extractors.video: both backends, metadata, batch reads, resize and the bad-input outcomes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bad_videos import make_bad_inputs
+from extractors.errors import VideoError
+from extractors.video import open_video, probe_video
+from synthetic_video import read_frame_index
+
+REAL_VIDEOS = {  # name: (codec, width, height, frames, fps), from ../shared/data/README.md
+    "arm_wrestling.mp4": ("h264", 340, 256, 280, 28.0),
+    "basketball.mp4": ("h264", 426, 240, 300, 30000 / 1001),
+    "makeup.avi": ("mpeg4", 320, 240, 164, 25.0),
+    "ntu_drink_1080p.avi": ("h264", 1920, 1080, 103, 30.0),
+    "olympic_dive.gif": ("gif", 500, 281, 21, 10.0),
+}
+
+
+@pytest.mark.real_data
+@pytest.mark.parametrize("name", sorted(REAL_VIDEOS))
+def test_real_video_metadata(shared_videos, name):
+    codec, width, height, frames, fps = REAL_VIDEOS[name]
+    info = probe_video(shared_videos / name)
+    assert (info.codec, info.width, info.height, info.num_frames) == (codec, width, height, frames)
+    assert info.fps == pytest.approx(fps)
+    assert info.rotation == 0 and not info.partial
+
+
+@pytest.mark.real_data
+@pytest.mark.parametrize("name", sorted(set(REAL_VIDEOS) - {"olympic_dive.gif"}))
+def test_decord_and_pyav_return_identical_frames(shared_videos, name):
+    num_frames = REAL_VIDEOS[name][3]
+    indices = [num_frames - 1, 0, num_frames // 2, 1, num_frames // 2]  # unsorted, with a repeat
+    with open_video(shared_videos / name, backend="decord") as fast, \
+            open_video(shared_videos / name, backend="pyav") as fallback:
+        decord_frames, pyav_frames = fast.get_batch(indices), fallback.get_batch(indices)
+    assert decord_frames.shape == (5, REAL_VIDEOS[name][2], REAL_VIDEOS[name][1], 3)
+    assert decord_frames.dtype == np.uint8
+    np.testing.assert_array_equal(decord_frames, pyav_frames)
+    np.testing.assert_array_equal(decord_frames[2], decord_frames[4])
+
+
+@pytest.mark.real_data
+def test_gif_is_read_through_pyav_in_auto_mode(shared_videos):
+    with open_video(shared_videos / "olympic_dive.gif") as video:
+        frames = video.get_batch(range(21))
+        assert video.info.backend == "pyav"
+    assert frames.shape == (21, 281, 500, 3)
+    assert frames.std() > 10  # real picture content, not a blank conversion
+
+
+@pytest.mark.real_data
+def test_decode_time_resize_agrees_across_backends(shared_videos):
+    path = shared_videos / "basketball.mp4"
+    with open_video(path, backend="decord", resize=(224, 160)) as fast, \
+            open_video(path, backend="pyav", resize=(224, 160)) as fallback:
+        a, b = fast.get_batch([0, 150]), fallback.get_batch([0, 150])
+    assert a.shape == b.shape == (2, 160, 224, 3)
+    assert np.abs(a.astype(int) - b.astype(int)).mean() < 1.0
+
+
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+def test_frames_come_back_in_the_requested_order(make_video, backend):
+    path, _ = make_video(num_frames=40)
+    with open_video(path, backend=backend) as video:
+        frames = video.get_batch([30, 2, 17, 2])
+        later = video.get_batch([5, 6])  # PyAV restarts for an earlier frame
+    assert [read_frame_index(f) for f in frames] == [30 % 25, 2, 17, 2]
+    assert [read_frame_index(f) for f in later] == [5, 6]
+
+
+def test_indices_outside_the_video_are_an_index_error(make_video):
+    path, _ = make_video(num_frames=10)
+    with open_video(path) as video, pytest.raises(IndexError, match=r"\[0, 10\)"):
+        video.get_batch([3, 10])
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(tmp_path_factory):
+    return make_bad_inputs(tmp_path_factory.mktemp("bad"))
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("missing.mp4", "no such file"),
+    ("empty.mp4", "empty file"),
+    ("text.mp4", "not a readable video"),
+    ("truncated.mp4", "not a readable video"),
+    ("audio_only.m4a", r"no video stream \(the file holds audio\)"),
+])
+@pytest.mark.parametrize("backend", ["auto", "decord", "pyav"])
+def test_unreadable_inputs_raise_one_line_video_errors(bad_inputs, name, message, backend):
+    with pytest.raises(VideoError, match=message) as caught:
+        open_video(bad_inputs[name], backend=backend)
+    assert "\n" not in str(caught.value) and name in str(caught.value)
+
+
+def test_a_truncated_tail_opens_as_partial_with_the_frames_present(bad_inputs):
+    with open_video(bad_inputs["truncated_faststart_tail.mp4"]) as video:
+        info = video.info
+        frames = video.get_batch(range(info.num_frames))
+    assert info.partial and info.claimed_frames == 60
+    assert 54 <= info.num_frames < 60
+    assert len(frames) == info.num_frames
+    assert video.damaged_frames <= 0.1 * info.num_frames
+
+
+def test_heavily_corrupted_middle_is_a_video_error_in_every_backend(bad_inputs):
+    for backend in ("auto", "decord", "pyav"):
+        with open_video(bad_inputs["corrupt_middle.mp4"], backend=backend) as video:
+            with pytest.raises(VideoError, match="fail") as caught:
+                video.get_batch(range(video.info.num_frames))
+        assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+def test_one_frame_and_short_videos_read_fully(bad_inputs, backend):
+    with open_video(bad_inputs["one_frame.mp4"], backend=backend) as video:
+        assert video.get_batch([0, 0]).shape == (2, 64, 96, 3)
+    with open_video(bad_inputs["short.mp4"], backend=backend) as video:
+        assert video.info.num_frames == 12
+        assert [read_frame_index(f) for f in video.get_batch(range(12))] == list(range(12))
+
+
+def test_rotation_metadata_turns_frames_upright():
+    from extractors.video import _rotate
+
+    # A frame stored sideways: its top row (red) should end up on the right after a 90 degree
+    # counter-clockwise display rotation is undone by turning the frame clockwise.
+    stored = np.zeros((1, 4, 6, 3), np.uint8)
+    stored[0, 0, :, 0] = 255
+    upright = _rotate(stored, 90)
+    assert upright.shape == (1, 6, 4, 3)
+    assert (upright[0, :, -1, 0] == 255).all() and upright[0, :, :-1, 0].max() == 0
+    np.testing.assert_array_equal(_rotate(_rotate(stored, 90), 270), stored)
+    np.testing.assert_array_equal(_rotate(stored, 0), stored)
