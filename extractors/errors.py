@@ -20,3 +20,23 @@ class DecodeTimeout(VideoError):
 
 class WeightsNotFoundError(AqaError, FileNotFoundError):
     """A pretrained weights file is absent; the message names where it was looked for."""
+
+
+class MissingFileError(AqaError, FileNotFoundError):
+    """An input file (annotations, a checkpoint) that the user pointed at does not exist."""
+
+
+class CorruptFileError(AqaError):
+    """A file exists but cannot be read as what it claims to be (truncated, wrong format)."""
+
+
+class UnsafePickleError(AqaError):
+    """A third-party pickle names a global outside the allow-list; it was refused, not run."""
+
+
+class UnknownBackboneError(AqaError):
+    """The configured backbone name is not registered."""
+
+
+class WeightsMismatchError(AqaError):
+    """A weights file loads but does not fit the model: missing, extra or mis-shaped tensors."""
