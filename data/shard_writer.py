@@ -1,0 +1,224 @@
+"""Crash-safe, resumable writing of one feature shard.
+
+HDF5 has no journal: a process killed while it modifies a file can leave the file unreadable,
+and with it every video already in it. So a shard file is never modified in place:
+
+1. each finished video is written to its own small file ``<shard>.parts/<name>.h5.tmp``, flushed,
+   ``complete`` set last, fsync'ed, then renamed to ``<name>.h5``; the rename is atomic, so a
+   part file either holds a whole video or does not exist (a leftover ``.tmp`` is deleted and
+   that video redone);
+2. :meth:`ShardWriter.close` merges the committed shard's complete videos and the part files into
+   ``<shard>.tmp`` (HDF5 object copies, no decoding), fsyncs it and renames it over the shard,
+   then deletes the parts. A kill during the merge leaves the old shard and the parts untouched,
+   and the next run merges again.
+
+A re-run therefore skips every video that is in the shard or in a part file (``name in writer``)
+and redoes the rest. A shard whose videos lack ``complete`` (written by something else, or copied
+half-way) has those videos dropped at the next merge, so they are redone too. One writer per shard
+is enforced with an ``flock`` on ``<shard>.parts/.lock`` (released by the kernel if the process dies).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import h5py
+
+from data.feature_store import (
+    PARTS_SUFFIX,
+    VIDEOS,
+    FeatureStoreError,
+    VideoFeatures,
+    check_video_name,
+    is_complete,
+    open_shard_file,
+    read_shard_provenance,
+    write_shard_attrs,
+    write_video,
+)
+from data.provenance import Provenance, ProvenanceMismatchError, provenance_differences
+
+log = logging.getLogger(__name__)
+
+LOCK_NAME = ".lock"
+TEMP_SUFFIX = ".tmp"
+
+
+class ShardWriter:
+    """Write videos into the shard at ``path``; use as a context manager (or call :meth:`close`).
+
+    ``provenance`` must equal that of an existing shard (or of the parts an interrupted run left),
+    unless ``overwrite`` is set, which deletes both first. ``done`` / ``name in writer`` say what a
+    re-run may skip; ``written`` counts the videos this writer committed.
+    """
+
+    def __init__(self, path: str | Path, provenance: Provenance, *, overwrite: bool = False) -> None:
+        self.path = Path(path)
+        self.provenance = provenance
+        self.parts = self.path.with_name(self.path.name + PARTS_SUFFIX)
+        self._temp = self.path.with_name(self.path.name + TEMP_SUFFIX)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = _acquire_lock(self.parts / LOCK_NAME, self.path)
+        try:
+            if overwrite:
+                self._discard_all()
+            self._temp.unlink(missing_ok=True)  # an interrupted merge
+            self._in_shard = self._scan_shard()
+            self._in_parts = self._scan_parts()
+        except BaseException:
+            if not any(part.name != LOCK_NAME for part in self.parts.iterdir()):
+                shutil.rmtree(self.parts)  # nothing of an earlier run in it: leave no trace
+            self._release()
+            raise
+        self.written = 0
+        log.info("%s: %d videos done (%d awaiting merge)", self.path, len(self.done), len(self._in_parts))
+
+    @property
+    def done(self) -> set[str]:
+        """Names of videos already complete: in the shard or in a part file."""
+        return self._in_shard | self._in_parts
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._in_shard or name in self._in_parts
+
+    def write(self, video: VideoFeatures) -> None:
+        """Commit one video: after this returns it survives any crash (and replaces an earlier copy)."""
+        if self._lock_fd is None:
+            raise RuntimeError(f"{self.path}: writer is closed")
+        final = self.parts / f"{check_video_name(video.name)}.h5"
+        temp = final.with_name(final.name + TEMP_SUFFIX)
+        with h5py.File(temp, "w") as file:
+            write_shard_attrs(file, self.provenance)
+            write_video(file, video)
+        _fsync(temp)
+        os.replace(temp, final)
+        _fsync(self.parts)
+        self._in_parts.add(video.name)
+        self.written += 1
+
+    def close(self) -> None:
+        """Merge the part files into the shard (atomically replacing it) and release the lock."""
+        if self._lock_fd is None:
+            return
+        try:
+            if self._in_parts or not self.path.exists():
+                self._merge()
+            shutil.rmtree(self.parts)
+        finally:
+            self._release()
+
+    def __enter__(self) -> ShardWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # Merge on errors too (the parts are complete videos); on a kill nothing runs and the
+        # next writer merges.
+        self.close()
+
+    # --- internals ----------------------------------------------------------------------------------
+
+    def _scan_shard(self) -> set[str]:
+        if not self.path.exists():
+            return set()
+        with open_shard_file(self.path) as file:
+            self._check(read_shard_provenance(file, str(self.path)), self.path)
+            groups = file[VIDEOS]
+            complete = {name for name, group in groups.items() if is_complete(group)}
+            if len(complete) < len(groups):
+                log.warning("%s: %d incomplete video(s) will be redone", self.path, len(groups) - len(complete))
+        return complete
+
+    def _scan_parts(self) -> set[str]:
+        """Complete part files left by an interrupted run; leftover temp files are deleted."""
+        names = set()
+        for part in sorted(self.parts.iterdir()):
+            if part.name == LOCK_NAME:
+                continue
+            if part.suffix != ".h5":
+                part.unlink()  # a .tmp: a video whose writing never finished
+                continue
+            with open_shard_file(part) as file:
+                self._check(read_shard_provenance(file, str(part)), self.parts)
+                name = part.name[: -len(".h5")]
+                if name in file[VIDEOS] and is_complete(file[VIDEOS][name]):
+                    names.add(name)
+                    continue
+            part.unlink()
+        return names
+
+    def _check(self, found: Provenance, where: Path) -> None:
+        differing = provenance_differences(self.provenance, found)
+        if differing:
+            raise ProvenanceMismatchError(
+                f"{where} holds features made with other settings (differing keys: {', '.join(differing)}); "
+                f"write to another file, or overwrite it")
+
+    def _merge(self) -> None:
+        with h5py.File(self._temp, "w") as out:
+            write_shard_attrs(out, self.provenance)
+            destination = out[VIDEOS]
+            if self.path.exists():
+                with open_shard_file(self.path) as old:
+                    for name in sorted(self._in_shard - self._in_parts):
+                        old.copy(old[VIDEOS][name], destination, name=name)
+            for name in sorted(self._in_parts):
+                with open_shard_file(self.parts / f"{name}.h5") as part:
+                    part.copy(part[VIDEOS][name], destination, name=name)
+            out.flush()
+        _fsync(self._temp)
+        os.replace(self._temp, self.path)
+        _fsync(self.path.parent)
+        log.info("%s: merged %d new video(s), %d in all", self.path, len(self._in_parts), len(self.done))
+        self._in_shard, self._in_parts = self.done, set()
+
+    def _discard_all(self) -> None:
+        self.path.unlink(missing_ok=True)
+        for part in self.parts.iterdir():
+            if part.name != LOCK_NAME:
+                part.unlink()
+
+    def _release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+
+def _acquire_lock(lock: Path, shard: Path) -> int:
+    """Hold an exclusive flock on ``lock`` (creating its folder); another holder is a user error.
+
+    After locking, the path must still name the locked file: a writer that was closing may have
+    deleted the folder in between, and then we retry on the new one.
+    """
+    while True:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            os.close(fd)
+            if error.errno in (errno.EAGAIN, errno.EACCES):
+                raise FeatureStoreError(f"{shard} is being written by another process (one writer per shard)") from None
+            raise
+        try:
+            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's (or a folder's entries') data to disk so a rename never exposes a hole."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

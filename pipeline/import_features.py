@@ -1,0 +1,142 @@
+"""``aqa-import``: bring features extracted elsewhere into a feature store that trains like ours.
+
+The GDLT and CoFInAl code consume a folder of ``<name>.npy`` arrays ``[clips, D]`` and whitespace
+label files. This tool checks the whole folder first (every array 2-D, numeric and finite, one
+``D`` for all, every labelled video present), so a bad input fails before anything is written,
+then writes a shard with the scene stream only and an ``imported`` provenance (source folder and a
+sha256 over the arrays' files). Importing again into the same file resumes: videos already there
+are skipped.
+
+    aqa-import features/ --labels train.txt --labels test.txt -o fisv.h5 --columns id,TES,PCS,ded
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import hashlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from data.feature_store import VideoFeatures
+from data.labels import LabelTable, read_label_table, split_from_filename
+from data.provenance import imported_provenance
+from data.shard_writer import ShardWriter
+from extractors.errors import AqaError, MissingFileError
+from pipeline import __version__
+from pipeline.cli import add_common_arguments, run_cli
+
+log = logging.getLogger(__name__)
+
+
+class FeatureImportError(AqaError):
+    """The folder or label files to import are inconsistent; the message names the offending file."""
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Import per-video .npy clip features [clips, D] and label files "
+                                                 "into an aqa feature store (scene stream only).")
+    parser.add_argument("features", type=Path, help="folder of <name>.npy arrays, one per video")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="feature shard to write (.h5)")
+    parser.add_argument("--labels", type=Path, action="append", default=[], metavar="FILE",
+                        help="whitespace or CSV label file, first column the video name (repeatable); the split "
+                             "is the file name up to its first _ - or . (train.txt, test_dataset.txt)")
+    parser.add_argument("--columns", metavar="NAMES",
+                        help="comma-separated column names for label files without a header line, "
+                             "the video name first, e.g. id,TES,PCS,ded")
+    parser.add_argument("--overwrite", action="store_true", help="replace the output instead of resuming into it")
+    add_common_arguments(parser)
+    return parser
+
+
+def main(args: argparse.Namespace) -> int:
+    folder: Path = args.features
+    if not folder.is_dir():
+        raise MissingFileError(f"feature folder not found: {folder}")
+    arrays = {path.stem: path for path in sorted(folder.glob("*.npy"))}
+    if not arrays:
+        raise FeatureImportError(f"no .npy files in {folder}")
+    labels = read_labels(args.labels, parse_columns(args.columns))
+    check_labels_have_features(labels, arrays, folder)
+    digest = check_arrays(arrays)
+    provenance = imported_provenance(folder.resolve(), digest, package_version=__version__)
+
+    unlabelled = [name for name in arrays if name not in labels] if args.labels else []
+    if unlabelled:
+        log.warning("%d of %d videos have no label (imported without one), e.g. %s",
+                    len(unlabelled), len(arrays), ", ".join(unlabelled[:3]))
+    with ShardWriter(args.output, provenance, overwrite=args.overwrite) as writer:
+        todo = [name for name in arrays if name not in writer]
+        for name in tqdm(todo, desc="import", unit="video", disable=args.quiet or not todo):
+            writer.write(VideoFeatures(name, np.load(arrays[name]), source_path=str(arrays[name]),
+                                       label=labels.get(name)))
+    log.info("%s: %d videos imported, %d already there", args.output, len(todo), len(arrays) - len(todo))
+    return 0
+
+
+def parse_columns(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    names = tuple(name.strip() for name in text.split(","))
+    if len(names) < 2 or not all(names):
+        raise FeatureImportError(f"--columns {text!r}: give the name column and at least one score, "
+                                 "comma-separated, e.g. id,TES,PCS,ded")
+    return names
+
+
+def read_labels(paths: Sequence[Path], columns: tuple[str, ...] | None) -> LabelTable:
+    """All label files as one table, each file's split named after the file."""
+    tables = [read_label_table(path, columns=columns, split=split_from_filename(path)) for path in paths]
+    return functools.reduce(LabelTable.merged, tables, LabelTable(source="no labels"))
+
+
+def check_labels_have_features(labels: LabelTable, arrays: dict[str, Path], folder: Path) -> None:
+    missing = [record for record in labels if record.name not in arrays]
+    if missing:
+        examples = ", ".join(f"{record.name!r} ({record.split})" for record in missing[:3])
+        raise FeatureImportError(f"{len(missing)} labelled video(s) have no .npy in {folder}: {examples}"
+                                 f"{' ...' if len(missing) > 3 else ''}")
+
+
+def check_arrays(arrays: dict[str, Path]) -> str:
+    """Check every array is a finite ``[clips, D]`` number array with one D; return their sha256.
+
+    The digest covers each name and file's bytes in name order, so it changes if any array does.
+    """
+    digest = hashlib.sha256()
+    first: tuple[str, int] | None = None
+    for name, path in arrays.items():
+        data = path.read_bytes()
+        array = _load(path)
+        if array.ndim != 2 or array.shape[0] == 0 or array.dtype.kind not in "fiu":
+            raise FeatureImportError(f"{path}: expected a non-empty number array [clips, D], "
+                                     f"got {array.dtype} of shape {array.shape}")
+        if first is None:
+            first = (name, array.shape[1])
+        elif array.shape[1] != first[1]:
+            raise FeatureImportError(f"{path}: feature size D={array.shape[1]}, but {first[0]}.npy has D={first[1]}; "
+                                     "all videos must have the same D")
+        if not np.isfinite(array).all():
+            raise FeatureImportError(f"{path}: holds NaN or infinite values")
+        digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+    return digest.hexdigest()
+
+
+def _load(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise FeatureImportError(f"{path}: not a readable .npy array ({error})") from None
+
+
+def cli(argv: Sequence[str] | None = None) -> int:
+    """Console-script entry point: ``aqa-import``."""
+    return run_cli("aqa-import", get_args_parser, main, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())
