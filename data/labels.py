@@ -18,6 +18,7 @@ feature releases and ordinary CSV files:
 from __future__ import annotations
 
 import csv
+import functools
 import logging
 import math
 import re
@@ -138,6 +139,23 @@ def read_label_table(path: str | Path, *, columns: Sequence[str] | None = None, 
     records = [_record(path, line, values, names, split) for line, values in rows]
     log.debug("read %d labels from %s (columns %s)", len(records), path, names)
     return LabelTable(tuple(records), str(path))
+
+
+def parse_column_names(text: str | None) -> tuple[str, ...] | None:
+    """``"id,TES,PCS,ded"`` -> column names for label files without a header (None stays None)."""
+    if text is None:
+        return None
+    names = tuple(name.strip() for name in text.split(","))
+    if len(names) < 2 or not all(names):
+        raise LabelError(f"--columns {text!r}: give the name column and at least one score, "
+                         "comma-separated, e.g. id,TES,PCS,ded")
+    return names
+
+
+def read_label_files(paths: Sequence[str | Path], columns: Sequence[str] | None = None) -> LabelTable:
+    """All label files as one table, each file's split named after the file (train.txt -> train)."""
+    tables = [read_label_table(path, columns=columns, split=split_from_filename(path)) for path in paths]
+    return functools.reduce(LabelTable.merged, tables, LabelTable(source="no labels"))
 
 
 def split_from_filename(path: str | Path) -> str:

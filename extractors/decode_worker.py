@@ -191,3 +191,29 @@ class DecodeWorker:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+class InlineDecoder:
+    """The :class:`DecodeWorker` face, decoding in this process: no isolation, no start-up cost.
+
+    For one trusted video (prediction), tests, and callers that isolate work themselves.
+    """
+
+    def __init__(self) -> None:
+        self._cache = _OpenVideoCache()
+
+    def probe(self, path: str) -> VideoInfo:
+        return probe_video(path)
+
+    def read(self, path: str, indices: Sequence[int], *, backend: Backend = "auto",
+             resize: tuple[int, int] | None = None) -> ReadResult:
+        return self._cache.read(ReadRequest(str(path), tuple(int(i) for i in indices), backend, resize))
+
+    def close(self) -> None:
+        self._cache.close()
+
+    def __enter__(self) -> InlineDecoder:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

@@ -190,7 +190,7 @@ class YoloPersonDetector(PersonDetector):
         self.half = config.half and config.device.startswith("cuda")
         checkpoint = getattr(self.model, "ckpt_path", None)
         if checkpoint and Path(checkpoint).is_file():
-            self.weights_id = f"{Path(checkpoint).resolve()} sha256:{file_sha256(checkpoint)}"
+            self.weights_id = f"{Path(checkpoint).name} sha256:{file_sha256(checkpoint)}"
         else:
             self.weights_id = f"config:{source} (random weights)"
 

@@ -13,6 +13,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from extractors.errors import AqaError
 from extractors.video import quiet_decoder_logs
@@ -39,6 +40,17 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
                        help="override one setting, dotted for nested keys (repeatable), "
                             "e.g. --set clip.length=16")
+
+
+def add_label_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--labels FILE`` (repeatable) and ``--columns NAMES``, as aqa-import and aqa-extract read them."""
+    group = parser.add_argument_group("labels")
+    group.add_argument("--labels", type=Path, action="append", default=[], metavar="FILE",
+                       help="whitespace or CSV label file, first column the video name (repeatable); the split "
+                            "is the file name up to its first _ - or . (train.txt, test_dataset.txt)")
+    group.add_argument("--columns", metavar="NAMES",
+                       help="comma-separated column names for label files without a header line, "
+                            "the video name first, e.g. id,TES,PCS,ded")
 
 
 def resolve_config(config_type: type[ConfigT], args: argparse.Namespace, base: ConfigT | None = None) -> ConfigT:

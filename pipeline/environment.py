@@ -36,6 +36,9 @@ def configure_library_environment(*, offline: bool = False) -> Path:
         "YOLO_CONFIG_DIR": str(cache / "ultralytics"),
         "MPLCONFIGDIR": str(cache / "matplotlib"),
         "YOLO_VERBOSE": "False",
+        # MediaPipe's TFLite runtime logs through glog/absl straight to stderr.
+        "GLOG_minloglevel": "2",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
     }
     if offline:
         defaults.update({"YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "false"})

