@@ -1,0 +1,204 @@
+"""The head registry and the uniform face every scoring head shows the training loop.
+
+``build_head(name, config, input_dim)`` builds a registered head; ``list_heads()`` names them;
+``head_config(name, preset, overrides)`` resolves a frozen config from the papers' defaults, a
+per-dataset preset and explicit overrides. Every head is a :class:`ScoringHead`:
+
+- ``forward(features [B, T, D], mask [B, T] bool) -> dict``: ``mask`` is True for real clips;
+  ``outputs["score"]`` ``[B]`` is the prediction on the normalised [0, 1) scale.
+- ``loss(outputs, targets [B]) -> (total, parts)``: ``targets`` normalised to [0, 1); ``total``
+  is the scalar to back-propagate, ``parts`` the named terms (detached) for logging.
+- ``predict_details(outputs) -> dict``: human-facing detail (grade, sub-grade, procedure
+  attention ``[B, P, T]``) where the head has it; always ``score``.
+
+Heads are padding-invariant: appending masked clips never changes a video's outputs (in eval
+mode; in train mode only dropout's randomness differs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from extractors.errors import AqaError
+
+
+class UnknownHeadError(AqaError, ValueError):
+    """The requested head or preset name is not registered."""
+
+
+class HeadConfigError(AqaError, ValueError):
+    """A head config value is invalid or inconsistent; the message says which and why."""
+
+
+# Per-dataset settings from the CoFInAl paper (Sec. 4.1) and, for the ``likert_*`` and
+# ``triplet_*`` keys, the authors' released training scripts. ``train_window`` is C, the clips in
+# one training window. A head takes the keys its config has (the MLP has no triplet loss).
+# The authors' Fis-V script trains with dropout 0.3; the paper says 0.7, which we follow.
+PRESETS: dict[str, dict[str, Any]] = {
+    "rg-ball": {"train_window": 68, "dropout": 0.3, "triplet_weight": 1.0, "likert_activation": "sigmoid"},
+    "rg-clubs": {"train_window": 68, "dropout": 0.3, "triplet_weight": 1.0, "likert_activation": "leaky-relu"},
+    "rg-hoop": {
+        "train_window": 68,
+        "dropout": 0.3,
+        "triplet_weight": 1.0,
+        "likert_activation": "sigmoid",
+        "triplet_labels": "unique",
+    },
+    "rg-ribbon": {"train_window": 68, "dropout": 0.3, "triplet_weight": 1.0, "likert_activation": "leaky-relu"},
+    "fisv-tes": {"train_window": 124, "dropout": 0.7, "triplet_weight": 0.5, "likert_activation": "leaky-relu"},
+    "fisv-pcs": {"train_window": 124, "dropout": 0.7, "triplet_weight": 0.5, "likert_activation": "leaky-relu"},
+}
+
+
+class ScoringHead(nn.Module):
+    """Base of every head: the uniform face plus input checking shared by all of them.
+
+    A checkpoint needs ``head_name`` (set by :func:`build_head`), ``config`` (a frozen dataclass;
+    ``pipeline.config.config_to_dict`` serialises it), ``input_dim`` and the state dict, which
+    includes fixed buffers such as CoFInAl's ETF.
+    """
+
+    head_name: str = ""
+
+    def __init__(self, config: Any, input_dim: int) -> None:
+        super().__init__()
+        if input_dim < 1:
+            raise HeadConfigError(f"input_dim must be positive, got {input_dim}")
+        self.config = config
+        self.input_dim = input_dim
+
+    def forward(self, features: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
+        """Clip features ``[B, T, D]`` and mask ``[B, T]`` (True = real clip) -> outputs dict."""
+        raise NotImplementedError
+
+    def loss(self, outputs: dict[str, Tensor], targets: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """Outputs of :meth:`forward` and normalised targets ``[B]`` -> (total, named parts)."""
+        raise NotImplementedError
+
+    def predict_details(self, outputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Human-facing detail of a prediction; the base gives only ``score`` ``[B]``."""
+        return {"score": outputs["score"].detach()}
+
+    def prepare_inputs(self, features: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Validate ``features`` ``[B, T, D]`` and ``mask`` ``[B, T]`` (None = all real).
+
+        Returns the features with padded clips zeroed (so garbage or NaN in padding cannot leak
+        through a zero weight) and a bool mask.
+        """
+        if features.ndim != 3 or features.shape[-1] != self.input_dim:
+            raise ValueError(f"expected features [B, T, {self.input_dim}], got {tuple(features.shape)}")
+        if mask is None:
+            return features, torch.ones(features.shape[:2], dtype=torch.bool, device=features.device)
+        if mask.shape != features.shape[:2] or mask.dtype != torch.bool:
+            raise ValueError(f"expected a bool mask {tuple(features.shape[:2])}, got {mask.dtype} {tuple(mask.shape)}")
+        if not bool(mask.any(dim=1).all()):
+            raise ValueError("every video needs at least one real clip (a mask row is all False)")
+        return features.masked_fill(~mask.unsqueeze(-1), 0.0), mask
+
+
+def check_choices(config: Any) -> None:
+    """Raise :class:`HeadConfigError` if a ``Literal`` field of a config holds another value.
+
+    A bare dataclass does not enforce ``Literal`` annotations; configs call this in
+    ``__post_init__`` so a typo fails when the config is made, not deep inside a build.
+    """
+    for name, annotation in typing.get_type_hints(type(config)).items():
+        if typing.get_origin(annotation) is typing.Literal:
+            choices = typing.get_args(annotation)
+            if getattr(config, name) not in choices:
+                raise HeadConfigError(f"{name}: {getattr(config, name)!r} is not one of {list(choices)}")
+
+
+def check_targets(targets: Tensor, batch: int) -> Tensor:
+    """Validate normalised targets ``[B]`` and return them as float."""
+    if targets.shape != (batch,):
+        raise ValueError(f"expected targets [{batch}], got {tuple(targets.shape)}")
+    return targets.float()
+
+
+HeadFactory = Callable[[Any, int], ScoringHead]
+_REGISTRY: dict[str, tuple[type, HeadFactory]] = {}
+
+
+def register_head(name: str, config_type: type) -> Callable[[HeadFactory], HeadFactory]:
+    """Decorator: register ``factory(config, input_dim) -> ScoringHead`` (a class works) as ``name``.
+
+    ``config_type`` is the head's frozen dataclass; its defaults are the paper's.
+    """
+    if not (dataclasses.is_dataclass(config_type) and config_type.__dataclass_params__.frozen):
+        raise TypeError(f"head {name!r}: config_type must be a frozen dataclass, got {config_type!r}")
+
+    def decorate(factory: HeadFactory) -> HeadFactory:
+        if name in _REGISTRY:
+            raise ValueError(f"head {name!r} is registered twice")
+        _REGISTRY[name] = (config_type, factory)
+        return factory
+
+    return decorate
+
+
+def list_heads() -> list[str]:
+    """Registered head names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def list_presets() -> list[str]:
+    """Per-dataset preset names, sorted."""
+    return sorted(PRESETS)
+
+
+def config_type(name: str) -> type:
+    """The frozen config dataclass of head ``name`` (for the CLI's YAML / ``--set`` machinery)."""
+    return _lookup(name)[0]
+
+
+def head_config(name: str, preset: str | None = None, overrides: Mapping[str, Any] | None = None) -> Any:
+    """Resolve head ``name``'s config: paper defaults, then ``preset``'s keys, then ``overrides``.
+
+    A preset sets only the keys this head's config has; an override naming an unknown key is an
+    error (a typo must never be silently ignored).
+    """
+    cls = _lookup(name)[0]
+    fields = {field.name for field in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise UnknownHeadError(f"unknown preset {preset!r}; choose one of: {', '.join(list_presets())}")
+        values.update({key: value for key, value in PRESETS[preset].items() if key in fields})
+    for key, value in (overrides or {}).items():
+        if key not in fields:
+            raise HeadConfigError(f"head {name!r} has no setting {key!r}; known: {', '.join(sorted(fields))}")
+        values[key] = tuple(value) if isinstance(value, list) else value  # YAML lists -> tuple fields
+    return cls(**values)
+
+
+def build_head(name: str, config: Any = None, input_dim: int = 1024) -> ScoringHead:
+    """Build head ``name`` for clip features of dimension ``input_dim``.
+
+    ``config``: None (paper defaults), a preset name (``"rg-ball"``), a mapping of overrides, or
+    an instance of the head's config dataclass. Parameters are initialised from torch's global
+    RNG, so seed it first for a reproducible init; fixed buffers (the ETF) have their own seed.
+    """
+    cls, factory = _lookup(name)
+    if config is None or isinstance(config, str):
+        config = head_config(name, preset=config)
+    elif isinstance(config, Mapping):
+        config = head_config(name, overrides=config)
+    elif not isinstance(config, cls):
+        raise TypeError(f"head {name!r} takes a {cls.__name__}, got {type(config).__name__}")
+    head = factory(config, input_dim)
+    head.head_name = name
+    return head
+
+
+def _lookup(name: str) -> tuple[type, HeadFactory]:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownHeadError(f"unknown head {name!r}; choose one of: {', '.join(list_heads())}") from None

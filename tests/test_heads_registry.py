@@ -1,0 +1,169 @@
+"""models.registry: walk every registered head (and both CoFInAl variants) through the uniform face."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from models import (
+    PRESETS,
+    HeadConfigError,
+    ScoringHead,
+    UnknownHeadError,
+    build_head,
+    config_type,
+    head_config,
+    list_heads,
+    list_presets,
+)
+from pipeline.config import config_from_dict, config_to_dict
+
+DIM = 6
+TINY = {
+    "cofinal": {"procedure_dim": 16, "score_dim": 12, "num_subgrades": 10, "dropout": 0.0},
+    "mlp": {"hidden_dims": (8,), "dropout": 0.0},
+}
+VARIANTS = {
+    **{name: (name, TINY.get(name, {})) for name in list_heads()},
+    "cofinal-likert": ("cofinal", {**TINY["cofinal"], "coarse": "likert", "likert_heads": 2}),
+}
+UNIT_RANGE = {"cofinal", "mlp"}  # read-outs bounded to [0, 1) by construction (Likert levels are not)
+
+
+@pytest.fixture(params=sorted(VARIANTS))
+def variant(request):
+    return request.param
+
+
+def _build(variant: str, seed: int = 0) -> ScoringHead:
+    name, overrides = VARIANTS[variant]
+    torch.manual_seed(seed)
+    return build_head(name, overrides, input_dim=DIM)
+
+
+def _padded_batch(batch: int = 4, clips: int = 6, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    features = torch.randn(batch, clips, DIM, generator=torch.Generator().manual_seed(seed))
+    mask = torch.ones(batch, clips, dtype=torch.bool)
+    mask[0, 2:] = False
+    mask[1, 4:] = False
+    return features, mask
+
+
+def test_both_paper_heads_are_registered():
+    assert {"cofinal", "mlp"} <= set(list_heads())
+
+
+@pytest.mark.parametrize("clips", [1, 5, 68])
+def test_forward_shapes(variant, clips):
+    head = _build(variant).eval()
+    out = head(torch.randn(2, clips, DIM))
+    assert out["score"].shape == (2,) and torch.isfinite(out["score"]).all()
+    if variant in UNIT_RANGE:
+        assert ((out["score"] >= 0) & (out["score"] < 1)).all()
+    details = head.predict_details(out)
+    assert torch.equal(details["score"], out["score"])
+
+
+def test_padding_does_not_change_a_videos_outputs(variant):
+    head = _build(variant).eval()
+    features = torch.randn(3, 5, DIM, generator=torch.Generator().manual_seed(2))
+    padded = torch.cat([features, torch.full((3, 7, DIM), float("nan"))], dim=1)
+    mask = torch.zeros(3, 12, dtype=torch.bool)
+    mask[:, :5] = True
+    with torch.no_grad():
+        short, long = head(features), head(padded, mask)
+    for key, value in short.items():
+        other = long[key]
+        if value.shape != other.shape:  # a clip axis: compare the real clips, padding gets nothing
+            other, rest = other[..., :5], other[..., 5:]
+            assert rest.abs().sum() == 0, key
+        assert torch.allclose(value, other, atol=1e-5), key
+
+
+def test_gradients_reach_every_trainable_parameter(variant):
+    head = _build(variant).train()
+    total, parts = head.loss(head(*_padded_batch()), torch.tensor([0.05, 0.3, 0.62, 0.97]))
+    assert torch.isfinite(total) and all(torch.isfinite(value) for value in parts.values())
+    total.backward()
+    missing = [name for name, param in head.named_parameters() if param.requires_grad
+               and (param.grad is None or not torch.isfinite(param.grad).all() or param.grad.abs().sum() == 0)]
+    assert not missing
+
+
+def test_fixed_buffers_survive_an_optimizer_step(variant):
+    head = _build(variant).train()
+    before = {name: buffer.clone() for name, buffer in head.named_buffers() if name.endswith("etf")}
+    optimizer = torch.optim.SGD(head.parameters(), lr=0.1, momentum=0.9, weight_decay=0.01)
+    for _ in range(2):
+        optimizer.zero_grad()
+        head.loss(head(*_padded_batch()), torch.tensor([0.05, 0.3, 0.62, 0.97]))[0].backward()
+        optimizer.step()
+    assert all(torch.equal(buffer, dict(head.named_buffers())[name]) for name, buffer in before.items())
+    if variant.startswith("cofinal"):
+        assert before, "CoFInAl keeps its ETF as a buffer"
+
+
+def test_same_seed_same_head_and_outputs(variant):
+    first, second = _build(variant, seed=3).eval(), _build(variant, seed=3).eval()
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
+    features, mask = _padded_batch()
+    assert torch.equal(first(features, mask)["score"], second(features, mask)["score"])
+    other = _build(variant, seed=4)
+    assert any(not torch.equal(a, b) for a, b in zip(first.parameters(), other.parameters()))
+
+
+def test_bad_inputs_are_rejected_with_a_reason(variant):
+    head = _build(variant)
+    with pytest.raises(ValueError, match=f"expected features \\[B, T, {DIM}\\]"):
+        head(torch.randn(2, 3, DIM + 1))
+    with pytest.raises(ValueError, match="at least one real clip"):
+        head(torch.randn(2, 3, DIM), torch.tensor([[True, False, False], [False, False, False]]))
+    with pytest.raises(ValueError, match="bool mask"):
+        head(torch.randn(2, 3, DIM), torch.ones(2, 3))
+    with pytest.raises(ValueError, match="expected targets"):
+        head.loss(head(torch.randn(2, 3, DIM)), torch.rand(3))
+
+
+def test_configs_round_trip_through_the_pipeline_config_machinery(variant):
+    name, overrides = VARIANTS[variant]
+    config = head_config(name, "fisv-pcs", overrides)
+    assert config_from_dict(config_type(name), config_to_dict(config)) == config
+
+
+@pytest.mark.parametrize("preset", list_presets())
+def test_presets_carry_the_papers_per_dataset_settings(preset):
+    window, dropout, alpha = (68, 0.3, 1.0) if preset.startswith("rg-") else (124, 0.7, 0.5)
+    cofinal = head_config("cofinal", preset)
+    assert (cofinal.train_window, cofinal.dropout, cofinal.triplet_weight) == (window, dropout, alpha)
+    mlp = head_config("mlp", preset)  # takes the keys it has, ignores the CoFInAl-only ones
+    assert (mlp.train_window, mlp.dropout) == (window, dropout)
+    assert build_head("mlp", preset, input_dim=DIM).config == mlp
+
+
+def test_presets_cover_the_papers_datasets():
+    assert set(PRESETS) == {"rg-ball", "rg-clubs", "rg-hoop", "rg-ribbon", "fisv-tes", "fisv-pcs"}
+
+
+def test_build_head_accepts_none_a_preset_a_mapping_or_a_config():
+    assert build_head("mlp", None, DIM).config == config_type("mlp")()
+    assert build_head("mlp", {"hidden_dims": (4,)}, DIM).config.hidden_dims == (4,)
+    config = config_type("mlp")(dropout=0.5)
+    head = build_head("mlp", config, DIM)
+    assert head.config is config and head.head_name == "mlp" and head.input_dim == DIM
+    with pytest.raises(TypeError, match="takes a MLPConfig"):
+        build_head("mlp", config_type("cofinal")(), DIM)
+
+
+def test_unknown_names_and_keys_say_what_exists():
+    with pytest.raises(UnknownHeadError, match="unknown head 'fspn2'; choose one of: .*cofinal"):
+        build_head("fspn2")
+    with pytest.raises(UnknownHeadError, match="unknown preset 'rg-rope'"):
+        head_config("cofinal", "rg-rope")
+    with pytest.raises(HeadConfigError, match="has no setting 'num_grade'"):
+        build_head("cofinal", {"num_grade": 5})
+
+
+def test_literal_choices_are_enforced_and_yaml_lists_become_tuples():
+    with pytest.raises(HeadConfigError, match="likert_activation: 'tanh' is not one of"):
+        head_config("cofinal", overrides={"likert_activation": "tanh"})
+    assert head_config("mlp", overrides={"hidden_dims": [4, 2]}).hidden_dims == (4, 2)
