@@ -25,36 +25,14 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.bench_videos import make_bench_video  # noqa: E402
 from extractors.video import open_video  # noqa: E402
-from extractors.video_writer import write_video  # noqa: E402
 from pipeline.environment import configure_library_environment  # noqa: E402
 
 SIZES = {"360p": (640, 360), "720p": (1280, 720)}
 CHUNK = 64  # frames per get_batch call, as extraction reads
-
-
-def make_bench_video(path: Path, width: int, height: int, num_frames: int, fps: float = 25.0) -> Path:
-    """A panning textured scene with two moving figures, cached by name."""
-    if path.exists():
-        return path
-    rng = np.random.default_rng(0)
-    texture = np.kron(rng.integers(30, 200, size=(height // 8 + 1, (width * 2) // 8 + 1, 3)),
-                      np.ones((8, 8, 1))).astype(np.uint8)
-
-    def frames():
-        for t in range(num_frames):
-            frame = texture[:height, t % width: t % width + width].copy()
-            x = int((t * 3) % (width - 60))
-            frame[height // 4: height // 4 + height // 2, x: x + 40] = (220, 80, 60)
-            frame[height // 3: height // 3 + height // 3, width - x - 40: width - x - 10] = (60, 200, 220)
-            yield frame
-
-    write_video(path, frames(), fps, crf=23)
-    return path
 
 
 def decode_all(args: tuple[str, str, tuple[int, int] | None]) -> tuple[int, float]:

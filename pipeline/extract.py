@@ -32,7 +32,7 @@ from data.feature_store import VideoFeatures, check_video_name
 from data.labels import LabelTable, parse_column_names, read_label_files
 from data.provenance import Provenance
 from data.shard_writer import ShardWriter
-from extractors.backbones import build_backbone, list_backbones
+from extractors.backbones import VideoBackbone, build_backbone, list_backbones
 from extractors.decode_worker import DecodeWorker, InlineDecoder
 from extractors.detect import PersonDetector, build_detector
 from extractors.errors import AqaError
@@ -162,11 +162,16 @@ class _Assembly:
 
 
 def run_extraction(videos: Sequence[tuple[str, Path]], output: Path, config: ExtractConfig, *,
-                   labels: LabelTable | None = None, overwrite: bool = False,
-                   progress: bool = True) -> tuple[list[str], dict[str, str]]:
-    """Extract every video not yet in ``output``; returns (names written, {name: failure reason})."""
+                   labels: LabelTable | None = None, overwrite: bool = False, progress: bool = True,
+                   backbone: VideoBackbone | None = None) -> tuple[list[str], dict[str, str]]:
+    """Extract every video not yet in ``output``; returns (names written, {name: failure reason}).
+
+    ``backbone``: an already built model to use instead of building ``config.features.backbone``
+    (benchmarks pass random-weight models whose real weights are not on the machine).
+    """
     device = resolve_device(config.device)
-    backbone = build_backbone(config.features.backbone, weights=config.features.weights, device=device)
+    if backbone is None:
+        backbone = build_backbone(config.features.backbone, weights=config.features.weights, device=device)
     with build_detector(config.features.detector) as probe_detector:
         provenance = feature_provenance(config.features, backbone, probe_detector)
     written: list[str] = []

@@ -1,0 +1,1 @@
+"""Speed and memory benchmarks, run on the GPU machine; numbers go to docs/benchmarks.md."""

