@@ -1,0 +1,87 @@
+"""Overlays for people who would rather look than read: the tracked athlete and a timeline.
+
+:func:`write_overlay` draws, on every frame of the original video, the athlete box (green where
+detected, yellow where interpolated or held, grey where the whole frame was used), a caption with
+the score, and a timeline strip under the picture: one cell per clip, shaded by a per-clip curve
+(e.g. a head's attention over time), with a cursor at the current frame. An output ending in
+``.png`` gets a strip of evenly spaced frames instead of a video.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from extractors.tracking import DETECTED, FALLBACK
+from extractors.video import open_video
+from extractors.video_writer import write_video
+
+TIMELINE_HEIGHT = 24
+COLOURS = {"detected": (40, 220, 60), "estimated": (240, 200, 40), "fallback": (160, 160, 160)}
+
+
+def timeline_row(width: int, clip_ranges: np.ndarray, curve: np.ndarray, num_frames: int, frame: int) -> np.ndarray:
+    """``[TIMELINE_HEIGHT, width, 3]`` uint8: per-clip cells shaded by ``curve`` (0..1), a cursor at ``frame``."""
+    row = np.full((TIMELINE_HEIGHT, width, 3), 30, np.uint8)
+    peak = float(np.max(curve)) if len(curve) and np.max(curve) > 0 else 1.0
+    for (start, end), value in zip(clip_ranges, curve):
+        x1 = int(start * width / num_frames)
+        x2 = max(x1 + 1, int(end * width / num_frames))
+        level = float(value) / peak
+        row[4:-4, x1:x2] = (int(60 + 180 * level), int(80 + 60 * level), int(200 - 120 * level))
+    cursor = min(width - 1, int(frame * width / max(1, num_frames)))
+    row[:, max(0, cursor - 1):cursor + 1] = 255
+    return row
+
+
+def draw_frame(frame: np.ndarray, box: np.ndarray, status: int, caption: str) -> np.ndarray:
+    """The frame with the athlete box and the caption drawn on a copy."""
+    out = frame.copy()
+    kind = "detected" if status == DETECTED else "fallback" if status == FALLBACK else "estimated"
+    x1, y1, x2, y2 = (int(round(v)) for v in box)
+    thickness = max(2, out.shape[0] // 180)
+    cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), COLOURS[kind], thickness)
+    scale = max(0.4, out.shape[0] / 600)
+    cv2.putText(out, caption, (8, int(24 * scale) + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0),
+                thickness + 2, cv2.LINE_AA)
+    cv2.putText(out, caption, (8, int(24 * scale) + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
+                thickness, cv2.LINE_AA)
+    return out
+
+
+def overlay_frames(video_path: str | Path, boxes: np.ndarray, status: np.ndarray, clip_ranges: np.ndarray,
+                   curve: np.ndarray, caption: str, *, max_width: int = 960,
+                   indices: np.ndarray | None = None, chunk: int = 64) -> Iterator[np.ndarray]:
+    """Annotated frames (RGB, even size), read ``chunk`` at a time so long videos stay in bounded memory."""
+    with open_video(video_path) as video:
+        info = video.info
+        scale = min(1.0, max_width / info.width)
+        size = (int(info.width * scale) // 2 * 2, int(info.height * scale) // 2 * 2)
+        video.resize = size if size != (info.width, info.height) else None
+        factor = np.array([size[0] / info.width, size[1] / info.height] * 2, np.float32)
+        wanted = np.arange(info.num_frames) if indices is None else np.asarray(indices)
+        for start in range(0, len(wanted), chunk):
+            batch = wanted[start:start + chunk]
+            for index, frame in zip(batch, video.get_batch(batch)):
+                drawn = draw_frame(frame, boxes[index] * factor, int(status[index]), caption)
+                yield np.concatenate([drawn, timeline_row(size[0], clip_ranges, curve, info.num_frames, index)])
+
+
+def write_overlay(output: str | Path, video_path: str | Path, boxes: np.ndarray, status: np.ndarray,
+                  clip_ranges: np.ndarray, curve: np.ndarray, caption: str, *, fps: float,
+                  strip_frames: int = 6) -> Path:
+    """Write the overlay video (any extension PyAV muxes, e.g. ``.mp4``) or, for ``.png``, a frame strip."""
+    output = Path(output)
+    if output.suffix.lower() == ".png":
+        num_frames = len(status)
+        picks = np.unique(np.linspace(0, num_frames - 1, min(strip_frames, num_frames)).round().astype(int))
+        frames = list(overlay_frames(video_path, boxes, status, clip_ranges, curve, caption, max_width=480,
+                                     indices=picks))
+        output.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(output), cv2.cvtColor(np.concatenate(frames, axis=1), cv2.COLOR_RGB2BGR))
+        return output
+    write_video(output, overlay_frames(video_path, boxes, status, clip_ranges, curve, caption), fps)
+    return output
