@@ -73,14 +73,26 @@ def feature_provenance(config: SiameseConfig, backbone, detector: PersonDetector
         clip_plan=config_to_dict(config.clips), input_size=(input_size, input_size),
         detector=detector.name, detector_weights=detector.weights_id, package_version=__version__,
         config_hash=feature_config_hash(config),
-        extra={"scene": config.scene, "crop_margin": config.crop_margin, "work_short_side": config.work_short_side},
+        # The whole resolved config, so aqa-predict can run exactly this extraction again.
+        extra={"features_config": config_to_dict(runtime_neutral(config))},
     )
+
+
+def runtime_neutral(config: SiameseConfig) -> SiameseConfig:
+    """``config`` without what changes speed or location but not the features.
+
+    The detector's device, batch size and half precision are reset; weights paths are dropped
+    (the backbone's) or cut to the file name (the detector's): the provenance's sha256 fields say
+    which weights were used, wherever the file lies on this machine.
+    """
+    detector_weights = Path(config.detector.weights).name if config.detector.weights else None
+    return replace(config, weights=None, detector=replace(config.detector, device="cpu", batch_size=1, half=False,
+                                                          weights=detector_weights))
 
 
 def feature_config_hash(config: SiameseConfig) -> str:
     """Hash of what decides the features; the detector's device, batch size and precision do not."""
-    runtime_neutral = replace(config, detector=replace(config.detector, device="cpu", batch_size=1, half=False))
-    return config_hash(runtime_neutral)
+    return config_hash(runtime_neutral(config))
 
 
 def find_videos(inputs: Sequence[Path]) -> list[tuple[str, Path]]:

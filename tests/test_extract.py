@@ -159,6 +159,9 @@ def test_feature_hash_ignores_runtime_settings_only():
 
     faster = replace(base, detector=replace(base.detector, device="cuda", batch_size=64, half=True))
     assert feature_config_hash(faster) == feature_config_hash(base)
+    elsewhere = replace(base, weights="/data/i3d.ckpt", detector=replace(base.detector, weights="/w/yolo11n.pt"))
+    assert feature_config_hash(elsewhere) == feature_config_hash(
+        replace(base, detector=replace(base.detector, weights="yolo11n.pt")))
     longer = replace(base, clips=replace(base.clips, clip_length=16))
     assert feature_config_hash(longer) != feature_config_hash(base)
 
