@@ -36,3 +36,15 @@ def shared_videos() -> Path:
     if not folder.is_dir():
         pytest.skip(f"real videos not found at {folder} (the shared data lives beside the repo)")
     return folder
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` skip, with the reason, where no CUDA device is visible (CI, laptops)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device; none is visible")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

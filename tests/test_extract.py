@@ -180,3 +180,22 @@ def test_unusable_input_is_one_line_and_exit_2(tmp_path, make_video, args, messa
     error = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert error[-1].startswith("aqa-extract: error: ") and message in error[-1]
+
+
+@pytest.mark.gpu
+def test_cuda_features_match_cpu_features(make_video):
+    """The GPU path (pinned memory, non-blocking copies) computes what the CPU path computes."""
+    from extractors.backbones import build_backbone
+    from extractors.decode_worker import InlineDecoder
+    from extractors.detect import build_detector
+    from extractors.siamese import extract_video
+
+    path, _ = make_video(num_frames=40)
+    config = SiameseConfig(input_size=112)
+    results = {}
+    with InlineDecoder() as decoder, build_detector(config.detector) as detector:
+        for device in ("cpu", "cuda"):
+            backbone = build_backbone("i3d", device=device)
+            results[device] = extract_video(decoder, str(path), backbone, detector, config, device=device)
+    np.testing.assert_allclose(results["cuda"].scene, results["cpu"].scene, atol=2e-3, rtol=1e-3)
+    np.testing.assert_allclose(results["cuda"].actor, results["cpu"].actor, atol=2e-3, rtol=1e-3)
