@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from data.feature_store import VideoFeatures, check_video_name
@@ -41,6 +40,7 @@ from extractors.video import Backend
 from pipeline import __version__
 from pipeline.cli import add_common_arguments, add_config_arguments, add_label_arguments, resolve_config, run_cli
 from pipeline.config import config_hash, config_to_dict
+from pipeline.devices import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -246,15 +246,6 @@ def _video_features(name: str, path: Path, assembly: _Assembly, labels: LabelTab
         box_scores=plan.track.scores, fps=plan.info.fps, num_frames=plan.info.num_frames,
         source_path=str(path), label=labels.get(name) if labels is not None else None,
     )
-
-
-def resolve_device(device: str) -> str:
-    """"auto" -> "cuda" when a GPU is visible, else "cpu"; an explicit CUDA request without one fails."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ExtractionError(f"--device {device}: no CUDA device is visible; use --device cpu")
-    return device
 
 
 def get_args_parser() -> argparse.ArgumentParser:

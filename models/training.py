@@ -1,0 +1,290 @@
+"""The training loop: random clip windows cut on the device, SGD with cosine decay, honest selection.
+
+Clip features are small (a Fis-V training split is ~400 videos x <= 300 clips x 1024 floats), so a
+whole split lives on the device as one zero-padded tensor with its lengths
+(:class:`PaddedVideos`), and a batch is cut from it with tensor indexing: a random window of
+``C`` consecutive clips per video (the paper's 68 for RG, 124 for Fis-V), padded and masked when
+the video is shorter. No Dataset/DataLoader, no per-sample Python, no host-to-device copies.
+
+Optimisation follows CoFInAl Sec. 4.1: SGD, momentum 0.9, weight decay 0.01, batch 32, the
+learning rate decayed from 0.01 to 1e-4 by a cosine over all steps, 200 epochs. The loop talks to
+the head only through the :class:`~models.registry.ScoringHead` face (``forward``, ``loss``), so
+any registered head trains here.
+
+Model selection never looks at the test split: :func:`fit` keeps either the last epoch
+(``"fixed-epochs"``) or, when given a validation split carved from the training data, the epoch
+with the best validation Spearman rho (``"val"``, earliest on ties).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from extractors.errors import AqaError
+from models.metrics import spearman
+from models.registry import ScoringHead
+
+log = logging.getLogger(__name__)
+
+
+class TrainConfigError(AqaError, ValueError):
+    """A training setting is out of range; the message says which."""
+
+
+class TrainingDivergedError(AqaError):
+    """The loss became NaN or infinite; the message says when and what to try."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings; defaults from CoFInAl (IJCAI 2024) Sec. 4.1."""
+
+    epochs: int = 200
+    batch_size: int = 32
+    lr: float = 0.01  # start of the cosine
+    lr_min: float = 1e-4  # end of the cosine (reached at the last step)
+    momentum: float = 0.9
+    weight_decay: float = 0.01
+    window: int | None = None  # clips per training window C; None: the head config's train_window
+    eval_batch_size: int = 64  # videos per batch when scoring every clip
+    deterministic: bool = True  # torch.use_deterministic_algorithms during training
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise TrainConfigError(f"train.{name} must be positive, got {getattr(self, name)}")
+        if self.window is not None and self.window < 1:
+            raise TrainConfigError(f"train.window must be positive (or null for the head's), got {self.window}")
+        if not 0 < self.lr_min <= self.lr:
+            raise TrainConfigError(f"need 0 < train.lr_min <= train.lr, got lr={self.lr}, lr_min={self.lr_min}")
+        if not 0 <= self.momentum < 1 or self.weight_decay < 0:
+            raise TrainConfigError(f"need 0 <= momentum < 1 and weight_decay >= 0, got {self.momentum}, "
+                                   f"{self.weight_decay}")
+
+
+@dataclass(frozen=True, eq=False)
+class PaddedVideos:
+    """A split resident on one device.
+
+    ``features`` ``[N, T_max, D]`` float32, zero after each video's end; ``lengths`` ``[N]`` int64 on
+    the CPU (window starts are drawn there, so sampling never waits for the device); ``targets``
+    ``[N]`` float32 on the device, normalised to [0, 1).
+    """
+
+    features: Tensor
+    lengths: Tensor
+    targets: Tensor
+
+    @classmethod
+    def from_sequences(cls, sequences: Sequence[Tensor], targets: Tensor,
+                       device: str | torch.device = "cpu") -> PaddedVideos:
+        """Pad per-video clips ``[T_i, D]`` into one tensor on ``device``."""
+        if not sequences:
+            raise ValueError("no videos to pad")
+        lengths = torch.tensor([len(clips) for clips in sequences], dtype=torch.int64)
+        if int(lengths.min()) < 1:
+            raise ValueError("every video needs at least one clip")
+        features = torch.zeros(len(sequences), int(lengths.max()), sequences[0].shape[1], device=device)
+        for row, clips in enumerate(sequences):
+            features[row, :len(clips)] = clips.to(device=device, dtype=torch.float32)
+        return cls(features, lengths, targets.to(device=device, dtype=torch.float32).reshape(len(sequences)))
+
+    def __len__(self) -> int:
+        return int(self.lengths.shape[0])
+
+    @property
+    def device(self) -> torch.device:
+        return self.features.device
+
+
+def sample_windows(videos: PaddedVideos, index: Tensor, window: int,
+                   generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """One random window of ``window`` consecutive clips per chosen video.
+
+    ``index`` ``[B]`` (CPU int64) -> features ``[B, C, D]`` and mask ``[B, C]`` (True = real clip),
+    where ``C = min(window, longest chosen video)`` (heads are padding-invariant, so trimming
+    all-padding columns changes nothing). A video longer than ``C`` gets a uniform random start; a
+    shorter one is taken whole, from its first clip, zero-padded and masked.
+    """
+    lengths = videos.lengths[index]  # [B]
+    width = min(window, int(lengths.max()))
+    room = (lengths - width).clamp_min(0)  # [B]: possible starts - 1
+    starts = (torch.rand(len(index), generator=generator) * (room + 1)).long().clamp(max=room)
+    offsets = torch.arange(width)
+    mask = offsets.unsqueeze(0) < lengths.unsqueeze(1)  # [B, C]
+    # A short video starts at 0 and its window runs into its own zero padding (width <= T_max), so
+    # the gather needs no masking; one index_select on the flattened clips is the cheapest gather.
+    _, max_clips, dim = videos.features.shape
+    flat = (index.unsqueeze(1) * max_clips + starts.unsqueeze(1) + offsets).reshape(-1)  # [B * C]
+    features = videos.features.reshape(-1, dim).index_select(0, flat.to(videos.device))
+    return features.reshape(len(index), width, dim), mask.to(videos.device)
+
+
+def full_batches(videos: PaddedVideos, batch_size: int) -> Iterator[tuple[slice, Tensor, Tensor]]:
+    """Every clip of every video, ``batch_size`` videos at a time, in order:
+    ``(rows, features [b, T_b, D], mask [b, T_b])`` with ``T_b`` the longest video of the batch."""
+    for start in range(0, len(videos), batch_size):
+        rows = slice(start, min(start + batch_size, len(videos)))
+        lengths = videos.lengths[rows]
+        width = int(lengths.max())
+        mask = (torch.arange(width).unsqueeze(0) < lengths.unsqueeze(1)).to(videos.device)
+        yield rows, videos.features[rows, :width], mask
+
+
+@torch.no_grad()
+def evaluate(head: ScoringHead, videos: PaddedVideos, batch_size: int = 64) -> tuple[Tensor, float]:
+    """Score every video on all its clips in eval mode: (normalised scores ``[N]`` on the CPU,
+    mean loss). Leaves the head in eval mode."""
+    head.eval()
+    scores, loss_sum = [], 0.0
+    for rows, features, mask in full_batches(videos, batch_size):
+        outputs = head(features, mask)
+        loss, _ = head.loss(outputs, videos.targets[rows])
+        loss_sum += float(loss) * features.shape[0]
+        scores.append(outputs["score"].float().cpu())
+    return torch.cat(scores), loss_sum / len(videos)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch (every device): call before building a head so its init repeats."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@contextmanager
+def deterministic_algorithms(enabled: bool = True) -> Iterator[None]:
+    """``torch.use_deterministic_algorithms`` for the block (warn-only: an op without a deterministic
+    kernel warns instead of failing), restored afterwards. Sets ``CUBLAS_WORKSPACE_CONFIG`` for
+    CUDA matmuls when it is unset."""
+    before = torch.are_deterministic_algorithms_enabled()
+    warn_before = torch.is_deterministic_algorithms_warn_only_enabled()
+    if enabled:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(enabled, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=warn_before)
+
+
+def check_single_stream(head: ScoringHead) -> None:
+    """Refuse heads this loop cannot drive: pairwise heads (trained on (query, exemplar) pairs, see
+    :mod:`models.fspn_training`) and heads whose ``forward`` takes several streams."""
+    streams = tuple(getattr(head, "streams", ("scene",)))
+    if getattr(head, "pairwise", False) or len(streams) > 1:
+        raise TrainConfigError(f"head {head.head_name!r} trains on exemplar pairs or on the streams {list(streams)} "
+                               "separately; this training loop feeds single videos as one clip sequence")
+
+
+def resolve_window(config: TrainConfig, head: ScoringHead) -> int:
+    """The training window: ``config.window``, else the head config's ``train_window``."""
+    window = config.window if config.window is not None else getattr(head.config, "train_window", None)
+    if window is None:
+        raise TrainConfigError(f"head {head.head_name!r} has no train_window; set train.window")
+    return int(window)
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` learned. ``history`` has one dict per epoch (``epoch`` from 1, ``lr``,
+    ``train_loss``, ``train_loss_<part>``, ``train_srcc`` on the training windows, ``val_loss`` and
+    ``val_srcc`` or None, ``seconds``). ``best_state`` is the selected epoch's weights (CPU
+    copies), ``last_state`` the last epoch's."""
+
+    selection: str  # "fixed-epochs" or "val"
+    best_epoch: int
+    best_state: dict[str, Tensor]
+    last_state: dict[str, Tensor]
+    history: list[dict[str, float | None]] = field(default_factory=list)
+
+
+def fit(head: ScoringHead, train: PaddedVideos, config: TrainConfig, *, seed: int, val: PaddedVideos | None = None,
+        on_epoch: Callable[[dict[str, float | None]], None] | None = None) -> FitResult:
+    """Train ``head`` (already on ``train.device``) for ``config.epochs`` epochs.
+
+    An epoch visits every training video once, in a seeded random order, as one random window each.
+    ``seed`` drives the order and the windows (dropout draws from torch's global RNG: seed it with
+    :func:`seed_everything` before building the head). ``on_epoch`` gets each epoch's record (for
+    progress bars). The head ends in eval mode holding the *last* epoch's weights.
+    """
+    check_single_stream(head)
+    window = resolve_window(config, head)
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.SGD(head.parameters(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * steps_per_epoch,
+                                                          eta_min=config.lr_min)
+    history: list[dict[str, float | None]] = []
+    best_srcc, best_epoch, best_state = -math.inf, config.epochs, None
+    with deterministic_algorithms(config.deterministic):
+        for epoch in range(1, config.epochs + 1):
+            started, lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
+            record = {"epoch": epoch, "lr": lr, **_train_epoch(head, train, optimizer, schedule, window,
+                                                                config.batch_size, generator, epoch)}
+            record["val_loss"] = record["val_srcc"] = None
+            if val is not None:
+                scores, record["val_loss"] = evaluate(head, val, config.eval_batch_size)
+                record["val_srcc"] = spearman(scores, val.targets)
+                if nan_to_minus_inf(record["val_srcc"]) > best_srcc:
+                    best_srcc, best_epoch, best_state = record["val_srcc"], epoch, _copy_state(head)
+            record["seconds"] = time.perf_counter() - started
+            history.append(record)
+            if on_epoch is not None:
+                on_epoch(record)
+    head.eval()
+    last_state = _copy_state(head)
+    selection = "val" if val is not None else "fixed-epochs"
+    return FitResult(selection, best_epoch, best_state if best_state is not None else last_state, last_state, history)
+
+
+def _train_epoch(head: ScoringHead, train: PaddedVideos, optimizer: torch.optim.Optimizer,
+                 schedule: torch.optim.lr_scheduler.LRScheduler, window: int, batch_size: int,
+                 generator: torch.Generator, epoch: int) -> dict[str, float]:
+    head.train()
+    order = torch.randperm(len(train), generator=generator)
+    totals: dict[str, Tensor] = {}
+    scores, targets = [], []
+    for start in range(0, len(train), batch_size):
+        index = order[start:start + batch_size]
+        features, mask = sample_windows(train, index, window, generator)
+        batch_targets = train.targets[index.to(train.device)]
+        outputs = head(features, mask)
+        loss, parts = head.loss(outputs, batch_targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        weight = len(index)
+        for name, value in {"loss": loss.detach(), **parts}.items():
+            totals[name] = totals.get(name, 0.0) + value * weight  # summed on the device: no sync per step
+        scores.append(outputs["score"].detach())
+        targets.append(batch_targets)
+    means = {name: float(total) / len(train) for name, total in totals.items()}
+    if not math.isfinite(means["loss"]):
+        raise TrainingDivergedError(f"the training loss became {means['loss']} in epoch {epoch}; "
+                                    "lower train.lr or check the features for NaN")
+    record = {f"train_loss_{name}": value for name, value in means.items() if name != "loss"}
+    return {"train_loss": means["loss"], **record,
+            "train_srcc": spearman(torch.cat(scores).float(), torch.cat(targets))}
+
+
+def _copy_state(head: ScoringHead) -> dict[str, Tensor]:
+    return {name: value.detach().to("cpu", copy=True) for name, value in head.state_dict().items()}
+
+
+def nan_to_minus_inf(value: float | None) -> float:
+    """For picking the best rho: NaN (a diverged model) or None never wins."""
+    return -math.inf if value is None or math.isnan(value) else value

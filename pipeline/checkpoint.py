@@ -1,0 +1,150 @@
+"""Checkpoints of trained heads: written by aqa-train, read by aqa-predict, never unpickled as code.
+
+A checkpoint is one ``torch.save``'d dict of tensors and plain containers only, so it loads with
+``torch.load(weights_only=True)`` and a file from a stranger cannot run code. Layout::
+
+    format            "aqa-checkpoint"        format_version   1
+    package_version   aqa version that wrote it
+    head_name         registry name ("cofinal", "mlp", ...)
+    head_config       the head's config as plain data (rebuilt with pipeline.config.config_from_dict)
+    input_dim         D' the head takes (2 D when streams == "both")
+    streams           how scene/actor features become the head's input (pipeline.train_data)
+    score_name        the score this head predicts ("TES", "total", ...)
+    normalizer        {"low", "high"}: the training range that maps scores to [0, 1)
+    provenance        what made the training features (data.provenance.Provenance.to_dict())
+    config            the resolved aqa-train config     config_hash   its short sha256
+    state_dict        {name: tensor}, fixed buffers included (CoFInAl's ETF)
+    extra             plain data: seed, selected epoch, selection rule, metrics
+
+:func:`predict_features` is the one way to score a video's features with a loaded head, so
+prediction combines streams and maps scores back exactly as training did.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from data.provenance import Provenance
+from extractors.errors import CorruptFileError, MissingFileError
+from models import ScoreNormalizer, ScoringHead, build_head, config_type
+from pipeline import __version__
+from pipeline.config import config_from_dict, config_to_dict
+from pipeline.train_data import combine_streams
+
+log = logging.getLogger(__name__)
+
+FORMAT = "aqa-checkpoint"
+FORMAT_VERSION = 1
+_REQUIRED = ("format", "format_version", "package_version", "head_name", "head_config", "input_dim", "streams",
+             "score_name", "normalizer", "provenance", "config", "config_hash", "state_dict")
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """Everything in a checkpoint besides the weights and the score range."""
+
+    head_name: str
+    score_name: str
+    streams: str
+    input_dim: int
+    provenance: Provenance
+    config: dict[str, Any]
+    config_hash: str
+    package_version: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def save_checkpoint(path: str | Path, head: ScoringHead, normalizer: ScoreNormalizer, *, score_name: str,
+                    streams: str, provenance: Provenance, config: dict[str, Any], config_hash: str,
+                    extra: dict[str, Any] | None = None) -> Path:
+    """Write ``head`` and what it needs to be used again; atomic (temp file, then rename)."""
+    path = Path(path)
+    payload = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "package_version": __version__,
+        "head_name": head.head_name, "head_config": config_to_dict(head.config), "input_dim": head.input_dim,
+        "streams": streams, "score_name": score_name, "normalizer": normalizer.to_dict(),
+        "provenance": provenance.to_dict(), "config": config, "config_hash": config_hash,
+        "state_dict": {name: value.detach().cpu().clone() for name, value in head.state_dict().items()},
+        "extra": extra or {},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(path.name + ".tmp")
+    torch.save(payload, temp)
+    os.replace(temp, path)
+    return path
+
+
+def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu"
+                    ) -> tuple[ScoringHead, ScoreNormalizer, CheckpointInfo]:
+    """Rebuild the head (in eval mode, on ``device``), its score range and its metadata.
+
+    Loads with ``weights_only=True``. A missing file is a :class:`MissingFileError`; anything that
+    is not a complete aqa checkpoint (truncated, another format, tensors that do not fit the head)
+    a one-line :class:`CorruptFileError`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a bad file: all mean the same to a user
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise CorruptFileError(f"{path} is not a readable aqa checkpoint ({type(error).__name__}: {first})") from None
+    _check_layout(payload, path)
+    try:
+        head_config = config_from_dict(config_type(payload["head_name"]), payload["head_config"])
+        with torch.random.fork_rng(devices=[]):  # building initialises weights; keep the caller's RNG as it was
+            head = build_head(payload["head_name"], head_config, input_dim=int(payload["input_dim"]))
+        head.load_state_dict(payload["state_dict"])
+        normalizer = ScoreNormalizer.from_dict(payload["normalizer"])
+        provenance = Provenance.from_dict(payload["provenance"])
+    except (RuntimeError, ValueError, TypeError, KeyError) as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise CorruptFileError(f"{path}: checkpoint does not fit its head {payload['head_name']!r}: {first}") from None
+    info = CheckpointInfo(
+        head_name=payload["head_name"], score_name=payload["score_name"], streams=payload["streams"],
+        input_dim=int(payload["input_dim"]), provenance=provenance, config=payload["config"],
+        config_hash=payload["config_hash"], package_version=payload["package_version"], extra=payload["extra"],
+    )
+    return head.to(device).eval(), normalizer, info
+
+
+def _check_layout(payload: Any, path: Path) -> None:
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CorruptFileError(f"{path} is not an aqa checkpoint (no format={FORMAT!r} entry)")
+    missing = [key for key in _REQUIRED if key not in payload]
+    if missing:
+        raise CorruptFileError(f"{path}: checkpoint lacks {', '.join(missing)}")
+    if int(payload["format_version"]) > FORMAT_VERSION:
+        raise CorruptFileError(f"{path} has checkpoint format {payload['format_version']}, newer than this aqa "
+                               f"reads ({FORMAT_VERSION}); upgrade aqa")
+
+
+@torch.no_grad()
+def predict_features(head: ScoringHead, normalizer: ScoreNormalizer, scene: Tensor | np.ndarray,
+                     actor: Tensor | np.ndarray | None = None, *, streams: str) -> tuple[float, dict[str, Any]]:
+    """Score one video's clip features with every clip: ``scene`` / ``actor`` ``[T, D]``.
+
+    ``streams`` must be the checkpoint's (``CheckpointInfo.streams``): it says how the streams
+    were fed in training. Returns the score on the original scale and the head's details with the
+    batch axis removed (tensors on the CPU); every ``score*`` entry is a float on the original
+    scale, and ``score_unit`` is the raw [0, 1) prediction. Puts the head in eval mode.
+    """
+    clips = combine_streams(torch.as_tensor(scene, dtype=torch.float32),
+                            None if actor is None else torch.as_tensor(actor, dtype=torch.float32), streams)
+    device = next(head.parameters()).device
+    head.eval()
+    outputs = head(clips.unsqueeze(0).to(device), None)
+    details: dict[str, Any] = {key: value[0].cpu() for key, value in head.predict_details(outputs).items()}
+    details["score_unit"] = float(outputs["score"][0])
+    for key in [key for key in details if key.startswith("score") and key != "score_unit"]:
+        details[key] = float(normalizer.from_unit(float(details[key])))
+    return details["score"], details

@@ -1,0 +1,276 @@
+"""``aqa-train``: train a scoring head on stored clip features; report rho, R-L2 and MSE; save a checkpoint.
+
+    aqa-train features.h5 --head cofinal --preset fisv-tes --out runs/tes
+    aqa-train features.h5 --head cofinal --preset fisv-tes --score TES --score PCS --seeds 0,1,2 --out runs/fisv
+    aqa-train feats/ --head mlp --score total --val-fraction 0.2 --epochs 100 --set train.lr=0.005 --out runs/x
+
+For every score and every seed the head trains on random windows of C clips (the preset's
+``train_window``) and is tested on every clip of each test video. Model selection never sees the
+test split: by default the last of a fixed number of epochs is kept (``selection:
+"fixed-epochs"``); with ``--val-fraction`` a seeded share of the training videos is held out and
+the epoch with the best validation rho is kept (``"val"``). The last epoch is reported either way.
+
+Outputs in ``--out`` (one sub-folder per score when several are trained, plus a top-level
+``metrics.json`` that averages rho over scores with Fisher's z): ``model.pt`` (see
+:mod:`pipeline.checkpoint`; of the seed with the best validation rho, or with fixed epochs the
+best rho on the whole training videos; never chosen by test), ``metrics.json``,
+``predictions.csv`` (test videos: name, true, predicted), ``predictions.png`` and ``curves.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from data.feature_store import open_feature_store
+from data.labels import parse_column_names, read_label_files
+from data.provenance import Provenance
+from extractors.errors import AqaError
+from models import PRESETS, ScoreNormalizer, build_head, config_type, head_config
+from models.training import FitResult, PaddedVideos, TrainConfig, evaluate, fit, nan_to_minus_inf, seed_everything
+from pipeline.checkpoint import load_checkpoint
+from pipeline.cli import add_common_arguments, add_config_arguments, add_label_arguments, resolve_config, run_cli
+from pipeline.config import ConfigError, config_hash
+from pipeline.devices import resolve_device
+from pipeline.train_data import Streams, TrainingData, VideoSplit, carve_validation, load_training_data
+from pipeline.train_report import SeedMetrics, split_metrics, write_combined_report, write_score_outputs
+
+log = logging.getLogger(__name__)
+
+# What a preset decides beyond the head's settings (models.registry.PRESETS): the score the paper
+# reports and, for RG, the apparatus (the RG release keeps all four in one folder, Ball_001...).
+TRAIN_PRESETS: dict[str, dict[str, object]] = {
+    "rg-ball": {"scores": ("total",), "video_prefix": "Ball_"},
+    "rg-clubs": {"scores": ("total",), "video_prefix": "Clubs_"},
+    "rg-hoop": {"scores": ("total",), "video_prefix": "Hoop_"},
+    "rg-ribbon": {"scores": ("total",), "video_prefix": "Ribbon_"},
+    "fisv-tes": {"scores": ("TES",)},
+    "fisv-pcs": {"scores": ("PCS",)},
+}
+
+
+class TrainingSetupError(AqaError):
+    """The command line asks for something aqa-train cannot do (no CUDA, a changed head...)."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that decides a training run besides the features; the head's own settings are the
+    ``head`` section that :func:`run_config_type` adds (its type depends on the head)."""
+
+    head_name: str = "cofinal"
+    preset: str | None = None
+    scores: tuple[str, ...] = ()  # several: one model each, rho averaged with Fisher's z
+    streams: Streams = "auto"
+    video_prefix: str = ""  # train and test on videos whose name starts with this (RG apparatus)
+    train_split: str = "train"
+    test_split: str = "test"
+    val_fraction: float = 0.0  # 0: fixed epochs; else this share of training videos selects the epoch
+    val_seed: int = 0  # the validation carve's seed (the same for every training seed)
+    seeds: tuple[int, ...] = (0,)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def run_config_type(head_name: str) -> type:
+    """:class:`RunConfig` with a ``head`` section of head ``head_name``'s config dataclass, so that
+    ``--set head.dropout=0.5`` and a YAML ``head:`` mapping are checked like every other key."""
+    head_type = config_type(head_name)
+    return dataclasses.make_dataclass(f"RunConfig_{head_name}", [("head", head_type, field(default_factory=head_type))],
+                                      bases=(RunConfig,), frozen=True)
+
+
+def base_config(head_name: str, preset: str | None) -> RunConfig:
+    """Defaults, then ``preset``'s head settings (window, dropout...) and its training choices."""
+    head = head_config(head_name, preset)
+    values: dict[str, object] = dict(TRAIN_PRESETS.get(preset, {})) if preset else {}
+    train = TrainConfig()
+    if preset and not hasattr(head, "train_window"):  # a head without its own window takes the preset's
+        train = dataclasses.replace(train, window=int(PRESETS[preset]["train_window"]))
+    return run_config_type(head_name)(head_name=head_name, preset=preset, head=head, train=train, **values)
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """Defaults < preset < ``--config`` YAML < ``--set`` < the dedicated flags."""
+    base = base_config(args.head, args.preset)
+    flags = {"scores": args.score or None, "seeds": args.seeds, "val_fraction": args.val_fraction,
+             "train.epochs": args.epochs, "train_split": args.train_split, "test_split": args.test_split,
+             "streams": args.streams, "video_prefix": args.video_prefix}
+    args.overrides = list(args.overrides) + [f"{key}={json.dumps(value)}" for key, value in flags.items()
+                                             if value is not None]
+    config = resolve_config(type(base), args, base)
+    if (config.head_name, config.preset) != (base.head_name, base.preset):
+        raise ConfigError("choose the head with --head and the preset with --preset, not in the config")
+    if not config.seeds:
+        raise ConfigError("seeds: give at least one seed")
+    return config
+
+
+@dataclass
+class SeedRun:
+    """One seed's training: what :func:`fit` returned and the metrics (and original-scale
+    predictions) of the kept and of the last epoch."""
+
+    seed: int
+    fit: FitResult
+    selected: SeedMetrics
+    last: SeedMetrics
+
+
+@dataclass
+class ScoreRun:
+    """All seeds of one score, its normaliser and which seed's model is saved."""
+
+    score: str
+    normalizer: ScoreNormalizer
+    seeds: list[SeedRun]
+    saved: int  # index into seeds
+    saved_by: str  # the metric that chose it: "val_srcc" or "train_srcc"
+    sizes: dict[str, int]
+
+
+def train_score(data: TrainingData, score: str, config: RunConfig, device: str, *,
+                progress: bool = True) -> tuple[ScoreRun, torch.nn.Module]:
+    """Train one head per seed for ``score``; returns the run and the saved seed's head (kept weights)."""
+    train_split, val_split = carve_validation(data.train, config.val_fraction, config.val_seed)
+    normalizer = ScoreNormalizer.fit(train_split.column(score))
+    train = train_split.padded(score, normalizer, device)
+    val = val_split.padded(score, normalizer, device) if val_split is not None else None
+    test = data.test.padded(score, normalizer, device)
+    splits = {"train": (train, train_split), "val": (val, val_split), "test": (test, data.test)}
+    runs, heads = [], []
+    for seed in config.seeds:
+        seed_everything(seed)
+        head = build_head(config.head_name, config.head, input_dim=data.train.input_dim).to(device)
+        with tqdm(total=config.train.epochs, desc=f"{score} seed {seed}", unit="epoch", disable=not progress,
+                  leave=False) as bar:
+            result = fit(head, train, config.train, seed=seed, val=val, on_epoch=lambda record: _advance(bar, record))
+        last = selected = _measure(head, splits, normalizer, config.train.eval_batch_size, score)
+        if result.best_epoch != config.train.epochs:
+            head.load_state_dict(result.best_state)
+            selected = _measure(head, splits, normalizer, config.train.eval_batch_size, score)
+        runs.append(SeedRun(seed, result, selected, last))
+        heads.append(head)
+        log.info("%s seed %d: test rho %.4f, R-L2 %.4f (epoch %d of %d, %s)", score, seed, selected.values["test_srcc"],
+                 selected.values["test_rl2"], result.best_epoch, config.train.epochs, result.selection)
+    saved_by = "val_srcc" if val is not None else "train_srcc"
+    saved = max(range(len(runs)), key=lambda i: (nan_to_minus_inf(runs[i].selected.values[saved_by]), -i))
+    sizes = {"train": len(train_split), "val": len(val_split) if val_split is not None else 0, "test": len(data.test)}
+    return ScoreRun(score, normalizer, runs, saved, saved_by, sizes), heads[saved]
+
+
+def _advance(bar: tqdm, record: dict) -> None:
+    """Show the epoch's loss and validation rho (training-window rho when there is no validation split)."""
+    shown = ("val_rho", record["val_srcc"]) if record["val_srcc"] is not None else ("train_rho", record["train_srcc"])
+    bar.set_postfix({"loss": f"{record['train_loss']:.4f}", shown[0]: f"{shown[1]:.3f}"})
+    bar.update(1)
+
+
+def _measure(head: torch.nn.Module, splits: dict[str, tuple[PaddedVideos | None, VideoSplit | None]],
+             normalizer: ScoreNormalizer, batch_size: int, score: str) -> SeedMetrics:
+    """Metrics of ``head``'s current weights on every split present, on the original score scale."""
+    predictions = {}
+    for name, (videos, _) in splits.items():
+        if videos is not None:
+            unit, _ = evaluate(head, videos, batch_size)
+            predictions[name] = normalizer.from_unit(unit.double().numpy()).tolist()
+    true = {name: split.column(score).double().numpy().tolist() for name, (_, split) in splits.items()
+            if split is not None}
+    return split_metrics(predictions, true)
+
+
+def expected_provenance(path: Path | None) -> Provenance | None:
+    """``--expect-provenance``: the provenance of a checkpoint (``.pt``) or of a feature store."""
+    if path is None:
+        return None
+    if path.suffix == ".pt":
+        return load_checkpoint(path)[2].provenance
+    with open_feature_store(path) as store:
+        return store.provenance
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Train a scoring head (cofinal, mlp, ...) on an aqa feature store and report Spearman rho, "
+                    "relative L2 and MSE on the test split.",
+        epilog="Selection never uses the test split: fixed epochs by default, or --val-fraction for the best "
+               "validation epoch. Exit status: 0 done, 2 unusable input.")
+    parser.add_argument("features", nargs="+", type=Path,
+                        help="feature shard (.h5), folder of shards, JSON index, or several shard files")
+    parser.add_argument("--out", type=Path, required=True, help="output folder (created)")
+    parser.add_argument("--head", default="cofinal", help="scoring head (default cofinal; also mlp, ...)")
+    parser.add_argument("--preset", help=f"per-dataset settings: {', '.join(sorted(TRAIN_PRESETS))}")
+    parser.add_argument("--score", action="append", help="score name to predict (repeatable; default: the preset's)")
+    parser.add_argument("--epochs", type=int, help="training epochs (default 200)")
+    parser.add_argument("--seeds", type=_seed_list, help="comma-separated seeds, e.g. 0,1,2 (default 0)")
+    parser.add_argument("--val-fraction", type=float, help="hold out this share of training videos to pick the "
+                                                           "best epoch (default 0: fixed epochs)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    parser.add_argument("--train-split", help="split to train on (default train)")
+    parser.add_argument("--test-split", help="split to test on (default test)")
+    parser.add_argument("--streams", choices=["auto", "scene", "actor", "both"],
+                        help="feature streams fed to the head (default auto: both when there is an actor stream)")
+    parser.add_argument("--video-prefix", help="only videos whose name starts with this (the RG presets set it)")
+    parser.add_argument("--expect-provenance", type=Path, metavar="PATH",
+                        help="refuse features made differently from this checkpoint (.pt) or feature store")
+    add_label_arguments(parser)
+    add_config_arguments(parser)
+    add_common_arguments(parser)
+    return parser
+
+
+def _seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in re.split(r"[,\s]+", text.strip()) if part]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError("give at least one seed")
+    return seeds
+
+
+def main(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    config = config_from_args(args)
+    device = resolve_device(args.device)
+    labels = read_label_files(args.labels, parse_column_names(args.columns)) if args.labels else None
+    data = load_training_data(args.features, scores=config.scores, train_split=config.train_split,
+                              test_split=config.test_split, streams=config.streams, video_prefix=config.video_prefix,
+                              labels=labels, expect_provenance=expected_provenance(args.expect_provenance))
+    digest = config_hash(config)
+    several = len(config.scores) > 1
+    reports = {}
+    for score in config.scores:
+        run, head = train_score(data, score, config, device, progress=not args.quiet)
+        folder = args.out / _folder_name(score) if several else args.out
+        report = reports[score] = write_score_outputs(folder, run, head, data, config, digest, device)
+        print(f"aqa-train: {score}: test rho {report['test_srcc']:.4f} ± {report['test_srcc_std']:.4f}, "
+              f"R-L2 {report['test_rl2']:.4f}, MSE {report['test_mse']:.4f} "
+              f"({report['selection']}, {len(config.seeds)} seed(s)) -> {folder / 'model.pt'}")
+    if several:
+        combined = write_combined_report(args.out, reports, config, digest, time.perf_counter() - started)
+        print(f"aqa-train: Fisher-z mean over {', '.join(config.scores)}: test rho {combined['test_srcc']:.4f} "
+              f"± {combined['test_srcc_std']:.4f} -> {args.out / 'metrics.json'}")
+    return 0
+
+
+def _folder_name(score: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", score) or "score"
+
+
+def cli(argv: Sequence[str] | None = None) -> int:
+    """Console-script entry point: ``aqa-train``."""
+    return run_cli("aqa-train", get_args_parser, main, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())

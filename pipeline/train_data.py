@@ -1,0 +1,193 @@
+"""What aqa-train learns from: a feature store's splits as model inputs, a validation split carved off.
+
+A store holds a scene stream and (when extracted here) an actor stream per video. A head sees one
+``[T, D']`` sequence, so :func:`combine_streams` decides how the streams are fed (the choice is
+recorded in the checkpoint, and prediction calls the same function):
+
+- ``"scene"`` / ``"actor"``: one stream, ``D' = D``;
+- ``"both"``: scene and actor concatenated per clip, scene first, ``D' = 2 D`` (a head that treats
+  the streams separately, as FSPN does, splits the last axis in halves);
+- ``"auto"``: ``"both"`` when the store has an actor stream, else ``"scene"``.
+
+Heads that take the streams as separate arguments (``ScoringHead.streams`` with two names, as
+FSPN's) are not fed by this module yet; :func:`models.training.fit` refuses them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from data.dataset import FeatureDataset
+from data.feature_store import FeatureStore, open_feature_store
+from data.labels import LabelTable
+from data.provenance import Provenance, check_provenance
+from extractors.errors import AqaError
+from models.normalization import ScoreNormalizer
+from models.training import PaddedVideos
+
+log = logging.getLogger(__name__)
+
+Streams = Literal["auto", "scene", "actor", "both"]
+
+
+class TrainingDataError(AqaError):
+    """The features or labels cannot be trained on as asked; the message says what is there instead."""
+
+
+def resolve_streams(streams: str, has_actor: bool) -> str:
+    """``"auto"`` -> ``"both"`` or ``"scene"``; asking for the actor stream of a store without one fails."""
+    if streams == "auto":
+        return "both" if has_actor else "scene"
+    if streams in ("actor", "both") and not has_actor:
+        raise TrainingDataError(f"streams={streams!r} needs an actor stream, but these features have only the "
+                                "scene stream (imported features have no actor stream); use streams=scene")
+    if streams not in ("scene", "actor", "both"):
+        raise TrainingDataError(f"streams must be auto, scene, actor or both, got {streams!r}")
+    return streams
+
+
+def combine_streams(scene: Tensor, actor: Tensor | None, streams: str) -> Tensor:
+    """One video's model input: ``scene`` / ``actor`` ``[T, D]`` -> ``[T, D]`` or ``[T, 2D]`` (see module doc)."""
+    if streams == "scene":
+        return scene
+    if actor is None:
+        raise TrainingDataError(f"streams={streams!r} needs the actor stream, which this video does not have")
+    if actor.shape != scene.shape:
+        raise TrainingDataError(f"scene {tuple(scene.shape)} and actor {tuple(actor.shape)} streams differ in shape")
+    return actor if streams == "actor" else torch.cat([scene, actor], dim=-1)
+
+
+@dataclass(frozen=True, eq=False)
+class VideoSplit:
+    """Videos with their model inputs ``clips[i]`` ``[T_i, D']`` and ``scores`` ``[N, K]`` float64 on
+    the original scale (one column per name in ``score_names``)."""
+
+    names: list[str]
+    clips: list[Tensor]
+    scores: Tensor
+    score_names: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def input_dim(self) -> int:
+        return int(self.clips[0].shape[1])
+
+    def column(self, score: str) -> Tensor:
+        """``[N]`` original-scale scores of one name."""
+        return self.scores[:, self.score_names.index(score)]
+
+    def subset(self, rows: Sequence[int]) -> VideoSplit:
+        rows = list(rows)
+        return VideoSplit([self.names[i] for i in rows], [self.clips[i] for i in rows], self.scores[rows],
+                          self.score_names)
+
+    def padded(self, score: str, normalizer: ScoreNormalizer, device: str | torch.device) -> PaddedVideos:
+        """This split on ``device``, targets = ``score`` normalised by ``normalizer``."""
+        return PaddedVideos.from_sequences(self.clips, normalizer.to_unit(self.column(score)), device)
+
+
+@dataclass(frozen=True, eq=False)
+class TrainingData:
+    """The train and test splits of one store, what made their features, and the streams used."""
+
+    train: VideoSplit
+    test: VideoSplit
+    provenance: Provenance
+    streams: str
+    source: str
+
+
+def open_stores(paths: Sequence[str | Path]) -> FeatureStore:
+    """One store over the given paths: a single shard, folder or JSON index, or several shard files
+    (which must agree in provenance; :class:`FeatureStore` refuses them otherwise)."""
+    if len(paths) == 1:
+        return open_feature_store(paths[0])
+    return FeatureStore([Path(path) for path in paths])
+
+
+def load_training_data(paths: Sequence[str | Path], *, scores: Sequence[str], train_split: str = "train",
+                       test_split: str = "test", streams: str = "auto", video_prefix: str = "",
+                       labels: LabelTable | None = None,
+                       expect_provenance: Provenance | None = None) -> TrainingData:
+    """Read both splits into memory. Raises a one-line :class:`AqaError` for a missing file, shards
+    made differently, a score name no video has (naming the ones there are), an empty split (naming
+    the splits there are), or features of different sizes."""
+    with open_stores(paths) as store:
+        if not scores:
+            raise TrainingDataError(f"no score chosen; pick one with --score (scores in {store.source}: "
+                                    f"{', '.join(_score_names(store, labels)) or 'none'})")
+        if expect_provenance is not None:
+            check_provenance(expect_provenance, store.provenance, what=f"features in {store.source}")
+        datasets = [FeatureDataset(store, split=split, scores=tuple(scores), labels=labels)
+                    for split in (train_split, test_split)]
+        has_actor = all(dataset.actor is not None for dataset in datasets)
+        streams = resolve_streams(streams, has_actor)
+        train, test = (_video_split(dataset, streams, video_prefix, store, labels) for dataset in datasets)
+        provenance, source = store.provenance, store.source
+    for split, videos in ((train_split, train), (test_split, test)):
+        if len(videos) < 2:
+            raise TrainingDataError(f"{source}: the {split} split has {len(videos)} video(s); training and "
+                                    "rank correlation need at least 2")
+    if train.input_dim != test.input_dim:
+        raise TrainingDataError(f"{source}: the {train_split} split has features of size {train.input_dim}, the "
+                                f"{test_split} split {test.input_dim}; they must come from one extraction")
+    log.info("%s: %d train / %d test videos, streams %s (input size %d)", source, len(train), len(test), streams,
+             train.input_dim)
+    return TrainingData(train, test, provenance, streams, source)
+
+
+def _video_split(dataset: FeatureDataset, streams: str, video_prefix: str, store: FeatureStore,
+                 labels: LabelTable | None) -> VideoSplit:
+    rows = [i for i, name in enumerate(dataset.names) if name.startswith(video_prefix)]
+    if not rows:
+        examples = ", ".join(dataset.names[:3])
+        raise TrainingDataError(f"{dataset.source}: no video name starts with {video_prefix!r} "
+                                f"(names look like: {examples})")
+    names = [dataset.names[i] for i in rows]
+    clips = [combine_streams(dataset.scene[i], dataset.actor[i] if dataset.actor is not None else None, streams)
+             for i in rows]
+    # The dataset keeps float32 targets; metrics and predictions.csv use the labels exactly as written.
+    records = [labels.get(name) if labels is not None else store.label(name) for name in names]
+    scores = torch.tensor([[record.scores[key] for key in dataset.score_names] for record in records],
+                          dtype=torch.float64)
+    return VideoSplit(names, clips, scores, dataset.score_names)
+
+
+def _score_names(store: FeatureStore, labels: LabelTable | None) -> list[str]:
+    if labels is not None:
+        return list(labels.score_names)
+    found: dict[str, None] = {}
+    for name in store.names:
+        record = store.label(name)
+        if record is not None:
+            found.update(dict.fromkeys(record.scores))
+    return list(found)
+
+
+def carve_validation(split: VideoSplit, fraction: float, seed: int) -> tuple[VideoSplit, VideoSplit | None]:
+    """Move a seeded random ``fraction`` of the training videos into a validation split.
+
+    The carve depends on ``seed`` only (not on the training seed), so every training seed is
+    selected, and compared, on the same validation videos. ``fraction == 0`` gives no split.
+    """
+    if fraction == 0:
+        return split, None
+    if not 0 < fraction < 1:
+        raise TrainingDataError(f"val_fraction must be in [0, 1), got {fraction}")
+    count = round(fraction * len(split))
+    if count < 2 or len(split) - count < 2:
+        raise TrainingDataError(f"val_fraction {fraction} of {len(split)} training videos leaves {count} for "
+                                "validation; both parts need at least 2 videos")
+    order = np.random.default_rng(seed).permutation(len(split))
+    val_rows, train_rows = sorted(order[:count].tolist()), sorted(order[count:].tolist())
+    return split.subset(train_rows), split.subset(val_rows)

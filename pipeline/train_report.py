@@ -1,0 +1,170 @@
+"""What aqa-train leaves behind: metrics.json, predictions.csv, the plots and the checkpoint.
+
+``metrics.json`` of one score (all scores on the original scale; rho is Spearman's)::
+
+    score, head, preset, selection ("fixed-epochs" | "val"), epochs
+    test_srcc, test_rl2, test_mse, train_srcc, val_srcc (null without a validation split):
+        the mean over seeds of the kept epoch, each with a "<key>_std" (sample std over seeds)
+    last_epoch        the same numbers for the last epoch
+    seeds             one row per seed: seed, epoch (kept), every split's srcc/rl2/mse, last_epoch,
+                      seconds_per_epoch, history (models.training.FitResult.history: per-epoch
+                      lr, losses, train rho on windows, validation loss and rho)
+    summary           {key: {mean, std, n}} over seeds for every number of the rows
+    saved_seed, saved_by ("val_srcc" | "train_srcc"), checkpoint ("model.pt")
+    videos, streams, input_dim, normalizer, provenance, config, config_hash, device, package_version
+
+When several scores are trained, the top-level ``metrics.json`` holds per seed the Fisher-z mean
+of rho over scores (then mean and std over seeds) and the arithmetic mean of R-L2; MSE is left
+per score (the scales differ). NaN is written as null.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from models.metrics import fisher_z_mean, mse, relative_l2, spearman, summarize_seeds
+from pipeline import __version__
+from pipeline.checkpoint import save_checkpoint
+from pipeline.config import config_to_dict
+from pipeline.plots import plot_curves, plot_predictions
+
+if TYPE_CHECKING:
+    from pipeline.train import RunConfig, ScoreRun, SeedRun
+    from pipeline.train_data import TrainingData
+
+HEADLINE = ("test_srcc", "test_rl2", "test_mse", "train_srcc", "val_srcc")
+
+
+@dataclass
+class SeedMetrics:
+    """``values``: ``<split>_srcc``, ``<split>_rl2``, ``<split>_mse`` per split present;
+    ``predictions``: original-scale predictions per split."""
+
+    values: dict[str, float]
+    predictions: dict[str, list[float]]
+
+
+def split_metrics(predictions: Mapping[str, Sequence[float]], true: Mapping[str, Sequence[float]]) -> SeedMetrics:
+    """Spearman rho, relative L2 (x100) and MSE of each split's predictions against its truth."""
+    values = {}
+    for split, predicted in predictions.items():
+        values[f"{split}_srcc"] = spearman(predicted, true[split])
+        span = max(true[split]) - min(true[split])
+        values[f"{split}_rl2"] = relative_l2(predicted, true[split]) if span > 0 else math.nan
+        values[f"{split}_mse"] = mse(predicted, true[split])
+    return SeedMetrics(values, {split: list(map(float, predicted)) for split, predicted in predictions.items()})
+
+
+def seed_row(run: SeedRun, epochs: int) -> dict[str, Any]:
+    """One seed's line in metrics.json."""
+    seconds = [record["seconds"] for record in run.fit.history]
+    return {"seed": run.seed, "epoch": run.fit.best_epoch, **run.selected.values,
+            "last_epoch": {"epoch": epochs, **run.last.values},
+            "seconds_per_epoch": float(np.mean(seconds)) if seconds else None, "history": run.fit.history}
+
+
+def headline(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Mean and ``_std`` over seeds of the headline keys present in ``rows``; ``val_srcc`` is null
+    without a validation split. Also ``last_epoch`` (the same of each row's last epoch) and
+    ``summary`` (``summarize_seeds`` of every number)."""
+    def means(flat_rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        summary = summarize_seeds([{key: row[key] for key in HEADLINE if key in row} for row in flat_rows])
+        out: dict[str, Any] = {"val_srcc": None, "val_srcc_std": None}
+        for key, stats in summary.items():
+            out[key], out[f"{key}_std"] = stats["mean"], stats["std"]
+        return out
+
+    numbers = [{key: value for key, value in row.items() if isinstance(value, (int, float)) and key != "seed"}
+               for row in rows]
+    return {**means(rows), "last_epoch": {"epoch": rows[0]["last_epoch"]["epoch"],
+                                          **means([row["last_epoch"] for row in rows])},
+            "summary": summarize_seeds([{key: row[key] for key in numbers[0] if row[key] is not None}
+                                        for row in numbers])}
+
+
+def write_score_outputs(folder: Path, run: ScoreRun, head: torch.nn.Module, data: TrainingData, config: RunConfig,
+                        digest: str, device: str) -> dict[str, Any]:
+    """Write one score's checkpoint, metrics.json, predictions.csv and plots; return the metrics."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [seed_row(seed_run, config.train.epochs) for seed_run in run.seeds]
+    saved = run.seeds[run.saved]
+    plain_config = config_to_dict(config)
+    report = {
+        "score": run.score, "head": config.head_name, "preset": config.preset, "selection": saved.fit.selection,
+        "epochs": config.train.epochs, **headline(rows), "seeds": rows, "saved_seed": saved.seed,
+        "saved_by": run.saved_by, "checkpoint": "model.pt", "videos": run.sizes, "streams": data.streams,
+        "input_dim": data.train.input_dim, "normalizer": run.normalizer.to_dict(),
+        "provenance": data.provenance.to_dict(), "source": data.source, "config": plain_config, "config_hash": digest,
+        "device": device, "package_version": __version__,
+    }
+    save_checkpoint(folder / "model.pt", head, run.normalizer, score_name=run.score, streams=data.streams,
+                    provenance=data.provenance, config=plain_config, config_hash=digest,
+                    extra=_plain({"seed": saved.seed, "epoch": saved.fit.best_epoch, "selection": saved.fit.selection,
+                                  "saved_by": run.saved_by, "metrics": rows[run.saved]}))
+    true, predicted = data.test.column(run.score).double().tolist(), saved.selected.predictions["test"]
+    with open(folder / "predictions.csv", "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["name", "true", "predicted"])
+        writer.writerows(zip(data.test.names, true, predicted))
+    title = (f"{config.head_name} {run.score}, seed {saved.seed}, {saved.fit.selection} "
+             f"(epoch {saved.fit.best_epoch}): test rho {saved.selected.values['test_srcc']:.3f}")
+    plot_predictions(folder / "predictions.png", true, predicted, title=title, score_name=run.score)
+    plot_curves(folder / "curves.png", {seed_run.seed: seed_run.fit.history for seed_run in run.seeds},
+                title=f"{config.head_name} {run.score}")
+    _write_json(folder / "metrics.json", report)
+    return report
+
+
+def write_combined_report(out: Path, reports: Mapping[str, Mapping[str, Any]], config: RunConfig, digest: str,
+                          seconds: float) -> dict[str, Any]:
+    """The top-level metrics.json of a multi-score run: rho Fisher-z-averaged over scores per seed."""
+    per_seed = [[report["seeds"][index] for report in reports.values()] for index in range(len(config.seeds))]
+    rows = [{"seed": rows[0]["seed"], **_average_scores(rows),
+             "last_epoch": {"epoch": rows[0]["last_epoch"]["epoch"],
+                            **_average_scores([row["last_epoch"] for row in rows])}} for rows in per_seed]
+    report = {
+        "scores": list(reports), "head": config.head_name, "preset": config.preset,
+        "averaging": "per seed: Fisher-z mean of rho over scores, arithmetic mean of R-L2; then mean/std over seeds",
+        "selection": next(iter(reports.values()))["selection"], "epochs": config.train.epochs, **headline(rows),
+        "seeds": rows,
+        "per_score": {score: {key: report.get(key) for key in ("test_srcc", "test_srcc_std", "test_rl2", "test_mse",
+                                                               "val_srcc", "saved_seed")}
+                      for score, report in reports.items()},
+        "config": config_to_dict(config), "config_hash": digest, "seconds": seconds, "package_version": __version__,
+    }
+    _write_json(out / "metrics.json", report)
+    return report
+
+
+def _average_scores(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    averaged = {}
+    for key in rows[0]:
+        if key.endswith("_srcc"):
+            averaged[key] = fisher_z_mean(row[key] for row in rows)
+        elif key.endswith("_rl2"):
+            averaged[key] = float(np.mean([row[key] for row in rows]))
+    return averaged
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe and ``weights_only``-safe: NaN and infinity become None, tuples lists."""
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _write_json(path: Path, values: Mapping[str, Any]) -> None:
+    path.write_text(json.dumps(_plain(values), indent=2) + "\n")

@@ -1,0 +1,17 @@
+"""pipeline.plots: the PNG files are written, also when a series is missing."""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from pipeline.plots import plot_curves, plot_predictions
+
+
+def test_both_plots_write_pngs(tmp_path):
+    history = [{"epoch": e, "train_loss": 1.0 / e, "val_loss": None, "train_srcc": 0.1 * e, "val_srcc": None}
+               for e in range(1, 6)]
+    curves = plot_curves(tmp_path / "curves.png", {0: history, 1: history}, title="t")
+    scatter = plot_predictions(tmp_path / "pred.png", [1.0, 2.0, 3.0], [1.5, 1.8, 3.3], title="t", score_name="TES")
+    for path, size in ((curves, (1000, 400)), (scatter, (500, 500))):
+        with Image.open(path) as image:
+            assert image.format == "PNG" and image.size == size

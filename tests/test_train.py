@@ -1,0 +1,276 @@
+"""pipeline.train (aqa-train): the real CLI path on synthetic feature stores written through ShardWriter."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from data.feature_store import VideoFeatures, open_feature_store
+from data.labels import LabelRecord
+from data.provenance import Provenance
+from data.shard_writer import ShardWriter
+from data.synthetic_features import SyntheticTask, make_videos, synthetic_provenance, write_synthetic_store
+from models import PRESETS
+from models.metrics import fisher_z_mean, spearman
+from pipeline.checkpoint import load_checkpoint, predict_features
+from pipeline.train import TRAIN_PRESETS, cli
+from torch_threads import single_thread
+
+TASK = SyntheticTask(dim=16, min_clips=8, max_clips=20)
+# A CoFInAl small enough for a CPU test; the window (12) is shorter than most videos, so windows are cut.
+TINY = ["--set", "head.procedure_dim=32", "--set", "head.score_dim=32", "--set", "head.num_subgrades=16",
+        "--set", "head.dropout=0.1", "--set", "head.train_window=12", "--set", "train.batch_size=16"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """48 train and 24 test synthetic videos (scene + actor), scores ``total`` and ``execution``."""
+    path = tmp_path_factory.mktemp("features") / "synthetic.h5"
+    return write_synthetic_store(path, {"train": make_videos(48, TASK, seed=1, prefix="tr"),
+                                        "test": make_videos(24, TASK, seed=2, prefix="te")}, TASK)
+
+
+def train(capsys, *argv) -> tuple[int, str]:
+    """Run aqa-train in-process on one thread; returns (exit code, stderr)."""
+    with single_thread():
+        code = cli(["-q", "--device", "cpu"] + [str(arg) for arg in argv])
+    return code, capsys.readouterr().err
+
+
+def metrics(folder) -> dict:
+    return json.loads((folder / "metrics.json").read_text())
+
+
+@pytest.mark.slow
+def test_cofinal_learns_the_synthetic_score_and_the_mlp_cannot(tmp_path, capsys):
+    """The score hides in a clip-level wobble that cancels in the video mean (data.synthetic_features):
+    CoFInAl's attention sees it, the mean-pooling MLP cannot."""
+    task = SyntheticTask(dim=32)
+    path = write_synthetic_store(tmp_path / "learn.h5", {"train": make_videos(128, task, seed=1, prefix="tr"),
+                                                         "test": make_videos(60, task, seed=2, prefix="te")}, task)
+    common = [path, "--score", "total", "--epochs", 100, "--streams", "scene", "--set", "train.lr=0.03",
+              "--set", "train.batch_size=16", "--set", "head.train_window=24", "--set", "head.dropout=0.1"]
+    assert train(capsys, *common, "--out", tmp_path / "cofinal", *TINY[:6])[0] == 0
+    assert train(capsys, *common, "--out", tmp_path / "mlp", "--head", "mlp", "--set", "head.hidden_dims=[32]")[0] == 0
+    cofinal, mlp = metrics(tmp_path / "cofinal")["test_srcc"], metrics(tmp_path / "mlp")["test_srcc"]
+    assert cofinal > 0.7, f"cofinal rho {cofinal:.3f}, mlp {mlp:.3f}"
+    assert cofinal > mlp + 0.4, f"cofinal rho {cofinal:.3f}, mlp {mlp:.3f}"
+
+
+def test_outputs_and_metrics_of_a_fixed_epoch_run(store, tmp_path, capsys):
+    out = tmp_path / "run"
+    code, err = train(capsys, store, "--score", "total", "--epochs", 3, "--seeds", "0,1", "--out", out, *TINY)
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["curves.png", "metrics.json", "model.pt", "predictions.csv",
+                                                     "predictions.png"]
+    for png in ("curves.png", "predictions.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = metrics(out)
+    assert report["selection"] == "fixed-epochs" and report["val_srcc"] is None
+    assert report["saved_by"] == "train_srcc" and report["streams"] == "both" and report["input_dim"] == 32
+    assert report["videos"] == {"train": 48, "val": 0, "test": 24}
+    assert [row["seed"] for row in report["seeds"]] == [0, 1]
+    rhos = [row["test_srcc"] for row in report["seeds"]]
+    assert report["test_srcc"] == pytest.approx(np.mean(rhos)) and report["test_srcc_std"] == pytest.approx(
+        np.std(rhos, ddof=1))
+    assert report["last_epoch"]["epoch"] == 3 and report["last_epoch"]["test_srcc"] == report["test_srcc"]
+    assert all(row["epoch"] == 3 and len(row["history"]) == 3 for row in report["seeds"])
+    best_train = max(report["seeds"], key=lambda row: row["train_srcc"])
+    assert report["saved_seed"] == best_train["seed"]  # never chosen by test
+    assert report["summary"]["test_rl2"]["n"] == 2 and "config_hash" in report and report["config"]["head_name"]
+
+
+def test_checkpoint_round_trip_predicts_what_training_reported(store, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train(capsys, store, "--score", "total", "--epochs", 2, "--out", out, *TINY)[0] == 0
+    raw = torch.load(out / "model.pt", weights_only=True)  # plain tensors and containers only
+    assert "etf" in raw["state_dict"] and raw["score_name"] == "total" and raw["input_dim"] == 32
+    head, normalizer, info = load_checkpoint(out / "model.pt")
+    assert info.provenance == synthetic_provenance(TASK) and info.streams == "both"
+    assert info.config_hash == metrics(out)["config_hash"] and info.extra["seed"] == 0
+    with open(out / "predictions.csv") as file:
+        rows = list(csv.DictReader(file))
+    with open_feature_store(store) as features:
+        for row in rows:
+            video = features.read(row["name"])
+            score, details = predict_features(head, normalizer, video.scene, video.actor, streams=info.streams)
+            assert score == pytest.approx(float(row["predicted"]), abs=1e-4)  # one video vs a padded batch
+            assert float(row["true"]) == video.label.scores["total"]
+            assert details["score_unit"] == pytest.approx(float(normalizer.to_unit(score)), abs=1e-6)
+    predicted = [float(row["predicted"]) for row in rows]
+    assert spearman(predicted, [float(row["true"]) for row in rows]) == metrics(out)["test_srcc"]
+
+
+def test_same_seed_gives_identical_metrics_and_weights(store, tmp_path, capsys):
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for out in runs:
+        assert train(capsys, store, "--score", "execution", "--epochs", 2, "--out", out, *TINY)[0] == 0
+    first, second = (metrics(out) for out in runs)
+    for report in (first, second):
+        for row in report["seeds"]:
+            for record in row["history"]:
+                record.pop("seconds")
+            row.pop("seconds_per_epoch")
+        report["summary"].pop("seconds_per_epoch")
+        report.pop("source")
+    assert first == second
+    states = [torch.load(out / "model.pt", weights_only=True)["state_dict"] for out in runs]
+    assert all(torch.equal(states[0][key], states[1][key]) for key in states[0])
+
+
+def test_validation_split_selects_the_epoch(store, tmp_path, capsys):
+    out = tmp_path / "val"
+    assert train(capsys, store, "--score", "total", "--epochs", 4, "--val-fraction", 0.25, "--out", out, *TINY)[0] == 0
+    report = metrics(out)
+    assert report["selection"] == "val" and report["saved_by"] == "val_srcc"
+    assert report["videos"] == {"train": 36, "val": 12, "test": 24}
+    row = report["seeds"][0]
+    val_rhos = [record["val_srcc"] for record in row["history"]]
+    assert row["epoch"] == 1 + int(np.argmax(val_rhos)) and report["val_srcc"] == pytest.approx(max(val_rhos))
+    assert report["last_epoch"]["val_srcc"] == pytest.approx(val_rhos[-1])
+
+
+def test_two_scores_train_one_model_each_and_average_with_fisher_z(store, tmp_path, capsys):
+    out = tmp_path / "both"
+    code, _ = train(capsys, store, "--score", "total", "--score", "execution", "--epochs", 2, "--seeds", "0,1",
+                    "--head", "mlp", "--out", out)
+    assert code == 0
+    total, execution, combined = metrics(out / "total"), metrics(out / "execution"), metrics(out)
+    assert (out / "total" / "model.pt").is_file() and (out / "execution" / "model.pt").is_file()
+    assert combined["scores"] == ["total", "execution"] and combined["val_srcc"] is None
+    for index, row in enumerate(combined["seeds"]):
+        expected = fisher_z_mean([total["seeds"][index]["test_srcc"], execution["seeds"][index]["test_srcc"]])
+        assert row["test_srcc"] == pytest.approx(expected)
+        assert row["test_rl2"] == pytest.approx((total["seeds"][index]["test_rl2"]
+                                                 + execution["seeds"][index]["test_rl2"]) / 2)
+    assert combined["test_srcc"] == pytest.approx(np.mean([row["test_srcc"] for row in combined["seeds"]]))
+
+
+def test_a_preset_picks_score_window_and_apparatus(tmp_path, capsys):
+    assert set(TRAIN_PRESETS) <= set(PRESETS)
+    task = SyntheticTask(dim=8, min_clips=4, max_clips=8)
+    videos = {"train": make_videos(6, task, 1, prefix="Ball") + make_videos(5, task, 2, prefix="Hoop"),
+              "test": make_videos(4, task, 3, prefix="Ball_test") + make_videos(3, task, 4, prefix="Hoop_test")}
+    path = write_synthetic_store(tmp_path / "rg.h5", videos, task)
+    out = tmp_path / "ball"
+    code, err = train(capsys, path, "--head", "mlp", "--preset", "rg-ball", "--epochs", 1, "--out", out)
+    assert code == 0, err
+    report = metrics(out)
+    assert report["score"] == "total" and report["videos"] == {"train": 6, "val": 0, "test": 4}
+    assert report["config"]["head"]["train_window"] == 68 and report["config"]["video_prefix"] == "Ball_"
+    assert report["config"]["head"]["dropout"] == PRESETS["rg-ball"]["dropout"]
+
+
+def test_yaml_config_then_set_then_flags(store, tmp_path, capsys):
+    config = tmp_path / "train.yaml"
+    config.write_text("seeds: [3]\ntrain: {epochs: 5, lr: 0.02}\nhead: {dropout: 0.2, hidden_dims: [8]}\n")
+    out = tmp_path / "yaml"
+    code, err = train(capsys, store, "--head", "mlp", "--score", "total", "--config", config,
+                      "--set", "train.lr=0.03", "--epochs", 1, "--out", out)
+    assert code == 0, err
+    resolved = metrics(out)["config"]
+    assert resolved["seeds"] == [3] and resolved["train"]["epochs"] == 1 and resolved["train"]["lr"] == 0.03
+    assert resolved["head"] == {"hidden_dims": [8], "dropout": 0.2, "train_window": 68}
+    assert torch.load(out / "model.pt", weights_only=True)["head_config"] == resolved["head"]
+
+
+def test_label_files_override_the_stored_labels(store, tmp_path, capsys):
+    train_names = [f"tr_{i:04d}" for i in range(0, 48, 2)]  # half the training videos
+    test_names = [f"te_{i:04d}" for i in range(6)]
+    (tmp_path / "train.txt").write_text("".join(f"{name} {i * 1.5}\n" for i, name in enumerate(train_names)))
+    (tmp_path / "test.txt").write_text("".join(f"{name} {100 + i}\n" for i, name in enumerate(test_names)))
+    out = tmp_path / "relabelled"
+    code, err = train(capsys, store, "--head", "mlp", "--score", "judged", "--epochs", 1, "--out", out,
+                      "--labels", tmp_path / "train.txt", "--labels", tmp_path / "test.txt", "--columns", "id,judged")
+    assert code == 0, err
+    assert metrics(out)["videos"] == {"train": 24, "val": 0, "test": 6}
+    with open(out / "predictions.csv") as file:
+        rows = list(csv.DictReader(file))
+    expected = [(name, 100.0 + i) for i, name in enumerate(test_names)]
+    assert [(row["name"], float(row["true"])) for row in rows] == expected
+
+
+# --- user errors: one line, exit code 2 ---------------------------------------------------------------
+
+
+def fails(capsys, *argv) -> str:
+    code, err = train(capsys, *argv)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("aqa-train: error: "), err
+    return lines[0]
+
+
+def other_store(path, provenance: Provenance, dim: int, split: str = "test") -> None:
+    with ShardWriter(path, provenance) as writer:
+        for index in range(3):
+            writer.write(VideoFeatures(f"other{index}", np.ones((4, dim), np.float32) * index,
+                                       label=LabelRecord(f"other{index}", {"total": float(index)}, None, split)))
+
+
+def test_user_errors_are_one_line(store, tmp_path, capsys):
+    out = ["--out", tmp_path / "x", "--epochs", 1]
+    assert "has no score TES (it has: total, execution)" in fails(capsys, store, "--score", "TES", *out)
+    message = fails(capsys, store, *out)
+    assert "no score chosen; pick one with --score" in message and message.endswith(": total, execution)")
+    message = fails(capsys, store, "--score", "total", "--test-split", "val", *out)
+    assert "no labelled videos in split 'val'" in message and "test, train" in message
+    assert "feature file not found" in fails(capsys, tmp_path / "missing.h5", "--score", "total", *out)
+    assert "unknown head 'nope'" in fails(capsys, store, "--head", "nope", "--score", "total", *out)
+    assert "unknown preset" in fails(capsys, store, "--preset", "nope", *out)
+    assert "unknown key" in fails(capsys, store, "--score", "total", "--set", "train.nope=1", *out)
+    assert "--head" in fails(capsys, store, "--score", "total", "--set", "head_name=mlp", *out)
+    assert "val_fraction" in fails(capsys, store, "--score", "total", "--val-fraction", 1.5, *out)
+    assert "no video name starts with 'Ball_'" in fails(capsys, store, "--preset", "rg-ball", "--score", "total",
+                                                        *out)
+    if not torch.cuda.is_available():
+        assert "no CUDA device" in fails(capsys, store, "--score", "total", "--device", "cuda", *out)
+
+
+def test_features_made_differently_are_refused(store, tmp_path, capsys):
+    out = ["--score", "total", "--out", tmp_path / "x", "--epochs", 1]
+    different = synthetic_provenance(SyntheticTask(dim=16, pattern_seed=99))
+    other_store(tmp_path / "other.h5", different, dim=16)
+    assert "made differently" in fails(capsys, store, tmp_path / "other.h5", *out)  # two shards disagree
+    message = fails(capsys, store, "--expect-provenance", tmp_path / "other.h5", *out)
+    assert "made differently" in message and "config_hash" in message
+    other_store(tmp_path / "narrow.h5", synthetic_provenance(TASK), dim=8, split="other")  # same provenance
+    message = fails(capsys, store, tmp_path / "narrow.h5", "--streams", "scene", "--test-split", "other", *out)
+    assert "the train split has features of size 16, the other split 8" in message
+    other_store(tmp_path / "mixed.h5", synthetic_provenance(TASK), dim=8, split="test")
+    assert "different feature sizes [8, 16]" in fails(capsys, store, tmp_path / "mixed.h5", *out)
+
+
+def test_streams_need_an_actor_stream(tmp_path, capsys):
+    path = tmp_path / "scene_only.h5"
+    other_store(path, synthetic_provenance(TASK), dim=4, split="train")
+    assert "needs an actor stream" in fails(capsys, path, "--score", "total", "--streams", "both", "--test-split",
+                                            "train", "--out", tmp_path / "x")
+
+
+@pytest.mark.gpu
+def test_cuda_training_repeats_and_its_checkpoint_predicts_on_the_cpu(store, tmp_path, capsys):
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for out in runs:
+        code, err = train(capsys, store, "--score", "total", "--epochs", 3, "--device", "cuda", "--out", out, *TINY)
+        assert code == 0, err
+    first, second = (metrics(out) for out in runs)
+    assert first["device"] == "cuda" and first["test_srcc"] == second["test_srcc"]  # deterministic algorithms
+    head, normalizer, info = load_checkpoint(runs[0] / "model.pt", device="cpu")
+    with open(runs[0] / "predictions.csv") as file:
+        row = next(csv.DictReader(file))
+    with open_feature_store(store) as features:
+        video = features.read(row["name"])
+    score, _ = predict_features(head, normalizer, video.scene, video.actor, streams=info.streams)
+    assert score == pytest.approx(float(row["predicted"]), abs=1e-3)
+
+
+def test_runs_as_a_module():
+    result = subprocess.run([sys.executable, "-m", "pipeline.train", "--help"], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0 and "--val-fraction" in result.stdout and "--preset" in result.stdout

@@ -1,0 +1,63 @@
+"""pipeline.train_data: streams, the validation carve, and reading a store's splits for training."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from data.synthetic_features import SyntheticTask, make_videos, write_synthetic_store
+from models import ScoreNormalizer
+from pipeline.train_data import (
+    TrainingDataError,
+    VideoSplit,
+    carve_validation,
+    combine_streams,
+    load_training_data,
+    resolve_streams,
+)
+
+
+def test_streams_combine_scene_first():
+    scene, actor = torch.zeros(3, 2), torch.ones(3, 2)
+    assert torch.equal(combine_streams(scene, actor, "both"), torch.tensor([[0.0, 0, 1, 1]] * 3))
+    assert combine_streams(scene, actor, "actor") is actor and combine_streams(scene, None, "scene") is scene
+    with pytest.raises(TrainingDataError, match="differ in shape"):
+        combine_streams(scene, torch.ones(4, 2), "both")
+    assert resolve_streams("auto", True) == "both" and resolve_streams("auto", False) == "scene"
+    with pytest.raises(TrainingDataError, match="needs an actor stream"):
+        resolve_streams("actor", False)
+
+
+def split(count: int) -> VideoSplit:
+    return VideoSplit([f"v{i}" for i in range(count)], [torch.full((2, 1), float(i)) for i in range(count)],
+                      torch.arange(count, dtype=torch.float64).unsqueeze(1), ("total",))
+
+
+def test_validation_carve_is_seeded_disjoint_and_complete():
+    train, val = carve_validation(split(20), 0.25, seed=0)
+    assert len(train) == 15 and len(val) == 5 and set(train.names).isdisjoint(val.names)
+    assert sorted(train.names + val.names) == sorted(split(20).names)
+    assert carve_validation(split(20), 0.25, seed=0)[1].names == val.names
+    assert carve_validation(split(20), 0.25, seed=1)[1].names != val.names
+    whole = split(20)
+    assert carve_validation(whole, 0.0, seed=0) == (whole, None)
+    row = val.names.index(val.names[0])
+    assert float(val.column("total")[row]) == float(val.clips[row][0, 0])  # scores travel with their clips
+    with pytest.raises(TrainingDataError, match="at least 2 videos"):
+        carve_validation(split(4), 0.25, seed=0)
+
+
+def test_padded_targets_are_normalised():
+    videos = split(4).padded("total", ScoreNormalizer(0.0, 4.0), "cpu")
+    assert videos.targets.tolist() == [0.0, 0.25, 0.5, 0.75] and videos.features.shape == (4, 2, 1)
+
+
+def test_load_reads_both_splits_with_exact_labels(tmp_path):
+    task = SyntheticTask(dim=6, min_clips=3, max_clips=5)
+    train, test = make_videos(5, task, 1, prefix="a"), make_videos(3, task, 2, prefix="b")
+    path = write_synthetic_store(tmp_path / "s.h5", {"train": train, "test": test}, task)
+    data = load_training_data([path], scores=["execution", "total"], streams="scene")
+    assert data.streams == "scene" and data.train.input_dim == 6 and data.test.names == [v.name for v in test]
+    assert data.train.column("total").tolist() == [v.scores["total"] for v in train]  # float64, as labelled
+    assert torch.equal(data.train.clips[2], torch.from_numpy(train[2].scene))
+    assert load_training_data([path], scores=["total"]).train.input_dim == 12  # auto: both streams
