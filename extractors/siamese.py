@@ -19,7 +19,7 @@ across videos. Decoding goes through a *decoder* with the face of
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -168,13 +168,22 @@ class SiameseFeatures:
 
 def extract_video(decoder: Decoder, path: str, backbone: VideoBackbone, detector: PersonDetector,
                   config: SiameseConfig, *, device: str = "cpu", precision: Literal["fp32", "bf16", "fp16"] = "fp32",
-                  clips_per_batch: int = 4, backend: Backend = "auto") -> SiameseFeatures:
-    """Plan, decode, crop and embed one video, in sequence."""
+                  clips_per_batch: int = 4, backend: Backend = "auto",
+                  on_progress: Callable[[int, int], None] | None = None) -> SiameseFeatures:
+    """Plan, decode, crop and embed one video, in sequence.
+
+    ``on_progress(clips_done, clips_total)`` is called after the plan and after every batch
+    (a progress bar at the command-line edge hangs off it).
+    """
     plan = plan_video(decoder, path, detector, config, backend)
     input_size = config.input_size or backbone.spec.input_size[0]
     scene, actor = [], []
+    if on_progress is not None:
+        on_progress(0, plan.clips.num_clips)
     for batch in clip_batches(decoder, plan, config, input_size, clips_per_batch, backend):
         scene_part, actor_part = embed_batch(backbone, batch, device=device, precision=precision)
         scene.append(scene_part)
         actor.append(actor_part)
+        if on_progress is not None:
+            on_progress(batch.first + len(batch.scene), plan.clips.num_clips)
     return SiameseFeatures(plan, np.concatenate(scene), np.concatenate(actor))

@@ -1,0 +1,243 @@
+"""``aqa-predict``: one video in, a judge-like score out, extraction included.
+
+    aqa-predict dive.mp4 --checkpoint runs/x/model.pt
+    aqa-predict a.mp4 b.mp4 --checkpoint runs/x/model.pt --json
+    aqa-predict dive.mp4 --checkpoint runs/x/model.pt --save-overlay dive_overlay.mp4
+
+The checkpoint carries the provenance of the features its head was trained on, including the
+whole extraction config. Prediction rebuilds exactly that extraction (backbone and weights, clip
+plan, detector, crops) and refuses, naming the difference, when this machine cannot reproduce it:
+other backbone weights, another detector, features that were imported rather than extracted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from data.provenance import IMPORTED_BACKBONE, Provenance
+from extractors.backbones import VideoBackbone, build_backbone
+from extractors.decode_worker import DecodeWorker
+from extractors.detect import PersonDetector, build_detector
+from extractors.errors import AqaError
+from extractors.siamese import SiameseConfig, SiameseFeatures, extract_video
+from pipeline.checkpoint import CheckpointInfo, load_checkpoint, predict_features
+from pipeline.cli import add_common_arguments, run_cli
+from pipeline.config import config_from_dict
+from pipeline.devices import resolve_device
+from pipeline.extract import feature_config_hash
+from pipeline.overlay import write_overlay
+
+log = logging.getLogger(__name__)
+
+
+class ProvenanceNotReproducible(AqaError):
+    """This machine cannot extract features the way the checkpoint's training features were made."""
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """A loaded checkpoint with the extraction it needs, ready to score videos."""
+
+    head: Any
+    normalizer: Any
+    info: CheckpointInfo
+    config: SiameseConfig
+    backbone: VideoBackbone
+    detector: PersonDetector
+    device: str
+
+
+def extraction_config(provenance: Provenance, *, weights: str | None, detector_weights: str | None) -> SiameseConfig:
+    """The extraction config recorded in ``provenance``, with this machine's weights paths."""
+    if provenance.backbone == IMPORTED_BACKBONE:
+        raise ProvenanceNotReproducible(
+            f"the checkpoint was trained on imported features ({provenance.extra.get('source', 'unknown source')}); "
+            "aqa-predict cannot extract such features from a video: train on features made by aqa-extract")
+    recorded = provenance.extra.get("features_config")
+    if not isinstance(recorded, dict):
+        raise ProvenanceNotReproducible("the checkpoint's features carry no extraction config (made by an older "
+                                        "aqa); re-extract them with this version")
+    config = config_from_dict(SiameseConfig, recorded)
+    if feature_config_hash(config) != provenance.config_hash:
+        raise ProvenanceNotReproducible("the checkpoint's extraction config does not match its own hash: "
+                                        "the file was edited or is damaged")
+    detector = config.detector if detector_weights is None else replace(config.detector, weights=detector_weights)
+    return replace(config, weights=weights, detector=detector)
+
+
+def check_reproducible(provenance: Provenance, backbone: VideoBackbone, detector: PersonDetector,
+                       input_size: int) -> None:
+    """Refuse, naming each difference, unless this backbone and detector match the training features'."""
+    found = {"backbone weights sha256": backbone.weights_sha256 or "random-init", "detector": detector.name,
+             "detector weights": detector.weights_id, "input size": (input_size, input_size)}
+    expected = {"backbone weights sha256": provenance.weights_sha256, "detector": provenance.detector,
+                "detector weights": provenance.detector_weights, "input size": tuple(provenance.input_size)}
+    differing = [f"{key}: checkpoint {expected[key]!r}, here {found[key]!r}" for key in found
+                 if found[key] != expected[key]]
+    if differing:
+        raise ProvenanceNotReproducible("cannot reproduce the training features here -- " + "; ".join(differing))
+
+
+def load_predictor(checkpoint: Path, *, device: str = "auto", weights: str | None = None,
+                   detector_weights: str | None = None) -> Predictor:
+    """Load the head, rebuild the recorded extraction and check it is the same one."""
+    device = resolve_device(device)
+    head, normalizer, info = load_checkpoint(checkpoint, device=device)
+    config = extraction_config(info.provenance, weights=weights, detector_weights=detector_weights)
+    backbone = build_backbone(config.backbone, weights=config.weights, device=device)
+    detector = build_detector(replace(config.detector, device=device))
+    check_reproducible(info.provenance, backbone, detector, config.input_size or backbone.spec.input_size[0])
+    return Predictor(head, normalizer, info, config, backbone, detector, device)
+
+
+def predict_video(predictor: Predictor, decoder, path: Path, *, progress: bool = False
+                  ) -> tuple[dict[str, Any], SiameseFeatures]:
+    """Score one video: the report (plain data, JSON-ready) and the features it was made from."""
+    bar = tqdm(desc=path.name, unit="clip", disable=not progress, leave=False)
+
+    def on_progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        features = extract_video(decoder, str(path), predictor.backbone, predictor.detector, predictor.config,
+                                 device=predictor.device, on_progress=on_progress)
+    finally:
+        bar.close()
+    score, details = predict_features(predictor.head, predictor.normalizer, features.scene, features.actor,
+                                      streams=predictor.info.streams)
+    return build_report(path, score, details, features, predictor.info), features
+
+
+def build_report(path: Path, score: float, details: dict[str, Any], features: SiameseFeatures,
+                 info: CheckpointInfo) -> dict[str, Any]:
+    """What a judge or a script wants to know about one prediction, as plain data."""
+    plan = features.plan
+    ranges = plan.clips.frame_ranges
+    fps = plan.info.fps
+    report: dict[str, Any] = {
+        "video": str(path), "score": round(score, 4), "score_name": info.score_name, "head": info.head_name,
+        "frames": plan.info.num_frames, "fps": round(fps, 3), "clips": plan.clips.num_clips,
+        "partial_video": plan.info.partial, "athlete_frames": plan.track.summary(),
+    }
+    for key in ("score_expectation", "score_argmax"):
+        if key in details:
+            report[key] = round(float(details[key]), 4)
+    if "grade" in details:
+        probs = details.get("grade_probs")
+        report["grade"] = int(details["grade"]) + 1
+        report["grades"] = int(probs.shape[-1]) if probs is not None else None
+        if probs is not None:
+            report["grade_probs"] = [round(float(p), 4) for p in probs]
+    if "subgrade" in details:
+        report["subgrade"] = int(details["subgrade"])
+    attention = details.get("procedure_attention")
+    if attention is not None:
+        attention = np.asarray(attention, np.float64)  # [P, T]
+        report["procedures"] = [
+            {"procedure": index + 1, "peak_clip": int(row.argmax()),
+             "peak_start_s": round(ranges[int(row.argmax()), 0] / fps, 2),
+             "peak_end_s": round(ranges[int(row.argmax()), 1] / fps, 2),
+             "attention": [round(float(v), 4) for v in row]}
+            for index, row in enumerate(attention)]
+    return report
+
+
+def timeline_curve(report: dict[str, Any], num_clips: int) -> np.ndarray:
+    """Per-clip emphasis for the overlay: the strongest procedure attention on each clip."""
+    procedures = report.get("procedures")
+    if not procedures:
+        return np.ones(num_clips)
+    return np.max(np.array([p["attention"] for p in procedures]), axis=0)
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The human-readable lines for one video."""
+    lines = [f"{Path(report['video']).name}: {report['score_name']} {report['score']:.2f}"]
+    if "grade" in report:
+        grade = f"grade {report['grade']} of {report['grades']}"
+        if "subgrade" in report:
+            grade += f", sub-grade {report['subgrade']}"
+        lines[0] += f"  ({grade})"
+    lines.append(f"  {report['frames']} frames at {report['fps']:g} fps, {report['clips']} clips; athlete "
+                 + ", ".join(f"{k} {v}" for k, v in report["athlete_frames"].items() if v))
+    for procedure in report.get("procedures", []):
+        lines.append(f"  procedure {procedure['procedure']}: attends most to "
+                     f"{procedure['peak_start_s']:.1f}-{procedure['peak_end_s']:.1f} s (clip {procedure['peak_clip']})")
+    return "\n".join(lines)
+
+
+def overlay_path(option: Path, video: Path, many: bool) -> Path:
+    """``--save-overlay`` names the file for one video, a folder for several."""
+    if many or option.is_dir():
+        return option / f"{video.stem}_overlay.mp4"
+    return option
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Score videos with a trained head: runs the extraction recorded in the checkpoint, then the "
+                    "head, and prints the score with its grade and per-procedure detail.",
+        epilog="Exit status: 0 every video scored, 1 some videos failed (each says why), 2 unusable checkpoint "
+               "or setup.")
+    parser.add_argument("videos", nargs="+", type=Path, help="video files to score")
+    parser.add_argument("--checkpoint", type=Path, required=True, help="model.pt written by aqa-train")
+    parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    parser.add_argument("--weights", help="backbone weights file, if not at its default place")
+    parser.add_argument("--detector-weights", help="YOLO weights file, when the checkpoint's features used YOLO")
+    parser.add_argument("--save-overlay", type=Path, metavar="PATH",
+                        help="write the video with the tracked athlete and a timeline (.mp4, or .png for a "
+                             "strip); a folder when several videos are given")
+    add_common_arguments(parser)
+    return parser
+
+
+def main(args: argparse.Namespace) -> int:
+    predictor = load_predictor(args.checkpoint, device=args.device, weights=args.weights,
+                               detector_weights=args.detector_weights)
+    reports, failures = [], {}
+    with DecodeWorker() as decoder:
+        for path in args.videos:
+            try:
+                report, features = predict_video(predictor, decoder, path, progress=not (args.quiet or args.json))
+            except AqaError as error:
+                failures[str(path)] = " ".join(str(error).split())
+                continue
+            if args.save_overlay:
+                target = overlay_path(args.save_overlay, path, len(args.videos) > 1)
+                plan = features.plan
+                caption = f"{report['score_name']} {report['score']:.2f}"
+                write_overlay(target, path, plan.boxes_in_source_pixels, plan.track.status, plan.clips.frame_ranges,
+                              timeline_curve(report, plan.clips.num_clips), caption, fps=plan.info.fps)
+                report["overlay"] = str(target)
+            reports.append(report)
+            if not args.json:
+                print(format_report(report) + (f"\n  overlay: {report['overlay']}" if "overlay" in report else ""))
+    if args.json:
+        json.dump({"checkpoint": str(args.checkpoint), "predictions": reports,
+                   "failures": [{"video": v, "error": e} for v, e in failures.items()]}, sys.stdout, indent=2)
+        print()
+    for reason in failures.values():
+        print(f"aqa-predict: error: {reason}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def cli(argv: Sequence[str] | None = None) -> int:
+    """Console-script entry point: ``aqa-predict``."""
+    return run_cli("aqa-predict", get_args_parser, main, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())

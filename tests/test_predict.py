@@ -1,0 +1,127 @@
+"""pipeline.predict (aqa-predict): a raw video in, a score out; refusals and errors in one line."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data.provenance import imported_provenance
+from data.synthetic import SyntheticDatasetConfig, generate_dataset
+from extractors.video import open_video
+from pipeline.extract import cli as extract_cli
+from pipeline.predict import ProvenanceNotReproducible, check_reproducible, cli, extraction_config
+from pipeline.train import cli as train_cli
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny dataset extracted with real I3D weights (small input) and a head trained on it."""
+    root = tmp_path_factory.mktemp("predict")
+    dataset = generate_dataset(root / "dataset", SyntheticDatasetConfig(num_videos=6, num_frames=24, width=128,
+                                                                        height=128, test_fraction=0.34))
+    assert extract_cli([str(dataset / "videos"), "-o", str(root / "f.h5"), "--labels", str(dataset / "train.txt"),
+                        "--labels", str(dataset / "test.txt"), "--set", "features.input_size=64",
+                        "--clip-length", "8", "--quiet"]) == 0
+    assert train_cli([str(root / "f.h5"), "--head", "cofinal", "--score", "score", "--out", str(root / "run"),
+                      "--epochs", "3", "--quiet"]) == 0
+    return root, dataset, root / "run" / "model.pt"
+
+
+def test_scores_real_and_synthetic_videos_as_valid_json(trained, shared_videos, capsys):
+    _, dataset, checkpoint = trained
+    videos = [str(shared_videos / "makeup.avi"), str(sorted((dataset / "videos").glob("*.mp4"))[0])]
+    assert cli([*videos, "--checkpoint", str(checkpoint), "--json", "--quiet"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [p["video"] for p in result["predictions"]] == videos and result["failures"] == []
+    for prediction in result["predictions"]:
+        assert np.isfinite(prediction["score"]) and prediction["score_name"] == "score"
+        assert 1 <= prediction["grade"] <= prediction["grades"]
+        assert len(prediction["procedures"]) == 5
+        assert len(prediction["procedures"][0]["attention"]) == prediction["clips"]
+    assert result["predictions"][0]["frames"] == 164
+
+
+def test_text_report_and_overlay_on_the_person(trained, shared_videos, tmp_path, capsys):
+    _, _, checkpoint = trained
+    overlay = tmp_path / "makeup_overlay.mp4"
+    assert cli([str(shared_videos / "makeup.avi"), "--checkpoint", str(checkpoint), "--save-overlay", str(overlay),
+                "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("makeup.avi: score ") and "grade" in text and "procedure 1: attends most to" in text
+    with open_video(overlay) as video:
+        assert video.info.num_frames == 164
+        frame = video.get_batch([80])[0]
+    # The box is drawn green (detected) around the person, who sits in the right half of makeup.avi.
+    green = (frame[..., 1] > 180) & (frame[..., 0] < 120) & (frame[..., 2] < 120)
+    columns = np.nonzero(green.any(axis=0))[0]
+    assert len(columns) > 0 and columns.mean() > 120
+
+
+def test_an_undecodable_video_fails_alone(trained, tmp_path, capsys):
+    _, dataset, checkpoint = trained
+    broken = tmp_path / "broken.mp4"
+    broken.write_text("not a video")
+    good = sorted((dataset / "videos").glob("*.mp4"))[0]
+    assert cli([str(broken), str(good), "--checkpoint", str(checkpoint), "--quiet"]) == 1
+    captured = capsys.readouterr()
+    assert good.name in captured.out
+    errors = captured.err.strip().splitlines()
+    assert errors == [f"aqa-predict: error: {broken}: not a readable video " + errors[0].split("video ", 1)[1]]
+
+
+@pytest.mark.parametrize("case", ["missing", "corrupt", "not-a-checkpoint"])
+def test_bad_checkpoints_are_one_line_errors(trained, tmp_path, capsys, case):
+    _, dataset, _ = trained
+    path = tmp_path / "model.pt"
+    if case == "corrupt":
+        path.write_bytes(np.random.default_rng(0).bytes(4096))
+    elif case == "not-a-checkpoint":
+        import torch
+
+        torch.save({"weights": torch.zeros(3)}, path)
+    video = str(sorted((dataset / "videos").glob("*.mp4"))[0])
+    assert cli([video, "--checkpoint", str(path)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("aqa-predict: error: ") and str(path) in error[0]
+
+
+def test_absent_backbone_weights_name_the_path(trained, tmp_path, capsys):
+    _, dataset, checkpoint = trained
+    video = str(sorted((dataset / "videos").glob("*.mp4"))[0])
+    missing = tmp_path / "nowhere" / "i3d.ckpt"
+    assert cli([video, "--checkpoint", str(checkpoint), "--weights", str(missing)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and str(missing) in error[0]
+
+
+def test_refuses_what_it_cannot_reproduce(trained):
+    from pipeline.checkpoint import load_checkpoint
+
+    _, _, checkpoint = trained
+    _, _, info = load_checkpoint(checkpoint)
+    provenance = info.provenance
+    config = extraction_config(provenance, weights=None, detector_weights=None)
+    assert config.input_size == 64 and config.clips.clip_length == 8
+
+    class Stub:  # only the identity fields check_reproducible reads
+        weights_sha256, name, weights_id = provenance.weights_sha256, provenance.detector, provenance.detector_weights
+
+    check_reproducible(provenance, Stub(), Stub(), 64)  # the same: no error
+    other = Stub()
+    other.name, other.weights_id = "yolo", "yolo11n.pt sha256:abc"
+    with pytest.raises(ProvenanceNotReproducible, match="detector: checkpoint 'blazepose', here 'yolo'"):
+        check_reproducible(provenance, Stub(), other, 64)
+    with pytest.raises(ProvenanceNotReproducible, match="input size"):
+        check_reproducible(provenance, Stub(), Stub(), 224)
+    with pytest.raises(ProvenanceNotReproducible, match="imported features"):
+        extraction_config(imported_provenance(Path("/x"), "ab" * 32, package_version="0"), weights=None,
+                          detector_weights=None)
+    edited = replace(provenance, config_hash="0" * 16)
+    with pytest.raises(ProvenanceNotReproducible, match="does not match its own hash"):
+        extraction_config(edited, weights=None, detector_weights=None)
