@@ -1,6 +1,7 @@
 # The two commands a newcomer needs (each does its own set-up first):
 #   make demo   # videos -> features -> trained head -> scores, offline, on an embedded dataset
 #   make test   # the test suite (what CI runs)
+SHELL := /bin/bash
 VENV ?= $(if $(AQA_VENV),$(AQA_VENV),.venv)
 PY := $(VENV)/bin/python
 ENV := . ./env.sh &&

@@ -13,6 +13,10 @@ per-dataset preset and explicit overrides. Every head is a :class:`ScoringHead`:
 
 Heads are padding-invariant: appending masked clips never changes a video's outputs (in eval
 mode; in train mode only dropout's randomness differs).
+
+A head with ``pairwise = True`` (FSPN) scores relative to exemplars: it trains on (query,
+exemplar) pairs and predicts against an exemplar bank it carries; :mod:`models.fspn_training`
+says what a training loop does for it.
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ class ScoringHead(nn.Module):
     """
 
     head_name: str = ""
+    pairwise: bool = False  # True: trains on (query, exemplar) pairs, predicts against an exemplar bank
 
     def __init__(self, config: Any, input_dim: int) -> None:
         super().__init__()

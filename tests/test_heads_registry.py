@@ -1,4 +1,8 @@
-"""models.registry: walk every registered head (and both CoFInAl variants) through the uniform face."""
+"""models.registry: walk every registered head (and both CoFInAl variants) through the uniform face.
+
+A pairwise head (FSPN) gets its exemplar bank at build time and, in train mode, one exemplar per
+query, as a training loop gives them: see :func:`_build` and :func:`_forward`.
+"""
 
 from __future__ import annotations
 
@@ -16,12 +20,15 @@ from models import (
     list_heads,
     list_presets,
 )
+from models.fspn_exemplars import Exemplars
 from pipeline.config import config_from_dict, config_to_dict
 
 DIM = 6
 TINY = {
     "cofinal": {"procedure_dim": 16, "score_dim": 12, "num_subgrades": 10, "dropout": 0.0},
     "mlp": {"hidden_dims": (8,), "dropout": 0.0},
+    "fspn": {"parser_channels": (16, 16, 16), "smt_widths": (8,), "smt_blocks": 1, "smt_heads": 2, "fusion_dim": 8,
+             "regressor_dim": 8, "num_bins": 4, "num_exemplars": 2},
 }
 VARIANTS = {
     **{name: (name, TINY.get(name, {})) for name in list_heads()},
@@ -38,7 +45,23 @@ def variant(request):
 def _build(variant: str, seed: int = 0) -> ScoringHead:
     name, overrides = VARIANTS[variant]
     torch.manual_seed(seed)
-    return build_head(name, overrides, input_dim=DIM)
+    head = build_head(name, overrides, input_dim=DIM)
+    if head.pairwise:  # bins and exemplar bank from a fixed "training set"
+        features = torch.randn(6, 4, DIM, generator=torch.Generator().manual_seed(9))
+        scores, groups = torch.linspace(0.1, 0.9, 6), torch.tensor([0.0, 1.0] * 3)
+        head.fit_bins(scores, groups)
+        head.exemplars.fill(features, torch.ones(6, 4, dtype=torch.bool), scores, groups)
+    return head
+
+
+def _forward(head: ScoringHead, features: torch.Tensor, mask: torch.Tensor | None = None) -> dict:
+    """``head(features, mask)``; a pairwise head in train mode also gets one exemplar per query (the
+    batch rolled by one), as a training loop gives it."""
+    if not (head.pairwise and head.training):
+        return head(features, mask)
+    rolled = torch.ones(features.shape[:2], dtype=torch.bool) if mask is None else mask.roll(1, 0)
+    scores = torch.linspace(0.2, 0.8, features.shape[0])
+    return head(features, mask, exemplars=Exemplars(features.roll(1, 0), rolled, scores))
 
 
 def _padded_batch(batch: int = 4, clips: int = 6, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -49,14 +72,14 @@ def _padded_batch(batch: int = 4, clips: int = 6, seed: int = 0) -> tuple[torch.
     return features, mask
 
 
-def test_both_paper_heads_are_registered():
-    assert {"cofinal", "mlp"} <= set(list_heads())
+def test_the_paper_heads_are_registered():
+    assert {"cofinal", "fspn", "mlp"} <= set(list_heads())
 
 
 @pytest.mark.parametrize("clips", [1, 5, 68])
 def test_forward_shapes(variant, clips):
     head = _build(variant).eval()
-    out = head(torch.randn(2, clips, DIM))
+    out = _forward(head, torch.randn(2, clips, DIM))
     assert out["score"].shape == (2,) and torch.isfinite(out["score"]).all()
     if variant in UNIT_RANGE:
         assert ((out["score"] >= 0) & (out["score"] < 1)).all()
@@ -71,18 +94,18 @@ def test_padding_does_not_change_a_videos_outputs(variant):
     mask = torch.zeros(3, 12, dtype=torch.bool)
     mask[:, :5] = True
     with torch.no_grad():
-        short, long = head(features), head(padded, mask)
+        short, long = _forward(head, features), _forward(head, padded, mask)
     for key, value in short.items():
         other = long[key]
-        if value.shape != other.shape:  # a clip axis: compare the real clips, padding gets nothing
-            other, rest = other[..., :5], other[..., 5:]
+        if value.shape != other.shape:  # a clip (or step) axis last: compare the real part, padding gets nothing
+            other, rest = other[..., : value.shape[-1]], other[..., value.shape[-1]:]
             assert rest.abs().sum() == 0, key
-        assert torch.allclose(value, other, atol=1e-5), key
+        assert torch.allclose(value, other, atol=1e-5) if value.is_floating_point() else torch.equal(value, other), key
 
 
 def test_gradients_reach_every_trainable_parameter(variant):
     head = _build(variant).train()
-    total, parts = head.loss(head(*_padded_batch()), torch.tensor([0.05, 0.3, 0.62, 0.97]))
+    total, parts = head.loss(_forward(head, *_padded_batch()), torch.tensor([0.05, 0.3, 0.62, 0.97]))
     assert torch.isfinite(total) and all(torch.isfinite(value) for value in parts.values())
     total.backward()
     missing = [name for name, param in head.named_parameters() if param.requires_grad
@@ -96,7 +119,7 @@ def test_fixed_buffers_survive_an_optimizer_step(variant):
     optimizer = torch.optim.SGD(head.parameters(), lr=0.1, momentum=0.9, weight_decay=0.01)
     for _ in range(2):
         optimizer.zero_grad()
-        head.loss(head(*_padded_batch()), torch.tensor([0.05, 0.3, 0.62, 0.97]))[0].backward()
+        head.loss(_forward(head, *_padded_batch()), torch.tensor([0.05, 0.3, 0.62, 0.97]))[0].backward()
         optimizer.step()
     assert all(torch.equal(buffer, dict(head.named_buffers())[name]) for name, buffer in before.items())
     if variant.startswith("cofinal"):
@@ -107,7 +130,7 @@ def test_same_seed_same_head_and_outputs(variant):
     first, second = _build(variant, seed=3).eval(), _build(variant, seed=3).eval()
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
     features, mask = _padded_batch()
-    assert torch.equal(first(features, mask)["score"], second(features, mask)["score"])
+    assert torch.equal(_forward(first, features, mask)["score"], _forward(second, features, mask)["score"])
     other = _build(variant, seed=4)
     assert any(not torch.equal(a, b) for a, b in zip(first.parameters(), other.parameters()))
 
@@ -115,13 +138,13 @@ def test_same_seed_same_head_and_outputs(variant):
 def test_bad_inputs_are_rejected_with_a_reason(variant):
     head = _build(variant)
     with pytest.raises(ValueError, match=f"expected features \\[B, T, {DIM}\\]"):
-        head(torch.randn(2, 3, DIM + 1))
+        _forward(head, torch.randn(2, 3, DIM + 1))
     with pytest.raises(ValueError, match="at least one real clip"):
-        head(torch.randn(2, 3, DIM), torch.tensor([[True, False, False], [False, False, False]]))
+        _forward(head, torch.randn(2, 3, DIM), torch.tensor([[True, False, False], [False, False, False]]))
     with pytest.raises(ValueError, match="bool mask"):
-        head(torch.randn(2, 3, DIM), torch.ones(2, 3))
+        _forward(head, torch.randn(2, 3, DIM), torch.ones(2, 3))
     with pytest.raises(ValueError, match="expected targets"):
-        head.loss(head(torch.randn(2, 3, DIM)), torch.rand(3))
+        head.loss(_forward(head, torch.randn(2, 3, DIM)), torch.rand(3))
 
 
 def test_configs_round_trip_through_the_pipeline_config_machinery(variant):

@@ -1,0 +1,299 @@
+"""models.fspn: the FSPN head end to end: shapes, parse, pairs and voting, ablations, losses, checkpoints."""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+
+import pytest
+import torch
+
+from models import HeadConfigError, build_head, list_heads
+from models.fspn import ABLATIONS, FSPNConfig, FSPNHead
+from models.fspn_exemplars import Exemplars, bin_targets
+
+DIM = 8  # per stream: the head's input is [scene | actor], 2 * DIM wide
+TINY = {"parser_channels": (16, 12, 8), "smt_widths": (8, 16), "smt_blocks": 1, "smt_heads": 4, "fusion_dim": 8,
+        "regressor_dim": 16, "num_bins": 6, "num_exemplars": 3}
+LENGTHS = [1, 2, 9, 10, 103, 300]
+NAN = math.nan
+
+
+def _clips(batch: int, clips: int, dim: int = 2 * DIM, seed: int = 0) -> torch.Tensor:
+    """Random clip features ``[B, T, dim]`` (both streams side by side at the default width)."""
+    return torch.randn(batch, clips, dim, generator=torch.Generator().manual_seed(seed))
+
+
+def _swap(features: torch.Tensor) -> torch.Tensor:
+    """``[scene | actor]`` -> ``[actor | scene]``."""
+    half = features.shape[-1] // 2
+    return torch.cat([features[..., half:], features[..., :half]], dim=-1)
+
+
+def _filled(head: FSPNHead, count: int = 10, clips: int = 6, seed: int = 1) -> FSPNHead:
+    """Fit the bins and fill the bank from ``count`` random training videos in groups 1 and 2."""
+    features = _clips(count, clips, head.input_dim, seed)
+    mask = torch.ones(count, clips, dtype=torch.bool)
+    mask[::3, clips // 2:] = False
+    scores = torch.rand(count, generator=torch.Generator().manual_seed(seed))
+    groups = torch.tensor([1.0, 2.0] * (count // 2))
+    head.fit_bins(scores, groups)
+    head.exemplars.fill(features, mask, scores, groups)
+    return head
+
+
+def _head(seed: int = 0, **overrides) -> FSPNHead:
+    torch.manual_seed(seed)
+    dim = DIM if overrides.get("use_actor", True) is False else 2 * DIM
+    return _filled(build_head("fspn", {**TINY, **overrides}, input_dim=dim)).eval()
+
+
+def _exemplars(batch: int, clips: int, dim: int = 2 * DIM, seed: int = 5) -> Exemplars:
+    mask = torch.ones(batch, clips, dtype=torch.bool)
+    mask[0, 1:] = False
+    return Exemplars(_clips(batch, clips, dim, seed), mask, torch.linspace(0.2, 0.8, batch))
+
+
+def test_fspn_is_registered_as_a_pairwise_head_with_the_papers_defaults():
+    assert "fspn" in list_heads()
+    c = FSPNConfig()
+    assert (c.smt_widths, c.smt_blocks, c.smt_heads, c.parser_channels) == ((64, 128, 256), 3, 8, (512, 256, 128))
+    assert (c.temperature, c.num_exemplars, c.num_subactions) == (0.1, 10, 4)
+    assert (c.train_lr, c.train_weight_decay, c.train_batch_size, c.train_epochs) == (1e-3, 0.0, 8, 200)
+    head = build_head("fspn", TINY, input_dim=2 * DIM)
+    assert head.pairwise and head.stream_dim == DIM
+    assert build_head("fspn", {**TINY, "use_actor": False}, input_dim=DIM).stream_dim == DIM
+
+
+def test_parameter_count_at_the_papers_feature_size():
+    head = build_head("fspn", None, input_dim=2 * 1024)  # I3D: D = 1024 per stream
+    count = {name: sum(p.numel() for p in module.parameters()) for name, module in head.named_children()}
+    total = sum(p.numel() for p in head.parameters())
+    print(f"FSPN at D=1024: {total / 1e6:.2f} M parameters; " + ", ".join(f"{k} {v / 1e6:.3f} M" for k, v in
+                                                                          count.items()))
+    assert total == sum(count.values()) and count["exemplars"] == 0
+    assert 3.0e6 < count["transformer"] + count["fusion"] < 3.75e6  # the paper's 3.75 M covers all of FSPN
+    assert 2.0e6 < count["parser"] < 2.2e6  # a real temporal decoder (the paper's is TSA's 9-channel PSNet)
+
+
+@pytest.mark.slow
+def test_shapes_through_every_stage_at_the_papers_sizes():
+    torch.manual_seed(0)
+    head = _filled(build_head("fspn", None, input_dim=2 * 1024), count=4, clips=9).eval()
+    seen: dict[str, list[tuple[int, ...]]] = {}
+
+    def record(name):
+        def hook(module, inputs, output):
+            seen.setdefault(name, []).append(tuple((output[0] if isinstance(output, tuple) else output).shape))
+        return hook
+
+    for index, block in enumerate(head.parser.blocks):
+        block.register_forward_hook(record(f"up{index}"))
+    for index, stage in enumerate(head.transformer.stages):
+        stage.register_forward_hook(record(f"smt{index}"))
+    head.fusion.register_forward_hook(record("mtf"))
+    started = time.perf_counter()
+    for clips in LENGTHS:
+        seen.clear()
+        with torch.no_grad():  # first call: the 2 queries; second: the 4 exemplars of 9 clips
+            out = head(_clips(2, clips, 2 * 1024))
+        steps = 8 * clips
+        assert seen["up0"] == [(4, 2 * clips, 512), (8, 18, 512)]  # both streams in one pass
+        assert seen["up1"][0] == (4, 4 * clips, 256) and seen["up2"][0] == (4, steps, 128)
+        assert [seen[f"smt{i}"][0] for i in range(3)] == [(2, 4, 64), (2, 4, 128), (2, 4, 256)]  # S = 4 tokens
+        assert seen["mtf"] == [(2, 3 * 256), (4, 3 * 256)]
+        assert out["score"].shape == (2,) and torch.isfinite(out["score"]).all()
+        assert out["votes"].shape == out["exemplar_index"].shape == (2, 10)  # M = 10 ...
+        assert out["exemplar_valid"].sum(1).tolist() == [4, 4]  # ... of which a 4-video bank fills 4
+        assert out["boundaries"].shape == (2, 2, 3) and out["sub_action_probs"].shape == (2, 2, 4, steps)
+    print(f"6 forwards (T = {LENGTHS}, 2 queries, 4 exemplars): {time.perf_counter() - started:.2f} s")
+
+
+@pytest.mark.parametrize("clips", LENGTHS)
+def test_boundaries_are_ordered_inside_the_real_steps(clips):
+    head = _head()
+    mask = torch.ones(3, clips, dtype=torch.bool)
+    mask[1, max(1, clips // 2):] = False
+    with torch.no_grad():
+        out = head(_clips(3, clips, seed=clips), mask)
+    boundaries = out["boundaries"]  # [B, 2, S - 1]: first steps of sub-actions 2..S
+    assert (boundaries[..., 1:] > boundaries[..., :-1]).all() and (boundaries > 0).all()
+    assert (boundaries < 8 * mask.sum(1).view(-1, 1, 1)).all()
+    details = head.predict_details(out)["boundaries"]
+    assert torch.equal(details, boundaries[:, 1].float() / 8)  # the actor stream, in clips
+
+
+@pytest.mark.parametrize("ablation", ["full", *sorted(ABLATIONS)])
+def test_padding_changes_nothing(ablation):
+    head = _head(**ABLATIONS.get(ablation, {}))
+    features = _clips(3, 5, head.input_dim, seed=2)
+    padded = torch.cat([features, torch.full((3, 7, head.input_dim), NAN)], 1)
+    mask = torch.zeros(3, 12, dtype=torch.bool)
+    mask[:, :5] = True
+    exemplars = _exemplars(3, 4, head.input_dim)
+    with torch.no_grad():
+        short, long = head(features), head(padded, mask)
+        pair_short, pair_long = head(features, exemplars=exemplars), head(padded, mask, exemplars=exemplars)
+    for key in ("score", "votes", "boundaries"):
+        if key in short:
+            assert torch.allclose(short[key], long[key], atol=1e-5), key
+    if "sub_action_probs" in short:
+        assert torch.allclose(short["sub_action_probs"], long["sub_action_probs"][..., :40], atol=1e-6)
+        assert long["sub_action_probs"][..., 40:].abs().sum() == 0
+    assert torch.allclose(pair_short["score"], pair_long["score"], atol=1e-5)
+
+
+def test_voting_with_one_exemplar_equals_the_single_pair_prediction():
+    head = _head(num_exemplars=1)
+    features = _clips(4, 7, seed=3)
+    with torch.no_grad():
+        voted = head(features, groups=torch.tensor([1.0, 2.0, NAN, 1.0]))
+        index = voted["exemplar_index"][:, 0]
+        bank = head.exemplars
+        paired = head(features, exemplars=Exemplars(bank.features[index], bank.mask[index], bank.score[index]))
+    assert torch.allclose(voted["score"], paired["score"], atol=1e-6)
+    assert torch.allclose(voted["votes"][:, 0], paired["score"], atol=1e-6)
+
+
+def test_voting_averages_over_the_querys_group():
+    head = _head()
+    with torch.no_grad():
+        out = head(_clips(2, 6, seed=4), groups=torch.tensor([2.0, 1.0]))
+    assert (head.exemplars.group[out["exemplar_index"]] == torch.tensor([[2.0], [1.0]])).all()
+    assert torch.allclose(out["score"], out["votes"].mean(dim=1), atol=1e-6)
+
+
+def test_swapping_the_streams_changes_the_prediction():
+    head = _head()
+    features = _clips(3, 9, seed=6)
+    with torch.no_grad():
+        straight, swapped = head(features)["score"], head(_swap(features))["score"]
+    assert (straight - swapped).abs().max() > 1e-4
+
+
+def test_without_the_actor_stream_one_stream_serves_as_both():
+    head = _head(use_actor=False)
+    assert head.input_dim == head.stream_dim == DIM
+    with torch.no_grad():
+        out = head(_clips(2, 6, DIM, seed=7))
+    assert torch.equal(out["boundaries"][:, 0], out["boundaries"][:, 1])  # one parse, seen as both streams
+    with pytest.raises(HeadConfigError, match="input_dim must be even"):
+        build_head("fspn", TINY, input_dim=2 * DIM + 1)
+
+
+@pytest.mark.parametrize("ablation", ["full", *sorted(ABLATIONS)])
+def test_gradients_reach_every_trainable_parameter(ablation):
+    head = _head(**ABLATIONS.get(ablation, {})).train()
+    outputs = head(_clips(4, 6, head.input_dim, seed=8), exemplars=_exemplars(4, 5, head.input_dim))
+    total, _ = head.loss(outputs, torch.tensor([0.1, 0.4, 0.6, 0.9]))
+    total.backward()
+    missing = [name for name, param in head.named_parameters()
+               if param.grad is None or not torch.isfinite(param.grad).all() or param.grad.abs().sum() == 0]
+    # L_gc is the parser MLP's only signal (argmax boundaries pass no gradient): without it the parse stays put
+    assert missing == ([name for name, _ in head.parser.classifier.named_parameters(prefix="parser.classifier")]
+                       if ablation == "no_gc" else [])
+
+
+@pytest.mark.parametrize(("ablation", "parts"), [
+    ("full", {"gc", "bce", "reg"}),
+    ("no_iap", {"bce", "reg"}),
+    ("no_gc", {"bce", "reg"}),
+    ("no_bce", {"gc", "reg"}),
+    ("no_actor", {"gc", "bce", "reg"}),
+    ("single_scale", {"gc", "bce", "reg"}),
+])
+def test_loss_parts_follow_the_ablation_and_sum_to_the_total(ablation, parts):
+    head = _head(**ABLATIONS.get(ablation, {}))
+    out = head(_clips(3, 6, head.input_dim, seed=9), exemplars=_exemplars(3, 6, head.input_dim))
+    total, named = head.loss(out, torch.tensor([0.3, 0.5, 0.7]))
+    assert set(named) == parts and all(not value.requires_grad for value in named.values())
+    assert total.item() == pytest.approx(sum(value.item() for value in named.values()), rel=1e-6)
+
+
+def test_bce_and_reg_are_cores_interval_classification_and_in_interval_regression():
+    head = _head()
+    exemplars = _exemplars(3, 6)
+    out = head(_clips(3, 6, seed=10), exemplars=exemplars)
+    targets = torch.tensor([0.3, 0.5, 0.7])
+    interval, position = bin_targets(targets - exemplars.score, head.bin_edges)
+    _, parts = head.loss(out, targets)
+    one_hot = torch.nn.functional.one_hot(interval, 6).float()
+    bce = torch.nn.functional.binary_cross_entropy(torch.sigmoid(out["bin_logits"]), one_hot)
+    assert parts["bce"].item() == pytest.approx(bce.item(), rel=1e-5)
+    chosen = out["bin_positions"][torch.arange(3), interval]
+    assert parts["reg"].item() == pytest.approx(((chosen - position) ** 2).mean().item(), rel=1e-5)
+    assert torch.allclose(out["score"], exemplars.score + out["difference"])
+
+
+def test_without_bce_the_regressor_predicts_the_difference_directly():
+    head = _head(use_bce=False)
+    exemplars = _exemplars(2, 6)
+    out = head(_clips(2, 6, seed=11), exemplars=exemplars)
+    assert "bin_logits" not in out and not hasattr(head, "classifier")
+    _, parts = head.loss(out, torch.tensor([0.4, 0.6]))
+    expected = ((out["difference"] - (torch.tensor([0.4, 0.6]) - exemplars.score)) ** 2).mean()
+    assert parts["reg"].item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_the_loss_of_a_vote_is_the_mse_of_the_voted_score():
+    head = _head()
+    with torch.no_grad():
+        out = head(_clips(2, 6, seed=13))
+    total, parts = head.loss(out, torch.tensor([0.25, 0.75]))
+    assert set(parts) == {"score"}
+    assert total.item() == pytest.approx(((out["score"] - torch.tensor([0.25, 0.75])) ** 2).mean().item())
+
+
+def test_ablations_drop_their_modules():
+    assert not hasattr(_head(use_iap=False), "parser")
+    assert len(_head(smt_widths=(8,)).transformer.stages) == 1
+    assert "boundaries" not in _head(use_iap=False)(_clips(1, 4))
+
+
+def test_state_dict_round_trip_keeps_the_weights_bins_and_bank():
+    head = _head(seed=1)
+    features, groups = _clips(3, 8, seed=12), torch.tensor([1.0, NAN, 2.0])
+    buffer = io.BytesIO()
+    torch.save(head.state_dict(), buffer)
+    buffer.seek(0)
+    restored = build_head("fspn", TINY, input_dim=2 * DIM).eval()  # fresh: other weights, uniform bins, empty bank
+    assert len(restored.exemplars) == 0 and not torch.equal(restored.bin_edges, head.bin_edges)
+    restored.load_state_dict(torch.load(buffer, weights_only=True))
+    assert torch.equal(restored.bin_edges, head.bin_edges) and len(restored.exemplars) == len(head.exemplars)
+    with torch.no_grad():
+        assert torch.equal(restored(features, groups=groups)["score"], head(features, groups=groups)["score"])
+
+
+def test_fit_bins_sets_the_buffer_only():
+    head = build_head("fspn", TINY, input_dim=2 * DIM)
+    before = [param.clone() for param in head.parameters()]
+    edges = head.fit_bins(torch.tensor([0.1, 0.2, 0.4, 0.8, 0.9]))
+    assert edges is head.bin_edges and edges[0] < 0 < edges[-1] and edges[-1].item() == pytest.approx(0.8)
+    assert all(torch.equal(a, b) for a, b in zip(before, head.parameters()))
+
+
+def test_errors_say_what_the_head_needs():
+    head = _head()
+    features = _clips(2, 4)
+    with pytest.raises(ValueError, match="expected features"):
+        head(features[..., :DIM])  # one stream given to a two-stream head
+    with pytest.raises(ValueError, match="one exemplar per query"):
+        head(features, exemplars=_exemplars(3, 4))
+    with pytest.raises(ValueError, match="trains on \\(query, exemplar\\) pairs"):
+        head.train()(features)
+    with pytest.raises(ValueError, match="exemplar bank is empty"):
+        build_head("fspn", TINY, input_dim=2 * DIM).eval()(features)
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"num_subactions": 9}, "fewer than num_subactions"),
+    ({"smt_widths": (64, 100)}, "divisible by smt_heads"),
+    ({"parser_channels": ()}, "non-empty"),
+    ({"temperature": 0.0}, "temperature"),
+    ({"num_exemplars": 0}, "num_exemplars"),
+    ({"train_exemplar_groups": "action"}, "train_exemplar_groups"),
+])
+def test_invalid_configs_are_rejected_with_a_reason(overrides, message):
+    with pytest.raises(HeadConfigError, match=message):
+        FSPNConfig(**overrides)
