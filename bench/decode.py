@@ -17,10 +17,7 @@ numbers, the machine and the command into ``docs/benchmarks.md``.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -28,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_videos import make_bench_video  # noqa: E402
+from bench.results import json_lines  # noqa: E402
 from extractors.video import open_video  # noqa: E402
 from pipeline.environment import configure_library_environment  # noqa: E402
 
@@ -107,14 +105,7 @@ def main(args: argparse.Namespace) -> int:
     cache = configure_library_environment(offline=True)
     workdir = Path(args.workdir or cache / "bench")
     workdir.mkdir(parents=True, exist_ok=True)
-    machine = {"machine": platform.node(), "cpus": os.cpu_count()}
-
-    def emit(record: dict) -> None:
-        line = json.dumps({**record, **machine})
-        print(line, flush=True)
-        if args.out:
-            with open(args.out, "a") as handle:
-                handle.write(line + "\n")
+    emit = json_lines(args.out)
 
     processes = [int(p) for p in args.processes.split(",")]
     videos = {}

@@ -16,9 +16,6 @@ numbers, the machine and the command into ``docs/benchmarks.md``.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -27,6 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.results import json_lines  # noqa: E402
 from models import build_head  # noqa: E402
 from models.fspn_exemplars import Exemplars  # noqa: E402
 
@@ -83,14 +81,7 @@ def main(args: argparse.Namespace) -> int:
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    machine = {"machine": platform.node(), "cpus": os.cpu_count(), "torch": torch.__version__}
-
-    def emit(record: dict) -> None:
-        line = json.dumps({**record, **machine})
-        print(line, flush=True)
-        if args.out:
-            with open(args.out, "a") as handle:
-                handle.write(line + "\n")
+    emit = json_lines(args.out, torch=torch.__version__)
 
     for length in (int(value) for value in args.lengths.split(",")):
         for batch in (int(value) for value in args.batches.split(",")):

@@ -16,8 +16,6 @@ input size); the demo's (``demo_out/run/model.pt``) is I3D at 112 px with 16-fra
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -25,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_videos import make_bench_video  # noqa: E402
+from bench.results import json_lines  # noqa: E402
 from pipeline.environment import configure_library_environment  # noqa: E402
 
 
@@ -59,15 +58,11 @@ def main(args: argparse.Namespace) -> int:
         {"phase": "cold", "seconds": round(cold - started, 2), "load_seconds": round(loaded - started, 2)},
         {"phase": "warm", "seconds": round(warm, 2)},
     ]
+    emit = json_lines(args.out, bench="predict", device=predictor.device, video=f"640x360 {args.seconds} s",
+                      frames=first["frames"], clips=first["clips"], backbone=predictor.config.backbone,
+                      input_size=predictor.config.input_size)
     for record in records:
-        record.update({"bench": "predict", "device": predictor.device, "video": f"640x360 {args.seconds} s",
-                       "frames": first["frames"], "clips": first["clips"], "backbone": predictor.config.backbone,
-                       "input_size": predictor.config.input_size, "machine": platform.node()})
-        line = json.dumps(record)
-        print(line, flush=True)
-        if args.out:
-            with open(args.out, "a") as handle:
-                handle.write(line + "\n")
+        emit(record)
     assert first["score"] == second["score"], "the same video must score the same twice"
     return 0
 

@@ -24,8 +24,6 @@ machine and the command into ``docs/benchmarks.md``.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
 import statistics
 import sys
@@ -37,6 +35,7 @@ from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.results import json_lines  # noqa: E402
 from models import build_head, head_config  # noqa: E402
 from models.training import (  # noqa: E402
     PaddedVideos,
@@ -167,18 +166,12 @@ def main() -> None:
     seed_everything(0)
     head = build_head(args.head, head_config(args.head, args.preset), input_dim=args.dim).to(args.device)
     window = resolve_window(config, head)
-    common = {"bench": "train", "device": args.device, "device_name": _device_name(args.device),
-              "machine": platform.node(), "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
-              "torch": torch.__version__, "head": args.head, "preset": args.preset, "dim": args.dim, "window": window,
-              "batch_size": config.batch_size, "train_videos": args.train_videos, "test_videos": args.test_videos,
-              "clips": [args.min_clips, args.max_clips], "measured_epochs": args.epochs * args.rounds}
-
-    def emit(values: dict[str, object]) -> None:
-        line = json.dumps({**common, **values})
-        print(line, flush=True)
-        if args.out:
-            with open(args.out, "a") as file:
-                file.write(line + "\n")
+    emit = json_lines(
+        args.out, bench="train", device=args.device, device_name=_device_name(args.device),
+        threads=torch.get_num_threads(),
+        torch=torch.__version__, head=args.head, preset=args.preset, dim=args.dim, window=window,
+        batch_size=config.batch_size, train_videos=args.train_videos, test_videos=args.test_videos,
+        clips=[args.min_clips, args.max_clips], measured_epochs=args.epochs * args.rounds)
 
     def report(what: str, seconds: float, **extra: object) -> None:
         emit({"measurement": what, "seconds_per_epoch": round(seconds, 4),
