@@ -106,7 +106,9 @@ class FSPNConfig:
     # per training window; the paper trains on whole videos (9 or 10 clips) and 300 covers every
     # video we handle (the per-dataset presets set 68 / 124 as for the other heads). Exemplar
     # groups: the key pairs and the bank are grouped by. train_divide_by_difficulty: train on
-    # score / difficulty and multiply back at inference (MTL-AQA "w/ DD").
+    # score / difficulty and multiply back at inference (MTL-AQA "w/ DD"). aqa-train reads lr,
+    # weight decay and batch size here (models.fspn_training.pair_recipe); train_epochs is the
+    # default of its --epochs.
     train_window: int = 300
     train_lr: float = 1e-3
     train_weight_decay: float = 0.0
@@ -226,10 +228,13 @@ class FSPNHead(ScoringHead):
         return total, {name: value.detach() for name, value in parts.items()}
 
     def predict_details(self, outputs: dict[str, Tensor]) -> dict[str, Tensor]:
-        """``score``; ``votes`` ``[B, M]`` (bank mode); with IAP the actor stream's ``sub_action_probs``
-        ``[B, S, 8T]`` and ``boundaries`` ``[B, S - 1]``: the clip position (float) where each next
-        sub-action starts."""
+        """``score``; in bank mode ``votes`` ``[B, M]`` and ``exemplar_index`` ``[B, M]`` (the bank rows
+        voted with, -1 where a small group has fewer than M); with IAP the actor stream's
+        ``sub_action_probs`` ``[B, S, 8T]`` and ``boundaries`` ``[B, S - 1]``: the clip position
+        (float) where each next sub-action starts."""
         details = {key: outputs[key].detach() for key in ("score", "votes", "difference") if key in outputs}
+        if "exemplar_index" in outputs:
+            details["exemplar_index"] = outputs["exemplar_index"].masked_fill(~outputs["exemplar_valid"], -1)
         if "boundaries" in outputs:
             factor = self.parser.factor
             details["boundaries"] = outputs["boundaries"][:, -1].float() / factor

@@ -15,6 +15,12 @@ clip, targets normalised to [0, 1)) with these differences:
    the bank (pass ``groups=`` to use each video's group, else the shared set) and ``loss`` on
    those outputs is the MSE of the voted score.
 
+:func:`pair_recipe` is all of that as a :class:`~models.training.Recipe` for
+:func:`models.training.fit`: the generic loop then adds seeds, determinism, validation and
+selection exactly as for any other head. The query and its exemplar each get their own random
+window of the training window's length (the paper trains on whole videos: its 9-10 clips are
+shorter than any window).
+
 With ``train_divide_by_difficulty`` (MTL-AQA "w/ DD") the loop normalises :func:`difficulty_ratio`
 of the scores instead of the scores and multiplies the de-normalised prediction by the
 difficulty. Groups are the difficulty when ``train_exemplar_groups == "difficulty"`` (NaN where
@@ -23,15 +29,20 @@ unknown), else None.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from models.fspn_exemplars import Exemplars, pair_candidates
 from models.registry import ScoringHead
+from models.training import Batch, PaddedVideos, Recipe, optimizer_step, sample_windows
 
-__all__ = ["difficulty_ratio", "make_optimizer", "pair_batches", "prepare", "train_step"]
+__all__ = ["PairRecipe", "difficulty_ratio", "make_optimizer", "pair_batches", "pair_recipe", "prepare", "train_step"]
+
+log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
@@ -72,12 +83,37 @@ def train_step(head: ScoringHead, optimizer: torch.optim.Optimizer, features: Te
 
     Returns the detached ``loss`` and its parts (``gc``, ``bce``, ``reg`` as configured).
     """
-    head.train()
-    total, parts = head.loss(head(features, mask, exemplars=exemplars), targets)
-    optimizer.zero_grad(set_to_none=True)
-    total.backward()
-    optimizer.step()
-    return {"loss": total.detach(), **parts}
+    return optimizer_step(head, optimizer, features, mask, targets, exemplars=exemplars)[1]
+
+
+@dataclass
+class PairRecipe(Recipe):
+    """:class:`~models.training.Recipe` of a pairwise head; ``bank_index`` ``[E]`` (CPU) are the
+    training rows :func:`prepare` stored in the head's exemplar bank, in bank order."""
+
+    bank_index: Tensor
+
+
+def pair_recipe(head: ScoringHead, train: PaddedVideos, window: int) -> PairRecipe:
+    """Set ``head`` up on the training split (:func:`prepare`, grouped by ``train.groups``) and return
+    its recipe: :func:`make_optimizer`, no schedule, and epochs of :func:`pair_batches` of
+    ``head.config.train_batch_size`` pairs, each side cut to a random window of ``window`` clips."""
+    if not head.pairwise:
+        raise ValueError(f"head {head.head_name!r} is not pairwise; train it with models.training.video_recipe")
+    bank_index = prepare(head, train.features, train.mask(), train.targets, train.groups).cpu()
+    config = head.config
+    log.info("%s: %d exemplars in the bank; Adam lr %g, weight decay %g, %d pairs per batch, windows of %d clips",
+             head.head_name, len(bank_index), config.train_lr, config.train_weight_decay, config.train_batch_size,
+             window)
+
+    def epoch(generator: torch.Generator) -> Iterator[Batch]:
+        for query, exemplar in pair_batches(len(train), config.train_batch_size, generator, train.groups):
+            features, mask = sample_windows(train, query, window, generator)
+            exemplar_features, exemplar_mask = sample_windows(train, exemplar, window, generator)
+            exemplars = Exemplars(exemplar_features, exemplar_mask, train.targets[exemplar.to(train.device)])
+            yield features, mask, train.targets[query.to(train.device)], {"exemplars": exemplars}
+
+    return PairRecipe(make_optimizer(head), None, epoch, bank_index)
 
 
 def difficulty_ratio(scores: Tensor, difficulty: Tensor) -> Tensor:

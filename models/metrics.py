@@ -1,4 +1,5 @@
-"""Evaluation metrics of the AQA papers: Spearman's rho, its Fisher-z average, relative L2, MSE.
+"""Evaluation metrics of the AQA papers: Spearman's rho, its Fisher-z average, relative L2, MSE,
+and the cumulative-score curve (FSPN Fig. 11).
 
 Pure functions over 1-D array-likes (lists, numpy arrays, CPU or GPU tensors); they return
 Python floats so results go straight into logs and JSON.
@@ -74,6 +75,23 @@ def mse(pred: Any, true: Any) -> float:
     """Mean squared error, on whatever scale the inputs are (report it on the original one)."""
     p, g = _pair(pred, true)
     return float(np.mean((p - g) ** 2))
+
+
+def cumulative_score(pred: Any, true: Any, thresholds: Any = None, count: int = 26) -> list[tuple[float, float]]:
+    """The cumulative-score curve (FSPN Fig. 11, after age estimation's CS): for each threshold of
+    absolute error, the fraction of videos with ``|pred - true| <= threshold`` (NaN counts as a miss).
+
+    ``thresholds`` default to ``count`` even steps from 0 to half the span of the true scores (1 if
+    they are all equal): they depend on the truth alone, so every head and seed tested on one split
+    is drawn on the same axis. Returns ``[(threshold, fraction), ...]`` on the original scale.
+    """
+    p, g = _pair(pred, true)
+    if thresholds is None:
+        span = float(g.max() - g.min())
+        thresholds = np.linspace(0.0, 0.5 * span if span > 0 else 1.0, count)
+    limits = _as_vector(thresholds, "thresholds")
+    errors = np.abs(p - g)  # NaN compares False: a miss at every threshold
+    return [(float(limit), float(np.mean(errors <= limit))) for limit in limits]
 
 
 def score_metrics(pred: Any, true: Any) -> dict[str, float]:

@@ -9,7 +9,10 @@ the video is shorter. No Dataset/DataLoader, no per-sample Python, no host-to-de
 Optimisation follows CoFInAl Sec. 4.1: SGD, momentum 0.9, weight decay 0.01, batch 32, the
 learning rate decayed from 0.01 to 1e-4 by a cosine over all steps, 200 epochs. The loop talks to
 the head only through the :class:`~models.registry.ScoringHead` face (``forward``, ``loss``), so
-any registered head trains here.
+any registered head trains here. What differs between kinds of heads -- the optimiser, and what
+one epoch's batches are -- is a :class:`Recipe`: :func:`video_recipe` (the above: every video
+once per epoch as one random window) by default, :func:`models.fspn_training.pair_recipe` for a
+pairwise head (FSPN: (query, exemplar) windows, Adam per its config).
 
 Model selection never looks at the test split: :func:`fit` keeps either the last epoch
 (``"fixed-epochs"``) or, when given a validation split carved from the training data, the epoch
@@ -26,6 +29,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -79,26 +83,32 @@ class PaddedVideos:
 
     ``features`` ``[N, T_max, D]`` float32, zero after each video's end; ``lengths`` ``[N]`` int64 on
     the CPU (window starts are drawn there, so sampling never waits for the device); ``targets``
-    ``[N]`` float32 on the device, normalised to [0, 1).
+    ``[N]`` float32 on the device, normalised to [0, 1). ``groups`` ``[N]`` float64 on the CPU (NaN =
+    unknown) or None: the exemplar group key of each video (the difficulty), which only pairwise
+    heads use, to pair within a group and to vote over the group's exemplars.
     """
 
     features: Tensor
     lengths: Tensor
     targets: Tensor
+    groups: Tensor | None = None
 
     @classmethod
-    def from_sequences(cls, sequences: Sequence[Tensor], targets: Tensor,
-                       device: str | torch.device = "cpu") -> PaddedVideos:
+    def from_sequences(cls, sequences: Sequence[Tensor], targets: Tensor, device: str | torch.device = "cpu",
+                       groups: Tensor | None = None) -> PaddedVideos:
         """Pad per-video clips ``[T_i, D]`` into one tensor on ``device``."""
         if not sequences:
             raise ValueError("no videos to pad")
         lengths = torch.tensor([len(clips) for clips in sequences], dtype=torch.int64)
         if int(lengths.min()) < 1:
             raise ValueError("every video needs at least one clip")
+        if groups is not None and groups.shape != (len(sequences),):
+            raise ValueError(f"expected {len(sequences)} group keys, got {tuple(groups.shape)}")
         features = torch.zeros(len(sequences), int(lengths.max()), sequences[0].shape[1], device=device)
         for row, clips in enumerate(sequences):
             features[row, :len(clips)] = clips.to(device=device, dtype=torch.float32)
-        return cls(features, lengths, targets.to(device=device, dtype=torch.float32).reshape(len(sequences)))
+        return cls(features, lengths, targets.to(device=device, dtype=torch.float32).reshape(len(sequences)),
+                   None if groups is None else groups.detach().to("cpu", torch.float64))
 
     def __len__(self) -> int:
         return int(self.lengths.shape[0])
@@ -106,6 +116,10 @@ class PaddedVideos:
     @property
     def device(self) -> torch.device:
         return self.features.device
+
+    def mask(self) -> Tensor:
+        """``[N, T_max]`` bool on the device: True for each video's real clips."""
+        return (torch.arange(self.features.shape[1]).unsqueeze(0) < self.lengths.unsqueeze(1)).to(self.device)
 
 
 def sample_windows(videos: PaddedVideos, index: Tensor, window: int,
@@ -145,11 +159,13 @@ def full_batches(videos: PaddedVideos, batch_size: int) -> Iterator[tuple[slice,
 @torch.no_grad()
 def evaluate(head: ScoringHead, videos: PaddedVideos, batch_size: int = 64) -> tuple[Tensor, float]:
     """Score every video on all its clips in eval mode: (normalised scores ``[N]`` on the CPU,
-    mean loss). Leaves the head in eval mode."""
+    mean loss). A pairwise head votes over its exemplar bank, each video over its group's exemplars
+    when ``videos.groups`` is set. Leaves the head in eval mode."""
     head.eval()
     scores, loss_sum = [], 0.0
     for rows, features, mask in full_batches(videos, batch_size):
-        outputs = head(features, mask)
+        grouped = head.pairwise and videos.groups is not None
+        outputs = head(features, mask, **({"groups": videos.groups[rows]} if grouped else {}))
         loss, _ = head.loss(outputs, videos.targets[rows])
         loss_sum += float(loss) * features.shape[0]
         scores.append(outputs["score"].float().cpu())
@@ -180,12 +196,14 @@ def deterministic_algorithms(enabled: bool = True) -> Iterator[None]:
 
 
 def check_single_stream(head: ScoringHead) -> None:
-    """Refuse heads this loop cannot drive: pairwise heads (trained on (query, exemplar) pairs, see
-    :mod:`models.fspn_training`) and heads whose ``forward`` takes several streams."""
+    """Refuse heads the default :func:`video_recipe` cannot drive: pairwise heads (trained on
+    (query, exemplar) pairs: pass ``recipe=models.fspn_training.pair_recipe(...)``) and heads
+    whose ``forward`` takes several streams."""
     streams = tuple(getattr(head, "streams", ("scene",)))
     if getattr(head, "pairwise", False) or len(streams) > 1:
         raise TrainConfigError(f"head {head.head_name!r} trains on exemplar pairs or on the streams {list(streams)} "
-                               "separately; this training loop feeds single videos as one clip sequence")
+                               "separately; the default recipe feeds single videos as one clip sequence "
+                               "(pairwise heads: models.fspn_training.pair_recipe)")
 
 
 def resolve_window(config: TrainConfig, head: ScoringHead) -> int:
@@ -194,6 +212,55 @@ def resolve_window(config: TrainConfig, head: ScoringHead) -> int:
     if window is None:
         raise TrainConfigError(f"head {head.head_name!r} has no train_window; set train.window")
     return int(window)
+
+
+Batch = tuple[Tensor, Tensor, Tensor, dict[str, Any]]
+"""One step's input: features ``[B, C, D']``, mask ``[B, C]``, normalised targets ``[B]`` and
+extra keyword arguments for ``forward`` (a pairwise head's ``exemplars``)."""
+
+
+@dataclass
+class Recipe:
+    """How one kind of head is optimised: its optimiser, an optional schedule stepped after every
+    optimiser step, and ``epoch(generator)``, which yields one epoch's batches drawn from
+    ``generator`` (so a seed fixes the order and the windows)."""
+
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler | None
+    epoch: Callable[[torch.Generator], Iterator[Batch]]
+
+
+def video_recipe(head: ScoringHead, train: PaddedVideos, config: TrainConfig) -> Recipe:
+    """CoFInAl's recipe: SGD with momentum, cosine decay over all steps; an epoch visits every training
+    video once, in a random order, as one random window of :func:`resolve_window` clips."""
+    check_single_stream(head)
+    window = resolve_window(config, head)
+    optimizer = torch.optim.SGD(head.parameters(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * steps_per_epoch,
+                                                          eta_min=config.lr_min)
+
+    def epoch(generator: torch.Generator) -> Iterator[Batch]:
+        order = torch.randperm(len(train), generator=generator)
+        for start in range(0, len(train), config.batch_size):
+            index = order[start:start + config.batch_size]
+            features, mask = sample_windows(train, index, window, generator)
+            yield features, mask, train.targets[index.to(train.device)], {}
+
+    return Recipe(optimizer, schedule, epoch)
+
+
+def optimizer_step(head: ScoringHead, optimizer: torch.optim.Optimizer, features: Tensor, mask: Tensor,
+                   targets: Tensor, **forward: Any) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """One step in train mode: the head's outputs and ``{"loss", **parts}`` (detached)."""
+    head.train()
+    outputs = head(features, mask, **forward)
+    loss, parts = head.loss(outputs, targets)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return outputs, {"loss": loss.detach(), **parts}
 
 
 @dataclass
@@ -211,29 +278,23 @@ class FitResult:
 
 
 def fit(head: ScoringHead, train: PaddedVideos, config: TrainConfig, *, seed: int, val: PaddedVideos | None = None,
+        recipe: Recipe | None = None,
         on_epoch: Callable[[dict[str, float | None]], None] | None = None) -> FitResult:
-    """Train ``head`` (already on ``train.device``) for ``config.epochs`` epochs.
+    """Train ``head`` (already on ``train.device``) for ``config.epochs`` epochs of ``recipe``
+    (default :func:`video_recipe`; build another one after the head is on its device).
 
-    An epoch visits every training video once, in a seeded random order, as one random window each.
     ``seed`` drives the order and the windows (dropout draws from torch's global RNG: seed it with
     :func:`seed_everything` before building the head). ``on_epoch`` gets each epoch's record (for
     progress bars). The head ends in eval mode holding the *last* epoch's weights.
     """
-    check_single_stream(head)
-    window = resolve_window(config, head)
+    recipe = recipe if recipe is not None else video_recipe(head, train, config)
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.SGD(head.parameters(), lr=config.lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay)
-    steps_per_epoch = math.ceil(len(train) / config.batch_size)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * steps_per_epoch,
-                                                          eta_min=config.lr_min)
     history: list[dict[str, float | None]] = []
     best_srcc, best_epoch, best_state = -math.inf, config.epochs, None
     with deterministic_algorithms(config.deterministic):
         for epoch in range(1, config.epochs + 1):
-            started, lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
-            record = {"epoch": epoch, "lr": lr, **_train_epoch(head, train, optimizer, schedule, window,
-                                                                config.batch_size, generator, epoch)}
+            started, lr = time.perf_counter(), recipe.optimizer.param_groups[0]["lr"]
+            record = {"epoch": epoch, "lr": lr, **_train_epoch(head, recipe, generator, epoch, len(train))}
             record["val_loss"] = record["val_srcc"] = None
             if val is not None:
                 scores, record["val_loss"] = evaluate(head, val, config.eval_batch_size)
@@ -250,32 +311,24 @@ def fit(head: ScoringHead, train: PaddedVideos, config: TrainConfig, *, seed: in
     return FitResult(selection, best_epoch, best_state if best_state is not None else last_state, last_state, history)
 
 
-def _train_epoch(head: ScoringHead, train: PaddedVideos, optimizer: torch.optim.Optimizer,
-                 schedule: torch.optim.lr_scheduler.LRScheduler, window: int, batch_size: int,
-                 generator: torch.Generator, epoch: int) -> dict[str, float]:
-    head.train()
-    order = torch.randperm(len(train), generator=generator)
+def _train_epoch(head: ScoringHead, recipe: Recipe, generator: torch.Generator, epoch: int,
+                 count: int) -> dict[str, float]:
+    """One epoch of ``recipe`` over ``count`` training videos: mean loss (and parts) per video, rho on the windows."""
     totals: dict[str, Tensor] = {}
     scores, targets = [], []
-    for start in range(0, len(train), batch_size):
-        index = order[start:start + batch_size]
-        features, mask = sample_windows(train, index, window, generator)
-        batch_targets = train.targets[index.to(train.device)]
-        outputs = head(features, mask)
-        loss, parts = head.loss(outputs, batch_targets)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        weight = len(index)
-        for name, value in {"loss": loss.detach(), **parts}.items():
+    for features, mask, batch_targets, forward in recipe.epoch(generator):
+        outputs, parts = optimizer_step(head, recipe.optimizer, features, mask, batch_targets, **forward)
+        if recipe.schedule is not None:
+            recipe.schedule.step()
+        weight = len(batch_targets)
+        for name, value in parts.items():
             totals[name] = totals.get(name, 0.0) + value * weight  # summed on the device: no sync per step
         scores.append(outputs["score"].detach())
         targets.append(batch_targets)
-    means = {name: float(total) / len(train) for name, total in totals.items()}
+    means = {name: float(total) / count for name, total in totals.items()}
     if not math.isfinite(means["loss"]):
         raise TrainingDivergedError(f"the training loss became {means['loss']} in epoch {epoch}; "
-                                    "lower train.lr or check the features for NaN")
+                                    "lower the learning rate or check the features for NaN")
     record = {f"train_loss_{name}": value for name, value in means.items() if name != "loss"}
     return {"train_loss": means["loss"], **record,
             "train_srcc": spearman(torch.cat(scores).float(), torch.cat(targets))}

@@ -14,7 +14,9 @@ A checkpoint is one ``torch.save``'d dict of tensors and plain containers only, 
     provenance        what made the training features (data.provenance.Provenance.to_dict())
     config            the resolved aqa-train config     config_hash   its short sha256
     state_dict        {name: tensor}, fixed buffers included (CoFInAl's ETF)
-    extra             plain data: seed, selected epoch, selection rule, metrics
+    extra             plain data: seed, selected epoch, selection rule, metrics; for a pairwise head
+                      exemplar_names (the training videos in its exemplar bank, in bank order; the
+                      bank's features, scores and groups are buffers in state_dict)
 
 :func:`predict_features` is the one way to score a video's features with a loaded head, so
 prediction combines streams and maps scores back exactly as training did.
@@ -33,11 +35,11 @@ import torch
 from torch import Tensor
 
 from data.provenance import Provenance
-from extractors.errors import CorruptFileError, MissingFileError
+from extractors.errors import AqaError, CorruptFileError, MissingFileError
 from models import ScoreNormalizer, ScoringHead, build_head, config_type
 from pipeline import __version__
 from pipeline.config import config_from_dict, config_to_dict
-from pipeline.train_data import combine_streams
+from pipeline.train_data import combine_streams, difficulty_use
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,10 @@ FORMAT = "aqa-checkpoint"
 FORMAT_VERSION = 1
 _REQUIRED = ("format", "format_version", "package_version", "head_name", "head_config", "input_dim", "streams",
              "score_name", "normalizer", "provenance", "config", "config_hash", "state_dict")
+
+
+class MissingDifficultyError(AqaError):
+    """The head was trained on score / difficulty ("w/ DD") and no difficulty was given."""
 
 
 @dataclass(frozen=True)
@@ -128,23 +134,41 @@ def _check_layout(payload: Any, path: Path) -> None:
                                f"reads ({FORMAT_VERSION}); upgrade aqa")
 
 
+def check_difficulty(head: ScoringHead, difficulty: float | None) -> None:
+    """A head trained on score / difficulty ("w/ DD") needs a positive difficulty to predict a score."""
+    if difficulty_use(head.config)[0] and not (difficulty is not None and difficulty > 0):
+        raise MissingDifficultyError(f"this {head.head_name} head predicts score / difficulty (trained w/ DD): give "
+                                     f"the video's positive difficulty (aqa-predict --difficulty), got {difficulty}")
+
+
 @torch.no_grad()
 def predict_features(head: ScoringHead, normalizer: ScoreNormalizer, scene: Tensor | np.ndarray,
-                     actor: Tensor | np.ndarray | None = None, *, streams: str) -> tuple[float, dict[str, Any]]:
+                     actor: Tensor | np.ndarray | None = None, *, streams: str,
+                     difficulty: float | None = None) -> tuple[float, dict[str, Any]]:
     """Score one video's clip features with every clip: ``scene`` / ``actor`` ``[T, D]``.
 
     ``streams`` must be the checkpoint's (``CheckpointInfo.streams``): it says how the streams
-    were fed in training. Returns the score on the original scale and the head's details with the
-    batch axis removed (tensors on the CPU); every ``score*`` entry is a float on the original
-    scale, and ``score_unit`` is the raw [0, 1) prediction. Puts the head in eval mode.
+    were fed in training. ``difficulty``: the video's difficulty degree; a head trained "w/ DD"
+    needs it (its prediction is multiplied by it), and a pairwise head grouped by difficulty votes
+    over the exemplars of that difficulty (else its shared set). Returns the score on the original
+    scale and the head's details with the batch axis removed (tensors on the CPU); every
+    ``score*`` entry is a float and ``votes`` a tensor on the original scale, and ``score_unit``
+    is the raw [0, 1) prediction. Puts the head in eval mode.
     """
+    check_difficulty(head, difficulty)
+    divide, grouped = difficulty_use(head.config)
     clips = combine_streams(torch.as_tensor(scene, dtype=torch.float32),
                             None if actor is None else torch.as_tensor(actor, dtype=torch.float32), streams)
     device = next(head.parameters()).device
     head.eval()
-    outputs = head(clips.unsqueeze(0).to(device), None)
+    by_group = head.pairwise and grouped and difficulty is not None
+    forward = {"groups": torch.tensor([float(difficulty)])} if by_group else {}
+    outputs = head(clips.unsqueeze(0).to(device), None, **forward)
     details: dict[str, Any] = {key: value[0].cpu() for key, value in head.predict_details(outputs).items()}
     details["score_unit"] = float(outputs["score"][0])
+    factor = float(difficulty) if divide else 1.0
     for key in [key for key in details if key.startswith("score") and key != "score_unit"]:
-        details[key] = float(normalizer.from_unit(float(details[key])))
+        details[key] = float(normalizer.from_unit(float(details[key]))) * factor
+    if "votes" in details:
+        details["votes"] = normalizer.from_unit(details["votes"].double()) * factor
     return details["score"], details

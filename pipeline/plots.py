@@ -1,4 +1,5 @@
-"""Training plots as PNG files: predicted against true scores, and the per-epoch curves.
+"""Training plots as PNG files: predicted against true scores, the per-epoch curves, and the
+cumulative-score curve.
 
 Drawn on a bare :class:`matplotlib.figure.Figure` (the Agg canvas, no pyplot): no global backend
 switch, no display needed, nothing left open between calls.
@@ -55,6 +56,26 @@ def plot_curves(path: str | Path, histories: Mapping[int, Sequence[Mapping[str, 
         axes.grid(alpha=0.3)
         axes.legend(fontsize=7)
     figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path)
+    return Path(path)
+
+
+def plot_cumulative_score(path: str | Path, curves: Mapping[str, Sequence[Sequence[float]]], *, title: str,
+                          score_name: str) -> Path:
+    """Fraction of videos within each absolute-error threshold (FSPN Fig. 11), one line per series.
+
+    ``curves`` maps a label (a seed) to :func:`models.metrics.cumulative_score`'s ``[(threshold, fraction)]``.
+    """
+    figure = Figure(figsize=(5, 4), dpi=100)
+    axes = figure.add_subplot()
+    for index, (label, curve) in enumerate(curves.items()):
+        points = np.asarray(curve, dtype=float).reshape(-1, 2)
+        axes.plot(points[:, 0], points[:, 1], color=f"C{index % 10}", linewidth=1.2, marker=".", label=label)
+    axes.set(xlabel=f"absolute error threshold ({score_name})", ylabel="fraction of videos within", ylim=(0, 1.02))
+    axes.set_title(title, fontsize=10)
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower right", fontsize=8)
     figure.tight_layout()
     figure.savefig(path)
     return Path(path)

@@ -30,7 +30,7 @@ from extractors.decode_worker import DecodeWorker
 from extractors.detect import PersonDetector, build_detector
 from extractors.errors import AqaError
 from extractors.siamese import SiameseConfig, SiameseFeatures, extract_video
-from pipeline.checkpoint import CheckpointInfo, load_checkpoint, predict_features
+from pipeline.checkpoint import CheckpointInfo, check_difficulty, load_checkpoint, predict_features
 from pipeline.cli import add_common_arguments, run_cli
 from pipeline.config import config_from_dict
 from pipeline.devices import resolve_device
@@ -100,9 +100,10 @@ def load_predictor(checkpoint: Path, *, device: str = "auto", weights: str | Non
     return Predictor(head, normalizer, info, config, backbone, detector, device)
 
 
-def predict_video(predictor: Predictor, decoder, path: Path, *, progress: bool = False
-                  ) -> tuple[dict[str, Any], SiameseFeatures]:
-    """Score one video: the report (plain data, JSON-ready) and the features it was made from."""
+def predict_video(predictor: Predictor, decoder, path: Path, *, progress: bool = False,
+                  difficulty: float | None = None) -> tuple[dict[str, Any], SiameseFeatures]:
+    """Score one video (of this ``difficulty`` degree, when known): the report (plain data,
+    JSON-ready) and the features it was made from."""
     bar = tqdm(desc=path.name, unit="clip", disable=not progress, leave=False)
 
     def on_progress(done: int, total: int) -> None:
@@ -116,13 +117,17 @@ def predict_video(predictor: Predictor, decoder, path: Path, *, progress: bool =
     finally:
         bar.close()
     score, details = predict_features(predictor.head, predictor.normalizer, features.scene, features.actor,
-                                      streams=predictor.info.streams)
-    return build_report(path, score, details, features, predictor.info), features
+                                      streams=predictor.info.streams, difficulty=difficulty)
+    report = build_report(path, score, details, features, predictor.info)
+    if difficulty is not None:
+        report["difficulty"] = difficulty
+    return report, features
 
 
 def build_report(path: Path, score: float, details: dict[str, Any], features: SiameseFeatures,
                  info: CheckpointInfo) -> dict[str, Any]:
-    """What a judge or a script wants to know about one prediction, as plain data."""
+    """What a judge or a script wants to know about one prediction, as plain data: whatever of
+    grade, procedures (CoFInAl), sub-actions and exemplars (FSPN) the head's details hold."""
     plan = features.plan
     ranges = plan.clips.frame_ranges
     fps = plan.info.fps
@@ -151,7 +156,39 @@ def build_report(path: Path, score: float, details: dict[str, Any], features: Si
              "peak_end_s": round(ranges[int(row.argmax()), 1] / fps, 2),
              "attention": [round(float(v), 4) for v in row]}
             for index, row in enumerate(attention)]
+    if "boundaries" in details:
+        report["sub_actions"] = sub_action_spans(np.asarray(details["boundaries"], np.float64), ranges, fps)
+    if "exemplar_index" in details:
+        report["exemplars"] = exemplars_used(details["exemplar_index"], details["votes"],
+                                             info.extra.get("exemplar_names") or [])
     return report
+
+
+def clip_time(position: float, ranges: np.ndarray, fps: float) -> float:
+    """Seconds at a fractional clip position (clip ``k`` plus a fraction of it, as FSPN's boundaries):
+    that far through clip ``k``'s frame range (``ranges`` ``[T, 2]``: first frame, one past the last)."""
+    clip = min(int(position), len(ranges) - 1)
+    start, end = ranges[clip]
+    return float(start + (position - clip) * (end - start)) / fps
+
+
+def sub_action_spans(boundaries: np.ndarray, ranges: np.ndarray, fps: float) -> list[dict[str, Any]]:
+    """The S parsed sub-actions in seconds, from the S - 1 boundaries ``[S - 1]`` (clip positions)."""
+    edges = [0.0, *boundaries.tolist(), float(len(ranges))]
+    return [{"sub_action": index + 1, "start_s": round(clip_time(start, ranges, fps), 2),
+             "end_s": round(clip_time(end, ranges, fps), 2)}
+            for index, (start, end) in enumerate(zip(edges, edges[1:]))]
+
+
+def exemplars_used(index: Any, votes: Any, names: Sequence[str]) -> list[dict[str, Any]]:
+    """The exemplars voted with: bank row, training video name (when the checkpoint keeps names) and
+    its vote (exemplar score + predicted difference, original scale); ``index`` -1 = unused slot."""
+    used = []
+    for row, vote in zip(np.asarray(index).tolist(), np.asarray(votes, np.float64).tolist()):
+        if row >= 0:
+            used.append({"bank_index": row, **({"name": names[row]} if row < len(names) else {}),
+                         "vote": round(vote, 4)})
+    return used
 
 
 def timeline_curve(report: dict[str, Any], num_clips: int) -> np.ndarray:
@@ -175,6 +212,13 @@ def format_report(report: dict[str, Any]) -> str:
     for procedure in report.get("procedures", []):
         lines.append(f"  procedure {procedure['procedure']}: attends most to "
                      f"{procedure['peak_start_s']:.1f}-{procedure['peak_end_s']:.1f} s (clip {procedure['peak_clip']})")
+    if "sub_actions" in report:
+        lines.append("  sub-actions: " + ", ".join(f"{span['sub_action']}: {span['start_s']:.2f}-{span['end_s']:.2f} s"
+                                                   for span in report["sub_actions"]))
+    if "exemplars" in report:
+        votes = [f"{entry.get('name', '#' + str(entry['bank_index']))} ({entry['vote']:.2f})"
+                 for entry in report["exemplars"]]
+        lines.append(f"  voted over {len(votes)} exemplars: " + ", ".join(votes))
     return "\n".join(lines)
 
 
@@ -197,6 +241,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     parser.add_argument("--weights", help="backbone weights file, if not at its default place")
     parser.add_argument("--detector-weights", help="YOLO weights file, when the checkpoint's features used YOLO")
+    parser.add_argument("--difficulty", type=float,
+                        help="the videos' difficulty degree: needed by a head trained on score / difficulty "
+                             "(FSPN w/ DD), and picks an FSPN head's exemplars of that difficulty")
     parser.add_argument("--save-overlay", type=Path, metavar="PATH",
                         help="write the video with the tracked athlete and a timeline (.mp4, or .png for a "
                              "strip); a folder when several videos are given")
@@ -207,11 +254,13 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> int:
     predictor = load_predictor(args.checkpoint, device=args.device, weights=args.weights,
                                detector_weights=args.detector_weights)
+    check_difficulty(predictor.head, args.difficulty)  # once, before any video is decoded
     reports, failures = [], {}
     with DecodeWorker() as decoder:
         for path in args.videos:
             try:
-                report, features = predict_video(predictor, decoder, path, progress=not (args.quiet or args.json))
+                report, features = predict_video(predictor, decoder, path, progress=not (args.quiet or args.json),
+                                                 difficulty=args.difficulty)
             except AqaError as error:
                 failures[str(path)] = " ".join(str(error).split())
                 continue

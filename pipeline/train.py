@@ -10,17 +10,26 @@ test split: by default the last of a fixed number of epochs is kept (``selection
 "fixed-epochs"``); with ``--val-fraction`` a seeded share of the training videos is held out and
 the epoch with the best validation rho is kept (``"val"``). The last epoch is reported either way.
 
+A pairwise head (``--head fspn``) trains by :func:`models.fspn_training.pair_recipe`: exemplar
+bank and difference bins from the training videos, (query, exemplar) windows, Adam with the
+head's ``train_lr`` / ``train_weight_decay`` / ``train_batch_size`` (the SGD settings
+``train.lr`` etc. are refused for it); its ``train_epochs`` is the default of ``--epochs``. It
+needs both streams unless ``head.use_actor=false``. ``--set head.train_divide_by_difficulty=true``
+trains on score / difficulty ("w/ DD") when every video has a difficulty.
+
 Outputs in ``--out`` (one sub-folder per score when several are trained, plus a top-level
 ``metrics.json`` that averages rho over scores with Fisher's z): ``model.pt`` (see
 :mod:`pipeline.checkpoint`; of the seed with the best validation rho, or with fixed epochs the
 best rho on the whole training videos; never chosen by test), ``metrics.json``,
-``predictions.csv`` (test videos: name, true, predicted), ``predictions.png`` and ``curves.png``.
+``predictions.csv`` (test videos: name, true, predicted), ``predictions.png``, ``curves.png`` and
+``cumulative_score.png``.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import logging
 import re
@@ -37,12 +46,29 @@ from data.labels import parse_column_names, read_label_files
 from data.provenance import Provenance
 from extractors.errors import AqaError
 from models import PRESETS, ScoreNormalizer, build_head, config_type, head_config
-from models.training import FitResult, PaddedVideos, TrainConfig, evaluate, fit, nan_to_minus_inf, seed_everything
+from models.fspn_training import pair_recipe
+from models.training import (
+    FitResult,
+    PaddedVideos,
+    TrainConfig,
+    evaluate,
+    fit,
+    nan_to_minus_inf,
+    resolve_window,
+    seed_everything,
+)
 from pipeline.checkpoint import load_checkpoint
 from pipeline.cli import add_common_arguments, add_config_arguments, add_label_arguments, resolve_config, run_cli
 from pipeline.config import ConfigError, config_hash
 from pipeline.devices import resolve_device
-from pipeline.train_data import Streams, TrainingData, VideoSplit, carve_validation, load_training_data
+from pipeline.train_data import (
+    Streams,
+    TrainingData,
+    VideoSplit,
+    carve_validation,
+    difficulty_use,
+    load_training_data,
+)
 from pipeline.train_report import SeedMetrics, split_metrics, write_combined_report, write_score_outputs
 
 log = logging.getLogger(__name__)
@@ -96,6 +122,8 @@ def base_config(head_name: str, preset: str | None) -> RunConfig:
     train = TrainConfig()
     if preset and not hasattr(head, "train_window"):  # a head without its own window takes the preset's
         train = dataclasses.replace(train, window=int(PRESETS[preset]["train_window"]))
+    if hasattr(head, "train_epochs"):  # a head with its own optimiser (FSPN) brings its epoch count
+        train = dataclasses.replace(train, epochs=int(head.train_epochs))
     return run_config_type(head_name)(head_name=head_name, preset=preset, head=head, train=train, **values)
 
 
@@ -112,7 +140,44 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         raise ConfigError("choose the head with --head and the preset with --preset, not in the config")
     if not config.seeds:
         raise ConfigError("seeds: give at least one seed")
+    check_own_optimizer(config, base)
     return config
+
+
+def check_own_optimizer(config: RunConfig, base: RunConfig) -> None:
+    """A head whose config has ``train_lr`` (FSPN) trains with its own optimiser settings: refuse the
+    SGD loop's ``train.*`` settings for it, and ``head.train_epochs`` (the epochs are ``--epochs``),
+    rather than ignoring them."""
+    if not hasattr(config.head, "train_lr"):
+        return
+    sgd = ("lr", "lr_min", "momentum", "weight_decay", "batch_size")
+    changed = [f"train.{key}" for key in sgd if getattr(config.train, key) != getattr(base.train, key)]
+    if config.head.train_epochs != base.head.train_epochs:
+        changed.append("head.train_epochs (use --epochs)")
+    if changed:
+        raise ConfigError(f"head {config.head_name!r} trains with Adam from its own settings (head.train_lr, "
+                          f"head.train_weight_decay, head.train_batch_size); these do not apply: {', '.join(changed)}")
+
+
+def head_streams(config: RunConfig) -> str:
+    """The streams to load: a head with ``use_actor`` (FSPN) on ``auto`` takes one stream when it is off."""
+    if config.streams == "auto" and getattr(config.head, "use_actor", True) is False:
+        return "scene"
+    return config.streams
+
+
+def check_head_streams(config: RunConfig, streams: str) -> None:
+    """FSPN splits its input into scene and actor halves: it needs ``streams == "both"`` unless its
+    ``use_actor`` is off, and then exactly one stream. Other heads take any streams."""
+    use_actor = getattr(config.head, "use_actor", None)
+    if use_actor is True and streams != "both":
+        raise TrainingSetupError(
+            f"{config.head_name} needs both streams (scene and actor) but gets streams={streams!r} (asked for, or "
+            "the features have no actor stream, as imported ones); train on features from aqa-extract with "
+            "--streams both, or --set head.use_actor=false for its one-stream ablation")
+    if use_actor is False and streams == "both":
+        raise TrainingSetupError(f"{config.head_name} with head.use_actor=false takes one stream; add --streams "
+                                 "scene (or actor)")
 
 
 @dataclass
@@ -124,6 +189,7 @@ class SeedRun:
     fit: FitResult
     selected: SeedMetrics
     last: SeedMetrics
+    exemplar_names: list[str] = field(default_factory=list)  # a pairwise head's bank, in bank order
 
 
 @dataclass
@@ -142,23 +208,32 @@ def train_score(data: TrainingData, score: str, config: RunConfig, device: str, 
                 progress: bool = True) -> tuple[ScoreRun, torch.nn.Module]:
     """Train one head per seed for ``score``; returns the run and the saved seed's head (kept weights)."""
     train_split, val_split = carve_validation(data.train, config.val_fraction, config.val_seed)
-    normalizer = ScoreNormalizer.fit(train_split.column(score))
-    train = train_split.padded(score, normalizer, device)
-    val = val_split.padded(score, normalizer, device) if val_split is not None else None
-    test = data.test.padded(score, normalizer, device)
+    divide, grouped = difficulty_use(config.head)
+    normalizer = ScoreNormalizer.fit(train_split.targets(score, divide))
+    for split in (val_split, data.test):  # a w/ DD prediction is multiplied back by each video's difficulty
+        if split is not None:
+            split.targets(score, divide)
+    options = {"divide_by_difficulty": divide, "group_by_difficulty": grouped}
+    train = train_split.padded(score, normalizer, device, **options)
+    val = val_split.padded(score, normalizer, device, **options) if val_split is not None else None
+    test = data.test.padded(score, normalizer, device, **options)
     splits = {"train": (train, train_split), "val": (val, val_split), "test": (test, data.test)}
     runs, heads = [], []
     for seed in config.seeds:
         seed_everything(seed)
         head = build_head(config.head_name, config.head, input_dim=data.train.input_dim).to(device)
+        recipe = pair_recipe(head, train, resolve_window(config.train, head)) if head.pairwise else None
         with tqdm(total=config.train.epochs, desc=f"{score} seed {seed}", unit="epoch", disable=not progress,
                   leave=False) as bar:
-            result = fit(head, train, config.train, seed=seed, val=val, on_epoch=lambda record: _advance(bar, record))
-        last = selected = _measure(head, splits, normalizer, config.train.eval_batch_size, score)
+            result = fit(head, train, config.train, seed=seed, val=val, recipe=recipe,
+                         on_epoch=lambda record: _advance(bar, record))
+        measure = functools.partial(_measure, head, splits, normalizer, config.train.eval_batch_size, score, divide)
+        last = selected = measure()
         if result.best_epoch != config.train.epochs:
             head.load_state_dict(result.best_state)
-            selected = _measure(head, splits, normalizer, config.train.eval_batch_size, score)
-        runs.append(SeedRun(seed, result, selected, last))
+            selected = measure()
+        names = [train_split.names[i] for i in recipe.bank_index.tolist()] if recipe is not None else []
+        runs.append(SeedRun(seed, result, selected, last, names))
         heads.append(head)
         log.info("%s seed %d: test rho %.4f, R-L2 %.4f (epoch %d of %d, %s)", score, seed, selected.values["test_srcc"],
                  selected.values["test_rl2"], result.best_epoch, config.train.epochs, result.selection)
@@ -176,13 +251,15 @@ def _advance(bar: tqdm, record: dict) -> None:
 
 
 def _measure(head: torch.nn.Module, splits: dict[str, tuple[PaddedVideos | None, VideoSplit | None]],
-             normalizer: ScoreNormalizer, batch_size: int, score: str) -> SeedMetrics:
-    """Metrics of ``head``'s current weights on every split present, on the original score scale."""
+             normalizer: ScoreNormalizer, batch_size: int, score: str, divide_by_difficulty: bool) -> SeedMetrics:
+    """Metrics of ``head``'s current weights on every split present, on the original score scale
+    (w/ DD: the predicted ratio times each video's difficulty)."""
     predictions = {}
-    for name, (videos, _) in splits.items():
+    for name, (videos, split) in splits.items():
         if videos is not None:
             unit, _ = evaluate(head, videos, batch_size)
-            predictions[name] = normalizer.from_unit(unit.double().numpy()).tolist()
+            predicted = split.to_scores(normalizer.from_unit(unit.double().numpy()), divide_by_difficulty)
+            predictions[name] = predicted.tolist()
     true = {name: split.column(score).double().numpy().tolist() for name, (_, split) in splits.items()
             if split is not None}
     return split_metrics(predictions, true)
@@ -244,8 +321,10 @@ def main(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     labels = read_label_files(args.labels, parse_column_names(args.columns)) if args.labels else None
     data = load_training_data(args.features, scores=config.scores, train_split=config.train_split,
-                              test_split=config.test_split, streams=config.streams, video_prefix=config.video_prefix,
-                              labels=labels, expect_provenance=expected_provenance(args.expect_provenance))
+                              test_split=config.test_split, streams=head_streams(config),
+                              video_prefix=config.video_prefix, labels=labels,
+                              expect_provenance=expected_provenance(args.expect_provenance))
+    check_head_streams(config, data.streams)
     digest = config_hash(config)
     several = len(config.scores) > 1
     reports = {}

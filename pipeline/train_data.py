@@ -9,13 +9,19 @@ recorded in the checkpoint, and prediction calls the same function):
   the streams separately, as FSPN does, splits the last axis in halves);
 - ``"auto"``: ``"both"`` when the store has an actor stream, else ``"scene"``.
 
-Heads that take the streams as separate arguments (``ScoringHead.streams`` with two names, as
-FSPN's) are not fed by this module yet; :func:`models.training.fit` refuses them.
+Heads that take the streams as separate arguments (``ScoringHead.streams`` with two names) are
+not fed by this module; FSPN takes ``"both"`` and splits it itself.
+
+Difficulty (FSPN's config, read with ``getattr`` so other heads are untouched): with
+``train_divide_by_difficulty`` ("w/ DD", MTL-AQA) the head learns ``score / difficulty`` and the
+prediction is multiplied back; with ``train_exemplar_groups == "difficulty"`` the difficulty is
+the exemplar group key (:func:`difficulty_use`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +36,7 @@ from data.feature_store import FeatureStore, open_feature_store
 from data.labels import LabelTable
 from data.provenance import Provenance, check_provenance
 from extractors.errors import AqaError
+from models.fspn_training import difficulty_ratio
 from models.normalization import ScoreNormalizer
 from models.training import PaddedVideos
 
@@ -65,15 +72,24 @@ def combine_streams(scene: Tensor, actor: Tensor | None, streams: str) -> Tensor
     return actor if streams == "actor" else torch.cat([scene, actor], dim=-1)
 
 
+def difficulty_use(head_config: object) -> tuple[bool, bool]:
+    """(train on score / difficulty, group exemplars by difficulty) for a head's config (FSPN's
+    ``train_divide_by_difficulty`` and ``train_exemplar_groups``); (False, False) for other heads."""
+    return (bool(getattr(head_config, "train_divide_by_difficulty", False)),
+            getattr(head_config, "train_exemplar_groups", "none") == "difficulty")
+
+
 @dataclass(frozen=True, eq=False)
 class VideoSplit:
-    """Videos with their model inputs ``clips[i]`` ``[T_i, D']`` and ``scores`` ``[N, K]`` float64 on
-    the original scale (one column per name in ``score_names``)."""
+    """Videos with their model inputs ``clips[i]`` ``[T_i, D']``, ``scores`` ``[N, K]`` float64 on
+    the original scale (one column per name in ``score_names``) and ``difficulty`` ``[N]`` float64
+    (NaN where the labels give none)."""
 
     names: list[str]
     clips: list[Tensor]
     scores: Tensor
     score_names: tuple[str, ...]
+    difficulty: Tensor
 
     def __len__(self) -> int:
         return len(self.names)
@@ -89,11 +105,33 @@ class VideoSplit:
     def subset(self, rows: Sequence[int]) -> VideoSplit:
         rows = list(rows)
         return VideoSplit([self.names[i] for i in rows], [self.clips[i] for i in rows], self.scores[rows],
-                          self.score_names)
+                          self.score_names, self.difficulty[rows])
 
-    def padded(self, score: str, normalizer: ScoreNormalizer, device: str | torch.device) -> PaddedVideos:
-        """This split on ``device``, targets = ``score`` normalised by ``normalizer``."""
-        return PaddedVideos.from_sequences(self.clips, normalizer.to_unit(self.column(score)), device)
+    def targets(self, score: str, divide_by_difficulty: bool = False) -> Tensor:
+        """``[N]`` what the head learns, on the original scale: the score, or score / difficulty ("w/ DD",
+        which needs every video's difficulty: a one-line error names a video without one)."""
+        if not divide_by_difficulty:
+            return self.column(score)
+        try:
+            return difficulty_ratio(self.column(score), self.difficulty)
+        except ValueError:
+            lacking = [name for name, value in zip(self.names, self.difficulty.tolist()) if not value > 0]
+            raise TrainingDataError(
+                f"head.train_divide_by_difficulty needs a positive difficulty for every video, but {len(lacking)} of "
+                f"{len(self)} lack one (e.g. {lacking[0]}); give labels with a difficulty column or leave the "
+                "option off") from None
+
+    def to_scores(self, targets: np.ndarray, divide_by_difficulty: bool = False) -> np.ndarray:
+        """Original-scale :meth:`targets` ``[N]`` -> scores ``[N]`` (multiplied back by the difficulty for w/ DD)."""
+        return targets * self.difficulty.numpy() if divide_by_difficulty else targets
+
+    def padded(self, score: str, normalizer: ScoreNormalizer, device: str | torch.device, *,
+               divide_by_difficulty: bool = False, group_by_difficulty: bool = False) -> PaddedVideos:
+        """This split on ``device``: targets = :meth:`targets` normalised by ``normalizer``; groups = the
+        difficulty when asked and any video has one, else None."""
+        groups = self.difficulty if group_by_difficulty and bool(self.difficulty.isfinite().any()) else None
+        return PaddedVideos.from_sequences(self.clips, normalizer.to_unit(self.targets(score, divide_by_difficulty)),
+                                           device, groups)
 
 
 @dataclass(frozen=True, eq=False)
@@ -160,7 +198,9 @@ def _video_split(dataset: FeatureDataset, streams: str, video_prefix: str, store
     records = [labels.get(name) if labels is not None else store.label(name) for name in names]
     scores = torch.tensor([[record.scores[key] for key in dataset.score_names] for record in records],
                           dtype=torch.float64)
-    return VideoSplit(names, clips, scores, dataset.score_names)
+    difficulty = torch.tensor([math.nan if record.difficulty is None else record.difficulty for record in records],
+                              dtype=torch.float64)
+    return VideoSplit(names, clips, scores, dataset.score_names, difficulty)
 
 
 def _score_names(store: FeatureStore, labels: LabelTable | None) -> list[str]:

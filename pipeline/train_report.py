@@ -7,8 +7,11 @@
         the mean over seeds of the kept epoch, each with a "<key>_std" (sample std over seeds)
     last_epoch        the same numbers for the last epoch
     seeds             one row per seed: seed, epoch (kept), every split's srcc/rl2/mse, last_epoch,
-                      seconds_per_epoch, history (models.training.FitResult.history: per-epoch
-                      lr, losses, train rho on windows, validation loss and rho)
+                      seconds_per_epoch, test_cumulative_score, history
+                      (models.training.FitResult.history: per-epoch lr, losses, train rho on
+                      windows, validation loss and rho)
+    cumulative_score  the saved seed's test curve, [[threshold, fraction], ...]: the share of test
+                      videos within each absolute error (models.metrics.cumulative_score)
     summary           {key: {mean, std, n}} over seeds for every number of the rows
     saved_seed, saved_by ("val_srcc" | "train_srcc"), checkpoint ("model.pt")
     videos, streams, input_dim, normalizer, provenance, config, config_hash, device, package_version
@@ -31,11 +34,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from models.metrics import fisher_z_mean, mse, relative_l2, spearman, summarize_seeds
+from models.metrics import cumulative_score, fisher_z_mean, mse, relative_l2, spearman, summarize_seeds
 from pipeline import __version__
 from pipeline.checkpoint import save_checkpoint
 from pipeline.config import config_to_dict
-from pipeline.plots import plot_curves, plot_predictions
+from pipeline.plots import plot_cumulative_score, plot_curves, plot_predictions
 
 if TYPE_CHECKING:
     from pipeline.train import RunConfig, ScoreRun, SeedRun
@@ -64,12 +67,14 @@ def split_metrics(predictions: Mapping[str, Sequence[float]], true: Mapping[str,
     return SeedMetrics(values, {split: list(map(float, predicted)) for split, predicted in predictions.items()})
 
 
-def seed_row(run: SeedRun, epochs: int) -> dict[str, Any]:
+def seed_row(run: SeedRun, epochs: int, test_true: Sequence[float]) -> dict[str, Any]:
     """One seed's line in metrics.json."""
     seconds = [record["seconds"] for record in run.fit.history]
     return {"seed": run.seed, "epoch": run.fit.best_epoch, **run.selected.values,
             "last_epoch": {"epoch": epochs, **run.last.values},
-            "seconds_per_epoch": float(np.mean(seconds)) if seconds else None, "history": run.fit.history}
+            "seconds_per_epoch": float(np.mean(seconds)) if seconds else None,
+            "test_cumulative_score": cumulative_score(run.selected.predictions["test"], test_true),
+            "history": run.fit.history}
 
 
 def headline(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -95,22 +100,26 @@ def write_score_outputs(folder: Path, run: ScoreRun, head: torch.nn.Module, data
                         digest: str, device: str) -> dict[str, Any]:
     """Write one score's checkpoint, metrics.json, predictions.csv and plots; return the metrics."""
     folder.mkdir(parents=True, exist_ok=True)
-    rows = [seed_row(seed_run, config.train.epochs) for seed_run in run.seeds]
+    true = data.test.column(run.score).double().tolist()
+    rows = [seed_row(seed_run, config.train.epochs, true) for seed_run in run.seeds]
     saved = run.seeds[run.saved]
     plain_config = config_to_dict(config)
     report = {
         "score": run.score, "head": config.head_name, "preset": config.preset, "selection": saved.fit.selection,
         "epochs": config.train.epochs, **headline(rows), "seeds": rows, "saved_seed": saved.seed,
         "saved_by": run.saved_by, "checkpoint": "model.pt", "videos": run.sizes, "streams": data.streams,
-        "input_dim": data.train.input_dim, "normalizer": run.normalizer.to_dict(),
+        "cumulative_score": rows[run.saved]["test_cumulative_score"], "input_dim": data.train.input_dim,
+        "normalizer": run.normalizer.to_dict(),
         "provenance": data.provenance.to_dict(), "source": data.source, "config": plain_config, "config_hash": digest,
         "device": device, "package_version": __version__,
     }
+    extra = {"seed": saved.seed, "epoch": saved.fit.best_epoch, "selection": saved.fit.selection,
+             "saved_by": run.saved_by, "metrics": rows[run.saved]}
+    if saved.exemplar_names:  # names of the bank's rows: the bank itself is in the state dict
+        extra["exemplar_names"] = saved.exemplar_names
     save_checkpoint(folder / "model.pt", head, run.normalizer, score_name=run.score, streams=data.streams,
-                    provenance=data.provenance, config=plain_config, config_hash=digest,
-                    extra=_plain({"seed": saved.seed, "epoch": saved.fit.best_epoch, "selection": saved.fit.selection,
-                                  "saved_by": run.saved_by, "metrics": rows[run.saved]}))
-    true, predicted = data.test.column(run.score).double().tolist(), saved.selected.predictions["test"]
+                    provenance=data.provenance, config=plain_config, config_hash=digest, extra=_plain(extra))
+    predicted = saved.selected.predictions["test"]
     with open(folder / "predictions.csv", "w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(["name", "true", "predicted"])
@@ -120,6 +129,9 @@ def write_score_outputs(folder: Path, run: ScoreRun, head: torch.nn.Module, data
     plot_predictions(folder / "predictions.png", true, predicted, title=title, score_name=run.score)
     plot_curves(folder / "curves.png", {seed_run.seed: seed_run.fit.history for seed_run in run.seeds},
                 title=f"{config.head_name} {run.score}")
+    plot_cumulative_score(folder / "cumulative_score.png",
+                          {f"seed {row['seed']}": row["test_cumulative_score"] for row in rows},
+                          title=f"{config.head_name} {run.score}: test videos within each error", score_name=run.score)
     _write_json(folder / "metrics.json", report)
     return report
 

@@ -16,8 +16,9 @@ import torch
 
 from models import build_head
 from models.fspn_exemplars import Exemplars
-from models.fspn_training import difficulty_ratio, make_optimizer, pair_batches, prepare, train_step
+from models.fspn_training import difficulty_ratio, make_optimizer, pair_batches, pair_recipe, prepare, train_step
 from models.metrics import spearman
+from models.training import PaddedVideos, TrainConfig, evaluate, fit
 from torch_threads import single_thread
 
 DIM, MAX_CLIPS = 16, 12
@@ -139,3 +140,49 @@ def test_difficulty_ratio_needs_every_difficulty():
     assert torch.allclose(ratio, torch.tensor([30.0, 30.0]))
     with pytest.raises(ValueError, match="1 lack one"):
         difficulty_ratio(torch.tensor([60.0, 90.0]), torch.tensor([2.0, math.nan]))
+
+
+def padded_videos(count: int, seed: int) -> PaddedVideos:
+    """:func:`two_stream_videos` as the loop holds a split, grouped by kind."""
+    features, mask, scores, kinds = two_stream_videos(count, seed)
+    return PaddedVideos.from_sequences([f[m] for f, m in zip(features, mask)], scores, groups=kinds)
+
+
+def test_pair_recipe_cuts_windows_for_both_sides_of_same_group_pairs():
+    videos = padded_videos(20, seed=5)
+    head = build_head("fspn", {**TINY, "train_batch_size": 6}, input_dim=2 * DIM)
+    recipe = pair_recipe(head, videos, window=4)
+    assert isinstance(recipe.optimizer, torch.optim.Adam) and recipe.schedule is None
+    assert len(head.exemplars) == len(recipe.bank_index) and head.exemplars.group.isfinite().all()
+    assert torch.equal(head.exemplars.score, videos.targets[recipe.bank_index])
+    row_of = {float(target): row for row, target in enumerate(videos.targets)}
+    queries = []
+    for features, mask, targets, forward in recipe.epoch(torch.Generator().manual_seed(0)):
+        exemplars = forward["exemplars"]
+        assert features.shape[0] == exemplars.features.shape[0] == len(targets) <= 6
+        assert features.shape[1] == exemplars.features.shape[1] == 4 == mask.shape[1]  # every video has >= 6 clips
+        query = [row_of[float(t)] for t in targets]
+        partner = [row_of[float(t)] for t in exemplars.score]
+        assert all(q != e and videos.groups[q] == videos.groups[e] for q, e in zip(query, partner))
+        queries += query
+    assert sorted(queries) == list(range(20))
+
+
+def test_fit_with_the_pair_recipe_repeats_and_evaluates_by_group():
+    videos = padded_videos(16, seed=6)
+
+    def run():
+        torch.manual_seed(0)
+        head = build_head("fspn", TINY, input_dim=2 * DIM)
+        with single_thread():
+            return head, fit(head, videos, TrainConfig(epochs=2), seed=3, recipe=pair_recipe(head, videos, 8))
+
+    (head, first), (_, second) = run(), run()
+    assert [record["lr"] for record in first.history] == [1e-3, 1e-3]  # Adam at the head's train_lr, no schedule
+    assert {"train_loss_gc", "train_loss_bce", "train_loss_reg"} <= set(first.history[0])
+    assert all(torch.equal(first.last_state[key], second.last_state[key]) for key in first.last_state)
+    grouped, _ = evaluate(head, videos)
+    with torch.no_grad():
+        shared = head(videos.features, videos.mask())["score"]
+        by_kind = head(videos.features, videos.mask(), groups=videos.groups)["score"]
+    assert torch.allclose(grouped, by_kind, atol=1e-6) and not torch.allclose(grouped, shared, atol=1e-6)

@@ -1,4 +1,4 @@
-"""models.metrics: Spearman, Fisher-z averaging, relative L2, MSE, seed summaries."""
+"""models.metrics: Spearman, Fisher-z averaging, relative L2, MSE, cumulative score, seed summaries."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.metrics import fisher_z_mean, mse, relative_l2, score_metrics, spearman, summarize_seeds
+from models.metrics import cumulative_score, fisher_z_mean, mse, relative_l2, score_metrics, spearman, summarize_seeds
 
 
 def test_spearman_on_rankings():
@@ -68,3 +68,14 @@ def test_summarize_seeds():
         summarize_seeds([{"a": 1.0}, {"b": 1.0}])
     with pytest.raises(ValueError):
         summarize_seeds([])
+
+
+def test_cumulative_score_counts_videos_within_each_error():
+    pred, true = [1.0, 2.0, 3.0, math.nan, 6.0], [1.5, 2.0, 5.0, 4.0, 5.0]  # errors 0.5, 0, 2, NaN, 1
+    curve = cumulative_score(pred, true, thresholds=[0.0, 0.4, 0.5, 1.0, 1.99, 2.0, 100.0])
+    assert curve == [(0.0, 0.2), (0.4, 0.2), (0.5, 0.4), (1.0, 0.6), (1.99, 0.6), (2.0, 0.8), (100.0, 0.8)]
+    default = cumulative_score(pred, true)  # 26 steps up to half the true span (3.5): 0, 0.07, ..., 1.75
+    assert len(default) == 26 and default[0] == (0.0, 0.2) and default[-1] == pytest.approx((1.75, 0.6))
+    assert default[7] == pytest.approx((0.49, 0.2)) and default[8] == pytest.approx((0.56, 0.4))
+    assert [fraction for _, fraction in default] == sorted(fraction for _, fraction in default)
+    assert cumulative_score([3.0, 3.5], [3.0, 3.0])[-1] == (1.0, 1.0)  # equal truths: thresholds up to 1

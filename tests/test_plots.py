@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PIL import Image
 
-from pipeline.plots import plot_curves, plot_predictions
+from pipeline.plots import plot_cumulative_score, plot_curves, plot_predictions
 
 
 def test_both_plots_write_pngs(tmp_path):
@@ -12,6 +12,9 @@ def test_both_plots_write_pngs(tmp_path):
                for e in range(1, 6)]
     curves = plot_curves(tmp_path / "curves.png", {0: history, 1: history}, title="t")
     scatter = plot_predictions(tmp_path / "pred.png", [1.0, 2.0, 3.0], [1.5, 1.8, 3.3], title="t", score_name="TES")
-    for path, size in ((curves, (1000, 400)), (scatter, (500, 500))):
+    cumulative = plot_cumulative_score(tmp_path / "cs.png", {"seed 0": [(0.0, 0.1), (0.5, 0.6), (1.0, 1.0)],
+                                                             "seed 1": [[0.0, 0.0], [0.5, 0.4], [1.0, 0.9]]},
+                                       title="t", score_name="total")
+    for path, size in ((curves, (1000, 400)), (scatter, (500, 500)), (cumulative, (500, 400))):
         with Image.open(path) as image:
             assert image.format == "PNG" and image.size == size

@@ -5,15 +5,29 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
 from data.provenance import imported_provenance
 from data.synthetic import SyntheticDatasetConfig, generate_dataset
+from data.synthetic_features import SyntheticTask, synthetic_provenance
 from extractors.video import open_video
+from models import ScoreNormalizer, build_head
+from models.fspn_training import prepare
+from pipeline.checkpoint import CheckpointInfo, predict_features
 from pipeline.extract import cli as extract_cli
-from pipeline.predict import ProvenanceNotReproducible, check_reproducible, cli, extraction_config
+from pipeline.predict import (
+    ProvenanceNotReproducible,
+    build_report,
+    check_reproducible,
+    cli,
+    extraction_config,
+    format_report,
+    sub_action_spans,
+)
 from pipeline.train import cli as train_cli
 
 pytestmark = pytest.mark.slow
@@ -82,8 +96,6 @@ def test_bad_checkpoints_are_one_line_errors(trained, tmp_path, capsys, case):
     if case == "corrupt":
         path.write_bytes(np.random.default_rng(0).bytes(4096))
     elif case == "not-a-checkpoint":
-        import torch
-
         torch.save({"weights": torch.zeros(3)}, path)
     video = str(sorted((dataset / "videos").glob("*.mp4"))[0])
     assert cli([video, "--checkpoint", str(path)]) == 2
@@ -125,3 +137,44 @@ def test_refuses_what_it_cannot_reproduce(trained):
     edited = replace(provenance, config_hash="0" * 16)
     with pytest.raises(ProvenanceNotReproducible, match="does not match its own hash"):
         extraction_config(edited, weights=None, detector_weights=None)
+
+
+# --- the report of an FSPN prediction (no extraction: features and plan made by hand) ------------------
+
+RANGES = np.array([[0, 16], [16, 32], [32, 48], [48, 64]])  # 4 clips of 16 frames at 8 fps: 2 s each
+
+
+def test_sub_actions_are_placed_in_seconds_inside_their_clips():
+    spans = sub_action_spans(np.array([0.5, 1.25, 3.0]), RANGES, fps=8.0)
+    assert [(span["start_s"], span["end_s"]) for span in spans] == [(0.0, 1.0), (1.0, 2.5), (2.5, 6.0), (6.0, 8.0)]
+    overlapping = np.array([[0, 16], [8, 24], [16, 32]])  # snippets: a boundary lies in its own clip's range
+    assert sub_action_spans(np.array([1.5]), overlapping, fps=8.0)[0]["end_s"] == 2.0  # frame 8 + 0.5 * 16
+
+
+def test_an_fspn_report_names_sub_actions_and_exemplars(capsys):
+    torch.manual_seed(0)
+    head = build_head("fspn", {"parser_channels": (16, 16, 8), "smt_widths": (8,), "smt_blocks": 1, "smt_heads": 2,
+                               "fusion_dim": 8, "regressor_dim": 8, "num_bins": 4, "num_exemplars": 3},
+                      input_dim=8).eval()
+    bank = prepare(head, torch.randn(6, 5, 8), torch.ones(6, 5, dtype=torch.bool), torch.linspace(0.1, 0.9, 6))
+    names = [f"train_{i}" for i in bank.tolist()]
+    normalizer = ScoreNormalizer(0.0, 10.0)
+    score, details = predict_features(head, normalizer, torch.randn(4, 4), torch.randn(4, 4), streams="both")
+    plan = SimpleNamespace(clips=SimpleNamespace(frame_ranges=RANGES, num_clips=4),
+                           info=SimpleNamespace(fps=8.0, num_frames=64, partial=False),
+                           track=SimpleNamespace(summary=lambda: {"detected": 64}))
+    info = CheckpointInfo("fspn", "total", "both", 8, synthetic_provenance(SyntheticTask()), {}, "h", "0",
+                          extra={"exemplar_names": names})
+    report = json.loads(json.dumps(build_report(Path("dive.mp4"), score, details, SimpleNamespace(plan=plan), info)))
+    spans = report["sub_actions"]
+    assert [span["sub_action"] for span in spans] == [1, 2, 3, 4] and spans[0]["start_s"] == 0.0
+    assert spans[-1]["end_s"] == 8.0 and all(a["end_s"] == b["start_s"] for a, b in zip(spans, spans[1:]))
+    expected = sub_action_spans(np.asarray(details["boundaries"], np.float64), RANGES, 8.0)
+    assert spans == expected
+    assert [entry["name"] for entry in report["exemplars"]] == names[:3]  # the shared set, in bank order
+    assert np.mean([entry["vote"] for entry in report["exemplars"]]) == pytest.approx(score, abs=1e-3)
+    text = format_report(report)
+    assert "sub-actions: 1: 0.00-" in text and f"voted over 3 exemplars: {names[0]} (" in text
+    info.extra.clear()  # a checkpoint without names: bank rows instead
+    report = build_report(Path("dive.mp4"), score, details, SimpleNamespace(plan=plan), info)
+    assert [entry["bank_index"] for entry in report["exemplars"]] == [0, 1, 2] and "#0 (" in format_report(report)

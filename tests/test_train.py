@@ -18,7 +18,7 @@ from data.shard_writer import ShardWriter
 from data.synthetic_features import SyntheticTask, make_videos, synthetic_provenance, write_synthetic_store
 from models import PRESETS
 from models.metrics import fisher_z_mean, spearman
-from pipeline.checkpoint import load_checkpoint, predict_features
+from pipeline.checkpoint import MissingDifficultyError, load_checkpoint, predict_features
 from pipeline.train import TRAIN_PRESETS, cli
 from torch_threads import single_thread
 
@@ -26,6 +26,12 @@ TASK = SyntheticTask(dim=16, min_clips=8, max_clips=20)
 # A CoFInAl small enough for a CPU test; the window (12) is shorter than most videos, so windows are cut.
 TINY = ["--set", "head.procedure_dim=32", "--set", "head.score_dim=32", "--set", "head.num_subgrades=16",
         "--set", "head.dropout=0.1", "--set", "head.train_window=12", "--set", "train.batch_size=16"]
+# An FSPN small enough for a CPU test (M = 5 exemplars, 8 bins), windows of 12 clips.
+TINY_FSPN = ["--head", "fspn", *(item for key, value in [
+    ("parser_channels", "[32,16,16]"), ("smt_widths", "[16,32]"), ("smt_blocks", 1), ("smt_heads", 4),
+    ("fusion_dim", 32), ("regressor_dim", 32), ("num_bins", 8), ("num_exemplars", 5), ("train_window", 12)]
+    for item in ("--set", f"head.{key}={value}"))]
+OUTPUTS = ["cumulative_score.png", "curves.png", "metrics.json", "model.pt", "predictions.csv", "predictions.png"]
 
 
 @pytest.fixture(scope="module")
@@ -67,9 +73,8 @@ def test_outputs_and_metrics_of_a_fixed_epoch_run(store, tmp_path, capsys):
     out = tmp_path / "run"
     code, err = train(capsys, store, "--score", "total", "--epochs", 3, "--seeds", "0,1", "--out", out, *TINY)
     assert code == 0, err
-    assert sorted(p.name for p in out.iterdir()) == ["curves.png", "metrics.json", "model.pt", "predictions.csv",
-                                                     "predictions.png"]
-    for png in ("curves.png", "predictions.png"):
+    assert sorted(p.name for p in out.iterdir()) == OUTPUTS
+    for png in ("curves.png", "predictions.png", "cumulative_score.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = metrics(out)
     assert report["selection"] == "fixed-epochs" and report["val_srcc"] is None
@@ -84,6 +89,13 @@ def test_outputs_and_metrics_of_a_fixed_epoch_run(store, tmp_path, capsys):
     best_train = max(report["seeds"], key=lambda row: row["train_srcc"])
     assert report["saved_seed"] == best_train["seed"]  # never chosen by test
     assert report["summary"]["test_rl2"]["n"] == 2 and "config_hash" in report and report["config"]["head_name"]
+    saved = next(row for row in report["seeds"] if row["seed"] == report["saved_seed"])
+    assert report["cumulative_score"] == saved["test_cumulative_score"]
+    with open(out / "predictions.csv") as file:
+        rows = list(csv.DictReader(file))
+    errors = [abs(float(row["predicted"]) - float(row["true"])) for row in rows]
+    for threshold, fraction in report["cumulative_score"]:
+        assert fraction == pytest.approx(np.mean([error <= threshold for error in errors]))
 
 
 def test_checkpoint_round_trip_predicts_what_training_reported(store, tmp_path, capsys):
@@ -194,6 +206,93 @@ def test_label_files_override_the_stored_labels(store, tmp_path, capsys):
         rows = list(csv.DictReader(file))
     expected = [(name, 100.0 + i) for i, name in enumerate(test_names)]
     assert [(row["name"], float(row["true"])) for row in rows] == expected
+
+
+# --- FSPN: pairwise training through the same CLI ----------------------------------------------------
+
+
+def predictions_csv(folder) -> list[dict]:
+    with open(folder / "predictions.csv") as file:
+        return list(csv.DictReader(file))
+
+
+def test_fspn_trains_writes_everything_and_its_checkpoint_predicts_identically(store, tmp_path, capsys):
+    out = tmp_path / "fspn"  # (same seed, same weights: tests/test_fspn_training.py, through the same fit)
+    code, err = train(capsys, store, *TINY_FSPN, "--score", "total", "--epochs", 2, "--val-fraction", 0.25,
+                      "--out", out)
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == OUTPUTS
+    report = metrics(out)
+    assert report["head"] == "fspn" and report["streams"] == "both" and report["selection"] == "val"
+    assert report["videos"] == {"train": 36, "val": 12, "test": 24} and len(report["cumulative_score"]) == 26
+    history = report["seeds"][0]["history"]
+    assert [record["lr"] for record in history] == [1e-3, 1e-3]  # Adam at head.train_lr, not SGD's cosine
+    assert {"train_loss_gc", "train_loss_bce", "train_loss_reg"} <= set(history[0])
+    raw = torch.load(out / "model.pt", weights_only=True)
+    bank_rows = len(raw["state_dict"]["exemplars.score"])
+    names = raw["extra"]["exemplar_names"]
+    assert bank_rows == len(names) == 5 and all(name.startswith("tr_") for name in names)
+    assert raw["state_dict"]["bin_edges"].shape == (9,) and raw["head_config"]["train_window"] == 12
+    head, normalizer, info = load_checkpoint(out / "model.pt")
+    assert len(head.exemplars) == 5 and torch.equal(head.bin_edges, raw["state_dict"]["bin_edges"])
+    with open_feature_store(store) as features:
+        first = features.read(names[0])
+        assert normalizer.from_unit(float(head.exemplars.score[0])) == pytest.approx(first.label.scores["total"])
+        for row in predictions_csv(out):
+            video = features.read(row["name"])
+            score, details = predict_features(head, normalizer, video.scene, video.actor, streams=info.streams)
+            assert score == pytest.approx(float(row["predicted"]), abs=1e-5)
+            assert details["exemplar_index"].tolist() == [0, 1, 2, 3, 4] and details["boundaries"].shape == (3,)
+            assert float(details["votes"].mean()) == pytest.approx(score, abs=1e-5)
+
+
+def test_fspn_needs_both_streams_unless_its_actor_stream_is_off(store, tmp_path, capsys):
+    out = ["--score", "total", "--epochs", 1, "--out", tmp_path / "x"]
+    message = fails(capsys, store, *TINY_FSPN, "--streams", "scene", *out)
+    assert "fspn needs both streams" in message and "head.use_actor=false" in message
+    scene_only = tmp_path / "scene_only.h5"
+    write_synthetic_store(scene_only, {"train": make_videos(6, TASK, 1, prefix="tr", actor=False),
+                                       "test": make_videos(3, TASK, 2, prefix="te", actor=False)}, TASK)
+    assert "fspn needs both streams" in fails(capsys, scene_only, *TINY_FSPN, *out)
+    off = ["--set", "head.use_actor=false"]
+    assert "takes one stream" in fails(capsys, store, *TINY_FSPN, *off, "--streams", "both", *out)
+    code, err = train(capsys, store, *TINY_FSPN, *off, *out)  # auto: one stream
+    assert code == 0, err
+    assert metrics(tmp_path / "x")["streams"] == "scene" and metrics(tmp_path / "x")["input_dim"] == 16
+    assert "train.batch_size" in fails(capsys, store, *TINY_FSPN, "--set", "train.batch_size=4", *out)
+    assert "use --epochs" in fails(capsys, store, *TINY_FSPN, "--set", "head.train_epochs=4", *out)
+
+
+def test_fspn_w_dd_trains_on_score_over_difficulty_and_multiplies_back(store, tmp_path, capsys):
+    out = ["--score", "total", "--epochs", 1, "--set", "head.train_divide_by_difficulty=true"]
+    message = fails(capsys, store, *TINY_FSPN, *out, "--out", tmp_path / "x")
+    assert "needs a positive difficulty for every video, but 48 of 48 lack one" in message
+    with open_feature_store(store) as features:
+        labels = {split: [(name, features.label(name)) for name in features.names
+                          if features.label(name).split == split] for split in ("train", "test")}
+    difficulty = {name: 2.0 + (index % 3) * 0.5 for index, name in enumerate(sorted(dict(sum(labels.values(), []))))}
+    for split, records in labels.items():  # total = ratio * difficulty: the ratio is what the store holds
+        (tmp_path / f"{split}.txt").write_text("name total difficulty\n" + "".join(
+            f"{name} {record.scores['total'] * difficulty[name]!r} {difficulty[name]}\n" for name, record in records))
+    run = tmp_path / "dd"
+    code, err = train(capsys, store, *TINY_FSPN, *out, "--out", run, "--labels", tmp_path / "train.txt",
+                      "--labels", tmp_path / "test.txt")
+    assert code == 0, err
+    head, normalizer, info = load_checkpoint(run / "model.pt")
+    ratios = [record.scores["total"] for _, record in labels["train"]]
+    assert normalizer.low < min(ratios) < max(ratios) < normalizer.high < 11  # ratios (<= 10), not totals (<= 30)
+    assert set(head.exemplars.group.tolist()) == {2.0, 2.5, 3.0}  # exemplars grouped by difficulty
+    with open_feature_store(store) as features:
+        for row in predictions_csv(run)[:6]:
+            video, dd = features.read(row["name"]), difficulty[row["name"]]
+            assert float(row["true"]) == pytest.approx(video.label.scores["total"] * dd)
+            score, details = predict_features(head, normalizer, video.scene, video.actor, streams=info.streams,
+                                              difficulty=dd)
+            assert score == pytest.approx(float(row["predicted"]), abs=1e-5)
+            assert score == pytest.approx(normalizer.from_unit(details["score_unit"]) * dd, rel=1e-6)
+            assert (head.exemplars.group[details["exemplar_index"][details["exemplar_index"] >= 0]] == dd).all()
+            with pytest.raises(MissingDifficultyError, match="--difficulty"):
+                predict_features(head, normalizer, video.scene, video.actor, streams=info.streams)
 
 
 # --- user errors: one line, exit code 2 ---------------------------------------------------------------

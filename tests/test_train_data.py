@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 import torch
 
@@ -28,9 +31,10 @@ def test_streams_combine_scene_first():
         resolve_streams("actor", False)
 
 
-def split(count: int) -> VideoSplit:
+def split(count: int, difficulty: list[float] | None = None) -> VideoSplit:
+    difficulty = torch.full((count,), math.nan) if difficulty is None else torch.tensor(difficulty)
     return VideoSplit([f"v{i}" for i in range(count)], [torch.full((2, 1), float(i)) for i in range(count)],
-                      torch.arange(count, dtype=torch.float64).unsqueeze(1), ("total",))
+                      torch.arange(count, dtype=torch.float64).unsqueeze(1), ("total",), difficulty.double())
 
 
 def test_validation_carve_is_seeded_disjoint_and_complete():
@@ -61,3 +65,19 @@ def test_load_reads_both_splits_with_exact_labels(tmp_path):
     assert data.train.column("total").tolist() == [v.scores["total"] for v in train]  # float64, as labelled
     assert torch.equal(data.train.clips[2], torch.from_numpy(train[2].scene))
     assert load_training_data([path], scores=["total"]).train.input_dim == 12  # auto: both streams
+
+
+def test_w_dd_targets_divide_by_difficulty_and_scores_multiply_back():
+    videos = split(4, [2.0, 2.0, 3.5, 1.0])
+    targets = videos.targets("total", divide_by_difficulty=True)
+    assert targets.tolist() == [0.0, 0.5, 2.0 / 3.5, 3.0]
+    assert np.allclose(videos.to_scores(targets.numpy(), divide_by_difficulty=True), [0.0, 1.0, 2.0, 3.0])
+    assert torch.equal(videos.targets("total"), videos.column("total"))
+    normalizer = ScoreNormalizer.fit(targets)
+    padded = videos.padded("total", normalizer, "cpu", divide_by_difficulty=True, group_by_difficulty=True)
+    assert torch.allclose(padded.targets.double(), normalizer.to_unit(targets), atol=1e-6)
+    assert padded.groups.tolist() == [2.0, 2.0, 3.5, 1.0]
+    assert videos.padded("total", normalizer, "cpu").groups is None  # no grouping asked
+    assert split(4).padded("total", normalizer, "cpu", group_by_difficulty=True).groups is None  # none known
+    with pytest.raises(TrainingDataError, match=r"needs a positive difficulty for every video, but 1 of 3 .*v1"):
+        split(3, [2.0, math.nan, 1.0]).targets("total", divide_by_difficulty=True)
