@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -233,10 +236,21 @@ class BlazePoseDetector(PersonDetector):
 
         self.config = config
         self.weights_id = f"embedded:mediapipe-{mp.__version__}/pose_landmark_full"
-        # model_complexity=1 is the model inside the wheel; 0 and 2 try to download at run time.
-        self._pose = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1,
-                                            min_detection_confidence=config.min_detection_confidence,
-                                            min_tracking_confidence=config.presence_confidence)
+        with _native_start_up_logs_silenced():
+            # model_complexity=1 is the model inside the wheel; 0 and 2 try to download at run time.
+            self._pose = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1,
+                                                min_detection_confidence=config.min_detection_confidence,
+                                                min_tracking_confidence=config.presence_confidence)
+            self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Run the graph once on a photo with a person, so its one-time start-up work (and start-up
+        warnings) happen here rather than on the first video frame."""
+        from ultralytics.utils import ASSETS
+
+        photo = cv2.imread(str(Path(ASSETS) / "bus.jpg"))
+        if photo is not None:
+            self._pose.process(np.ascontiguousarray(photo[:, :, ::-1]))
 
     def detect(self, frames: np.ndarray) -> list[np.ndarray]:
         if self._pose is None:
@@ -260,6 +274,28 @@ class BlazePoseDetector(PersonDetector):
         if self._pose is not None:
             self._pose.close()
             self._pose = None
+
+
+@contextmanager
+def _native_start_up_logs_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null while MediaPipe starts.
+
+    Its C++ runtime (TFLite, absl) prints start-up warnings straight to fd 2, past Python's
+    logging, and offers no switch for them. The window is the detector's construction only (well
+    under a second); with debug logging on nothing is silenced.
+    """
+    if logging.getLogger().isEnabledFor(logging.DEBUG):
+        yield
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def landmarks_to_box(points: np.ndarray, frame_size: tuple[int, int], visibility: float,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -219,3 +220,14 @@ def test_auto_and_yolo_with_weights_build_yolo():
 def test_config_refuses_nonsense():
     with pytest.raises(ValueError, match="every_k"):
         DetectorConfig(every_k=0)
+
+
+def test_blazepose_start_up_is_quiet_and_stderr_comes_back(capfd):
+    """MediaPipe's native start-up warnings are kept off stderr, and stderr works afterwards."""
+    from extractors.detect import BlazePoseDetector, DetectorConfig
+
+    with BlazePoseDetector(DetectorConfig(kind="blazepose")):
+        os.write(2, b"still visible\n")
+    err = capfd.readouterr().err
+    assert "still visible" in err
+    assert "W0000" not in err and "XNNPACK" not in err
