@@ -72,6 +72,7 @@ def bench_detection(video: Path, num_frames: int, emit) -> None:
     import torch
 
     from extractors.detect import DetectorConfig, build_detector
+    from extractors.errors import AqaError
 
     with open_video(video) as source:
         frames = source.get_batch(range(min(num_frames, source.info.num_frames)))
@@ -81,7 +82,11 @@ def bench_detection(video: Path, num_frames: int, emit) -> None:
         setups.append(("yolo11n-random", DetectorConfig(kind="yolo", weights="yolo11n.yaml", device="cuda",
                                                         batch_size=64)))
     for name, config in setups:
-        detector = build_detector(config)
+        try:
+            detector = build_detector(config)
+        except (ImportError, AqaError) as error:  # e.g. no mediapipe wheel on the GPU machine
+            emit({"bench": "detect", "detector": name, "device": config.device, "error": str(error)})
+            continue
         detector.detect(frames[:2])  # warm-up: model load, first-call allocations
         started = time.perf_counter()
         detector.detect(frames)

