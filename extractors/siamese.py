@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from extractors.actor import locate_actor
-from extractors.backbones import VideoBackbone
+from extractors.backbones import VideoBackbone, backbone_spec
 from extractors.clips import ClipPlan, ClipPlanConfig, plan_clips
 from extractors.crops import crop_and_resize, square_crop_boxes
 from extractors.decode_worker import ReadResult
@@ -61,6 +61,11 @@ class SiameseConfig:
     work_short_side: int = 360
     scene: Literal["squash", "center_crop"] = "squash"
     crop_margin: float = 0.25
+
+    @property
+    def resolved_input_size(self) -> int:
+        """The square side the backbone sees: ``input_size``, else the backbone spec's."""
+        return self.input_size or backbone_spec(self.backbone).input_size[0]
 
 
 class Decoder(Protocol):
@@ -176,7 +181,7 @@ def extract_video(decoder: Decoder, path: str, backbone: VideoBackbone, detector
     (a progress bar at the command-line edge hangs off it).
     """
     plan = plan_video(decoder, path, detector, config, backend)
-    input_size = config.input_size or backbone.spec.input_size[0]
+    input_size = config.resolved_input_size
     scene, actor = [], []
     if on_progress is not None:
         on_progress(0, plan.clips.num_clips)

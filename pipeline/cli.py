@@ -83,7 +83,7 @@ def run_cli(
     try:
         return int(main(args) or 0)
     except AqaError as error:
-        print(f"{prog}: error: {_one_line(error)}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(error)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
@@ -91,11 +91,12 @@ def run_cli(
     except Exception as error:  # a bug: say so in one line unless asked for the traceback
         if getattr(args, "debug", False):
             raise
-        print(f"{prog}: internal error: {type(error).__name__}: {_one_line(error)} "
+        print(f"{prog}: internal error: {type(error).__name__}: {one_line(error)} "
               f"(re-run with --debug for the traceback)", file=sys.stderr)
         return EXIT_INTERNAL_ERROR
 
 
-def _one_line(error: BaseException) -> str:
+def one_line(error: BaseException) -> str:
+    """An error's message on one line (multi-line library messages folded), as every tool prints it."""
     text = " ".join(str(error).split())
     return text or type(error).__name__

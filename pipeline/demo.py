@@ -30,8 +30,7 @@ from extractors.siamese import SiameseConfig
 from models.metrics import spearman
 from pipeline.cli import add_common_arguments, run_cli
 from pipeline.extract import ExtractConfig, find_videos, run_extraction
-from pipeline.overlay import write_overlay
-from pipeline.predict import load_predictor, predict_video, timeline_curve
+from pipeline.predict import load_predictor, predict_video, save_prediction_overlay
 from pipeline.train import cli as train_cli
 
 log = logging.getLogger(__name__)
@@ -88,10 +87,9 @@ def main(args: argparse.Namespace) -> int:
             report, video_features = predict_video(predictor, decoder, dataset / "videos" / f"{record.name}.mp4")
             report["true_score"] = record.scores["score"]
             reports.append(report)
-    example, plan = reports[-1], video_features.plan  # the last video scored: its features are at hand
-    overlay = write_overlay(out / f"{record.name}_overlay.mp4", example["video"], plan.boxes_in_source_pixels,
-                            plan.track.status, plan.clips.frame_ranges, timeline_curve(example, plan.clips.num_clips),
-                            f"predicted {example['score']:.2f} / true {example['true_score']:.2f}", fps=plan.info.fps)
+    example = reports[-1]  # the last video scored: its features are at hand
+    overlay = save_prediction_overlay(out / f"{record.name}_overlay.mp4", example, video_features,
+                                      f"predicted {example['score']:.2f} / true {example['true_score']:.2f}")
     rho = spearman([r["score"] for r in reports], [r["true_score"] for r in reports])
     (out / "heldout_predictions.json").write_text(json.dumps(reports, indent=2))
     metrics = json.loads((run / "metrics.json").read_text())

@@ -38,7 +38,14 @@ from extractors.errors import AqaError
 from extractors.siamese import ClipBatch, SiameseConfig, VideoPlan, clip_batches, embed_batch, plan_video
 from extractors.video import Backend
 from pipeline import __version__
-from pipeline.cli import add_common_arguments, add_config_arguments, add_label_arguments, resolve_config, run_cli
+from pipeline.cli import (
+    add_common_arguments,
+    add_config_arguments,
+    add_label_arguments,
+    one_line,
+    resolve_config,
+    run_cli,
+)
 from pipeline.config import config_hash, config_to_dict
 from pipeline.devices import resolve_device
 
@@ -67,7 +74,7 @@ class ExtractionError(AqaError):
 
 def feature_provenance(config: SiameseConfig, backbone, detector: PersonDetector) -> Provenance:
     """What a stored feature means, for training and prediction to check against."""
-    input_size = config.input_size or backbone.spec.input_size[0]
+    input_size = config.resolved_input_size
     return Provenance(
         backbone=config.backbone, weights_sha256=backbone.weights_sha256 or "random-init",
         clip_plan=config_to_dict(config.clips), input_size=(input_size, input_size),
@@ -134,7 +141,7 @@ def _produce(pending: queue.Queue, results: queue.Queue, config: ExtractConfig, 
     detector = None
     try:
         detector = build_detector(config.features.detector)
-        input_size = config.features.input_size or _spec_input_size(config.features.backbone)
+        input_size = config.features.resolved_input_size
         while not stop.is_set():
             try:
                 name, path = pending.get_nowait()
@@ -150,7 +157,7 @@ def _produce(pending: queue.Queue, results: queue.Queue, config: ExtractConfig, 
                     results.put(_Job(name, "batch", batch))
                 results.put(_Job(name, "done"))
             except (AqaError, IndexError) as error:
-                results.put(_Job(name, "error", " ".join(str(error).split())))
+                results.put(_Job(name, "error", one_line(error)))
     except Exception as error:  # a detector that cannot be built stops this producer: say so once
         results.put(_Job("", "error", f"producer failed: {type(error).__name__}: {error}"))
     finally:
@@ -158,12 +165,6 @@ def _produce(pending: queue.Queue, results: queue.Queue, config: ExtractConfig, 
         if detector is not None:
             detector.close()
         results.put(_Job("", "done"))  # this producer is finished
-
-
-def _spec_input_size(backbone: str) -> int:
-    from extractors.backbones import backbone_spec
-
-    return backbone_spec(backbone).input_size[0]
 
 
 @dataclass

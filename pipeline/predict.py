@@ -31,7 +31,7 @@ from extractors.detect import PersonDetector, build_detector
 from extractors.errors import AqaError
 from extractors.siamese import SiameseConfig, SiameseFeatures, extract_video
 from pipeline.checkpoint import CheckpointInfo, check_difficulty, load_checkpoint, predict_features
-from pipeline.cli import add_common_arguments, run_cli
+from pipeline.cli import add_common_arguments, one_line, run_cli
 from pipeline.config import config_from_dict
 from pipeline.devices import resolve_device
 from pipeline.extract import feature_config_hash
@@ -96,7 +96,7 @@ def load_predictor(checkpoint: Path, *, device: str = "auto", weights: str | Non
     config = extraction_config(info.provenance, weights=weights, detector_weights=detector_weights)
     backbone = build_backbone(config.backbone, weights=config.weights, device=device)
     detector = build_detector(replace(config.detector, device=device))
-    check_reproducible(info.provenance, backbone, detector, config.input_size or backbone.spec.input_size[0])
+    check_reproducible(info.provenance, backbone, detector, config.resolved_input_size)
     return Predictor(head, normalizer, info, config, backbone, detector, device)
 
 
@@ -199,6 +199,14 @@ def timeline_curve(report: dict[str, Any], num_clips: int) -> np.ndarray:
     return np.max(np.array([p["attention"] for p in procedures]), axis=0)
 
 
+def save_prediction_overlay(target: Path, report: dict[str, Any], features: SiameseFeatures, caption: str) -> Path:
+    """The scored video with the tracked athlete, ``caption`` and the per-clip emphasis timeline."""
+    plan = features.plan
+    return write_overlay(target, report["video"], plan.boxes_in_source_pixels, plan.track.status,
+                         plan.clips.frame_ranges, timeline_curve(report, plan.clips.num_clips), caption,
+                         fps=plan.info.fps)
+
+
 def format_report(report: dict[str, Any]) -> str:
     """The human-readable lines for one video."""
     lines = [f"{Path(report['video']).name}: {report['score_name']} {report['score']:.2f}"]
@@ -262,14 +270,11 @@ def main(args: argparse.Namespace) -> int:
                 report, features = predict_video(predictor, decoder, path, progress=not (args.quiet or args.json),
                                                  difficulty=args.difficulty)
             except AqaError as error:
-                failures[str(path)] = " ".join(str(error).split())
+                failures[str(path)] = one_line(error)
                 continue
             if args.save_overlay:
                 target = overlay_path(args.save_overlay, path, len(args.videos) > 1)
-                plan = features.plan
-                caption = f"{report['score_name']} {report['score']:.2f}"
-                write_overlay(target, path, plan.boxes_in_source_pixels, plan.track.status, plan.clips.frame_ranges,
-                              timeline_curve(report, plan.clips.num_clips), caption, fps=plan.info.fps)
+                save_prediction_overlay(target, report, features, f"{report['score_name']} {report['score']:.2f}")
                 report["overlay"] = str(target)
             reports.append(report)
             if not args.json:
