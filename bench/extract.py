@@ -3,14 +3,16 @@
 Each measurement runs in its own process (so peak host memory is that run's alone) on 640x360
 H.264 videos this script writes, and prints one JSON line:
 
-* ``pipeline``: ``pipeline.extract.run_extraction`` as ``aqa-extract`` runs it (producer
-  workers decoding and detecting in parallel, scene + actor clips in one batched forward);
+* ``pipeline``: ``pipeline.extract.run_extraction`` as ``aqa-extract`` runs it (a worker pool
+  decoding, detecting and cutting crops in parallel, scene + actor clips in one batched forward);
 * ``naive``: per video, decode every frame into memory, detect person by person frame by frame,
   then one batch-1 fp32 forward per clip and stream, no overlap.
 
 Reported: frames/s end to end (video frames in / wall time), GPU utilization (mean of samples
-every 0.2 s, when NVML is available), peak host RSS. Running the pipeline on videos of two
-lengths shows whether host memory stays flat in video length.
+every 0.2 s, when NVML is available), peak host RSS, and the main process's CPU time per frame
+(its threads share one interpreter lock, so this bounds what any number of workers can reach).
+Running the pipeline on videos of two lengths shows whether host memory stays flat in video
+length.
 
     python bench/extract.py --device cuda --backbones i3d,swin3d_b --videos 16 --frames 900 \\
         --workers 8 --clips-per-batch 16 --out $OUT/extract.jsonl          # the GPU machine
@@ -18,7 +20,9 @@ lengths shows whether host memory stays flat in video length.
         --workers 1 --clips-per-batch 2 --modes pipeline,naive             # a smoke run here
 
 Swin-B runs with random weights (speed only; its real weights are not on our machines); I3D with
-its real Kinetics-400 weights. The person detector is YOLO11n with random weights on CUDA (its
+its real Kinetics-400 weights. ``--backbones none`` runs a backbone that costs nothing (it
+averages one pixel per clip): the data path alone, i.e. the ceiling decoding, detection and
+cropping set for any backbone. The person detector is YOLO11n with random weights on CUDA (its
 real weights are not here either; the compute is the same) and the embedded BlazePose on CPU.
 """
 
@@ -82,40 +86,65 @@ def peak_rss_mb() -> float:
     return round((own + children) / 1024, 1)
 
 
+def free_backbone():
+    """A backbone that costs nothing: what the data path delivers when the model is infinitely fast."""
+    import torch
+
+    from extractors.backbones import backbone_spec
+    from extractors.backbones.registry import VideoBackbone
+
+    class FreeBackbone(VideoBackbone):
+        def __init__(self):
+            super().__init__(backbone_spec("i3d"))  # 224 px input, like the real ones
+
+        def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
+            return frames[:, :1, :1, :1, :].float()
+
+        def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+            return x.flatten(1)
+
+        def load_weights(self, path) -> None:
+            raise NotImplementedError("the free backbone has no weights")
+
+    return FreeBackbone()
+
+
 def build(backbone_name: str, args: argparse.Namespace):
     from extractors.backbones import build_backbone
 
+    if backbone_name == "none":
+        return free_backbone()
     if backbone_name == "i3d" and not args.random_i3d:  # the only backbone whose real weights we have
         return build_backbone(backbone_name, device=args.device, weights=args.i3d_weights)
     return build_backbone(backbone_name, device=args.device, pretrained=False)
 
 
-def detector_config(device: str):
+def detector_config(device: str, every_k: int = 1):
     from extractors.detect import DetectorConfig
 
     if device.startswith("cuda"):
-        return DetectorConfig(kind="yolo", weights="yolo11n.yaml", device=device, batch_size=64)
-    return DetectorConfig(kind="blazepose")
+        return DetectorConfig(kind="yolo", weights="yolo11n.yaml", device=device, batch_size=64, every_k=every_k)
+    return DetectorConfig(kind="blazepose", every_k=every_k)
 
 
 def run_pipeline(args: argparse.Namespace, videos: list[Path]) -> dict:
     from extractors.siamese import SiameseConfig
     from pipeline.extract import ExtractConfig, run_extraction
 
-    features = SiameseConfig(backbone=args.backbone, input_size=args.input_size,
-                             detector=detector_config(args.device))
+    features = SiameseConfig(backbone="i3d" if args.backbone == "none" else args.backbone,
+                             input_size=args.input_size, detector=detector_config(args.device, args.every_k))
     config = ExtractConfig(
         features=features, device=args.device, precision=args.precision, clips_per_batch=args.clips_per_batch,
         workers=args.workers)
     backbone = build(args.backbone, args)
     with tempfile.TemporaryDirectory() as scratch, GpuSampler() as gpu:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         written, failures = run_extraction([(p.stem, p) for p in videos], Path(scratch) / "f.h5", config,
                                            progress=False, backbone=backbone)
-        wall = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     if failures:
         raise RuntimeError(f"benchmark videos failed: {failures}")
-    return {"seconds": wall, "gpu_util": gpu.mean}
+    return {"seconds": wall, "gpu_util": gpu.mean, "main_cpu_s": cpu}
 
 
 def run_naive(args: argparse.Namespace, videos: list[Path]) -> dict:
@@ -130,7 +159,7 @@ def run_naive(args: argparse.Namespace, videos: list[Path]) -> dict:
 
     backbone = build(args.backbone, args)
     size = args.input_size or backbone.spec.input_size[0]
-    detector = build_detector(detector_config(args.device))
+    detector = build_detector(detector_config(args.device, args.every_k))
     with GpuSampler() as gpu:
         started = time.perf_counter()
         for path in videos:
@@ -146,7 +175,7 @@ def run_naive(args: argparse.Namespace, videos: list[Path]) -> dict:
                         x = backbone.preprocess(torch.from_numpy(pixels[None]).to(args.device))
                         backbone.forward_features(x).cpu()
         wall = time.perf_counter() - started
-    return {"seconds": wall, "gpu_util": gpu.mean}
+    return {"seconds": wall, "gpu_util": gpu.mean, "main_cpu_s": None}
 
 
 def measure(args: argparse.Namespace) -> dict:
@@ -158,8 +187,12 @@ def measure(args: argparse.Namespace) -> dict:
     frames = args.videos * args.frames
     return {"bench": "extract", "mode": args.mode, "backbone": args.backbone, "device": args.device,
             "precision": args.precision, "workers": args.workers, "clips_per_batch": args.clips_per_batch,
+            "detect_every_k": args.every_k,
             "videos": args.videos, "frames_per_video": args.frames, "seconds": round(result["seconds"], 2),
             "frames_per_s": round(frames / result["seconds"], 1), "gpu_util_mean": result["gpu_util"],
+            # CPU time of the main process (all its threads) per frame: the pipeline's serial part
+            "main_cpu_ms_per_frame": (round(1000 * result["main_cpu_s"] / frames, 3)
+                                      if result["main_cpu_s"] is not None else None),
             "peak_rss_mb": peak_rss_mb()}
 
 
@@ -176,6 +209,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--naive-videos", type=int, default=2, help="videos for the (slow) naive baseline")
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--clips-per-batch", type=int, default=16)
+    parser.add_argument("--every-k", type=int, default=1,
+                        help="person detection on every k-th frame (pipeline; the naive baseline detects every frame)")
     parser.add_argument("--input-size", type=int, default=None)
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--random-i3d", action="store_true",
@@ -203,7 +238,7 @@ def main(args: argparse.Namespace) -> int:
         if args.memory_frames and "pipeline" in args.modes:
             runs.append((backbone, "pipeline", 1, args.memory_frames))
     common = [f"--device={args.device}", f"--precision={args.precision}", f"--workers={args.workers}",
-              f"--clips-per-batch={args.clips_per_batch}", f"--workdir={args.workdir}"]
+              f"--clips-per-batch={args.clips_per_batch}", f"--every-k={args.every_k}", f"--workdir={args.workdir}"]
     if args.input_size:
         common.append(f"--input-size={args.input_size}")
     if args.i3d_weights:

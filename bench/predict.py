@@ -7,15 +7,20 @@ the benchmarks' textured scene, then in this one process:
 * warm: score the same video again with everything loaded.
 
 Prints one JSON line per phase. The checkpoint decides the extraction (backbone, clip plan,
-input size); the demo's (``demo_out/run/model.pt``) is I3D at 112 px with 16-frame clips.
+input size, detector); the demo's (``demo_out/run/model.pt``) is I3D at 112 px with 16-frame clips
+and BlazePose. Without ``--checkpoint`` the script first makes one where it runs (a few synthetic
+videos extracted with real I3D weights at 224 px, 32-frame clips and the detector that suits the
+device, YOLO11n on CUDA, then a 2-epoch MLP head): the latency depends on the extraction, not on
+how well the head was trained, and the GPU machine has no mediapipe for the demo's BlazePose.
 
     python bench/predict.py --checkpoint demo_out/run/model.pt --device cpu
-    python bench/predict.py --checkpoint demo_out/run/model.pt --device cuda --out $OUT/predict.jsonl
+    python bench/predict.py --device cuda --workers 16 --i3d-weights .i3d/i3d-kinetics-400.ckpt --out $OUT/p.jsonl
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,12 +34,40 @@ from pipeline.environment import configure_library_environment  # noqa: E402
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--checkpoint", type=Path, help="model.pt to time (default: make one here, see above)")
+    parser.add_argument("--i3d-weights", default=None, help="I3D weights file for the checkpoint made here")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seconds", type=int, default=180, help="video length at 25 fps")
+    parser.add_argument("--workers", type=int, default=0, help="aqa-predict --workers (0: one per core, at most 8)")
     parser.add_argument("--workdir", default=None, help="where the benchmark video is cached")
     parser.add_argument("--out", default=None, help="append the JSON lines here too")
+    parser.add_argument("--make-checkpoint-in", type=Path, help=argparse.SUPPRESS)  # the child that makes one
     return parser
+
+
+def make_checkpoint(folder: Path, args: argparse.Namespace) -> None:
+    """A checkpoint to time: 8 synthetic videos, I3D at 224 px, the device's detector, 2 MLP epochs."""
+    from data.synthetic import SyntheticDatasetConfig, generate_dataset
+    from extractors.detect import DetectorConfig
+    from extractors.siamese import SiameseConfig
+    from pipeline.devices import resolve_device
+    from pipeline.extract import ExtractConfig, find_videos, run_extraction
+    from pipeline.train import cli as train_cli
+
+    device = resolve_device(args.device)
+    detector = (DetectorConfig(kind="yolo", weights="yolo11n.yaml", device=device, batch_size=64)
+                if device.startswith("cuda") else DetectorConfig(kind="blazepose"))
+    dataset = generate_dataset(folder / "dataset", SyntheticDatasetConfig(num_videos=8, num_frames=64, seed=0))
+    config = ExtractConfig(features=SiameseConfig(weights=args.i3d_weights, detector=detector), device=device)
+    _, failures = run_extraction(find_videos([dataset / "videos"]), folder / "features.h5", config, progress=False,
+                                 labels=None)
+    if failures:
+        raise RuntimeError(f"benchmark checkpoint: extraction failed: {failures}")
+    code = train_cli([str(folder / "features.h5"), "--labels", str(dataset / "train.txt"), "--labels",
+                      str(dataset / "test.txt"), "--head", "mlp", "--score", "score", "--epochs", "2",
+                      "--out", str(folder / "run"), "--device", device, "--quiet"])
+    if code != 0:
+        raise RuntimeError(f"benchmark checkpoint: aqa-train exited {code}")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -43,16 +76,24 @@ def main(args: argparse.Namespace) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     video = make_bench_video(workdir / f"bench_640x360_{args.seconds * 25}_predict.mp4", 640, 360, args.seconds * 25)
 
+    if args.make_checkpoint_in:
+        make_checkpoint(args.make_checkpoint_in, args)
+        return 0
+    checkpoint = args.checkpoint
+    if checkpoint is None:  # made in a child process, so this one still starts cold
+        folder = workdir / "predict_checkpoint"
+        command = [sys.executable, __file__, f"--make-checkpoint-in={folder}", f"--device={args.device}"]
+        subprocess.run(command + ([f"--i3d-weights={args.i3d_weights}"] if args.i3d_weights else []), check=True)
+        checkpoint = folder / "run" / "model.pt"
     started = time.perf_counter()
-    from extractors.decode_worker import DecodeWorker
     from pipeline.predict import load_predictor, predict_video
 
-    predictor = load_predictor(args.checkpoint, device=args.device)
-    loaded = time.perf_counter()
-    with DecodeWorker(timeout_s=600) as decoder:
-        first, _ = predict_video(predictor, decoder, video)
+    with load_predictor(checkpoint, device=args.device, workers=args.workers,
+                        weights=args.i3d_weights) as predictor:
+        loaded = time.perf_counter()
+        first, _ = predict_video(predictor, video)
         cold = time.perf_counter()
-        second, _ = predict_video(predictor, decoder, video)
+        second, _ = predict_video(predictor, video)
         warm = time.perf_counter() - cold
     records = [
         {"phase": "cold", "seconds": round(cold - started, 2), "load_seconds": round(loaded - started, 2)},
@@ -60,7 +101,8 @@ def main(args: argparse.Namespace) -> int:
     ]
     emit = json_lines(args.out, bench="predict", device=predictor.device, video=f"640x360 {args.seconds} s",
                       frames=first["frames"], clips=first["clips"], backbone=predictor.config.backbone,
-                      input_size=predictor.config.input_size)
+                      workers=predictor.pool.workers,
+                      input_size=predictor.config.resolved_input_size)
     for record in records:
         emit(record)
     assert first["score"] == second["score"], "the same video must score the same twice"

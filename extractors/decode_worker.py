@@ -8,7 +8,9 @@ replaced every ``recycle_after`` videos. The next request gets a fresh child, so
 never stops the others.
 
 Reads of one video in increasing frame order keep that video open in the child between
-requests, so streaming a long video in chunks decodes each frame once.
+requests, so streaming a long video in chunks decodes each frame once. A read may also ask the
+child to cut boxes out of the frames and resize them (the backbone's scene and actor inputs):
+the cutting then runs in parallel across children, and only the small crops cross the pipe.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from extractors.crops import crop_and_resize
 from extractors.errors import AqaError, DecodeTimeout, VideoError
 from extractors.video import Backend, VideoInfo, open_video, probe_video
 
@@ -30,17 +33,24 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ReadRequest:
-    """Frames ``indices`` of ``path``, resized to ``resize`` (width, height) when given."""
+    """Frames ``indices`` of ``path``, resized to ``resize`` (width, height) when given.
+
+    With ``crops`` (boxes ``[K, N, 4]`` in the resized frames' pixels) the answer is not the
+    frames but K cut-outs of each, resized to ``crop_size`` square (:func:`crop_and_resize`).
+    """
 
     path: str
     indices: tuple[int, ...] = ()
     backend: Backend = "auto"
     resize: tuple[int, int] | None = None
+    crops: np.ndarray | None = None
+    crop_size: int = 0
 
 
 @dataclass(frozen=True)
 class ReadResult:
-    """Frames ``[N, H, W, 3]`` uint8 RGB, the video's info and how many frames were concealed."""
+    """Frames ``[N, H, W, 3]`` (or crops ``[K, N, S, S, 3]``) uint8 RGB, the video's info and how
+    many frames were concealed."""
 
     frames: np.ndarray
     info: VideoInfo
@@ -61,12 +71,27 @@ class _OpenVideoCache:
             self.source = open_video(request.path, backend=request.backend, resize=request.resize)
             self.key = key
         frames = self.source.get_batch(request.indices)
+        if request.crops is not None:
+            frames = np.stack([crop_and_resize(frames, boxes, request.crop_size) for boxes in request.crops])
         return ReadResult(frames, self.source.info, self.source.damaged_frames)
 
     def close(self) -> None:
         if self.source is not None:
             self.source.close()
         self.key = self.source = None
+
+
+def _read_request(path: str, indices: Sequence[int], backend: Backend, resize: tuple[int, int] | None,
+                  crops: np.ndarray | None, crop_size: int) -> ReadRequest:
+    """A checked :class:`ReadRequest` for frames (or their crops) of ``path``."""
+    if len(indices) == 0:
+        raise ValueError("read needs at least one frame index; use probe() for metadata")
+    if crops is not None:
+        crops = np.asarray(crops, np.float32)
+        if crops.ndim != 3 or crops.shape[1:] != (len(indices), 4) or crop_size < 1:
+            raise ValueError(f"crops must be [K, {len(indices)}, 4] with crop_size >= 1, got {crops.shape} "
+                             f"and {crop_size}")
+    return ReadRequest(str(path), tuple(int(i) for i in indices), backend, resize, crops, int(crop_size))
 
 
 def handle_request(cache: _OpenVideoCache, request: ReadRequest) -> ReadResult | VideoInfo:
@@ -123,11 +148,11 @@ class DecodeWorker:
         return self._ask(ReadRequest(str(path)))
 
     def read(self, path: str, indices: Sequence[int], *, backend: Backend = "auto",
-             resize: tuple[int, int] | None = None) -> ReadResult:
-        """Frames of ``path`` at ``indices``; raises VideoError, DecodeTimeout or IndexError."""
-        if len(indices) == 0:
-            raise ValueError("read needs at least one frame index; use probe() for metadata")
-        return self._ask(ReadRequest(str(path), tuple(int(i) for i in indices), backend, resize))
+             resize: tuple[int, int] | None = None, crops: np.ndarray | None = None,
+             crop_size: int = 0) -> ReadResult:
+        """Frames of ``path`` at ``indices`` (or their ``crops``, see :class:`ReadRequest`);
+        raises VideoError, DecodeTimeout or IndexError."""
+        return self._ask(_read_request(path, indices, backend, resize, crops, crop_size))
 
     def _ask(self, request: ReadRequest):
         if request.path != self._current_path:
@@ -206,8 +231,9 @@ class InlineDecoder:
         return probe_video(path)
 
     def read(self, path: str, indices: Sequence[int], *, backend: Backend = "auto",
-             resize: tuple[int, int] | None = None) -> ReadResult:
-        return self._cache.read(ReadRequest(str(path), tuple(int(i) for i in indices), backend, resize))
+             resize: tuple[int, int] | None = None, crops: np.ndarray | None = None,
+             crop_size: int = 0) -> ReadResult:
+        return self._cache.read(_read_request(path, indices, backend, resize, crops, crop_size))
 
     def close(self) -> None:
         self._cache.close()

@@ -40,3 +40,9 @@ class UnknownBackboneError(AqaError):
 
 class WeightsMismatchError(AqaError):
     """A weights file loads but does not fit the model: missing, extra or mis-shaped tensors."""
+
+
+def one_line(error: BaseException) -> str:
+    """An error's message on one line (multi-line library messages folded), as every tool prints it."""
+    text = " ".join(str(error).split())
+    return text or type(error).__name__

@@ -2,18 +2,21 @@
 
 The path of a video through this module:
 
-1. :func:`plan_video` probes it, plans its clips (:mod:`extractors.clips`), decodes it at a
-   working size (short side ``work_short_side``; never upscaled), finds and tracks the athlete
-   (:mod:`extractors.actor`) and fixes a square crop box per frame (:mod:`extractors.crops`).
+1. :func:`plan_video` probes it and plans its clips (:func:`layout_video`), decodes its key
+   frames at a working size (short side ``work_short_side``; never upscaled) for the person
+   detector (:mod:`extractors.actor`), then tracks the athlete and fixes a square crop box per
+   frame (:func:`plan_from_detections`, :mod:`extractors.crops`).
 2. :func:`clip_batches` decodes the planned frames again, a few clips at a time (memory stays
-   flat however long the video), and cuts each frame twice at the backbone's input size: the
-   scene (the whole frame, squashed or centre-cropped) and the actor crop, aligned frame for frame.
+   flat however long the video), and has the decoder cut each frame twice at the backbone's
+   input size: the scene (the whole frame, squashed or centre-cropped) and the actor crop,
+   aligned frame for frame.
 3. :func:`embed_batch` runs **one** backbone forward over scene and actor clips stacked in one
    batch, and splits the pooled features back into the two streams.
 
-:func:`extract_video` chains the three for a single video; ``pipeline.extract`` overlaps them
-across videos. Decoding goes through a *decoder* with the face of
-:class:`extractors.decode_worker.DecodeWorker` (``probe`` and ``read``), so hangs can be timed out.
+:func:`extract_video` chains the three for a single video; :mod:`extractors.parallel` spreads
+the same steps over a pool of workers, parts of one video included. Decoding goes through a
+*decoder* with the face of :class:`extractors.decode_worker.DecodeWorker` (``probe`` and
+``read``), so hangs can be timed out.
 """
 
 from __future__ import annotations
@@ -26,13 +29,13 @@ from typing import Literal, Protocol
 import numpy as np
 import torch
 
-from extractors.actor import locate_actor
+from extractors.actor import detect_people, keyframe_indices
 from extractors.backbones import VideoBackbone, backbone_spec
 from extractors.clips import ClipPlan, ClipPlanConfig, plan_clips
-from extractors.crops import crop_and_resize, square_crop_boxes
+from extractors.crops import square_crop_boxes
 from extractors.decode_worker import ReadResult
 from extractors.detect import DetectorConfig, PersonDetector
-from extractors.tracking import ActorTrack, TrackerConfig
+from extractors.tracking import ActorTrack, TrackerConfig, track_actor
 from extractors.video import Backend, VideoInfo
 
 log = logging.getLogger(__name__)
@@ -73,8 +76,19 @@ class Decoder(Protocol):
 
     def probe(self, path: str) -> VideoInfo: ...
 
-    def read(self, path: str, indices, *, backend: Backend = "auto",
-             resize: tuple[int, int] | None = None) -> ReadResult: ...
+    def read(self, path: str, indices, *, backend: Backend = "auto", resize: tuple[int, int] | None = None,
+             crops: np.ndarray | None = None, crop_size: int = 0) -> ReadResult: ...
+
+
+@dataclass(frozen=True)
+class VideoLayout:
+    """What the metadata alone decides: the clips, the working size and the detector's frames."""
+
+    path: str
+    info: VideoInfo
+    clips: ClipPlan
+    work_size: tuple[int, int]  # (width, height) frames are decoded at
+    key_frames: np.ndarray  # [K] sorted frames the person detector runs on
 
 
 @dataclass(frozen=True)
@@ -98,11 +112,23 @@ class VideoPlan:
 
 @dataclass(frozen=True)
 class ClipBatch:
-    """uint8 clips ``[N, L, S, S, 3]`` of both streams for clips ``first .. first + N - 1``."""
+    """uint8 clips of both streams for clips ``first .. first + N - 1``: ``streams``
+    ``[2, N, L, S, S, 3]``, scene then actor, already in the one-batch layout the backbone takes."""
 
     first: int
-    scene: np.ndarray
-    actor: np.ndarray
+    streams: np.ndarray
+
+    @property
+    def scene(self) -> np.ndarray:
+        return self.streams[0]
+
+    @property
+    def actor(self) -> np.ndarray:
+        return self.streams[1]
+
+    @property
+    def num_clips(self) -> int:
+        return int(self.streams.shape[1])
 
 
 def working_size(width: int, height: int, short_side: int) -> tuple[int, int]:
@@ -111,46 +137,73 @@ def working_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     return max(2, int(round(width * scale / 2)) * 2), max(2, int(round(height * scale / 2)) * 2)
 
 
-def plan_video(decoder: Decoder, path: str, detector: PersonDetector, config: SiameseConfig,
-               backend: Backend = "auto") -> VideoPlan:
-    """Probe, plan the clips and track the athlete (the first of two decoding passes)."""
+def layout_video(decoder: Decoder, path: str, config: SiameseConfig) -> VideoLayout:
+    """Probe ``path`` and decide its clips, working size and detector frames."""
     info = decoder.probe(path)
     clips = plan_clips(info.num_frames, info.fps, config.clips)
     if clips.padded_frames:
         log.warning("%s: %d frames, shorter than one %d-frame clip; its last frame is repeated",
                     path, info.num_frames, config.clips.clip_length)
     work_size = working_size(info.width, info.height, config.work_short_side)
+    keys = np.asarray(keyframe_indices(info.num_frames, config.detector.every_k), np.int64)
+    return VideoLayout(path, info, clips, work_size, keys)
+
+
+def detect_key_frames(decoder: Decoder, layout: VideoLayout, keys: np.ndarray, detector: PersonDetector,
+                      config: SiameseConfig, backend: Backend = "auto") -> list[np.ndarray]:
+    """Person boxes ``[K, 5]`` (working pixels) in each of the key frames ``keys`` (sorted)."""
 
     def read_frames(indices) -> np.ndarray:
-        return decoder.read(path, indices, backend=backend, resize=work_size).frames
+        return decoder.read(layout.path, indices, backend=backend, resize=layout.work_size).frames
 
-    track = locate_actor(read_frames, info.num_frames, work_size, detector, every_k=config.detector.every_k,
-                         batch_size=config.detector.batch_size, tracker_config=config.tracker)
-    crop_boxes = square_crop_boxes(track.boxes, work_size, margin=config.crop_margin)
-    return VideoPlan(path, info, clips, work_size, track, crop_boxes)
+    return detect_people(read_frames, keys.tolist(), layout.work_size, detector, config.detector.batch_size)
+
+
+def plan_from_detections(layout: VideoLayout, detections: list[np.ndarray | None],
+                         config: SiameseConfig) -> VideoPlan:
+    """Track the athlete through all frames (``detections[t]``: boxes, or None where the detector
+    did not run) and fix the square actor crop of each frame."""
+    track = track_actor(detections, layout.work_size, config.tracker)
+    crop_boxes = square_crop_boxes(track.boxes, layout.work_size, margin=config.crop_margin)
+    return VideoPlan(layout.path, layout.info, layout.clips, layout.work_size, track, crop_boxes)
+
+
+def plan_video(decoder: Decoder, path: str, detector: PersonDetector, config: SiameseConfig,
+               backend: Backend = "auto") -> VideoPlan:
+    """Probe, plan the clips and track the athlete (the first of two decoding passes)."""
+    layout = layout_video(decoder, path, config)
+    detections: list[np.ndarray | None] = [None] * layout.info.num_frames
+    for index, boxes in zip(layout.key_frames, detect_key_frames(decoder, layout, layout.key_frames, detector,
+                                                                 config, backend)):
+        detections[index] = boxes
+    return plan_from_detections(layout, detections, config)
 
 
 def clip_batches(decoder: Decoder, plan: VideoPlan, config: SiameseConfig, input_size: int,
-                 clips_per_batch: int = 4, backend: Backend = "auto") -> Iterator[ClipBatch]:
-    """Decode the planned clips ``clips_per_batch`` at a time and cut both streams (second pass)."""
+                 clips_per_batch: int = 4, backend: Backend = "auto",
+                 clips: range | None = None) -> Iterator[ClipBatch]:
+    """Decode the planned clips (all, or the range ``clips``) ``clips_per_batch`` at a time and
+    cut both streams (second pass). The decoder does the cutting, next to the decoded frames."""
     width, height = plan.work_size
     full_frame = np.array([[0, 0, width, height]], np.float32)
     scene_box = full_frame if config.scene == "squash" else square_crop_boxes(full_frame, plan.work_size, 0.0)
-    for first in range(0, plan.clips.num_clips, clips_per_batch):
-        indices = plan.clips.indices[first:first + clips_per_batch]  # [N, L]
+    clips = clips if clips is not None else range(plan.clips.num_clips)
+    for first in range(clips.start, clips.stop, clips_per_batch):
+        indices = plan.clips.indices[first:min(first + clips_per_batch, clips.stop)]  # [N, L]
         unique, inverse = np.unique(indices, return_inverse=True)
-        frames = decoder.read(plan.path, unique, backend=backend, resize=plan.work_size).frames
-        scene = crop_and_resize(frames, np.repeat(scene_box, len(unique), axis=0), input_size)
-        actor = crop_and_resize(frames, plan.crop_boxes[unique], input_size)
-        shape = (*indices.shape, input_size, input_size, 3)
-        yield ClipBatch(first, scene[inverse.ravel()].reshape(shape), actor[inverse.ravel()].reshape(shape))
+        boxes = np.stack([np.repeat(scene_box, len(unique), axis=0), plan.crop_boxes[unique]])
+        streams = decoder.read(plan.path, unique, backend=backend, resize=plan.work_size, crops=boxes,
+                               crop_size=input_size).frames  # [2, U, S, S, 3]
+        if not np.array_equal(indices.ravel(), unique):  # overlapping snippets or repeated padding
+            streams = streams[:, inverse.ravel()]
+        yield ClipBatch(first, streams.reshape(2, *indices.shape, input_size, input_size, 3))
 
 
 @torch.inference_mode()
 def embed_batch(backbone: VideoBackbone, batch: ClipBatch, *, device: str | torch.device = "cpu",
                 precision: Literal["fp32", "bf16", "fp16"] = "fp32") -> tuple[np.ndarray, np.ndarray]:
     """Both streams through one forward: ``(scene [N, D], actor [N, D])`` float32."""
-    clips = torch.from_numpy(np.concatenate([batch.scene, batch.actor]))
+    clips = torch.from_numpy(batch.streams.reshape(-1, *batch.streams.shape[2:]))
     device = torch.device(device)
     if device.type == "cuda":
         clips = clips.pin_memory().to(device, non_blocking=True)
@@ -158,7 +211,7 @@ def embed_batch(backbone: VideoBackbone, batch: ClipBatch, *, device: str | torc
     with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
         features = backbone.forward_features(backbone.preprocess(clips))
     features = features.float().cpu().numpy()
-    count = len(batch.scene)
+    count = batch.num_clips
     return features[:count], features[count:]
 
 
@@ -190,5 +243,5 @@ def extract_video(decoder: Decoder, path: str, backbone: VideoBackbone, detector
         scene.append(scene_part)
         actor.append(actor_part)
         if on_progress is not None:
-            on_progress(batch.first + len(batch.scene), plan.clips.num_clips)
+            on_progress(batch.first + batch.num_clips, plan.clips.num_clips)
     return SiameseFeatures(plan, np.concatenate(scene), np.concatenate(actor))

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from extractors.errors import AqaError
+from extractors.errors import AqaError, one_line
 from extractors.video import quiet_decoder_logs
 from pipeline.config import ConfigT, load_config
 from pipeline.environment import configure_library_environment
@@ -95,8 +95,3 @@ def run_cli(
               f"(re-run with --debug for the traceback)", file=sys.stderr)
         return EXIT_INTERNAL_ERROR
 
-
-def one_line(error: BaseException) -> str:
-    """An error's message on one line (multi-line library messages folded), as every tool prints it."""
-    text = " ".join(str(error).split())
-    return text or type(error).__name__

@@ -25,7 +25,6 @@ from pathlib import Path
 from data.labels import read_label_files
 from data.synthetic import SyntheticDatasetConfig, generate_dataset
 from extractors.clips import ClipPlanConfig
-from extractors.decode_worker import DecodeWorker
 from extractors.siamese import SiameseConfig
 from models.metrics import spearman
 from pipeline.cli import add_common_arguments, run_cli
@@ -79,12 +78,11 @@ def main(args: argparse.Namespace) -> int:
         return code
 
     step("4/4 scoring the held-out videos from their raw files with aqa-predict")
-    predictor = load_predictor(run / "model.pt", device=args.device)
     test = labels.select("test")
     reports = []
-    with DecodeWorker() as decoder:
+    with load_predictor(run / "model.pt", device=args.device) as predictor:
         for record in test:
-            report, video_features = predict_video(predictor, decoder, dataset / "videos" / f"{record.name}.mp4")
+            report, video_features = predict_video(predictor, dataset / "videos" / f"{record.name}.mp4")
             report["true_score"] = record.scores["score"]
             reports.append(report)
     example = reports[-1]  # the last video scored: its features are at hand

@@ -1,6 +1,8 @@
-"""Which torch device a command runs on."""
+"""Which torch device a command runs on, and how many worker threads it uses."""
 
 from __future__ import annotations
+
+import os
 
 from extractors.errors import AqaError
 
@@ -18,3 +20,13 @@ def resolve_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise DeviceError(f"--device {device}: no CUDA device is visible; use --device cpu")
     return device
+
+
+def resolve_workers(workers: int, cap: int = 8) -> int:
+    """``workers`` as given, or for 0 ("auto") one per CPU core this process may use, at most ``cap``."""
+    if workers < 0:
+        raise DeviceError(f"--workers {workers}: give a positive number, or 0 for one per CPU core")
+    if workers:
+        return workers
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cap, cores or 1))

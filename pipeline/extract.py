@@ -4,27 +4,24 @@
     aqa-extract a.mp4 b.mp4 -o f.h5 --labels train.txt --labels test.txt
     aqa-extract videos/ -o f.h5 --detector yolo --detector-weights yolo11n.pt --device cuda --workers 8
 
-Work is split in two so the backbone never waits for decoding: ``--workers`` producer threads
-each own a decoding child process (:class:`DecodeWorker`, timed out and replaced if it hangs)
-and a person detector; they plan each video (probe, clip plan, athlete track) and then cut its
-clips into bounded queues of uint8 batches. The main thread runs the one backbone over scene and
-actor clips together and writes each finished video through :class:`ShardWriter`, which makes
-it durable at once. A failed video is reported and skipped; a re-run skips finished videos.
+The work runs on a :class:`extractors.parallel.WorkerPool`: ``--workers`` threads, each owning a
+decoding child process (timed out and replaced if it hangs) and a person detector, plan the
+videos (probe, clip plan, athlete track) and cut their clips, long videos split into parts, while
+this thread runs the one backbone over scene and actor clips together. Each finished video is
+written at once through :class:`ShardWriter`, which makes it durable. A failed video is reported
+and skipped; a re-run skips finished videos.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import queue
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 from tqdm import tqdm
 
 from data.feature_store import VideoFeatures, check_video_name
@@ -32,22 +29,21 @@ from data.labels import LabelTable, parse_column_names, read_label_files
 from data.provenance import Provenance
 from data.shard_writer import ShardWriter
 from extractors.backbones import VideoBackbone, build_backbone, list_backbones
-from extractors.decode_worker import DecodeWorker, InlineDecoder
-from extractors.detect import PersonDetector, build_detector
+from extractors.detect import PersonDetector
 from extractors.errors import AqaError
-from extractors.siamese import ClipBatch, SiameseConfig, VideoPlan, clip_batches, embed_batch, plan_video
+from extractors.parallel import ExtractedVideo, PoolConfig, WorkerPool
+from extractors.siamese import SiameseConfig
 from extractors.video import Backend
 from pipeline import __version__
 from pipeline.cli import (
     add_common_arguments,
     add_config_arguments,
     add_label_arguments,
-    one_line,
     resolve_config,
     run_cli,
 )
 from pipeline.config import config_hash, config_to_dict
-from pipeline.devices import resolve_device
+from pipeline.devices import resolve_device, resolve_workers
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +58,17 @@ class ExtractConfig:
     device: str = "auto"  # "auto": cuda when available
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # fp32 measured fastest for I3D on H100
     clips_per_batch: int = 4  # clips per stream per forward; the batch holds twice that
-    workers: int = 1  # producer threads, each with a decoding process and a detector
+    workers: int = 0  # threads, each with a decoding process and a detector; 0: one per core, at most 8
     decode_backend: Backend = "auto"
     decode_timeout_s: float = 120.0
     isolate_decoding: bool = True  # decode in child processes (hangs can be timed out)
+    min_part_frames: int = 256  # long videos are split into parts of at least this many frames
+
+    def pool_config(self) -> PoolConfig:
+        """How the :class:`WorkerPool` spreads the work (``workers`` 0 resolved to this machine)."""
+        return PoolConfig(workers=resolve_workers(self.workers), clips_per_batch=self.clips_per_batch,
+                          decode_backend=self.decode_backend, decode_timeout_s=self.decode_timeout_s,
+                          isolate_decoding=self.isolate_decoding, min_part_frames=self.min_part_frames)
 
 
 class ExtractionError(AqaError):
@@ -126,54 +129,6 @@ def find_videos(inputs: Sequence[Path]) -> list[tuple[str, Path]]:
     return sorted(named.items())
 
 
-@dataclass
-class _Job:
-    """Messages from producers to the consumer, in order per video."""
-
-    name: str
-    kind: Literal["plan", "batch", "done", "error"]
-    payload: object = None
-
-
-def _produce(pending: queue.Queue, results: queue.Queue, config: ExtractConfig, stop: threading.Event) -> None:
-    """One producer thread: plan each video it takes and queue its clip batches."""
-    decoder = (DecodeWorker(timeout_s=config.decode_timeout_s) if config.isolate_decoding else InlineDecoder())
-    detector = None
-    try:
-        detector = build_detector(config.features.detector)
-        input_size = config.features.resolved_input_size
-        while not stop.is_set():
-            try:
-                name, path = pending.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                plan = plan_video(decoder, str(path), detector, config.features, config.decode_backend)
-                results.put(_Job(name, "plan", plan))
-                for batch in clip_batches(decoder, plan, config.features, input_size, config.clips_per_batch,
-                                          config.decode_backend):
-                    if stop.is_set():
-                        return
-                    results.put(_Job(name, "batch", batch))
-                results.put(_Job(name, "done"))
-            except (AqaError, IndexError) as error:
-                results.put(_Job(name, "error", one_line(error)))
-    except Exception as error:  # a detector that cannot be built stops this producer: say so once
-        results.put(_Job("", "error", f"producer failed: {type(error).__name__}: {error}"))
-    finally:
-        decoder.close()
-        if detector is not None:
-            detector.close()
-        results.put(_Job("", "done"))  # this producer is finished
-
-
-@dataclass
-class _Assembly:
-    plan: VideoPlan
-    scene: list[np.ndarray] = field(default_factory=list)
-    actor: list[np.ndarray] = field(default_factory=list)
-
-
 def run_extraction(videos: Sequence[tuple[str, Path]], output: Path, config: ExtractConfig, *,
                    labels: LabelTable | None = None, overwrite: bool = False, progress: bool = True,
                    backbone: VideoBackbone | None = None) -> tuple[list[str], dict[str, str]]:
@@ -185,67 +140,51 @@ def run_extraction(videos: Sequence[tuple[str, Path]], output: Path, config: Ext
     device = resolve_device(config.device)
     if backbone is None:
         backbone = build_backbone(config.features.backbone, weights=config.features.weights, device=device)
-    with build_detector(config.features.detector) as probe_detector:
-        provenance = feature_provenance(config.features, backbone, probe_detector)
     written: list[str] = []
     failures: dict[str, str] = {}
-    with ShardWriter(output, provenance, overwrite=overwrite) as writer:
-        todo = [(name, path) for name, path in videos if name not in writer]
-        if len(todo) < len(videos):
-            log.info("%s: %d of %d videos already extracted; skipping them", output, len(videos) - len(todo),
-                     len(videos))
-        if not todo:
-            return written, failures
-        pending: queue.Queue = queue.Queue()
-        for item in todo:
-            pending.put(item)
-        results: queue.Queue = queue.Queue(maxsize=4 * max(1, config.workers))
-        stop = threading.Event()
-        producers = [threading.Thread(target=_produce, args=(pending, results, config, stop), daemon=True,
-                                      name=f"aqa-extract-{i}") for i in range(max(1, min(config.workers, len(todo))))]
-        for thread in producers:
-            thread.start()
-        assemblies: dict[str, _Assembly] = {}
-        paths = dict(todo)
-        bar = tqdm(total=len(todo), unit="video", desc="extract", disable=not progress)
-        frames_done, started, finished_producers = 0, time.perf_counter(), 0
-        try:
-            while finished_producers < len(producers):
-                job = results.get()
-                if job.kind == "plan":
-                    assemblies[job.name] = _Assembly(job.payload)
-                    bar.set_postfix_str(job.name)
-                elif job.kind == "batch":
-                    batch: ClipBatch = job.payload
-                    scene, actor = embed_batch(backbone, batch, device=device, precision=config.precision)
-                    assemblies[job.name].scene.append(scene)
-                    assemblies[job.name].actor.append(actor)
-                    frames_done += batch.scene.shape[0] * batch.scene.shape[1]
-                    bar.set_postfix(video=job.name, fps=f"{frames_done / (time.perf_counter() - started):.0f}")
-                elif job.kind == "done" and not job.name:
-                    finished_producers += 1
-                elif job.kind == "done":
-                    writer.write(_video_features(job.name, paths[job.name], assemblies.pop(job.name), labels))
-                    written.append(job.name)
+    with WorkerPool(config.features, backbone, device=device, precision=config.precision,
+                    pool=config.pool_config()) as pool:
+        provenance = feature_provenance(config.features, backbone, pool.detector)
+        with ShardWriter(output, provenance, overwrite=overwrite) as writer:
+            todo = [(name, path) for name, path in videos if name not in writer]
+            if len(todo) < len(videos):
+                log.info("%s: %d of %d videos already extracted; skipping them", output,
+                         len(videos) - len(todo), len(videos))
+            if not todo:
+                return written, failures
+            bar = tqdm(total=len(todo), unit="video", desc="extract", disable=not progress)
+            frames_done, started, clips_seen = 0, time.perf_counter(), {}
+            clip_frames = config.features.clips.clip_length
+
+            def on_clips(name: str, done: int, total: int) -> None:
+                nonlocal frames_done
+                frames_done += (done - clips_seen.get(name, 0)) * clip_frames
+                clips_seen[name] = done
+                bar.set_postfix(video=name, fps=f"{frames_done / (time.perf_counter() - started):.0f}")
+
+            labels_of = labels.get if labels is not None else (lambda name: None)
+            try:
+                for result in pool.extract(todo, on_clips=on_clips):
+                    clips_seen.pop(result.name, None)
+                    if isinstance(result, ExtractedVideo):
+                        writer.write(_video_features(result, labels_of(result.name)))
+                        written.append(result.name)
+                    else:
+                        failures[result.name] = result.reason
+                        log.warning("%s: %s", result.name, result.reason)
                     bar.update(1)
-                else:  # error
-                    assemblies.pop(job.name, None)
-                    failures[job.name or "(extraction)"] = str(job.payload)
-                    log.warning("%s: %s", job.name or "extraction", job.payload)
-                    bar.update(1 if job.name else 0)
-        finally:
-            stop.set()
-            bar.close()
+            finally:
+                bar.close()
     return written, failures
 
 
-def _video_features(name: str, path: Path, assembly: _Assembly, labels: LabelTable | None) -> VideoFeatures:
-    plan = assembly.plan
+def _video_features(result: ExtractedVideo, label) -> VideoFeatures:
+    plan = result.features.plan
     return VideoFeatures(
-        name=name, scene=np.concatenate(assembly.scene), actor=np.concatenate(assembly.actor),
+        name=result.name, scene=result.features.scene, actor=result.features.actor,
         clip_frames=plan.clips.indices, boxes=plan.boxes_in_source_pixels, box_status=plan.track.status,
         box_scores=plan.track.scores, fps=plan.info.fps, num_frames=plan.info.num_frames,
-        source_path=str(path), label=labels.get(name) if labels is not None else None,
+        source_path=str(result.path), label=label,
     )
 
 
@@ -267,7 +206,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--clip-length", type=int, help="frames per clip (default 32)")
     parser.add_argument("--target-fps", type=float, help="resample to this frame rate before cutting clips")
     parser.add_argument("--device", help="cpu, cuda, cuda:N or auto (default)")
-    parser.add_argument("--workers", type=int, help="decoding/detection workers (default 1)")
+    parser.add_argument("--workers", type=int,
+                        help="decoding/detection workers, each a thread with its own decoding process and "
+                             "detector; long videos are split among them (default 0: one per CPU core, at most 8)")
     parser.add_argument("--overwrite", action="store_true", help="replace the output instead of resuming into it")
     add_label_arguments(parser)
     add_config_arguments(parser)

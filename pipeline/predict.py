@@ -26,14 +26,14 @@ from tqdm import tqdm
 
 from data.provenance import IMPORTED_BACKBONE, Provenance
 from extractors.backbones import VideoBackbone, build_backbone
-from extractors.decode_worker import DecodeWorker
-from extractors.detect import PersonDetector, build_detector
-from extractors.errors import AqaError
-from extractors.siamese import SiameseConfig, SiameseFeatures, extract_video
+from extractors.detect import PersonDetector
+from extractors.errors import AqaError, VideoError, one_line
+from extractors.parallel import FailedVideo, PoolConfig, WorkerPool
+from extractors.siamese import SiameseConfig, SiameseFeatures
 from pipeline.checkpoint import CheckpointInfo, check_difficulty, load_checkpoint, predict_features
-from pipeline.cli import add_common_arguments, one_line, run_cli
+from pipeline.cli import add_common_arguments, run_cli
 from pipeline.config import config_from_dict
-from pipeline.devices import resolve_device
+from pipeline.devices import resolve_device, resolve_workers
 from pipeline.extract import feature_config_hash
 from pipeline.overlay import write_overlay
 
@@ -46,15 +46,28 @@ class ProvenanceNotReproducible(AqaError):
 
 @dataclass(frozen=True)
 class Predictor:
-    """A loaded checkpoint with the extraction it needs, ready to score videos."""
+    """A loaded checkpoint with the extraction it needs, ready to score videos.
+
+    Holds a :class:`WorkerPool` (decoding processes and detectors, kept warm between videos):
+    use as a context manager, or call :meth:`close`.
+    """
 
     head: Any
     normalizer: Any
     info: CheckpointInfo
     config: SiameseConfig
     backbone: VideoBackbone
-    detector: PersonDetector
+    pool: WorkerPool
     device: str
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def __enter__(self) -> Predictor:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
 
 def extraction_config(provenance: Provenance, *, weights: str | None, detector_weights: str | None) -> SiameseConfig:
@@ -89,33 +102,43 @@ def check_reproducible(provenance: Provenance, backbone: VideoBackbone, detector
 
 
 def load_predictor(checkpoint: Path, *, device: str = "auto", weights: str | None = None,
-                   detector_weights: str | None = None) -> Predictor:
-    """Load the head, rebuild the recorded extraction and check it is the same one."""
+                   detector_weights: str | None = None, workers: int = 0) -> Predictor:
+    """Load the head, rebuild the recorded extraction and check it is the same one.
+
+    ``workers``: decoding/detection workers that share each video (0: one per CPU core, at most 8).
+    """
     device = resolve_device(device)
     head, normalizer, info = load_checkpoint(checkpoint, device=device)
     config = extraction_config(info.provenance, weights=weights, detector_weights=detector_weights)
     backbone = build_backbone(config.backbone, weights=config.weights, device=device)
-    detector = build_detector(replace(config.detector, device=device))
-    check_reproducible(info.provenance, backbone, detector, config.resolved_input_size)
-    return Predictor(head, normalizer, info, config, backbone, detector, device)
+    pool = WorkerPool(replace(config, detector=replace(config.detector, device=device)), backbone, device=device,
+                      pool=PoolConfig(workers=resolve_workers(workers)))
+    try:
+        check_reproducible(info.provenance, backbone, pool.detector, config.resolved_input_size)
+    except BaseException:
+        pool.close()
+        raise
+    return Predictor(head, normalizer, info, config, backbone, pool, device)
 
 
-def predict_video(predictor: Predictor, decoder, path: Path, *, progress: bool = False,
+def predict_video(predictor: Predictor, path: Path, *, progress: bool = False,
                   difficulty: float | None = None) -> tuple[dict[str, Any], SiameseFeatures]:
     """Score one video (of this ``difficulty`` degree, when known): the report (plain data,
-    JSON-ready) and the features it was made from."""
+    JSON-ready) and the features it was made from. Every worker helps with this one video."""
     bar = tqdm(desc=path.name, unit="clip", disable=not progress, leave=False)
 
-    def on_progress(done: int, total: int) -> None:
+    def on_clips(name: str, done: int, total: int) -> None:
         bar.total = total
         bar.n = done
         bar.refresh()
 
     try:
-        features = extract_video(decoder, str(path), predictor.backbone, predictor.detector, predictor.config,
-                                 device=predictor.device, on_progress=on_progress)
+        (result,) = predictor.pool.extract([(path.stem, path)], on_clips=on_clips)
     finally:
         bar.close()
+    if isinstance(result, FailedVideo):
+        raise VideoError(result.reason)
+    features = result.features
     score, details = predict_features(predictor.head, predictor.normalizer, features.scene, features.actor,
                                       streams=predictor.info.streams, difficulty=difficulty)
     report = build_report(path, score, details, features, predictor.info)
@@ -247,6 +270,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", type=Path, required=True, help="model.pt written by aqa-train")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="decoding/detection workers that share each video (default 0: one per CPU core, "
+                             "at most 8)")
     parser.add_argument("--weights", help="backbone weights file, if not at its default place")
     parser.add_argument("--detector-weights", help="YOLO weights file, when the checkpoint's features used YOLO")
     parser.add_argument("--difficulty", type=float,
@@ -261,13 +287,13 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> int:
     predictor = load_predictor(args.checkpoint, device=args.device, weights=args.weights,
-                               detector_weights=args.detector_weights)
-    check_difficulty(predictor.head, args.difficulty)  # once, before any video is decoded
+                               detector_weights=args.detector_weights, workers=args.workers)
     reports, failures = [], {}
-    with DecodeWorker() as decoder:
+    with predictor:
+        check_difficulty(predictor.head, args.difficulty)  # once, before any video is decoded
         for path in args.videos:
             try:
-                report, features = predict_video(predictor, decoder, path, progress=not (args.quiet or args.json),
+                report, features = predict_video(predictor, path, progress=not (args.quiet or args.json),
                                                  difficulty=args.difficulty)
             except AqaError as error:
                 failures[str(path)] = one_line(error)

@@ -77,3 +77,22 @@ def test_out_of_range_indices_come_back_as_index_errors(make_video):
         with pytest.raises(IndexError, match=r"\[0, 5\)"):
             worker.read(str(path), [7])
         assert worker.read(str(path), np.arange(5)).frames.shape[0] == 5
+
+
+def test_crops_are_cut_in_the_child_exactly_as_in_this_process(make_video):
+    from extractors.crops import crop_and_resize
+    from extractors.decode_worker import InlineDecoder
+
+    path, _ = make_video(num_frames=12)
+    indices = [2, 3, 7]
+    boxes = np.array([[[0, 0, 128, 96]] * 3, [[10, 5, 60, 55], [20, 0, 84, 64], [100, 40, 128, 96]]], np.float32)
+    with DecodeWorker(timeout_s=30) as worker, InlineDecoder() as inline:
+        frames = worker.read(str(path), indices).frames
+        crops = worker.read(str(path), indices, crops=boxes, crop_size=24).frames
+        inline_crops = inline.read(str(path), indices, crops=boxes, crop_size=24).frames
+        with pytest.raises(ValueError, match="crops must be"):
+            worker.read(str(path), indices, crops=boxes[:, :2], crop_size=24)
+    assert crops.shape == (2, 3, 24, 24, 3)
+    for stream, stream_boxes in enumerate(boxes):
+        np.testing.assert_array_equal(crops[stream], crop_and_resize(frames, stream_boxes, 24))
+    np.testing.assert_array_equal(inline_crops, crops)

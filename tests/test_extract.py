@@ -190,8 +190,11 @@ def test_cuda_features_match_cpu_features(make_video):
     from extractors.detect import build_detector
     from extractors.siamese import extract_video
 
+    from extractors.detect import DetectorConfig
+
     path, _ = make_video(num_frames=40)
-    config = SiameseConfig(input_size=112)
+    # YOLO with random weights: the GPU machine has no mediapipe, and this test is about the backbone
+    config = SiameseConfig(input_size=112, detector=DetectorConfig(kind="yolo", weights="yolo11n.yaml"))
     results = {}
     with InlineDecoder() as decoder, build_detector(config.detector) as detector:
         for device in ("cpu", "cuda"):
