@@ -187,10 +187,8 @@ def test_cuda_features_match_cpu_features(make_video):
     """The GPU path (pinned memory, non-blocking copies) computes what the CPU path computes."""
     from extractors.backbones import build_backbone
     from extractors.decode_worker import InlineDecoder
-    from extractors.detect import build_detector
+    from extractors.detect import DetectorConfig, build_detector
     from extractors.siamese import extract_video
-
-    from extractors.detect import DetectorConfig
 
     path, _ = make_video(num_frames=40)
     # YOLO with random weights: the GPU machine has no mediapipe, and this test is about the backbone
