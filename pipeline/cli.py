@@ -33,6 +33,13 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--debug", action="store_true", help="show the full traceback on errors")
 
 
+def add_workers_argument(parser: argparse.ArgumentParser, default: int | None = 0) -> None:
+    """``--workers N`` of the tools that decode videos (``default`` None: leave it to the config)."""
+    parser.add_argument("--workers", type=int, default=default,
+                        help="decoding/detection workers, each a thread with its own decoding process and detector; "
+                             "a long video is split among them (default 0: one per CPU core, at most 8)")
+
+
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """``--config FILE.yaml`` and repeatable ``--set key=value`` over a stage's dataclass config."""
     group = parser.add_argument_group("configuration")

@@ -39,6 +39,7 @@ from pipeline.cli import (
     add_common_arguments,
     add_config_arguments,
     add_label_arguments,
+    add_workers_argument,
     resolve_config,
     run_cli,
 )
@@ -206,9 +207,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--clip-length", type=int, help="frames per clip (default 32)")
     parser.add_argument("--target-fps", type=float, help="resample to this frame rate before cutting clips")
     parser.add_argument("--device", help="cpu, cuda, cuda:N or auto (default)")
-    parser.add_argument("--workers", type=int,
-                        help="decoding/detection workers, each a thread with its own decoding process and "
-                             "detector; long videos are split among them (default 0: one per CPU core, at most 8)")
+    add_workers_argument(parser, default=None)
     parser.add_argument("--overwrite", action="store_true", help="replace the output instead of resuming into it")
     add_label_arguments(parser)
     add_config_arguments(parser)

@@ -31,7 +31,7 @@ from extractors.errors import AqaError, VideoError, one_line
 from extractors.parallel import FailedVideo, PoolConfig, WorkerPool
 from extractors.siamese import SiameseConfig, SiameseFeatures
 from pipeline.checkpoint import CheckpointInfo, check_difficulty, load_checkpoint, predict_features
-from pipeline.cli import add_common_arguments, run_cli
+from pipeline.cli import add_common_arguments, add_workers_argument, run_cli
 from pipeline.config import config_from_dict
 from pipeline.devices import resolve_device, resolve_workers
 from pipeline.extract import feature_config_hash
@@ -270,9 +270,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", type=Path, required=True, help="model.pt written by aqa-train")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    parser.add_argument("--workers", type=int, default=0,
-                        help="decoding/detection workers that share each video (default 0: one per CPU core, "
-                             "at most 8)")
+    add_workers_argument(parser)
     parser.add_argument("--weights", help="backbone weights file, if not at its default place")
     parser.add_argument("--detector-weights", help="YOLO weights file, when the checkpoint's features used YOLO")
     parser.add_argument("--difficulty", type=float,
