@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -104,6 +105,9 @@ def handle_request(cache: _OpenVideoCache, request: ReadRequest) -> ReadResult |
 def _child_main(connection: Connection, handler: Callable[[Any, ReadRequest], Any]) -> None:
     from extractors.video import quiet_decoder_logs
 
+    # Ctrl-C reaches the whole process group; the parent decides when this child stops (it closes
+    # the pipe or kills it), so the child neither dies mid-request nor prints a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     quiet_decoder_logs()
     cache = _OpenVideoCache()
     while True:

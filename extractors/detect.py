@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -276,26 +277,46 @@ class BlazePoseDetector(PersonDetector):
             self._pose = None
 
 
-@contextmanager
-def _native_start_up_logs_silenced() -> Iterator[None]:
-    """Send file descriptor 2 to /dev/null while MediaPipe starts.
+class _StderrSilencer:
+    """Sends file descriptor 2 to /dev/null while MediaPipe starts, safely across threads.
 
     Its C++ runtime (TFLite, absl) prints start-up warnings straight to fd 2, past Python's
-    logging, and offers no switch for them. The window is the detector's construction only (well
-    under a second); with debug logging on nothing is silenced.
+    logging, and offers no switch for them. The window is a detector's construction only (well
+    under a second). Worker threads build their detectors at the same time, and fd 2 is one per
+    process: the first to enter redirects it, the last to leave restores it (two independent
+    save/restore pairs could interleave and leave stderr pointing at /dev/null). With debug
+    logging on nothing is silenced.
     """
-    if logging.getLogger().isEnabledFor(logging.DEBUG):
-        yield
-        return
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._saved: int | None = None
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            yield
+            return
+        with self._lock:
+            if self._depth == 0:
+                sys.stderr.flush()
+                self._saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, 2)
+                os.close(devnull)
+            self._depth += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._depth -= 1
+                if self._depth == 0:
+                    os.dup2(self._saved, 2)
+                    os.close(self._saved)
+                    self._saved = None
+
+
+_native_start_up_logs_silenced = _StderrSilencer()
 
 
 def landmarks_to_box(points: np.ndarray, frame_size: tuple[int, int], visibility: float,

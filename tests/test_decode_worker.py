@@ -96,3 +96,17 @@ def test_crops_are_cut_in_the_child_exactly_as_in_this_process(make_video):
     for stream, stream_boxes in enumerate(boxes):
         np.testing.assert_array_equal(crops[stream], crop_and_resize(frames, stream_boxes, 24))
     np.testing.assert_array_equal(inline_crops, crops)
+
+
+def test_ctrl_c_is_left_to_the_parent(make_video):
+    """Ctrl-C signals the whole process group: the child keeps serving until the parent stops it."""
+    import os
+    import signal
+
+    path, _ = make_video(num_frames=10)
+    with DecodeWorker(timeout_s=30) as worker:
+        worker.probe(str(path))
+        os.kill(worker._process.pid, signal.SIGINT)
+        time.sleep(0.5)
+        assert worker.read(str(path), [3]).frames.shape[0] == 1
+        assert worker.starts == 1

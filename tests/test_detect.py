@@ -231,3 +231,25 @@ def test_blazepose_start_up_is_quiet_and_stderr_comes_back(capfd):
     err = capfd.readouterr().err
     assert "still visible" in err
     assert "W0000" not in err and "XNNPACK" not in err
+
+
+def test_detectors_started_together_keep_stderr(capfd):
+    """Worker threads build their detectors at once: stderr stays quiet while they start and
+    points at the real stderr again afterwards, whatever order they finish in."""
+    import threading
+
+    from extractors.detect import BlazePoseDetector, DetectorConfig
+
+    built = []
+    threads = [threading.Thread(target=lambda: built.append(BlazePoseDetector(DetectorConfig(kind="blazepose"))))
+               for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    os.write(2, b"still visible\n")
+    for detector in built:
+        detector.close()
+    err = capfd.readouterr().err
+    assert len(built) == 3 and "still visible" in err
+    assert "W0000" not in err and "XNNPACK" not in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -120,6 +121,33 @@ def test_sigkill_mid_run_then_resume_leaves_each_video_exactly_once(tmp_path, ma
         for name in clean_store.names:
             np.testing.assert_allclose(resumed_store.read(name).scene, clean_store.read(name).scene, atol=1e-5)
             np.testing.assert_allclose(resumed_store.read(name).actor, clean_store.read(name).actor, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_with_one_line_and_keeps_finished_videos(tmp_path, make_video):
+    """Ctrl-C signals the whole foreground group (decoding children too): one line, exit 130,
+    no traceback from any process, and what was finished is kept for the re-run."""
+    folder = tmp_path / "videos"
+    for index in range(6):
+        make_video(f"videos/v{index}.mp4", num_frames=20, seed=index)
+    settings = ["--set", "features.input_size=64", "--clip-length", "8", "--detector", "blazepose", "--quiet",
+                "--workers", "2"]
+    output = tmp_path / "features.h5"
+    process = subprocess.Popen([sys.executable, "-m", "pipeline.extract", str(folder), "-o", str(output),
+                                *settings], cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    parts = Path(f"{output}.parts")
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not list(parts.glob("*.h5")):
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert err.strip().splitlines()[-1] == "aqa-extract: interrupted"
+    resumed = run_cli(str(folder), "-o", str(output), *settings)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "6 extracted" not in resumed.stdout  # some were kept from the interrupted run
 
 
 @pytest.mark.slow
