@@ -29,7 +29,7 @@ from typing import Literal, Protocol
 import numpy as np
 import torch
 
-from extractors.actor import detect_people, keyframe_indices
+from extractors.actor import detect_people, keyframe_indices, locate_actor
 from extractors.backbones import VideoBackbone, backbone_spec
 from extractors.clips import ClipPlan, ClipPlanConfig, plan_clips
 from extractors.crops import square_crop_boxes
@@ -149,34 +149,43 @@ def layout_video(decoder: Decoder, path: str, config: SiameseConfig) -> VideoLay
     return VideoLayout(path, info, clips, work_size, keys)
 
 
-def detect_key_frames(decoder: Decoder, layout: VideoLayout, keys: np.ndarray, detector: PersonDetector,
-                      config: SiameseConfig, backend: Backend = "auto") -> list[np.ndarray]:
-    """Person boxes ``[K, 5]`` (working pixels) in each of the key frames ``keys`` (sorted)."""
+def _frame_reader(decoder: Decoder, layout: VideoLayout, backend: Backend):
+    """``indices -> frames`` at the working size: what :mod:`extractors.actor` reads from."""
 
     def read_frames(indices) -> np.ndarray:
         return decoder.read(layout.path, indices, backend=backend, resize=layout.work_size).frames
 
-    return detect_people(read_frames, keys.tolist(), layout.work_size, detector, config.detector.batch_size)
+    return read_frames
+
+
+def detect_key_frames(decoder: Decoder, layout: VideoLayout, keys: np.ndarray, detector: PersonDetector,
+                      config: SiameseConfig, backend: Backend = "auto") -> list[np.ndarray]:
+    """Person boxes ``[K, 5]`` (working pixels) in each of the key frames ``keys`` (sorted): one
+    part of a video, for :func:`plan_from_detections` to join with the others."""
+    return detect_people(_frame_reader(decoder, layout, backend), keys.tolist(), layout.work_size, detector,
+                         config.detector.batch_size)
 
 
 def plan_from_detections(layout: VideoLayout, detections: list[np.ndarray | None],
                          config: SiameseConfig) -> VideoPlan:
     """Track the athlete through all frames (``detections[t]``: boxes, or None where the detector
     did not run) and fix the square actor crop of each frame."""
-    track = track_actor(detections, layout.work_size, config.tracker)
+    return _plan_with_track(layout, track_actor(detections, layout.work_size, config.tracker), config)
+
+
+def _plan_with_track(layout: VideoLayout, track: ActorTrack, config: SiameseConfig) -> VideoPlan:
     crop_boxes = square_crop_boxes(track.boxes, layout.work_size, margin=config.crop_margin)
     return VideoPlan(layout.path, layout.info, layout.clips, layout.work_size, track, crop_boxes)
 
 
 def plan_video(decoder: Decoder, path: str, detector: PersonDetector, config: SiameseConfig,
                backend: Backend = "auto") -> VideoPlan:
-    """Probe, plan the clips and track the athlete (the first of two decoding passes)."""
+    """Probe, plan the clips and track the athlete (the first of two decoding passes), in one go."""
     layout = layout_video(decoder, path, config)
-    detections: list[np.ndarray | None] = [None] * layout.info.num_frames
-    for index, boxes in zip(layout.key_frames, detect_key_frames(decoder, layout, layout.key_frames, detector,
-                                                                 config, backend)):
-        detections[index] = boxes
-    return plan_from_detections(layout, detections, config)
+    track = locate_actor(_frame_reader(decoder, layout, backend), layout.info.num_frames, layout.work_size,
+                         detector, every_k=config.detector.every_k, batch_size=config.detector.batch_size,
+                         tracker_config=config.tracker)
+    return _plan_with_track(layout, track, config)
 
 
 def clip_batches(decoder: Decoder, plan: VideoPlan, config: SiameseConfig, input_size: int,
