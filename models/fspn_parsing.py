@@ -71,7 +71,11 @@ def upsample_mask(mask: Tensor, factor: int) -> Tensor:
 
 
 class UpBlock(nn.Module):
-    """``[B, L, C_in]`` -> ``[B, 2L, C_out]``: nearest x2, Conv1d(k=3), LayerNorm, ReLU; padded steps zero."""
+    """``[B, L, C_in]`` -> ``[B, 2L, C_out]``: nearest x2, Conv1d(k=3), LayerNorm, ReLU; padded steps zero.
+
+    The convolution over the repeated steps is computed on the L input steps (:func:`upsample_conv`),
+    half the multiply-adds of convolving 2L steps and no repeated copy of the input.
+    """
 
     def __init__(self, in_dim: int, out_dim: int) -> None:
         super().__init__()
@@ -79,9 +83,29 @@ class UpBlock(nn.Module):
         self.norm = nn.LayerNorm(out_dim)
 
     def forward(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        x, mask = x.repeat_interleave(2, dim=1), upsample_mask(mask, 2)
-        x = torch.relu(self.norm(self.conv(x.transpose(1, 2)).transpose(1, 2)))
+        x, mask = upsample_conv(x, self.conv.weight, self.conv.bias), upsample_mask(mask, 2)
+        x = torch.relu(self.norm(x))
         return x.masked_fill(~mask.unsqueeze(-1), 0.0), mask
+
+
+def upsample_conv(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """``conv1d(repeat_interleave(x, 2), weight, bias, padding=1)`` channels-last, from the L steps of ``x``.
+
+    ``x`` ``[B, L, C_in]``, ``weight`` ``[C_out, C_in, 3]`` (taps W_0, W_1, W_2) -> ``[B, 2L, C_out]``.
+    Step ``2i`` of the repeated input sees ``x[i-1], x[i], x[i]`` and step ``2i + 1`` sees ``x[i],
+    x[i], x[i+1]`` (zero outside), so with ``y_k = W_k x``: out[2i] = y_0[i-1] + y_1[i] + y_2[i] and
+    out[2i+1] = y_0[i] + y_1[i] + y_2[i+1]: one matmul on L steps instead of a convolution on 2L.
+    The same function up to float rounding.
+    """
+    taps = weight.shape[-1]
+    if taps != 3:
+        raise ValueError(f"upsample_conv takes a kernel of 3, got {taps}")
+    y = F.linear(x, weight.permute(2, 0, 1).flatten(0, 1))  # [B, L, 3 C_out]: y_0, y_1, y_2
+    y0, y1, y2 = y.chunk(3, dim=-1)
+    middle = y1 if bias is None else y1 + bias
+    even = middle + y2 + F.pad(y0[:, :-1], (0, 0, 1, 0))  # y_0[i-1], zero at i = 0
+    odd = middle + y0 + F.pad(y2[:, 1:], (0, 0, 0, 1))  # y_2[i+1], zero at i = L-1
+    return torch.stack([even, odd], dim=2).flatten(1, 2)
 
 
 class ActionParser(nn.Module):

@@ -14,6 +14,7 @@ from models.fspn_parsing import (
     parse_boundaries,
     segment_labels,
     segment_pool,
+    upsample_conv,
     upsample_mask,
 )
 
@@ -35,6 +36,40 @@ def test_parser_upsamples_time_eightfold_and_narrows_the_width(clips):
     assert steps.shape == (2, 8 * clips, 8) and logits.shape == (2, 8 * clips, 4)
     assert torch.equal(step_mask, upsample_mask(mask, 8))
     assert steps[~step_mask].abs().sum() == 0
+
+
+@pytest.mark.parametrize("clips", [1, 2, 9, 40])
+@pytest.mark.parametrize("bias", [True, False])
+def test_the_upsampling_convolution_is_a_convolution_over_the_repeated_steps(clips, bias):
+    generator = _generator(clips)
+    x = torch.randn(3, clips, 10, generator=generator, dtype=torch.float64)
+    weight = torch.randn(7, 10, 3, generator=generator, dtype=torch.float64, requires_grad=True)
+    offsets = torch.randn(7, generator=generator, dtype=torch.float64) if bias else None
+    reference = F.conv1d(x.repeat_interleave(2, dim=1).transpose(1, 2), weight, offsets, padding=1).transpose(1, 2)
+    fast = upsample_conv(x, weight, offsets)
+    assert fast.shape == (3, 2 * clips, 7)
+    assert torch.allclose(fast, reference, atol=1e-12)
+    upstream = torch.randn(fast.shape, generator=generator, dtype=torch.float64)
+    assert torch.allclose(*(torch.autograd.grad((y * upstream).sum(), weight)[0] for y in (fast, reference)),
+                          atol=1e-12)
+    with pytest.raises(ValueError, match="kernel of 3"):
+        upsample_conv(x, weight[..., :2], offsets)
+
+
+def test_the_parser_is_nearest_upsampling_then_conv_norm_relu():
+    torch.manual_seed(0)
+    parser = ActionParser(6, (8, 8, 8), num_subactions=4)
+    mask = torch.tensor([[True] * 5 + [False] * 2, [True] * 7])
+    clips = torch.randn(2, 7, 6).masked_fill(~mask.unsqueeze(-1), 0.0)
+    steps, step_mask = clips, mask
+    for block in parser.blocks:  # the reference: repeat every step, then the kernel-3 convolution on 2L steps
+        steps, step_mask = steps.repeat_interleave(2, dim=1), upsample_mask(step_mask, 2)
+        steps = torch.relu(block.norm(block.conv(steps.transpose(1, 2)).transpose(1, 2)))
+        steps = steps.masked_fill(~step_mask.unsqueeze(-1), 0.0)
+    fast_steps, logits, fast_mask = parser(clips, mask)
+    assert torch.equal(fast_mask, step_mask)
+    assert torch.allclose(fast_steps, steps, atol=1e-5)
+    assert torch.allclose(logits, parser.classifier(steps), atol=1e-5)
 
 
 def test_parser_ignores_padding():
