@@ -18,6 +18,12 @@ without explicit exemplars, ``forward`` votes over the M exemplars of the query'
 the head's bank (Eq. 17); ``loss`` on those outputs is the MSE of the voted score (a validation
 loss; there are no pairs to classify). Everything is on the normalised [0, 1) score scale.
 
+Voting without gradients (``torch.no_grad``, as evaluation and prediction run) encodes each bank
+exemplar once and reuses its vector for every later query batch, until any parameter or buffer of
+the head changes (an optimiser step, a load, a refilled bank: tracked by the tensors' version
+counters) or the head is put in train mode. Changes made through ``.data`` bypass the version
+counters: call :meth:`FSPNHead.clear_bank_cache` after those.
+
 Decisions the paper leaves open (more in the three helper modules):
 
 - S = 4 sub-actions by default: FineDiving annotates three steps (take-off, flight, entry; TSA
@@ -41,7 +47,9 @@ Decisions the paper leaves open (more in the three helper modules):
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
+from itertools import chain
 from typing import Literal
 
 import torch
@@ -184,6 +192,16 @@ class FSPNHead(ScoringHead):
         self.regressor = _two_layer_mlp(pair_dim, c.regressor_dim, outputs)
         self.register_buffer("bin_edges", uniform_bin_edges(c.num_bins))
         self.exemplars = ExemplarBank(input_dim, c.num_exemplars, c.exemplar_seed)
+        self._bank_cache: _BankCache | None = None
+
+    def train(self, mode: bool = True) -> FSPNHead:
+        """As :meth:`torch.nn.Module.train`; also forgets the bank's cached encodings."""
+        self.clear_bank_cache()
+        return super().train(mode)
+
+    def clear_bank_cache(self) -> None:
+        """Forget the bank exemplars' encodings kept between voting calls (see the module doc)."""
+        self._bank_cache = None
 
     # -- setting up from the training set -------------------------------------------------------
     def fit_bins(self, train_scores: Tensor, groups: Tensor | None = None) -> Tensor:
@@ -256,15 +274,18 @@ class FSPNHead(ScoringHead):
         out: dict[str, Tensor] = {}
         if self.config.use_iap:
             both = scene if actor is None else torch.cat([scene, actor])  # one parser pass
-            steps, logits, step_mask = self.parser(both, mask.repeat(len(both) // count, 1))
-            steps, logits = (x.view(-1, count, *x.shape[1:]).expand(2, -1, -1, -1) for x in (steps, logits))
+            streams = len(both) // count  # 1 without the actor stream: parsed once, then used as both
+            steps, logits, step_mask = self.parser(both, mask.repeat(streams, 1))
+            steps, logits = (x.view(streams, count, *x.shape[1:]) for x in (steps, logits))
             step_mask = step_mask[:count]
-            probs = torch.softmax(logits, dim=-1)  # [2, N, 8T, S]: scene, actor
-            starts = torch.stack([parse_boundaries(p, step_mask) for p in probs], dim=1)  # [N, 2, S]
-            scene_tokens, actor_tokens = (segment_pool(steps[k], starts[:, k], step_mask) for k in range(2))
+            probs = torch.softmax(logits, dim=-1)  # [streams, N, 8T, S]: scene, actor
+            starts = torch.stack([parse_boundaries(p, step_mask) for p in probs], dim=1)  # [N, streams, S]
+            tokens = [segment_pool(steps[k], starts[:, k], step_mask) for k in range(streams)]
+            scene_tokens, actor_tokens = tokens[0], tokens[-1]
             token_mask = mask.new_ones(scene_tokens.shape[:2])
-            out.update(parse_logits=logits, step_mask=step_mask, boundaries=starts[..., 1:],
-                       sub_action_probs=(probs * step_mask[None, ..., None]).permute(1, 0, 3, 2))
+            probs = (probs * step_mask[None, ..., None]).permute(1, 0, 3, 2)  # [N, streams, S, 8T]
+            out.update(parse_logits=logits.expand(2, -1, -1, -1), step_mask=step_mask,
+                       boundaries=starts[..., 1:].expand(-1, 2, -1), sub_action_probs=probs.expand(-1, 2, -1, -1))
         else:
             scene_tokens, actor_tokens, token_mask = scene, (scene if actor is None else actor), mask
         stages = self.transformer(actor_tokens, scene_tokens, token_mask)
@@ -302,14 +323,64 @@ class FSPNHead(ScoringHead):
         bank = self.exemplars
         index, valid = bank.select(groups, features.shape[0])  # [B, M]
         used, inverse = index.unique(return_inverse=True)
-        query, exemplar = self._encode(features, mask), self._encode(bank.features[used], bank.mask[used])
-        vectors = exemplar["video"][inverse]  # [B, M, C_F]
+        query = self._encode(features, mask)
+        vectors = self._bank_vectors(used)[inverse]  # [B, M, C_F]
         scores = bank.score[index]
         differences = self._regress(query["video"].unsqueeze(1).expand_as(vectors), vectors, scores)["difference"]
         out = {"score": vote(scores, differences, valid), "votes": (scores + differences).masked_fill(~valid, math.nan),
                "exemplar_index": index, "exemplar_valid": valid}
         out.update({key: query[key] for key in ("boundaries", "sub_action_probs") if key in query})
         return out
+
+    def _bank_vectors(self, rows: Tensor) -> Tensor:
+        """The fused vectors ``[U, C_F]`` of the bank rows ``rows`` ``[U]`` (unique). With gradients on they
+        are encoded afresh; without, each row is encoded once and kept while the head's state stays the same
+        (and inference mode and autocast stay as they were)."""
+        bank = self.exemplars
+        state = None if torch.is_grad_enabled() else _state_versions(self)
+        if state is None:
+            return self._encode(bank.features[rows], bank.mask[rows])["video"]
+        cache = self._bank_cache
+        if cache is None or not cache.matches(state):
+            cache = self._bank_cache = _BankCache(state, len(bank), bank.score.device)
+        missing = rows[~cache.done[rows]]
+        if len(missing):
+            encoded = self._encode(bank.features[missing], bank.mask[missing])["video"]
+            if cache.vectors is None:
+                cache.vectors = encoded.new_zeros(len(bank), encoded.shape[-1])
+            cache.vectors[missing] = encoded
+            cache.done[missing] = True
+        return cache.vectors[rows]
+
+
+_State = tuple[tuple[tuple[weakref.ref, int, torch.dtype, torch.device], ...], tuple[bool, bool, torch.dtype]]
+
+
+class _BankCache:
+    """The bank's encodings ``vectors`` ``[E, C_F]`` (rows where ``done`` ``[E]``), valid for one ``state``."""
+
+    def __init__(self, state: _State, rows: int, device: torch.device) -> None:
+        self.state = state
+        self.vectors: Tensor | None = None
+        self.done = torch.zeros(rows, dtype=torch.bool, device=device)
+
+    def matches(self, state: _State) -> bool:
+        """Whether ``state`` (from :func:`_state_versions`) names the same tensors at the same versions."""
+        (mine, modes), (theirs, their_modes) = self.state, state
+        return modes == their_modes and len(mine) == len(theirs) and all(
+            a[0]() is b[0]() and a[1:] == b[1:] for a, b in zip(mine, theirs))
+
+
+def _state_versions(module: nn.Module) -> _State | None:
+    """What the module computes with: (weak reference, in-place version, dtype, device) of every
+    parameter and buffer, then inference mode and autocast; equal again only if no tensor was
+    replaced or changed in place. None when a tensor was made in inference mode (it has no version)."""
+    tensors = tuple(chain(module.parameters(), module.buffers()))
+    if any(t.is_inference() for t in tensors):
+        return None
+    device = module.exemplars.score.device.type
+    modes = (torch.is_inference_mode_enabled(), torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
+    return tuple((weakref.ref(t), t._version, t.dtype, t.device) for t in tensors), modes
 
 
 def _two_layer_mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:

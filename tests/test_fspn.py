@@ -94,15 +94,16 @@ def test_shapes_through_every_stage_at_the_papers_sizes():
         stage.register_forward_hook(record(f"smt{index}"))
     head.fusion.register_forward_hook(record("mtf"))
     started = time.perf_counter()
-    for clips in LENGTHS:
+    for call, clips in enumerate(LENGTHS):
         seen.clear()
-        with torch.no_grad():  # first call: the 2 queries; second: the 4 exemplars of 9 clips
+        with torch.no_grad():  # the 2 queries, then (first call only: cached after) the 4 exemplars of 9 clips
             out = head(_clips(2, clips, 2 * 1024))
         steps = 8 * clips
-        assert seen["up0"] == [(4, 2 * clips, 512), (8, 18, 512)]  # both streams in one pass
+        exemplars = call == 0
+        assert seen["up0"] == [(4, 2 * clips, 512)] + [(8, 18, 512)] * exemplars  # both streams in one pass
         assert seen["up1"][0] == (4, 4 * clips, 256) and seen["up2"][0] == (4, steps, 128)
         assert [seen[f"smt{i}"][0] for i in range(3)] == [(2, 4, 64), (2, 4, 128), (2, 4, 256)]  # S = 4 tokens
-        assert seen["mtf"] == [(2, 3 * 256), (4, 3 * 256)]
+        assert seen["mtf"] == [(2, 3 * 256)] + [(4, 3 * 256)] * exemplars
         assert out["score"].shape == (2,) and torch.isfinite(out["score"]).all()
         assert out["votes"].shape == out["exemplar_index"].shape == (2, 10)  # M = 10 ...
         assert out["exemplar_valid"].sum(1).tolist() == [4, 4]  # ... of which a 4-video bank fills 4
@@ -164,6 +165,74 @@ def test_voting_averages_over_the_querys_group():
     assert torch.allclose(out["score"], out["votes"].mean(dim=1), atol=1e-6)
 
 
+def _fresh_votes(head: FSPNHead, features: torch.Tensor, groups: torch.Tensor | None = None) -> dict:
+    """Votes with the bank encoded afresh (gradients on skip the cache), detached."""
+    with torch.enable_grad():
+        return {key: value.detach() for key, value in head(features, groups=groups).items()}
+
+
+def _votes(head: FSPNHead, features: torch.Tensor, groups: torch.Tensor | None = None) -> dict:
+    with torch.no_grad():
+        return head(features, groups=groups)
+
+
+def _same_votes(first: dict, second: dict) -> bool:
+    return torch.allclose(first["score"], second["score"], atol=1e-6) and torch.allclose(
+        first["votes"], second["votes"], atol=1e-6, equal_nan=True) and torch.equal(
+        first["exemplar_index"], second["exemplar_index"])
+
+
+def test_voting_encodes_each_bank_exemplar_once_and_votes_as_without_the_cache():
+    head = _head()
+    encoded: list[int] = []
+    head.fusion.register_forward_hook(lambda module, inputs, output: encoded.append(output.shape[0]))
+    batches = [(_clips(3, 7, seed=seed), torch.tensor(groups)) for seed, groups in
+               [(1, [1.0, NAN, 1.0]), (2, [2.0, 2.0, 1.0]), (3, [NAN, NAN, 2.0])]]
+    cached = [_votes(head, features, groups) for features, groups in batches]
+    expected, seen = [], set()  # per call: the 3 queries, then only the bank rows not encoded before
+    for _, groups in batches:
+        rows = set(head.exemplars.select(groups, 3)[0].unique().tolist()) - seen
+        expected += [3] + [len(rows)] * bool(rows)
+        seen |= rows
+    assert encoded == expected and expected[-1] == 3  # the last batch's exemplars were all encoded before
+    for (features, groups), votes in zip(batches, cached):
+        assert _same_votes(votes, _fresh_votes(head, features, groups))
+
+
+def test_the_bank_cache_follows_every_change_of_the_head():
+    head, features = _head(), _clips(4, 5, seed=7)
+    before = _votes(head, features)
+    optimizer = torch.optim.Adam(head.parameters(), lr=1e-2)  # an optimiser step changes the weights in place
+    head.train()
+    loss, _ = head.loss(head(features, exemplars=_exemplars(4, 5)), torch.rand(4))
+    loss.backward()
+    optimizer.step()
+    head.eval()
+    _votes(head, features)  # fill the cache with the stepped weights
+    with torch.no_grad():
+        head.regressor[0].weight.mul_(1.5)  # in place, in eval mode
+    stepped = _votes(head, features)
+    assert not _same_votes(before, stepped) and _same_votes(stepped, _fresh_votes(head, features))
+    head.load_state_dict(_head(seed=3).state_dict())  # a load
+    loaded = _votes(head, features)
+    assert _same_votes(loaded, _fresh_votes(_head(seed=3), features))
+    _filled(head, count=8, clips=4, seed=9)  # a new bank
+    assert _same_votes(_votes(head, features), _fresh_votes(head, features))
+
+
+def test_the_bank_cache_is_kept_while_nothing_changes_and_dropped_by_train_mode():
+    head, features = _head(), _clips(2, 5)
+    _votes(head, features)
+    cache = head._bank_cache
+    _votes(head, features)
+    assert head._bank_cache is cache
+    head.train().eval()
+    assert head._bank_cache is None
+    with torch.inference_mode():  # another mode: encoded afresh, and usable afterwards
+        inferred = head(features)
+    assert _same_votes(inferred, _votes(head, features))
+
+
 def test_swapping_the_streams_changes_the_prediction():
     head = _head()
     features = _clips(3, 9, seed=6)
@@ -180,6 +249,24 @@ def test_without_the_actor_stream_one_stream_serves_as_both():
     assert torch.equal(out["boundaries"][:, 0], out["boundaries"][:, 1])  # one parse, seen as both streams
     with pytest.raises(HeadConfigError, match="input_dim must be even"):
         build_head("fspn", TINY, input_dim=2 * DIM + 1)
+
+
+def test_one_stream_computes_what_two_equal_streams_compute():
+    one = _head(use_actor=False).train()
+    two = build_head("fspn", TINY, input_dim=2 * DIM).train()  # same weights; only the bank's width differs
+    two.load_state_dict({k: v for k, v in one.state_dict().items() if not k.startswith("exemplars.")}, strict=False)
+    features, exemplars = _clips(3, 7, DIM, seed=4), _exemplars(3, 5, DIM)
+    doubled = Exemplars(torch.cat([exemplars.features] * 2, -1), exemplars.mask, exemplars.score)
+    targets = torch.tensor([0.2, 0.5, 0.9])
+    outputs = [one(features, exemplars=exemplars), two(torch.cat([features] * 2, -1), exemplars=doubled)]
+    for key in ("score", "parse_logits", "step_mask", "boundaries", "sub_action_probs", "bin_logits"):
+        assert torch.allclose(outputs[0][key].float(), outputs[1][key].float(), atol=1e-6), key
+    losses = [head.loss(out, targets)[0] for head, out in zip((one, two), outputs)]
+    assert torch.allclose(losses[0], losses[1], atol=1e-6)
+    for loss in losses:
+        loss.backward()
+    for (name, first), second in zip(one.named_parameters(), two.parameters()):
+        assert torch.allclose(first.grad, second.grad, atol=1e-6), name
 
 
 @pytest.mark.parametrize("ablation", ["full", *sorted(ABLATIONS)])
