@@ -333,19 +333,23 @@ class FSPNHead(ScoringHead):
         return out
 
     def _bank_vectors(self, rows: Tensor) -> Tensor:
-        """The fused vectors ``[U, C_F]`` of the bank rows ``rows`` ``[U]`` (unique). With gradients on they
-        are encoded afresh; without, each row is encoded once and kept while the head's state stays the same
-        (and inference mode and autocast stay as they were)."""
+        """The fused vectors ``[U, C_F]`` of the bank rows ``rows`` ``[U]`` (unique), prepared as queries are
+        (:meth:`prepare_inputs`). With gradients on they are encoded afresh; without, each row is encoded
+        once and kept while the head's state, inference mode and autocast stay as they were."""
         bank = self.exemplars
+
+        def encode(index: Tensor) -> Tensor:
+            return self._encode(*self.prepare_inputs(bank.features[index], bank.mask[index]))["video"]
+
         state = None if torch.is_grad_enabled() else _state_versions(self)
         if state is None:
-            return self._encode(bank.features[rows], bank.mask[rows])["video"]
+            return encode(rows)
         cache = self._bank_cache
         if cache is None or not cache.matches(state):
             cache = self._bank_cache = _BankCache(state, len(bank), bank.score.device)
         missing = rows[~cache.done[rows]]
         if len(missing):
-            encoded = self._encode(bank.features[missing], bank.mask[missing])["video"]
+            encoded = encode(missing)
             if cache.vectors is None:
                 cache.vectors = encoded.new_zeros(len(bank), encoded.shape[-1])
             cache.vectors[missing] = encoded

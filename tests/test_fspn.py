@@ -220,6 +220,16 @@ def test_the_bank_cache_follows_every_change_of_the_head():
     assert _same_votes(_votes(head, features), _fresh_votes(head, features))
 
 
+def test_the_banks_padding_is_zeroed_like_a_querys():
+    features, mask = _clips(4, 6, seed=2), torch.ones(4, 6, dtype=torch.bool)
+    mask[1:, 4:] = False
+    heads = [_head(), _head()]
+    for head, fill in zip(heads, (0.0, 100.0)):  # garbage after each bank video's end must not count
+        head.exemplars.fill(features.masked_fill(~mask.unsqueeze(-1), fill), mask, torch.linspace(0.1, 0.9, 4))
+    queries = _clips(2, 5, seed=3)
+    assert _same_votes(_votes(heads[0], queries), _votes(heads[1], queries))
+
+
 def test_the_bank_cache_is_kept_while_nothing_changes_and_dropped_by_train_mode():
     head, features = _head(), _clips(2, 5)
     _votes(head, features)
@@ -253,8 +263,10 @@ def test_without_the_actor_stream_one_stream_serves_as_both():
 
 def test_one_stream_computes_what_two_equal_streams_compute():
     one = _head(use_actor=False).train()
-    two = build_head("fspn", TINY, input_dim=2 * DIM).train()  # same weights; only the bank's width differs
-    two.load_state_dict({k: v for k, v in one.state_dict().items() if not k.startswith("exemplars.")}, strict=False)
+    two = build_head("fspn", TINY, input_dim=2 * DIM).train()  # same weights; buffers as wide as the input differ
+    shapes = {name: value.shape for name, value in two.state_dict().items()}
+    two.load_state_dict({k: v for k, v in one.state_dict().items() if shapes[k] == v.shape}, strict=False)
+    assert all(torch.equal(a, b) for a, b in zip(one.parameters(), two.parameters()))
     features, exemplars = _clips(3, 7, DIM, seed=4), _exemplars(3, 5, DIM)
     doubled = Exemplars(torch.cat([exemplars.features] * 2, -1), exemplars.mask, exemplars.score)
     targets = torch.tensor([0.2, 0.5, 0.9])
