@@ -16,7 +16,8 @@ mode; in train mode only dropout's randomness differs).
 
 A head with ``pairwise = True`` (FSPN) scores relative to exemplars: it trains on (query,
 exemplar) pairs and predicts against an exemplar bank it carries; :mod:`models.fspn_training`
-says what a training loop does for it.
+says what a training loop does for it. A head with ``closed_form = True`` (ridge) takes no
+gradient steps: :func:`models.training.fit` calls its ``solve(features, mask, targets)`` once.
 """
 
 from __future__ import annotations
@@ -66,10 +67,18 @@ class ScoringHead(nn.Module):
     A checkpoint needs ``head_name`` (set by :func:`build_head`), ``config`` (a frozen dataclass;
     ``pipeline.config.config_to_dict`` serialises it), ``input_dim`` and the state dict, which
     includes fixed buffers such as CoFInAl's ETF.
+
+    Every head standardises its input clips per dimension, ``(x - input_shift) / input_scale``,
+    with statistics the training loop fits on the training clips
+    (:meth:`fit_input_standardization`; identity until then). Backbone features carry a large
+    offset shared by every clip (on Fis-V's Swin features the mean clip has norm ~25 while the
+    videos' means differ by ~5), which otherwise dominates attention logits and first layers.
+    The statistics are buffers, so a checkpoint applies them at prediction too.
     """
 
     head_name: str = ""
     pairwise: bool = False  # True: trains on (query, exemplar) pairs, predicts against an exemplar bank
+    closed_form: bool = False  # True: no gradient steps; ``solve(features, mask, targets)`` fits it at once
 
     def __init__(self, config: Any, input_dim: int) -> None:
         super().__init__()
@@ -77,6 +86,15 @@ class ScoringHead(nn.Module):
             raise HeadConfigError(f"input_dim must be positive, got {input_dim}")
         self.config = config
         self.input_dim = input_dim
+        self.register_buffer("input_shift", torch.zeros(input_dim))
+        self.register_buffer("input_scale", torch.ones(input_dim))
+
+    @torch.no_grad()
+    def fit_input_standardization(self, features: Tensor, mask: Tensor) -> None:
+        """Per-dimension mean and std of the real clips of ``features`` ``[N, T, D]`` (``mask`` ``[N, T]``)."""
+        real = features[mask].double()  # [clips, D]
+        self.input_shift.copy_(real.mean(dim=0))
+        self.input_scale.copy_(real.std(dim=0).clamp_min(1e-6) if len(real) > 1 else torch.ones_like(self.input_scale))
 
     def forward(self, features: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
         """Clip features ``[B, T, D]`` and mask ``[B, T]`` (True = real clip) -> outputs dict."""
@@ -93,11 +111,12 @@ class ScoringHead(nn.Module):
     def prepare_inputs(self, features: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
         """Validate ``features`` ``[B, T, D]`` and ``mask`` ``[B, T]`` (None = all real).
 
-        Returns the features with padded clips zeroed (so garbage or NaN in padding cannot leak
-        through a zero weight) and a bool mask.
+        Returns the standardised features with padded clips zeroed (so garbage or NaN in padding
+        cannot leak through a zero weight) and a bool mask.
         """
         if features.ndim != 3 or features.shape[-1] != self.input_dim:
             raise ValueError(f"expected features [B, T, {self.input_dim}], got {tuple(features.shape)}")
+        features = (features - self.input_shift) / self.input_scale
         if mask is None:
             return features, torch.ones(features.shape[:2], dtype=torch.bool, device=features.device)
         if mask.shape != features.shape[:2] or mask.dtype != torch.bool:

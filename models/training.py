@@ -62,6 +62,9 @@ class TrainConfig:
     weight_decay: float = 0.01
     window: int | None = None  # clips per training window C; None: the head config's train_window
     eval_batch_size: int = 64  # videos per batch when scoring every clip
+    # Standardise input clips per dimension with the training clips' mean and std
+    # (ScoringHead.fit_input_standardization); False feeds the raw features.
+    standardize_features: bool = True
     deterministic: bool = True  # torch.use_deterministic_algorithms during training
 
     def __post_init__(self) -> None:
@@ -183,16 +186,23 @@ def seed_everything(seed: int) -> None:
 def deterministic_algorithms(enabled: bool = True) -> Iterator[None]:
     """``torch.use_deterministic_algorithms`` for the block (warn-only: an op without a deterministic
     kernel warns instead of failing), restored afterwards. Sets ``CUBLAS_WORKSPACE_CONFIG`` for
-    CUDA matmuls when it is unset."""
+    CUDA matmuls when it is unset.
+
+    Deterministic mode also fills every new uninitialised tensor with NaN by default (a debugging
+    aid); that fill was a third of a CPU epoch. Our kernels never read memory they did not write,
+    so it is off inside the block."""
     before = torch.are_deterministic_algorithms_enabled()
     warn_before = torch.is_deterministic_algorithms_warn_only_enabled()
+    fill_before = torch.utils.deterministic.fill_uninitialized_memory
     if enabled:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(enabled, warn_only=True)
+    torch.utils.deterministic.fill_uninitialized_memory = False
     try:
         yield
     finally:
         torch.use_deterministic_algorithms(before, warn_only=warn_before)
+        torch.utils.deterministic.fill_uninitialized_memory = fill_before
 
 
 def check_single_stream(head: ScoringHead) -> None:
@@ -270,7 +280,7 @@ class FitResult:
     ``val_srcc`` or None, ``seconds``). ``best_state`` is the selected epoch's weights (CPU
     copies), ``last_state`` the last epoch's."""
 
-    selection: str  # "fixed-epochs" or "val"
+    selection: str  # "fixed-epochs", "val" or "closed-form" (one solve, no epochs)
     best_epoch: int
     best_state: dict[str, Tensor]
     last_state: dict[str, Tensor]
@@ -287,6 +297,10 @@ def fit(head: ScoringHead, train: PaddedVideos, config: TrainConfig, *, seed: in
     :func:`seed_everything` before building the head). ``on_epoch`` gets each epoch's record (for
     progress bars). The head ends in eval mode holding the *last* epoch's weights.
     """
+    if config.standardize_features:
+        head.fit_input_standardization(train.features, train.mask())
+    if head.closed_form:
+        return _solve(head, train, val)
     recipe = recipe if recipe is not None else video_recipe(head, train, config)
     generator = torch.Generator().manual_seed(seed)
     history: list[dict[str, float | None]] = []
@@ -309,6 +323,22 @@ def fit(head: ScoringHead, train: PaddedVideos, config: TrainConfig, *, seed: in
     last_state = _copy_state(head)
     selection = "val" if val is not None else "fixed-epochs"
     return FitResult(selection, best_epoch, best_state if best_state is not None else last_state, last_state, history)
+
+
+def _solve(head: ScoringHead, train: PaddedVideos, val: PaddedVideos | None) -> FitResult:
+    """A closed-form head: one solve on the whole training videos, recorded as a single epoch."""
+    started = time.perf_counter()
+    head.solve(train.features, train.mask(), train.targets)
+    scores, loss = evaluate(head, train)
+    record: dict[str, float | None] = {"epoch": 1, "lr": 0.0, "train_loss": loss,
+                                       "train_srcc": spearman(scores, train.targets), "val_loss": None,
+                                       "val_srcc": None}
+    if val is not None:
+        val_scores, record["val_loss"] = evaluate(head, val)
+        record["val_srcc"] = spearman(val_scores, val.targets)
+    record["seconds"] = time.perf_counter() - started
+    state = _copy_state(head)
+    return FitResult("closed-form", 1, state, state, [record])
 
 
 def _train_epoch(head: ScoringHead, recipe: Recipe, generator: torch.Generator, epoch: int,

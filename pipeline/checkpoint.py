@@ -109,7 +109,9 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu"
         head_config = config_from_dict(config_type(payload["head_name"]), payload["head_config"])
         with torch.random.fork_rng(devices=[]):  # building initialises weights; keep the caller's RNG as it was
             head = build_head(payload["head_name"], head_config, input_dim=int(payload["input_dim"]))
-        head.load_state_dict(payload["state_dict"])
+        # Checkpoints from before input standardisation have no statistics: identity keeps their meaning.
+        state = {"input_shift": head.input_shift, "input_scale": head.input_scale, **payload["state_dict"]}
+        head.load_state_dict(state)
         normalizer = ScoreNormalizer.from_dict(payload["normalizer"])
         provenance = Provenance.from_dict(payload["provenance"])
     except (RuntimeError, ValueError, TypeError, KeyError) as error:

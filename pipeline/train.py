@@ -60,6 +60,14 @@ from models.training import (
 from pipeline.checkpoint import load_checkpoint
 from pipeline.cli import add_common_arguments, add_config_arguments, add_label_arguments, resolve_config, run_cli
 from pipeline.config import ConfigError, config_hash
+from pipeline.cross_validation import (
+    check_folds,
+    cross_validate,
+    make_folds,
+    read_folds,
+    write_combined_cv_report,
+    write_cv_outputs,
+)
 from pipeline.devices import resolve_device
 from pipeline.train_data import (
     Streams,
@@ -210,13 +218,10 @@ def train_score(data: TrainingData, score: str, config: RunConfig, device: str, 
     train_split, val_split = carve_validation(data.train, config.val_fraction, config.val_seed)
     divide, grouped = difficulty_use(config.head)
     normalizer = ScoreNormalizer.fit(train_split.targets(score, divide))
-    for split in (val_split, data.test):  # a w/ DD prediction is multiplied back by each video's difficulty
-        if split is not None:
-            split.targets(score, divide)
     options = {"divide_by_difficulty": divide, "group_by_difficulty": grouped}
     train = train_split.padded(score, normalizer, device, **options)
-    val = val_split.padded(score, normalizer, device, **options) if val_split is not None else None
-    test = data.test.padded(score, normalizer, device, **options)
+    val, test = (split.padded(score, normalizer, device, **options) if split is not None else None
+                 for split in (val_split, data.test))
     splits = {"train": (train, train_split), "val": (val, val_split), "test": (test, data.test)}
     runs, heads = [], []
     for seed in config.seeds:
@@ -229,17 +234,20 @@ def train_score(data: TrainingData, score: str, config: RunConfig, device: str, 
                          on_epoch=lambda record: _advance(bar, record))
         measure = functools.partial(_measure, head, splits, normalizer, config.train.eval_batch_size, score, divide)
         last = selected = measure()
-        if result.best_epoch != config.train.epochs:
+        if result.best_state is not result.last_state:
             head.load_state_dict(result.best_state)
             selected = measure()
         names = [train_split.names[i] for i in recipe.bank_index.tolist()] if recipe is not None else []
         runs.append(SeedRun(seed, result, selected, last, names))
         heads.append(head)
-        log.info("%s seed %d: test rho %.4f, R-L2 %.4f (epoch %d of %d, %s)", score, seed, selected.values["test_srcc"],
-                 selected.values["test_rl2"], result.best_epoch, config.train.epochs, result.selection)
+        shown = "test" if data.test is not None else "train"
+        log.info("%s seed %d: %s rho %.4f, R-L2 %.4f (epoch %d of %d, %s)", score, seed, shown,
+                 selected.values[f"{shown}_srcc"], selected.values[f"{shown}_rl2"], result.best_epoch,
+                 config.train.epochs, result.selection)
     saved_by = "val_srcc" if val is not None else "train_srcc"
     saved = max(range(len(runs)), key=lambda i: (nan_to_minus_inf(runs[i].selected.values[saved_by]), -i))
-    sizes = {"train": len(train_split), "val": len(val_split) if val_split is not None else 0, "test": len(data.test)}
+    sizes = {name: len(split) if split is not None else 0
+             for name, split in (("train", train_split), ("val", val_split), ("test", data.test))}
     return ScoreRun(score, normalizer, runs, saved, saved_by, sizes), heads[saved]
 
 
@@ -293,7 +301,15 @@ def get_args_parser() -> argparse.ArgumentParser:
                                                            "best epoch (default 0: fixed epochs)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     parser.add_argument("--train-split", help="split to train on (default train)")
-    parser.add_argument("--test-split", help="split to test on (default test)")
+    parser.add_argument("--test-split", help="split to test on (default test; none: train on the training split "
+                                             "alone, e.g. a final model on every labelled video)")
+    parser.add_argument("--folds", type=int, metavar="K",
+                        help="cross-validate instead: K folds of the training split (no test split is read), "
+                             "every fold and seed trained as without --folds; writes folds.json and CV metrics")
+    parser.add_argument("--folds-file", type=Path, metavar="FILE",
+                        help="cross-validate on the folds in FILE (a folds.json of an earlier run, or "
+                             "data/folds/fisv_train_5fold.json)")
+    parser.add_argument("--fold-seed", type=int, default=0, help="seed of the --folds split (default 0)")
     parser.add_argument("--streams", choices=["auto", "scene", "actor", "both"],
                         help="feature streams fed to the head (default auto: both when there is an actor stream)")
     parser.add_argument("--video-prefix", help="only videos whose name starts with this (the RG presets set it)")
@@ -320,26 +336,64 @@ def main(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     device = resolve_device(args.device)
     labels = read_label_files(args.labels, parse_column_names(args.columns)) if args.labels else None
+    folds_asked = args.folds is not None or args.folds_file is not None
+    test_split = None if folds_asked or config.test_split.lower() == "none" else config.test_split
     data = load_training_data(args.features, scores=config.scores, train_split=config.train_split,
-                              test_split=config.test_split, streams=head_streams(config),
+                              test_split=test_split, streams=head_streams(config),
                               video_prefix=config.video_prefix, labels=labels,
                               expect_provenance=expected_provenance(args.expect_provenance))
     check_head_streams(config, data.streams)
     digest = config_hash(config)
+    if folds_asked:
+        return cross_validation_main(args, data, config, digest, device)
     several = len(config.scores) > 1
     reports = {}
     for score in config.scores:
         run, head = train_score(data, score, config, device, progress=not args.quiet)
         folder = args.out / _folder_name(score) if several else args.out
         report = reports[score] = write_score_outputs(folder, run, head, data, config, digest, device)
-        print(f"aqa-train: {score}: test rho {report['test_srcc']:.4f} ± {report['test_srcc_std']:.4f}, "
-              f"R-L2 {report['test_rl2']:.4f}, MSE {report['test_mse']:.4f} "
+        shown = "test" if data.test is not None else "train"
+        print(f"aqa-train: {score}: {shown} rho {report[f'{shown}_srcc']:.4f} ± {report[f'{shown}_srcc_std']:.4f}, "
+              f"R-L2 {report[f'{shown}_rl2']:.4f}, MSE {report[f'{shown}_mse']:.4f} "
               f"({report['selection']}, {len(config.seeds)} seed(s)) -> {folder / 'model.pt'}")
     if several:
         combined = write_combined_report(args.out, reports, config, digest, time.perf_counter() - started)
-        print(f"aqa-train: Fisher-z mean over {', '.join(config.scores)}: test rho {combined['test_srcc']:.4f} "
-              f"± {combined['test_srcc_std']:.4f} -> {args.out / 'metrics.json'}")
+        shown = "test" if data.test is not None else "train"
+        print(f"aqa-train: Fisher-z mean over {', '.join(config.scores)}: {shown} rho "
+              f"{combined[f'{shown}_srcc']:.4f} ± {combined[f'{shown}_srcc_std']:.4f} -> {args.out / 'metrics.json'}")
     return 0
+
+
+def cross_validation_main(args: argparse.Namespace, data: TrainingData, config: RunConfig, digest: str,
+                          device: str) -> int:
+    """``--folds K`` / ``--folds-file F``: every score cross-validated on the training split."""
+    if args.folds_file is not None:
+        folds = read_folds(args.folds_file)
+    else:
+        folds = make_folds(data.train.names, args.folds, args.fold_seed)
+    check_folds(folds, data.train.names, data.source)
+    several = len(config.scores) > 1
+    reports = {}
+    for score in config.scores:
+        started = time.perf_counter()
+        train_fold = functools.partial(_train_fold, score=score, config=config, device=device)
+        runs = cross_validate(data, folds, train_fold, label=score, progress=not args.quiet)
+        folder = args.out / _folder_name(score) if several else args.out
+        report = reports[score] = write_cv_outputs(folder, data.train, score, runs, folds, config, digest, device)
+        print(f"aqa-train: {score}: {len(folds)}-fold CV rho {report['fold_srcc']:.4f} ± "
+              f"{report['fold_srcc_std']:.4f} (Fisher-z over folds; pooled {report['pooled_srcc']:.4f}; "
+              f"mean of {len(config.seeds)} seed(s) {report['ensemble']['pooled_srcc']:.4f}), "
+              f"R-L2 {report['rl2']:.4f}, MSE {report['mse']:.4f} in {time.perf_counter() - started:.0f} s "
+              f"-> {folder / 'metrics.json'}")
+    if several:
+        combined = write_combined_cv_report(args.out, reports, config)
+        print(f"aqa-train: Fisher-z mean over {', '.join(config.scores)}: CV rho {combined['fold_srcc']:.4f} ± "
+              f"{combined['fold_srcc_std']:.4f} -> {args.out / 'metrics.json'}")
+    return 0
+
+
+def _train_fold(data: TrainingData, *, score: str, config: RunConfig, device: str) -> ScoreRun:
+    return train_score(data, score, config, device, progress=False)[0]
 
 
 def _folder_name(score: str) -> str:

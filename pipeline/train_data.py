@@ -136,10 +136,11 @@ class VideoSplit:
 
 @dataclass(frozen=True, eq=False)
 class TrainingData:
-    """The train and test splits of one store, what made their features, and the streams used."""
+    """The train and test splits of one store, what made their features, and the streams used
+    (``test`` None: no test split was asked for)."""
 
     train: VideoSplit
-    test: VideoSplit
+    test: VideoSplit | None
     provenance: Provenance
     streams: str
     source: str
@@ -154,33 +155,36 @@ def open_stores(paths: Sequence[str | Path]) -> FeatureStore:
 
 
 def load_training_data(paths: Sequence[str | Path], *, scores: Sequence[str], train_split: str = "train",
-                       test_split: str = "test", streams: str = "auto", video_prefix: str = "",
+                       test_split: str | None = "test", streams: str = "auto", video_prefix: str = "",
                        labels: LabelTable | None = None,
                        expect_provenance: Provenance | None = None) -> TrainingData:
-    """Read both splits into memory. Raises a one-line :class:`AqaError` for a missing file, shards
-    made differently, a score name no video has (naming the ones there are), an empty split (naming
-    the splits there are), or features of different sizes."""
+    """Read both splits into memory (only the training split when ``test_split`` is None: for
+    cross-validation, or a final model trained on every labelled video). Raises a one-line
+    :class:`AqaError` for a missing file, shards made differently, a score name no video has
+    (naming the ones there are), an empty split (naming the splits there are), or features of
+    different sizes."""
     with open_stores(paths) as store:
         if not scores:
             raise TrainingDataError(f"no score chosen; pick one with --score (scores in {store.source}: "
                                     f"{', '.join(_score_names(store, labels)) or 'none'})")
         if expect_provenance is not None:
             check_provenance(expect_provenance, store.provenance, what=f"features in {store.source}")
-        datasets = [FeatureDataset(store, split=split, scores=tuple(scores), labels=labels)
-                    for split in (train_split, test_split)]
+        splits = [split for split in (train_split, test_split) if split is not None]
+        datasets = [FeatureDataset(store, split=split, scores=tuple(scores), labels=labels) for split in splits]
         has_actor = all(dataset.actor is not None for dataset in datasets)
         streams = resolve_streams(streams, has_actor)
-        train, test = (_video_split(dataset, streams, video_prefix, store, labels) for dataset in datasets)
+        train, *tested = (_video_split(dataset, streams, video_prefix, store, labels) for dataset in datasets)
+        test = tested[0] if tested else None
         provenance, source = store.provenance, store.source
-    for split, videos in ((train_split, train), (test_split, test)):
+    for split, videos in zip(splits, (train, test)):
         if len(videos) < 2:
             raise TrainingDataError(f"{source}: the {split} split has {len(videos)} video(s); training and "
                                     "rank correlation need at least 2")
-    if train.input_dim != test.input_dim:
+    if test is not None and train.input_dim != test.input_dim:
         raise TrainingDataError(f"{source}: the {train_split} split has features of size {train.input_dim}, the "
                                 f"{test_split} split {test.input_dim}; they must come from one extraction")
-    log.info("%s: %d train / %d test videos, streams %s (input size %d)", source, len(train), len(test), streams,
-             train.input_dim)
+    log.info("%s: %d train / %d test videos, streams %s (input size %d)", source, len(train),
+             len(test) if test is not None else 0, streams, train.input_dim)
     return TrainingData(train, test, provenance, streams, source)
 
 

@@ -3,13 +3,17 @@
 ``metrics.json`` of one score (all scores on the original scale; rho is Spearman's)::
 
     score, head, preset, selection ("fixed-epochs" | "val"), epochs
-    test_srcc, test_rl2, test_mse, train_srcc, val_srcc (null without a validation split):
-        the mean over seeds of the kept epoch, each with a "<key>_std" (sample std over seeds)
+    test_srcc, test_rl2, test_mse, train_srcc, train_rl2, train_mse, val_srcc (null without a
+        validation split): the mean over seeds of the kept epoch, each with a "<key>_std" (sample
+        std over seeds); without a test split (``--test-split none``) the test keys are absent
     last_epoch        the same numbers for the last epoch
     seeds             one row per seed: seed, epoch (kept), every split's srcc/rl2/mse, last_epoch,
-                      seconds_per_epoch, test_cumulative_score, history
+                      seconds_per_epoch, test_cumulative_score (train_... without a test split), history
                       (models.training.FitResult.history: per-epoch lr, losses, train rho on
                       windows, validation loss and rho)
+    predictions_split "test", or "train" without a test split: the split of predictions.csv and the plots
+    prediction_spread the saved seed's std of predictions and of true scores on that split (a
+                      collapsed model predicts nearly one value)
     cumulative_score  the saved seed's test curve, [[threshold, fraction], ...]: the share of test
                       videos within each absolute error (models.metrics.cumulative_score)
     summary           {key: {mean, std, n}} over seeds for every number of the rows
@@ -44,7 +48,7 @@ if TYPE_CHECKING:
     from pipeline.train import RunConfig, ScoreRun, SeedRun
     from pipeline.train_data import TrainingData
 
-HEADLINE = ("test_srcc", "test_rl2", "test_mse", "train_srcc", "val_srcc")
+HEADLINE = ("test_srcc", "test_rl2", "test_mse", "train_srcc", "train_rl2", "train_mse", "val_srcc")
 
 
 @dataclass
@@ -67,13 +71,14 @@ def split_metrics(predictions: Mapping[str, Sequence[float]], true: Mapping[str,
     return SeedMetrics(values, {split: list(map(float, predicted)) for split, predicted in predictions.items()})
 
 
-def seed_row(run: SeedRun, epochs: int, test_true: Sequence[float]) -> dict[str, Any]:
-    """One seed's line in metrics.json."""
+def seed_row(run: SeedRun, epochs: int, shown: str, shown_true: Sequence[float]) -> dict[str, Any]:
+    """One seed's line in metrics.json; ``shown`` is the split whose cumulative score it carries
+    (the test split, or the training split when there is none)."""
     seconds = [record["seconds"] for record in run.fit.history]
     return {"seed": run.seed, "epoch": run.fit.best_epoch, **run.selected.values,
             "last_epoch": {"epoch": epochs, **run.last.values},
             "seconds_per_epoch": float(np.mean(seconds)) if seconds else None,
-            "test_cumulative_score": cumulative_score(run.selected.predictions["test"], test_true),
+            f"{shown}_cumulative_score": cumulative_score(run.selected.predictions[shown], shown_true),
             "history": run.fit.history}
 
 
@@ -100,15 +105,19 @@ def write_score_outputs(folder: Path, run: ScoreRun, head: torch.nn.Module, data
                         digest: str, device: str) -> dict[str, Any]:
     """Write one score's checkpoint, metrics.json, predictions.csv and plots; return the metrics."""
     folder.mkdir(parents=True, exist_ok=True)
-    true = data.test.column(run.score).double().tolist()
-    rows = [seed_row(seed_run, config.train.epochs, true) for seed_run in run.seeds]
+    shown, shown_split = ("test", data.test) if data.test is not None else ("train", data.train)
+    true = shown_split.column(run.score).double().tolist()
+    rows = [seed_row(seed_run, config.train.epochs, shown, true) for seed_run in run.seeds]
     saved = run.seeds[run.saved]
+    predicted = saved.selected.predictions[shown]
     plain_config = config_to_dict(config)
     report = {
         "score": run.score, "head": config.head_name, "preset": config.preset, "selection": saved.fit.selection,
         "epochs": config.train.epochs, **headline(rows), "seeds": rows, "saved_seed": saved.seed,
         "saved_by": run.saved_by, "checkpoint": "model.pt", "videos": run.sizes, "streams": data.streams,
-        "cumulative_score": rows[run.saved]["test_cumulative_score"], "input_dim": data.train.input_dim,
+        "cumulative_score": rows[run.saved][f"{shown}_cumulative_score"], "input_dim": data.train.input_dim,
+        "predictions_split": shown,
+        "prediction_spread": {"predicted_std": float(np.std(predicted)), "true_std": float(np.std(true))},
         "normalizer": run.normalizer.to_dict(),
         "provenance": data.provenance.to_dict(), "source": data.source, "config": plain_config, "config_hash": digest,
         "device": device, "package_version": __version__,
@@ -118,20 +127,20 @@ def write_score_outputs(folder: Path, run: ScoreRun, head: torch.nn.Module, data
     if saved.exemplar_names:  # names of the bank's rows: the bank itself is in the state dict
         extra["exemplar_names"] = saved.exemplar_names
     save_checkpoint(folder / "model.pt", head, run.normalizer, score_name=run.score, streams=data.streams,
-                    provenance=data.provenance, config=plain_config, config_hash=digest, extra=_plain(extra))
-    predicted = saved.selected.predictions["test"]
+                    provenance=data.provenance, config=plain_config, config_hash=digest, extra=plain_json(extra))
     with open(folder / "predictions.csv", "w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(["name", "true", "predicted"])
-        writer.writerows(zip(data.test.names, true, predicted))
+        writer.writerows(zip(shown_split.names, true, predicted))
     title = (f"{config.head_name} {run.score}, seed {saved.seed}, {saved.fit.selection} "
-             f"(epoch {saved.fit.best_epoch}): test rho {saved.selected.values['test_srcc']:.3f}")
+             f"(epoch {saved.fit.best_epoch}): {shown} rho {saved.selected.values[f'{shown}_srcc']:.3f}")
     plot_predictions(folder / "predictions.png", true, predicted, title=title, score_name=run.score)
     plot_curves(folder / "curves.png", {seed_run.seed: seed_run.fit.history for seed_run in run.seeds},
                 title=f"{config.head_name} {run.score}")
     plot_cumulative_score(folder / "cumulative_score.png",
-                          {f"seed {row['seed']}": row["test_cumulative_score"] for row in rows},
-                          title=f"{config.head_name} {run.score}: test videos within each error", score_name=run.score)
+                          {f"seed {row['seed']}": row[f"{shown}_cumulative_score"] for row in rows},
+                          title=f"{config.head_name} {run.score}: {shown} videos within each error",
+                          score_name=run.score)
     _write_json(folder / "metrics.json", report)
     return report
 
@@ -167,16 +176,16 @@ def _average_scores(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     return averaged
 
 
-def _plain(value: Any) -> Any:
+def plain_json(value: Any) -> Any:
     """JSON-safe and ``weights_only``-safe: NaN and infinity become None, tuples lists."""
     if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
+        return {str(key): plain_json(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
+        return [plain_json(item) for item in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
 
 
 def _write_json(path: Path, values: Mapping[str, Any]) -> None:
-    path.write_text(json.dumps(_plain(values), indent=2) + "\n")
+    path.write_text(json.dumps(plain_json(values), indent=2) + "\n")
