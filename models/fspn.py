@@ -6,7 +6,8 @@ as one ``[T, 2D]`` input, scene first (``pipeline.train_data.combine_streams(...
 its own (see ``shared/spec/fspn.md``):
 
 1. IAP (:mod:`models.fspn_parsing`): each stream is up-sampled to 8T steps, parsed into S
-   ordered sub-actions (Eq. 4-5) and pooled into S tokens;
+   ordered sub-actions (Eq. 4-5) and pooled into S tokens; a video longer than
+   ``parse_max_steps`` clips is first average-pooled to that many (see the config);
 2. SMT (:mod:`models.fspn_transformer`): three stages (64, 128, 256) of cross-attention, actor
    tokens asking scene tokens;
 3. MTF: the stage outputs fused and pooled into one vector per video.
@@ -69,6 +70,7 @@ from models.fspn_parsing import (
     ActionParser,
     group_contrastive_loss,
     parse_boundaries,
+    pool_clips,
     segment_pool,
 )
 from models.fspn_transformer import MultiscaleFusion, MultiscaleTransformer
@@ -93,6 +95,14 @@ class FSPNConfig:
     # IAP (Sec. III-B). parser_channels: widths of the x2 up-sampling blocks after the D-wide input.
     num_subactions: int = 4  # S
     parser_channels: tuple[int, ...] = (512, 256, 128)
+    # parse_max_steps: the most inputs the parser sees per video (0: no cap, the paper's FSPN). Ours:
+    # the paper up-samples 8x because a dive has 9-10 clips; a 124-234-clip program needs no
+    # up-sampling for S = 4 sub-actions, and the parser on every clip was two thirds of an FSPN
+    # training step on Fis-V. A longer video is average-pooled over its real clips into this many
+    # inputs (adaptive pooling, models.fspn_parsing.pool_clips) and its boundaries are mapped back
+    # to clip positions; batches padded to at most this many clips (dives) compute bit for bit
+    # what they computed without the cap.
+    parse_max_steps: int = 32
     temperature: float = 0.1  # tau of L_gc
     # SMT and MTF (Sec. III-C).
     smt_widths: tuple[int, ...] = (64, 128, 256)  # one stage per width; (64,) is the single-scale ablation
@@ -143,6 +153,8 @@ class FSPNConfig:
         if any(width % self.smt_heads for width in self.smt_widths):
             raise HeadConfigError(f"fspn: every smt_widths entry must be divisible by smt_heads {self.smt_heads}, "
                                   f"got {list(self.smt_widths)}")
+        if self.parse_max_steps < 0:
+            raise HeadConfigError(f"fspn: parse_max_steps must be 0 (no cap) or positive, got {self.parse_max_steps}")
         if self.temperature <= 0 or self.train_lr <= 0:
             raise HeadConfigError(f"fspn: temperature and train_lr must be positive, got {self.temperature}, "
                                   f"{self.train_lr}")
@@ -158,16 +170,17 @@ class FSPNHead(ScoringHead):
     - With ``exemplars`` (:class:`~models.fspn_exemplars.Exemplars`, one per query, features laid
       out alike; required in train mode): pair outputs ``score`` ``[B]`` (exemplar score +
       difference), ``difference`` ``[B]``, ``exemplar_score`` ``[B]``, ``bin_logits`` /
-      ``bin_positions`` ``[B, I]`` (with L_bce) and, with IAP, ``parse_logits`` ``[2, 2B, 8T, S]``
-      (scene, actor; queries then exemplars) and ``step_mask`` ``[2B, 8T]`` for L_gc.
+      ``bin_positions`` ``[B, I]`` (with L_bce) and, with IAP, ``parse_logits`` ``[2, 2B, 8P, S]``
+      (scene, actor; queries then exemplars) and ``step_mask`` ``[2B, 8P]`` for L_gc.
     - Without, in eval mode: Eq. 17 over the bank; ``groups`` ``[B]`` picks each query's exemplars
       (NaN or None = the shared set). Outputs ``score`` ``[B]``, ``votes`` ``[B, M]`` (exemplar
       score + difference; NaN where a small group has fewer than M), ``exemplar_index`` and
       ``exemplar_valid`` ``[B, M]``.
 
     Both modes add, with IAP, the query's parse: ``boundaries`` ``[B, 2, S - 1]`` (first step of
-    sub-actions 2..S on the 8T-step axis; scene then actor) and ``sub_action_probs``
-    ``[B, 2, S, 8T]`` (zero on padded steps).
+    sub-actions 2..S on the 8P-step axis; scene then actor), ``sub_action_probs``
+    ``[B, 2, S, 8P]`` (zero on padded steps) and ``clips_per_step`` ``[B]`` (1/8, or more for a video
+    pooled to ``parse_max_steps``). P = T, or ``parse_max_steps`` when T is longer.
     """
 
     pairwise = True
@@ -248,14 +261,14 @@ class FSPNHead(ScoringHead):
     def predict_details(self, outputs: dict[str, Tensor]) -> dict[str, Tensor]:
         """``score``; in bank mode ``votes`` ``[B, M]`` and ``exemplar_index`` ``[B, M]`` (the bank rows
         voted with, -1 where a small group has fewer than M); with IAP the actor stream's
-        ``sub_action_probs`` ``[B, S, 8T]`` and ``boundaries`` ``[B, S - 1]``: the clip position
-        (float) where each next sub-action starts."""
+        ``sub_action_probs`` ``[B, S, 8P]`` (on the parser's steps) and ``boundaries`` ``[B, S - 1]``:
+        the clip position (float) where each next sub-action starts (for a pooled video, the step's
+        position scaled linearly by clips per step)."""
         details = {key: outputs[key].detach() for key in ("score", "votes", "difference") if key in outputs}
         if "exemplar_index" in outputs:
             details["exemplar_index"] = outputs["exemplar_index"].masked_fill(~outputs["exemplar_valid"], -1)
         if "boundaries" in outputs:
-            factor = self.parser.factor
-            details["boundaries"] = outputs["boundaries"][:, -1].float() / factor
+            details["boundaries"] = outputs["boundaries"][:, -1].float() * outputs["clips_per_step"].unsqueeze(1)
             details["sub_action_probs"] = outputs["sub_action_probs"][:, -1].detach()
         return details
 
@@ -266,9 +279,17 @@ class FSPNHead(ScoringHead):
             return features, None
         return features[..., : self.stream_dim], features[..., self.stream_dim:]
 
-    def _encode(self, features: Tensor, mask: Tensor) -> dict[str, Tensor]:
-        """Videos ``[N, T, D']`` -> ``video`` ``[N, C_F]`` and, with IAP, the parse of both streams
-        (``parse_logits`` ``[2, N, 8T, S]`` etc., see the class doc). One stream serves as both."""
+    def _parser_inputs(self, features: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """With IAP, videos ``[N, T, D']`` pooled to at most ``parse_max_steps`` inputs (both streams
+        alike; :func:`~models.fspn_parsing.pool_clips`), their mask and clips per input ``[N]``;
+        without IAP the clips themselves and None."""
+        if not self.config.use_iap:
+            return features, mask, None
+        return pool_clips(features, mask, self.config.parse_max_steps)
+
+    def _encode(self, features: Tensor, mask: Tensor, clips_per_input: Tensor | None) -> dict[str, Tensor]:
+        """:meth:`_parser_inputs` ``[N, P, D']`` -> ``video`` ``[N, C_F]`` and, with IAP, the parse of both
+        streams (``parse_logits`` ``[2, N, 8P, S]`` etc., see the class doc). One stream serves as both."""
         scene, actor = self._split(features)
         count = scene.shape[0]
         out: dict[str, Tensor] = {}
@@ -278,14 +299,15 @@ class FSPNHead(ScoringHead):
             steps, logits, step_mask = self.parser(both, mask.repeat(streams, 1))
             steps, logits = (x.view(streams, count, *x.shape[1:]) for x in (steps, logits))
             step_mask = step_mask[:count]
-            probs = torch.softmax(logits, dim=-1)  # [streams, N, 8T, S]: scene, actor
+            probs = torch.softmax(logits, dim=-1)  # [streams, N, 8P, S]: scene, actor
             starts = torch.stack([parse_boundaries(p, step_mask) for p in probs], dim=1)  # [N, streams, S]
             tokens = [segment_pool(steps[k], starts[:, k], step_mask) for k in range(streams)]
             scene_tokens, actor_tokens = tokens[0], tokens[-1]
             token_mask = mask.new_ones(scene_tokens.shape[:2])
-            probs = (probs * step_mask[None, ..., None]).permute(1, 0, 3, 2)  # [N, streams, S, 8T]
+            probs = (probs * step_mask[None, ..., None]).permute(1, 0, 3, 2)  # [N, streams, S, 8P]
             out.update(parse_logits=logits.expand(2, -1, -1, -1), step_mask=step_mask,
-                       boundaries=starts[..., 1:].expand(-1, 2, -1), sub_action_probs=probs.expand(-1, 2, -1, -1))
+                       boundaries=starts[..., 1:].expand(-1, 2, -1), sub_action_probs=probs.expand(-1, 2, -1, -1),
+                       clips_per_step=clips_per_input / self.parser.factor)
         else:
             scene_tokens, actor_tokens, token_mask = scene, (scene if actor is None else actor), mask
         stages = self.transformer(actor_tokens, scene_tokens, token_mask)
@@ -307,15 +329,19 @@ class FSPNHead(ScoringHead):
         if ex_features.shape[0] != batch or exemplars.score.shape != (batch,):
             raise ValueError(f"expected one exemplar per query ({batch}), got {ex_features.shape[0]} videos and "
                              f"{tuple(exemplars.score.shape)} scores")
-        length = max(features.shape[1], ex_features.shape[1])  # one pass over queries and exemplars
-        encoded = self._encode(_join(features, ex_features, length), _join(mask, ex_mask, length))
+        # Pooled before they are joined (the parser would pool the joined batch alike), so no copy of
+        # the long clip axis is made; one encoding pass over queries and exemplars.
+        query, example = self._parser_inputs(features, mask), self._parser_inputs(ex_features, ex_mask)
+        length = max(query[0].shape[1], example[0].shape[1])
+        encoded = self._encode(_join(query[0], example[0], length), _join(query[1], example[1], length),
+                               None if query[2] is None else torch.cat([query[2], example[2]]))
         exemplar_score = exemplars.score.to(features.dtype)
         out = self._regress(encoded["video"][:batch], encoded["video"][batch:], exemplar_score)
         out.update(score=exemplar_score + out["difference"], exemplar_score=exemplar_score)
         if self.config.use_iap:
-            steps = self.parser.factor * features.shape[1]  # the query's own (padded) length
+            steps = self.parser.factor * query[0].shape[1]  # the query's own (padded, pooled) length
             out.update(parse_logits=encoded["parse_logits"], step_mask=encoded["step_mask"],
-                       boundaries=encoded["boundaries"][:batch],
+                       boundaries=encoded["boundaries"][:batch], clips_per_step=encoded["clips_per_step"][:batch],
                        sub_action_probs=encoded["sub_action_probs"][:batch, ..., :steps])
         return out
 
@@ -323,13 +349,13 @@ class FSPNHead(ScoringHead):
         bank = self.exemplars
         index, valid = bank.select(groups, features.shape[0])  # [B, M]
         used, inverse = index.unique(return_inverse=True)
-        query = self._encode(features, mask)
+        query = self._encode(*self._parser_inputs(features, mask))
         vectors = self._bank_vectors(used)[inverse]  # [B, M, C_F]
         scores = bank.score[index]
         differences = self._regress(query["video"].unsqueeze(1).expand_as(vectors), vectors, scores)["difference"]
         out = {"score": vote(scores, differences, valid), "votes": (scores + differences).masked_fill(~valid, math.nan),
                "exemplar_index": index, "exemplar_valid": valid}
-        out.update({key: query[key] for key in ("boundaries", "sub_action_probs") if key in query})
+        out.update({key: query[key] for key in ("boundaries", "sub_action_probs", "clips_per_step") if key in query})
         return out
 
     def _bank_vectors(self, rows: Tensor) -> Tensor:
@@ -339,7 +365,8 @@ class FSPNHead(ScoringHead):
         bank = self.exemplars
 
         def encode(index: Tensor) -> Tensor:
-            return self._encode(*self.prepare_inputs(bank.features[index], bank.mask[index]))["video"]
+            features, mask = self.prepare_inputs(bank.features[index], bank.mask[index])
+            return self._encode(*self._parser_inputs(features, mask))["video"]
 
         state = None if torch.is_grad_enabled() else _state_versions(self)
         if state is None:

@@ -12,6 +12,11 @@ labels:
    by construction;
 4. the decoder's step features are mean-pooled per segment: tokens ``[B, S, 128]``.
 
+Before step 1, :func:`pool_clips` may shorten a long video (``FSPNConfig.parse_max_steps``): the
+paper up-samples because a dive has ~10 clips; a figure-skating program of 124-234 clips needs no
+up-sampling to be parsed into S = 4 sub-actions, and the decoder's first convolution on every clip
+was most of FSPN's training time. Videos of at most that many clips are untouched.
+
 The group contrastive loss trains the MLP (its only training signal, since argmax boundaries
 pass no gradient) to parse the actor and scene streams of a video alike and to keep sub-actions
 apart.
@@ -55,10 +60,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from models.masking import segment_weights
+
 __all__ = [
     "ActionParser",
     "group_contrastive_loss",
     "parse_boundaries",
+    "pool_clips",
     "segment_labels",
     "segment_pool",
     "upsample_mask",
@@ -68,6 +76,31 @@ __all__ = [
 def upsample_mask(mask: Tensor, factor: int) -> Tensor:
     """Clip mask ``[B, T]`` -> step mask ``[B, factor T]`` (each clip's steps follow its mask)."""
     return mask.repeat_interleave(factor, dim=1)
+
+
+def pool_clips(clips: Tensor, mask: Tensor, max_steps: int) -> tuple[Tensor, Tensor, Tensor]:
+    """At most ``max_steps`` parser inputs per video: clips ``[B, T, D]`` + mask ``[B, T]`` -> inputs
+    ``[B, P, D]``, their mask ``[B, P]`` and the clips per input ``[B]`` (float), ``P = min(T, max_steps)``.
+
+    A video of L > ``max_steps`` real clips is average-pooled into ``max_steps`` inputs by the rule
+    of ``adaptive_avg_pool1d`` over its real clips (:func:`models.masking.segment_weights`); a
+    shorter one keeps its clips, moved to the front in order, and gets clips per input 1. When
+    ``T <= max_steps`` (or ``max_steps`` is 0: no cap) the inputs come back as they are, so short
+    inputs compute exactly what they computed without a cap. Padding-invariant for masks that
+    hold each video's real clips first (as the data layer pads): a video keeps its inputs whatever
+    padding follows it.
+    """
+    if max_steps < 1 or clips.shape[1] <= max_steps:
+        return clips, mask, mask.new_ones(mask.shape[0], dtype=clips.dtype)
+    length = mask.long().sum(dim=1)  # [B]
+    rank = mask.long().cumsum(dim=1) - 1  # [B, T]
+    slot = torch.arange(max_steps, device=mask.device).view(1, -1, 1)  # [1, P, 1]
+    keep = (rank.unsqueeze(1) == slot) & mask.unsqueeze(1)  # [B, P, T]: real clip p -> input p
+    short = (length <= max_steps).view(-1, 1, 1)
+    weights = torch.where(short, keep.float(), segment_weights(mask, max_steps)).to(clips.dtype)
+    kept = length.clamp_max(max_steps)
+    inputs_mask = slot.view(1, -1) < kept.unsqueeze(1)
+    return weights @ clips, inputs_mask, (length / kept).to(clips.dtype)
 
 
 class UpBlock(nn.Module):

@@ -8,6 +8,7 @@ import time
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from models import HeadConfigError, build_head, list_heads
 from models.fspn import ABLATIONS, FSPNConfig, FSPNHead
@@ -98,10 +99,11 @@ def test_shapes_through_every_stage_at_the_papers_sizes():
         seen.clear()
         with torch.no_grad():  # the 2 queries, then (first call only: cached after) the 4 exemplars of 9 clips
             out = head(_clips(2, clips, 2 * 1024))
-        steps = 8 * clips
+        inputs = min(clips, 32)  # parse_max_steps: a longer video is pooled to 32 parser inputs
+        steps = 8 * inputs
         exemplars = call == 0
-        assert seen["up0"] == [(4, 2 * clips, 512)] + [(8, 18, 512)] * exemplars  # both streams in one pass
-        assert seen["up1"][0] == (4, 4 * clips, 256) and seen["up2"][0] == (4, steps, 128)
+        assert seen["up0"] == [(4, 2 * inputs, 512)] + [(8, 18, 512)] * exemplars  # both streams in one pass
+        assert seen["up1"][0] == (4, 4 * inputs, 256) and seen["up2"][0] == (4, steps, 128)
         assert [seen[f"smt{i}"][0] for i in range(3)] == [(2, 4, 64), (2, 4, 128), (2, 4, 256)]  # S = 4 tokens
         assert seen["mtf"] == [(2, 3 * 256)] + [(4, 3 * 256)] * exemplars
         assert out["score"].shape == (2,) and torch.isfinite(out["score"]).all()
@@ -120,9 +122,13 @@ def test_boundaries_are_ordered_inside_the_real_steps(clips):
         out = head(_clips(3, clips, seed=clips), mask)
     boundaries = out["boundaries"]  # [B, 2, S - 1]: first steps of sub-actions 2..S
     assert (boundaries[..., 1:] > boundaries[..., :-1]).all() and (boundaries > 0).all()
-    assert (boundaries < 8 * mask.sum(1).view(-1, 1, 1)).all()
+    inputs = mask.sum(1).clamp_max(head.config.parse_max_steps)  # real clips, or 32 pooled inputs
+    assert (boundaries < 8 * inputs.view(-1, 1, 1)).all()
     details = head.predict_details(out)["boundaries"]
-    assert torch.equal(details, boundaries[:, 1].float() / 8)  # the actor stream, in clips
+    clips_per_step = mask.sum(1) / inputs / 8
+    assert torch.equal(out["clips_per_step"], clips_per_step)
+    assert torch.equal(details, boundaries[:, 1].float() * clips_per_step.unsqueeze(1))  # actor stream, in clips
+    assert (details < mask.sum(1).unsqueeze(1)).all()
 
 
 @pytest.mark.parametrize("ablation", ["full", *sorted(ABLATIONS)])
@@ -143,6 +149,70 @@ def test_padding_changes_nothing(ablation):
         assert torch.allclose(short["sub_action_probs"], long["sub_action_probs"][..., :40], atol=1e-6)
         assert long["sub_action_probs"][..., 40:].abs().sum() == 0
     assert torch.allclose(pair_short["score"], pair_long["score"], atol=1e-5)
+
+
+@pytest.mark.parametrize("cap", [3, 8])  # 3: the 5-clip videos pooled; 8: pooled only once padded past 8
+def test_padding_changes_nothing_with_the_parsers_inputs_capped(cap):
+    head = _head(parse_max_steps=cap)
+    features = _clips(3, 5, seed=2)
+    padded = torch.cat([features, torch.full((3, 7, head.input_dim), NAN)], 1)
+    mask = torch.arange(12).expand(3, -1) < 5
+    with torch.no_grad():
+        short, long = head(features), head(padded, mask)
+        exemplars = _exemplars(3, 4)
+        pair_short, pair_long = head(features, exemplars=exemplars), head(padded, mask, exemplars=exemplars)
+    for key in ("score", "votes", "boundaries", "clips_per_step"):
+        assert torch.allclose(short[key].float(), long[key].float(), atol=1e-5), key
+    steps = short["sub_action_probs"].shape[-1]
+    assert steps == 8 * min(5, cap) and long["sub_action_probs"][..., steps:].abs().sum() == 0
+    assert torch.allclose(pair_short["score"], pair_long["score"], atol=1e-5)
+    assert torch.allclose(pair_short["sub_action_probs"], pair_long["sub_action_probs"][..., :steps], atol=1e-6)
+
+
+@pytest.mark.parametrize("ablation", ["full", "no_actor"])
+def test_the_cap_leaves_inputs_of_at_most_that_many_clips_bit_for_bit(ablation):
+    overrides = ABLATIONS.get(ablation, {})
+    heads = [_head(parse_max_steps=cap, **overrides) for cap in (0, 10)]  # 0: no cap (the paper's FSPN)
+    features, mask = _clips(4, 10, heads[0].input_dim, seed=6), torch.arange(10).expand(4, -1) < 9
+    exemplars = _exemplars(4, 7, heads[0].input_dim)
+    outputs = []
+    for head in heads:
+        with torch.no_grad():
+            votes = head(features, mask)
+        head.train()
+        pairs = head(features, mask, exemplars=exemplars)
+        pairs["loss"] = head.loss(pairs, torch.tensor([0.1, 0.4, 0.6, 0.9]))[0]
+        pairs["loss"].backward()
+        outputs.append((votes, pairs, [p.grad for p in head.parameters()]))
+    (votes, pairs, grads), (capped_votes, capped_pairs, capped_grads) = outputs
+    for mine, theirs in ((votes, capped_votes), (pairs, capped_pairs)):
+        assert mine.keys() == theirs.keys()
+        assert all(torch.equal(mine[key], theirs[key]) for key in mine)
+    assert all(torch.equal(a, b) for a, b in zip(grads, capped_grads))
+
+
+def test_a_long_video_is_parsed_as_its_pooled_clips_with_boundaries_in_clips():
+    capped, uncapped = _head(parse_max_steps=8), _head(parse_max_steps=0)
+    features = _clips(2, 24, seed=7)
+    pooled = F.avg_pool1d(features.transpose(1, 2), 3).transpose(1, 2)  # 24 clips -> 8 inputs of 3 clips
+    seen = []
+    capped.parser.blocks[0].register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].shape))
+    with torch.no_grad():
+        long, short = capped(features), uncapped(pooled)
+    assert seen[0] == (4, 8, DIM)  # both streams of 2 videos, 8 inputs each, not 24 clips
+    assert torch.allclose(long["score"], short["score"], atol=1e-5)
+    assert torch.equal(long["boundaries"], short["boundaries"])
+    assert torch.equal(long["clips_per_step"], torch.full((2,), 3 / 8))
+    details, pooled_details = capped.predict_details(long), uncapped.predict_details(short)
+    assert torch.allclose(details["boundaries"], 3 * pooled_details["boundaries"])  # clip positions of the 24
+
+
+def test_gradients_reach_every_trainable_parameter_through_the_pooled_parse():
+    head = _head(parse_max_steps=4).train()
+    outputs = head(_clips(4, 13, seed=8), exemplars=_exemplars(4, 9))
+    head.loss(outputs, torch.tensor([0.1, 0.4, 0.6, 0.9]))[0].backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0
+               for p in head.parameters())
 
 
 def test_voting_with_one_exemplar_equals_the_single_pair_prediction():

@@ -12,6 +12,7 @@ from models.fspn_parsing import (
     ActionParser,
     group_contrastive_loss,
     parse_boundaries,
+    pool_clips,
     segment_labels,
     segment_pool,
     upsample_conv,
@@ -197,3 +198,34 @@ def test_a_fresh_parser_spreads_its_steps_over_several_sub_actions():
         torch.manual_seed(seed)
         _, logits, _ = ActionParser(16, (32, 16, 16), num_subactions=4)(clips, mask)
         assert len(logits.argmax(-1).unique()) >= 2, seed
+
+
+def test_pool_clips_leaves_inputs_of_at_most_the_cap_as_they_are():
+    clips, mask = torch.randn(2, 9, 5, generator=_generator()), torch.tensor([[True] * 9, [True] * 4 + [False] * 5])
+    for cap in (0, 9, 32):  # 0: no cap
+        pooled, pooled_mask, per_input = pool_clips(clips, mask, cap)
+        assert pooled is clips and pooled_mask is mask and torch.equal(per_input, torch.ones(2))
+
+
+def test_pool_clips_average_pools_long_videos_and_keeps_short_ones_whatever_their_padding():
+    lengths = [40, 33, 32, 5, 1]
+    clips = torch.randn(len(lengths), 50, 6, generator=_generator(1))
+    mask = torch.arange(50) < torch.tensor(lengths).unsqueeze(1)
+    garbage = clips.masked_fill(~mask.unsqueeze(-1), 1e6)  # padding never reaches an input
+    pooled, pooled_mask, per_input = pool_clips(garbage, mask, 32)
+    assert pooled.shape == (5, 32, 6) and pooled_mask.sum(1).tolist() == [32, 32, 32, 5, 1]
+    assert torch.allclose(per_input, torch.tensor([40 / 32, 33 / 32, 1.0, 1.0, 1.0]))
+    for row, length in enumerate(lengths):
+        real = clips[row, :length]
+        expected = F.adaptive_avg_pool1d(real.T.unsqueeze(0), 32)[0].T if length > 32 else real
+        assert torch.allclose(pooled[row, : min(length, 32)], expected, atol=1e-6), length
+        assert pooled[row, min(length, 32):].abs().sum() == 0
+    assert torch.equal(pooled[3, :5], clips[3, :5])  # a kept clip is copied bit for bit
+
+
+def test_pool_clips_passes_gradients_to_the_real_clips_only():
+    clips = torch.randn(2, 12, 3, generator=_generator(2), requires_grad=True)
+    mask = torch.arange(12) < torch.tensor([[12], [7]])
+    pool_clips(clips, mask, 4)[0].sum().backward()
+    assert (clips.grad[mask] > 0).all() and clips.grad[~mask].abs().sum() == 0
+    assert torch.allclose(clips.grad.sum(dim=(1, 2)), torch.tensor([12.0, 12.0]))  # 4 inputs x 3 channels
