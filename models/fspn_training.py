@@ -57,8 +57,15 @@ def prepare(head: ScoringHead, features: Tensor, mask: Tensor, scores: Tensor, g
 
 
 def make_optimizer(head: ScoringHead) -> torch.optim.Optimizer:
-    """Adam with the config's ``train_lr`` and ``train_weight_decay`` (paper: 1e-3, 0)."""
-    return torch.optim.Adam(head.parameters(), lr=head.config.train_lr, weight_decay=head.config.train_weight_decay)
+    """Adam with the config's ``train_lr`` and ``train_weight_decay`` (paper: 1e-3, 0).
+
+    The fused implementation where the parameters live on the CPU or a CUDA device: one kernel over
+    FSPN's 6.3 M parameters instead of a dozen passes (measured on one CPU thread: 36 -> 12 ms a step,
+    a quarter of a Fis-V training step with ``parse_max_steps``); the same update up to rounding.
+    """
+    params = list(head.parameters())
+    fused = all(p.device.type in ("cpu", "cuda") for p in params) or None
+    return torch.optim.Adam(params, lr=head.config.train_lr, weight_decay=head.config.train_weight_decay, fused=fused)
 
 
 def pair_batches(count: int, batch_size: int, generator: torch.Generator,
