@@ -53,7 +53,8 @@ class CoFInAlConfig:
     num_subgrades: int = 100  # G' = S_C / S_F
     dropout: float = 0.3  # 0.3 RG / 0.7 Fis-V
     etf_seed: int = 0  # the fixed ETF is drawn from this seed and stored in the state dict
-    # Loss weights (Eq. 2; all 1 in the paper). L_S has weight 1.
+    # Loss weights (Eq. 2; all 1 in the paper).
+    lambda_score: float = 1.0
     lambda_coarse: float = 1.0
     lambda_fine: float = 1.0
     lambda_graph: float = 1.0
@@ -261,7 +262,7 @@ class CoFInAlHead(ScoringHead):
         return out
 
     def loss(self, outputs: dict[str, Tensor], targets: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """``L_S`` (MSE on the expectation) + ``λ_C`` CE on the grade + ``λ_F L_F`` + ``λ_R L_R``."""
+        """``λ_S L_S`` (MSE on the expectation) + ``λ_C`` CE on the grade + ``λ_F L_F`` + ``λ_R L_R``."""
         c = self.config
         targets = check_targets(targets, outputs["score"].shape[0])
         grade, subgrade = decompose_score(targets, c.num_grades, c.num_subgrades)
@@ -269,7 +270,7 @@ class CoFInAlHead(ScoringHead):
             "score": F.mse_loss(outputs["score_expectation"], targets),
             "coarse": F.cross_entropy(outputs["coarse_logits"], grade),
         }
-        total = parts["score"] + c.lambda_coarse * parts["coarse"]
+        total = c.lambda_score * parts["score"] + c.lambda_coarse * parts["coarse"]
         if c.use_fgs:  # Eq. 15: the normalised h_F should coincide with its sub-grade's ETF column
             target_cosine = (F.normalize(outputs["fine_features"], dim=-1) * self.etf[:, subgrade].T).sum(-1)
             parts["fine"] = ((target_cosine - 1.0) ** 2).mean()

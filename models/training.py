@@ -65,6 +65,9 @@ class TrainConfig:
     # Standardise input clips per dimension with the training clips' mean and std
     # (ScoringHead.fit_input_standardization); False feeds the raw features.
     standardize_features: bool = True
+    # Keep the mean of the weights at the end of each of the last ``average_last`` share of the
+    # epochs instead of the last epoch's (stochastic weight averaging); 0 keeps the last epoch's.
+    average_last: float = 0.0
     deterministic: bool = True  # torch.use_deterministic_algorithms during training
 
     def __post_init__(self) -> None:
@@ -75,6 +78,8 @@ class TrainConfig:
             raise TrainConfigError(f"train.window must be positive (or null for the head's), got {self.window}")
         if not 0 < self.lr_min <= self.lr:
             raise TrainConfigError(f"need 0 < train.lr_min <= train.lr, got lr={self.lr}, lr_min={self.lr_min}")
+        if not 0 <= self.average_last < 1:
+            raise TrainConfigError(f"train.average_last must be in [0, 1), got {self.average_last}")
         if not 0 <= self.momentum < 1 or self.weight_decay < 0:
             raise TrainConfigError(f"need 0 <= momentum < 1 and weight_decay >= 0, got {self.momentum}, "
                                    f"{self.weight_decay}")
@@ -295,7 +300,8 @@ def fit(head: ScoringHead, train: PaddedVideos, config: TrainConfig, *, seed: in
 
     ``seed`` drives the order and the windows (dropout draws from torch's global RNG: seed it with
     :func:`seed_everything` before building the head). ``on_epoch`` gets each epoch's record (for
-    progress bars). The head ends in eval mode holding the *last* epoch's weights.
+    progress bars). The head ends in eval mode holding the *last* epoch's weights, or their
+    average over the last epochs with ``config.average_last``.
     """
     if config.standardize_features:
         head.fit_input_standardization(train.features, train.mask())
@@ -305,6 +311,7 @@ def fit(head: ScoringHead, train: PaddedVideos, config: TrainConfig, *, seed: in
     generator = torch.Generator().manual_seed(seed)
     history: list[dict[str, float | None]] = []
     best_srcc, best_epoch, best_state = -math.inf, config.epochs, None
+    average = WeightAverage(first_epoch=config.epochs - math.floor(config.average_last * config.epochs) + 1)
     with deterministic_algorithms(config.deterministic):
         for epoch in range(1, config.epochs + 1):
             started, lr = time.perf_counter(), recipe.optimizer.param_groups[0]["lr"]
@@ -315,14 +322,40 @@ def fit(head: ScoringHead, train: PaddedVideos, config: TrainConfig, *, seed: in
                 record["val_srcc"] = spearman(scores, val.targets)
                 if nan_to_minus_inf(record["val_srcc"]) > best_srcc:
                     best_srcc, best_epoch, best_state = record["val_srcc"], epoch, _copy_state(head)
+            average.add(head, epoch)
             record["seconds"] = time.perf_counter() - started
             history.append(record)
             if on_epoch is not None:
                 on_epoch(record)
     head.eval()
+    average.load_into(head)
     last_state = _copy_state(head)
     selection = "val" if val is not None else "fixed-epochs"
     return FitResult(selection, best_epoch, best_state if best_state is not None else last_state, last_state, history)
+
+
+class WeightAverage:
+    """Running mean of a head's floating-point state (weights and buffers such as batch-norm
+    statistics) at the end of every epoch from ``first_epoch`` on; other buffers keep their last value."""
+
+    def __init__(self, first_epoch: int) -> None:
+        self.first_epoch = first_epoch
+        self.count = 0
+        self.sums: dict[str, Tensor] = {}
+
+    def add(self, head: ScoringHead, epoch: int) -> None:
+        if epoch < self.first_epoch:
+            return
+        self.count += 1
+        for name, value in head.state_dict().items():
+            if value.is_floating_point():
+                self.sums[name] = self.sums[name] + value.detach() if name in self.sums else value.detach().clone()
+
+    def load_into(self, head: ScoringHead) -> None:
+        """Put the average into ``head`` (nothing to do for one epoch or none)."""
+        if self.count > 1:
+            averaged = {name: total / self.count for name, total in self.sums.items()}
+            head.load_state_dict({**head.state_dict(), **averaged})
 
 
 def _solve(head: ScoringHead, train: PaddedVideos, val: PaddedVideos | None) -> FitResult:

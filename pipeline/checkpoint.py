@@ -161,7 +161,7 @@ def predict_features(head: ScoringHead, normalizer: ScoreNormalizer, scene: Tens
     divide, grouped = difficulty_use(head.config)
     clips = combine_streams(torch.as_tensor(scene, dtype=torch.float32),
                             None if actor is None else torch.as_tensor(actor, dtype=torch.float32), streams)
-    device = next(head.parameters()).device
+    device = head.input_shift.device  # a buffer every head has (a closed-form head has no parameters)
     head.eval()
     by_group = head.pairwise and grouped and difficulty is not None
     forward = {"groups": torch.tensor([float(difficulty)])} if by_group else {}

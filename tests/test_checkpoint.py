@@ -124,3 +124,30 @@ def test_missing_keys_and_misfit_weights_are_named(tmp_path):
     torch.save(payload, tmp_path / "future.pt")
     with pytest.raises(CorruptFileError, match="newer than this aqa reads"):
         load_checkpoint(tmp_path / "future.pt")
+
+
+def test_a_closed_form_head_and_its_input_statistics_round_trip(tmp_path):
+    torch.manual_seed(0)
+    head = build_head("ridge", {"alphas": [1.0]}, input_dim=D)
+    features = torch.randn(10, 5, D) * 3 + 2
+    head.fit_input_standardization(features, torch.ones(10, 5, dtype=torch.bool))
+    head.solve(features, torch.ones(10, 5, dtype=torch.bool), torch.linspace(0.1, 0.9, 10))
+    path = save_checkpoint(tmp_path / "ridge.pt", head, NORMALIZER, score_name="TES", streams="scene",
+                           provenance=PROVENANCE, config={}, config_hash="1")
+    loaded, normalizer, info = load_checkpoint(path)
+    assert torch.equal(loaded.input_shift, head.input_shift) and torch.equal(loaded.weight, head.weight)
+    score, _ = predict_features(loaded, normalizer, features[3], streams="scene")
+    assert score == pytest.approx(NORMALIZER.from_unit(float(head(features[3:4])["score"])), abs=1e-4)
+
+
+def test_checkpoints_written_before_input_standardisation_still_load(tmp_path):
+    head, path = saved(tmp_path)
+    payload = torch.load(path, weights_only=True)
+    for key in ("input_shift", "input_scale"):
+        del payload["state_dict"][key]
+    payload["state_dict"]["fusion.key.bias"] = torch.zeros(8)  # the old no-op key bias
+    torch.save(payload, path)
+    loaded, _, _ = load_checkpoint(path)
+    assert torch.equal(loaded.input_shift, torch.zeros(2 * D)) and torch.equal(loaded.input_scale, torch.ones(2 * D))
+    features = torch.randn(2, 7, 2 * D)
+    assert torch.equal(head(features)["score"], loaded(features)["score"])

@@ -166,3 +166,25 @@ def test_config_checks_and_window_resolution():
         TrainConfig(lr=0.001, lr_min=0.01)
     head = build_head("mlp", TINY_MLP, input_dim=D)
     assert resolve_window(TrainConfig(), head) == 4 and resolve_window(TrainConfig(window=9), head) == 9
+
+
+def test_weight_averaging_keeps_the_mean_of_the_last_epochs_weights():
+    def run(config: TrainConfig) -> tuple[torch.nn.Module, list[dict]]:
+        seed_everything(0)
+        head = build_head("mlp", TINY_MLP, input_dim=D)
+        states = []
+        with single_thread():
+            fit(head, regression_videos(48, 1), config, seed=0,
+                on_epoch=lambda record: states.append({k: v.clone() for k, v in head.state_dict().items()}))
+        return head, states
+
+    plain, _ = run(TrainConfig(epochs=8, batch_size=8, lr=0.1))
+    averaged, states = run(TrainConfig(epochs=8, batch_size=8, lr=0.1, average_last=0.5))
+    assert all(torch.equal(states[-1][name], value) for name, value in plain.state_dict().items())  # same run
+    for name, value in averaged.state_dict().items():
+        if value.is_floating_point():
+            expected = torch.stack([state[name] for state in states[4:]]).mean(dim=0)  # epochs 5-8
+            assert torch.allclose(value, expected, atol=1e-6), name
+    assert not torch.equal(averaged.state_dict()["mlp.0.weight"], plain.state_dict()["mlp.0.weight"])
+    with pytest.raises(TrainConfigError, match="average_last"):
+        TrainConfig(average_last=1.0)

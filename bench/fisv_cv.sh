@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Every cross-validation number of docs/accuracy.md, from a fresh clone (after `bash setup.sh`):
+#
+#   bash bench/fisv_cv.sh                      # the table: 5 heads x TES, PCS, 3 seeds each
+#   bash bench/fisv_cv.sh diagnosis            # the before/after rows of each fix (seed 0)
+#   JOBS=1 ONLY='ridge-*' bash bench/fisv_cv.sh  # a subset, one run at a time
+#
+# Runs go to $OUT/<name>/ (metrics.json, folds.json, cv_predictions.csv/.png); the table is printed
+# at the end by bench/cv_table.py. Every run trains on the 400 Fis-V training programs of
+# ../shared/data/fisv only, on the committed folds data/folds/fisv_train_5fold.json; no test score
+# is ever read. Runs are independent, $JOBS at a time (default 2, one torch thread each).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FISV="${FISV:-../shared/data/fisv}"
+OUT="${OUT:-runs/fisv-cv}"
+JOBS="${JOBS:-2}"
+ONLY="${ONLY:-*}"
+PY="${AQA_VENV:-.venv}/bin"
+STORE="$OUT/fisv_train.h5"
+FOLDS=data/folds/fisv_train_5fold.json
+mkdir -p "$OUT"
+[[ -f "$STORE" ]] || "$PY/aqa-import" "$FISV/features" --labels "$FISV/train.txt" --columns id,TES,PCS,ded \
+  -o "$STORE" -q
+
+table_runs() {  # name, then aqa-train arguments
+  for score in tes pcs; do
+    echo "ridge-$score --head ridge --preset fisv-$score"
+    echo "mlp-$score --head mlp --preset fisv-$score"
+    echo "cofinal-$score --head cofinal --preset fisv-$score"
+    echo "likert-$score --head cofinal --preset fisv-$score --set head.coarse=likert"
+    echo "fspn-$score --head fspn --preset fisv-$score --set head.use_actor=false --streams scene"
+  done
+}
+
+diagnosis_runs() {  # one row per fix: the settings before it ("old-...") and with it, seed 0
+  for score in tes pcs; do
+    echo "old-mlp-$score --head mlp --preset fisv-$score --set train.standardize_features=false --set train.lr=0.01 --set train.lr_min=0.0001 --seeds 0"
+    echo "old-cofinal-$score --head cofinal --preset fisv-$score --set train.standardize_features=false --set head.lambda_score=1 --seeds 0"
+  done
+}
+
+runs=$( [[ "${1:-table}" == diagnosis ]] && diagnosis_runs || table_runs )
+while read -r name args; do
+  # shellcheck disable=SC2053
+  [[ $name == $ONLY ]] || continue
+  [[ -f "$OUT/$name/metrics.json" ]] && continue  # done already: rerunning resumes
+  printf '%s\0' "OMP_NUM_THREADS=1 $PY/aqa-train $STORE --folds-file $FOLDS --seeds 0,1,2 --device cpu -q $args --out $OUT/$name > $OUT/$name.log 2>&1 && tail -1 $OUT/$name.log"
+done <<< "$runs" | xargs -0 -P "$JOBS" -I{} bash -c {}
+"$PY/python" bench/cv_table.py "$OUT"
