@@ -12,7 +12,8 @@ M = 10 exemplars of the query's length. Three measurements:
 ``--mode train``: one stream of 1024-d clips (``use_actor=false``, as ``aqa-train --head fspn
 --set head.use_actor=false`` on imported features), the real Fis-V clip features when ``--data``
 holds ``features/<id>.npy`` and ``train.txt`` (else random programs of 124-300 clips), 320
-training and 80 held-out programs, training windows of ``--window`` clips.
+training and 80 held-out programs, training windows of ``--window`` clips, the parser's inputs
+capped at ``--parse-max-steps`` (the config's default unless given; 0 for no cap).
 ``models.training.fit`` with ``models.fspn_training.pair_recipe`` times ``--epochs`` epochs
 (``s_per_epoch``, the median), then ``models.training.evaluate`` votes on the held-out programs
 (``eval_s``).
@@ -106,7 +107,10 @@ def bench_training(args: argparse.Namespace, device: torch.device, emit) -> None
     train = PaddedVideos.from_sequences(clips[: args.train_videos], scores[: args.train_videos], device)
     held_out = PaddedVideos.from_sequences(clips[args.train_videos:], scores[args.train_videos:], device)
     torch.manual_seed(0)
-    head = build_head("fspn", {"use_actor": False}, input_dim=clips[0].shape[1]).to(device)
+    overrides = {"use_actor": False}
+    if args.parse_max_steps is not None:
+        overrides["parse_max_steps"] = args.parse_max_steps
+    head = build_head("fspn", overrides, input_dim=clips[0].shape[1]).to(device)
     config = TrainConfig(epochs=args.epochs, window=args.window)
     result = fit(head, train, config, seed=0, recipe=pair_recipe(head, train, args.window))
     seconds = [record["seconds"] for record in result.history]
@@ -117,8 +121,9 @@ def bench_training(args: argparse.Namespace, device: torch.device, emit) -> None
     eval_seconds = time.perf_counter() - started
     emit({"bench": "fspn-train", "data": source, "train_videos": len(train), "eval_videos": len(held_out),
           "clips": f"{int(train.lengths.min())}-{int(train.lengths.max())}", "window": args.window,
-          "epochs": args.epochs, "s_per_epoch": round(statistics.median(seconds), 2),
-          "eval_s": round(eval_seconds, 2), "device": str(device), "threads": torch.get_num_threads()})
+          "parse_max_steps": head.config.parse_max_steps, "epochs": args.epochs,
+          "s_per_epoch": round(statistics.median(seconds), 2), "eval_s": round(eval_seconds, 2),
+          "device": str(device), "threads": torch.get_num_threads()})
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -133,6 +138,8 @@ def get_args_parser() -> argparse.ArgumentParser:
                         help="train mode: a folder with features/<id>.npy and train.txt (random programs if absent)")
     parser.add_argument("--epochs", type=int, default=1, help="train mode: epochs to time (median reported)")
     parser.add_argument("--window", type=int, default=300, help="train mode: clips per training window")
+    parser.add_argument("--parse-max-steps", type=int, default=None,
+                        help="train mode: FSPN's parse_max_steps (0: no cap; default the config's)")
     parser.add_argument("--train-videos", type=int, default=320, help="train mode: training programs")
     parser.add_argument("--eval-videos", type=int, default=80, help="train mode: held-out programs voted on")
     parser.add_argument("--threads", type=int, default=None,
