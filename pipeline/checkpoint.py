@@ -49,6 +49,11 @@ _REQUIRED = ("format", "format_version", "package_version", "head_name", "head_c
              "score_name", "normalizer", "provenance", "config", "config_hash", "state_dict")
 
 
+# Settings added to a head after checkpoints of it existed, whose new default would change what an
+# older checkpoint computes: the value that keeps its meaning when the checkpoint lacks the key.
+LEGACY_HEAD_SETTINGS: dict[str, dict[str, Any]] = {"fspn": {"parse_max_steps": 0}}
+
+
 class MissingDifficultyError(AqaError):
     """The head was trained on score / difficulty ("w/ DD") and no difficulty was given."""
 
@@ -106,7 +111,8 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu"
         raise CorruptFileError(f"{path} is not a readable aqa checkpoint ({type(error).__name__}: {first})") from None
     _check_layout(payload, path)
     try:
-        head_config = config_from_dict(config_type(payload["head_name"]), payload["head_config"])
+        stored = {**LEGACY_HEAD_SETTINGS.get(payload["head_name"], {}), **payload["head_config"]}
+        head_config = config_from_dict(config_type(payload["head_name"]), stored)
         with torch.random.fork_rng(devices=[]):  # building initialises weights; keep the caller's RNG as it was
             head = build_head(payload["head_name"], head_config, input_dim=int(payload["input_dim"]))
         # Checkpoints from before input standardisation have no statistics: identity keeps their meaning.

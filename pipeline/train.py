@@ -5,10 +5,13 @@
     aqa-train feats/ --head mlp --score total --val-fraction 0.2 --epochs 100 --set train.lr=0.005 --out runs/x
 
 For every score and every seed the head trains on random windows of C clips (the preset's
-``train_window``) and is tested on every clip of each test video. Model selection never sees the
-test split: by default the last of a fixed number of epochs is kept (``selection:
-"fixed-epochs"``); with ``--val-fraction`` a seeded share of the training videos is held out and
-the epoch with the best validation rho is kept (``"val"``). The last epoch is reported either way.
+``train_window``) and is tested on every clip of each test video. ``--folds K`` (or
+``--folds-file``) cross-validates instead, on the training split only
+(:mod:`pipeline.cross_validation`); ``--test-split none`` trains on the training split alone (a
+final model on every labelled video). Model selection never sees the test split: by default the
+last of a fixed number of epochs is kept (``selection: "fixed-epochs"``); with
+``--val-fraction`` a seeded share of the training videos is held out and the epoch with the best
+validation rho is kept (``"val"``). The last epoch is reported either way.
 
 A pairwise head (``--head fspn``) trains by :func:`models.fspn_training.pair_recipe`: exemplar
 bank and difference bins from the training videos, (query, exemplar) windows, Adam with the
@@ -45,7 +48,7 @@ from data.feature_store import open_feature_store
 from data.labels import parse_column_names, read_label_files
 from data.provenance import Provenance
 from extractors.errors import AqaError
-from models import PRESETS, ScoreNormalizer, build_head, config_type, head_config
+from models import PRESETS, ScoreNormalizer, build_head, config_type, head_config, list_heads
 from models.fspn_training import pair_recipe
 from models.training import (
     FitResult,
@@ -285,14 +288,15 @@ def expected_provenance(path: Path | None) -> Provenance | None:
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description="Train a scoring head (cofinal, mlp, ...) on an aqa feature store and report Spearman rho, "
-                    "relative L2 and MSE on the test split.",
+        description="Train a scoring head on an aqa feature store and report Spearman rho, relative L2 and MSE on "
+                    "the test split, or cross-validate it on the training split (--folds).",
         epilog="Selection never uses the test split: fixed epochs by default, or --val-fraction for the best "
                "validation epoch. Exit status: 0 done, 2 unusable input.")
     parser.add_argument("features", nargs="+", type=Path,
                         help="feature shard (.h5), folder of shards, JSON index, or several shard files")
     parser.add_argument("--out", type=Path, required=True, help="output folder (created)")
-    parser.add_argument("--head", default="cofinal", help="scoring head (default cofinal; also mlp, ...)")
+    parser.add_argument("--head", default="cofinal",
+                        help=f"scoring head: {', '.join(list_heads())} (default cofinal; ridge is the instant floor)")
     parser.add_argument("--preset", help=f"per-dataset settings: {', '.join(sorted(TRAIN_PRESETS))}")
     parser.add_argument("--score", action="append", help="score name to predict (repeatable; default: the preset's)")
     parser.add_argument("--epochs", type=int, help="training epochs (default 200)")

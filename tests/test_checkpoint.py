@@ -151,3 +151,14 @@ def test_checkpoints_written_before_input_standardisation_still_load(tmp_path):
     assert torch.equal(loaded.input_shift, torch.zeros(2 * D)) and torch.equal(loaded.input_scale, torch.ones(2 * D))
     features = torch.randn(2, 7, 2 * D)
     assert torch.equal(head(features)["score"], loaded(features)["score"])
+
+
+def test_an_fspn_checkpoint_from_before_the_parse_cap_keeps_its_uncapped_parser(tmp_path):
+    config = {"parser_channels": (8, 8, 8), "smt_widths": (8,), "smt_blocks": 1, "smt_heads": 2, "fusion_dim": 8,
+              "regressor_dim": 8, "num_bins": 4, "num_exemplars": 2}
+    _, path = saved(tmp_path, "fspn", config)
+    payload = torch.load(path, weights_only=True)
+    assert payload["head_config"]["parse_max_steps"] == 32  # written by this version
+    del payload["head_config"]["parse_max_steps"]
+    torch.save(payload, path)
+    assert load_checkpoint(path)[0].config.parse_max_steps == 0

@@ -198,3 +198,9 @@ def test_literal_choices_are_enforced_and_yaml_lists_become_tuples():
     with pytest.raises(HeadConfigError, match="likert_activation: 'tanh' is not one of"):
         head_config("cofinal", overrides={"likert_activation": "tanh"})
     assert head_config("mlp", overrides={"hidden_dims": [4, 2]}).hidden_dims == (4, 2)
+
+
+def test_a_preset_can_carry_settings_for_one_head_only():
+    fspn, cofinal = head_config("fspn", "fisv-tes"), head_config("cofinal", "fisv-tes")
+    assert (fspn.train_window, fspn.train_lr, fspn.train_epochs) == (300, 3e-4, 20)
+    assert cofinal.train_window == 124 and head_config("fspn", "rg-ball").train_window == 68
