@@ -3,7 +3,7 @@
 #
 #   bash bench/fisv_cv.sh                      # the table: 5 heads x TES, PCS, 3 seeds each
 #   bash bench/fisv_cv.sh diagnosis            # the before/after rows of each fix (seed 0)
-#   JOBS=1 ONLY='ridge-*' bash bench/fisv_cv.sh  # a subset, one run at a time
+#   JOBS=1 ONLY='ridge-*' SEEDS=0 bash bench/fisv_cv.sh  # a subset, one run at a time, one seed
 #
 # Runs go to $OUT/<name>/ (metrics.json, folds.json, cv_predictions.csv/.png); the table is printed
 # at the end by bench/cv_table.py. Every run trains on the 400 Fis-V training programs of
@@ -15,6 +15,7 @@ FISV="${FISV:-../shared/data/fisv}"
 OUT="${OUT:-runs/fisv-cv}"
 JOBS="${JOBS:-2}"
 ONLY="${ONLY:-*}"
+SEEDS="${SEEDS:-0,1,2}"
 PY="${AQA_VENV:-.venv}/bin"
 STORE="$OUT/fisv_train.h5"
 FOLDS=data/folds/fisv_train_5fold.json
@@ -28,8 +29,8 @@ table_runs() {  # name, then aqa-train arguments
     echo "mlp-$score --head mlp --preset fisv-$score"
     echo "cofinal-$score --head cofinal --preset fisv-$score"
     # The two costly heads (about 5 s and 9-17 s per epoch on one thread): one seed; the likert
-    # variant on 50 epochs. See docs/accuracy.md.
-    echo "likert-$score --head cofinal --preset fisv-$score --set head.coarse=likert --seeds 0 --epochs 50"
+    # variant on 30 epochs. See docs/accuracy.md.
+    echo "likert-$score --head cofinal --preset fisv-$score --set head.coarse=likert --seeds 0 --epochs 30"
     echo "fspn-$score --head fspn --preset fisv-$score --set head.use_actor=false --streams scene --seeds 0"
   done
 }
@@ -46,6 +47,6 @@ while read -r name args; do
   # shellcheck disable=SC2053
   [[ $name == $ONLY ]] || continue
   [[ -f "$OUT/$name/metrics.json" ]] && continue  # done already: rerunning resumes
-  printf '%s\0' "OMP_NUM_THREADS=1 $PY/aqa-train $STORE --folds-file $FOLDS --seeds 0,1,2 --device cpu -q $args --out $OUT/$name > $OUT/$name.log 2>&1 && tail -1 $OUT/$name.log"
+  printf '%s\0' "OMP_NUM_THREADS=1 $PY/aqa-train $STORE --folds-file $FOLDS --seeds $SEEDS --device cpu -q $args --out $OUT/$name > $OUT/$name.log 2>&1 && tail -1 $OUT/$name.log"
 done <<< "$runs" | xargs -0 -P "$JOBS" -I{} bash -c {}
 "$PY/python" bench/cv_table.py "$OUT"
