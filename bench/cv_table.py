@@ -4,7 +4,7 @@
 
 One row per run folder holding a cross-validation ``metrics.json`` (``aqa-train --folds``): rho
 as the Fisher-z mean over folds (mean ± std over seeds), pooled rho, the rho of the seeds'
-mean prediction, R-L2, MSE, the spread of predictions against the truth, CPU seconds.
+mean prediction, R-L2, MSE, the spread of predictions against the truth, seconds of the run.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("folder", type=Path)
     args = parser.parse_args()
     print("| run | score | CV rho (folds) | pooled rho | seeds' mean rho | R-L2 | MSE | train rho | "
-          "pred / true std | seeds | CPU s |")
+          "pred / true std | seeds | run s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for path in sorted(args.folder.glob("*/metrics.json")):
         report = json.loads(path.read_text())
