@@ -106,6 +106,9 @@ class ShardWriter:
         if self._lock_fd is None:
             return
         try:
+            # The folder, not memory, says what is committed: a Ctrl-C between a part's rename and
+            # ``write`` noting it must not let the rmtree below delete a finished video.
+            self._in_parts |= {part.name[: -len(".h5")] for part in self.parts.glob("*.h5")}
             if self._in_parts or not self.path.exists():
                 self._merge()
             shutil.rmtree(self.parts)

@@ -178,6 +178,28 @@ def test_leftovers_of_an_interrupted_run_are_recovered(tmp_path):
     assert_store_holds(path, [5, 7])
 
 
+def test_ctrl_c_right_after_a_part_is_committed_keeps_it(tmp_path, monkeypatch):
+    """Ctrl-C can land between a part's rename and the writer noting it (while the folder is
+    fsync'ed); the close that runs on the way out must merge that part, not delete it."""
+    import data.shard_writer as shard_writer
+
+    fsync, interrupted = shard_writer._fsync, []
+
+    def fsync_then_interrupt(target: Path) -> None:
+        fsync(target)
+        if target.is_dir() and not interrupted:
+            interrupted.append(target)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(shard_writer, "_fsync", fsync_then_interrupt)
+    path = tmp_path / "features.h5"
+    with pytest.raises(KeyboardInterrupt), ShardWriter(path, PROVENANCE) as writer:
+        writer.write(synthetic_video(0))
+        writer.write(synthetic_video(1))
+    assert interrupted == [tmp_path / "features.h5.parts"]
+    assert_store_holds(path, [0])
+
+
 def test_writing_a_video_again_replaces_it(tmp_path):
     path = tmp_path / "features.h5"
     write_videos(path, range(2))
