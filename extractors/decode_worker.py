@@ -11,137 +11,70 @@ Reads of one video in increasing frame order keep that video open in the child b
 requests, so streaming a long video in chunks decodes each frame once. A read may also ask the
 child to cut boxes out of the frames and resize them (the backbone's scene and actor inputs):
 the cutting then runs in parallel across children, and only the small crops cross the pipe.
+
+The child is a fresh interpreter running :mod:`extractors.decode_child` (numpy, PyAV, decord,
+cv2; no torch), started with SIGINT blocked so that a Ctrl-C during its start-up cannot kill it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import multiprocessing as mp
 import signal
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from multiprocessing import Pipe
 from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
 
-from extractors.crops import crop_and_resize
-from extractors.errors import AqaError, DecodeTimeout, VideoError
-from extractors.video import Backend, VideoInfo, open_video, probe_video
+from extractors.decode_child import OpenVideoCache, ReadRequest, ReadResult, handle_request, read_request
+from extractors.errors import DecodeTimeout, VideoError
+from extractors.video import Backend, VideoInfo, probe_video
+
+__all__ = ["DecodeWorker", "InlineDecoder", "ReadRequest", "ReadResult", "handle_request"]
 
 log = logging.getLogger(__name__)
 
+# The child's whole command line: the parent's sys.path first (as multiprocessing's spawn does, so
+# handlers resolve as they do here), then only the child's own module; never the parent's __main__.
+_CHILD_COMMAND = ("import json, sys; sys.path[:] = json.loads(sys.argv[2]); "
+                  "from extractors.decode_child import serve; serve(int(sys.argv[1]))")
 
-@dataclass(frozen=True)
-class ReadRequest:
-    """Frames ``indices`` of ``path``, resized to ``resize`` (width, height) when given.
 
-    With ``crops`` (boxes ``[K, N, 4]`` in the resized frames' pixels) the answer is not the
-    frames but K cut-outs of each, resized to ``crop_size`` square (:func:`crop_and_resize`).
+@contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """Block SIGINT in the calling thread only while a child starts (other threads still take
+    Ctrl-C; in the main thread it is only delayed until the start is done).
+
+    A started child inherits the mask through fork and exec, so a Ctrl-C that reaches the process
+    group before the child has set SIG_IGN stays pending and is then discarded, instead of
+    killing the child mid-import with a ``KeyboardInterrupt`` traceback.
     """
-
-    path: str
-    indices: tuple[int, ...] = ()
-    backend: Backend = "auto"
-    resize: tuple[int, int] | None = None
-    crops: np.ndarray | None = None
-    crop_size: int = 0
-
-
-@dataclass(frozen=True)
-class ReadResult:
-    """Frames ``[N, H, W, 3]`` (or crops ``[K, N, S, S, 3]``) uint8 RGB, the video's info and how
-    many frames were concealed."""
-
-    frames: np.ndarray
-    info: VideoInfo
-    damaged_frames: int
-
-
-class _OpenVideoCache:
-    """The child's state: the one video it has open, reused while requests stay on it."""
-
-    def __init__(self) -> None:
-        self.key: tuple | None = None
-        self.source = None
-
-    def read(self, request: ReadRequest) -> ReadResult:
-        key = (request.path, request.backend, request.resize)
-        if key != self.key:
-            self.close()
-            self.source = open_video(request.path, backend=request.backend, resize=request.resize)
-            self.key = key
-        frames = self.source.get_batch(request.indices)
-        if request.crops is not None:
-            frames = np.stack([crop_and_resize(frames, boxes, request.crop_size) for boxes in request.crops])
-        return ReadResult(frames, self.source.info, self.source.damaged_frames)
-
-    def close(self) -> None:
-        if self.source is not None:
-            self.source.close()
-        self.key = self.source = None
-
-
-def _read_request(path: str, indices: Sequence[int], backend: Backend, resize: tuple[int, int] | None,
-                  crops: np.ndarray | None, crop_size: int) -> ReadRequest:
-    """A checked :class:`ReadRequest` for frames (or their crops) of ``path``."""
-    if len(indices) == 0:
-        raise ValueError("read needs at least one frame index; use probe() for metadata")
-    if crops is not None:
-        crops = np.asarray(crops, np.float32)
-        if crops.ndim != 3 or crops.shape[1:] != (len(indices), 4) or crop_size < 1:
-            raise ValueError(f"crops must be [K, {len(indices)}, 4] with crop_size >= 1, got {crops.shape} "
-                             f"and {crop_size}")
-    return ReadRequest(str(path), tuple(int(i) for i in indices), backend, resize, crops, int(crop_size))
-
-
-def handle_request(cache: _OpenVideoCache, request: ReadRequest) -> ReadResult | VideoInfo:
-    """What the child does per request: probe (no indices) or read frames."""
-    if not request.indices:
-        return probe_video(request.path)
-    return cache.read(request)
-
-
-def _child_main(connection: Connection, handler: Callable[[Any, ReadRequest], Any]) -> None:
-    from extractors.video import quiet_decoder_logs
-
-    # Ctrl-C reaches the whole process group; the parent decides when this child stops (it closes
-    # the pipe or kills it), so the child neither dies mid-request nor prints a traceback.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    quiet_decoder_logs()
-    cache = _OpenVideoCache()
-    while True:
-        try:
-            request = connection.recv()
-        except (EOFError, OSError):
-            break
-        if request is None:
-            break
-        try:
-            connection.send(("ok", handler(cache, request)))
-        except AqaError as error:
-            connection.send(("error", type(error).__name__, str(error)))
-        except IndexError as error:
-            connection.send(("error", "IndexError", str(error)))
-        except Exception as error:  # any other decoder failure is still this video's problem
-            connection.send(("error", "VideoError", f"{request.path}: {type(error).__name__}: {error}"))
-    cache.close()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class DecodeWorker:
     """A replaceable decoding child process. Use as a context manager, or call :meth:`close`.
 
-    ``handler`` is the function the child runs per request (module-level, so it can be sent to
-    a spawned process); tests substitute one that stalls to prove the timeout.
+    ``handler`` is the function the child runs per request; it is sent by reference, so it must
+    be a module-level function of a module the child can import (not ``__main__``) and that
+    does not import torch. Tests substitute one that stalls to prove the timeout.
     """
 
-    def __init__(self, *, timeout_s: float = 120.0, recycle_after: int = 64, start_method: str = "spawn",
+    def __init__(self, *, timeout_s: float = 120.0, recycle_after: int = 64,
                  handler: Callable[[Any, ReadRequest], Any] = handle_request):
         self.timeout_s = timeout_s
         self.recycle_after = recycle_after
-        self._context = mp.get_context(start_method)
         self._handler = handler
-        self._process = None
+        self._process: subprocess.Popen | None = None
         self._connection: Connection | None = None
         self._current_path: str | None = None
         self._videos_in_child = 0
@@ -156,7 +89,17 @@ class DecodeWorker:
              crop_size: int = 0) -> ReadResult:
         """Frames of ``path`` at ``indices`` (or their ``crops``, see :class:`ReadRequest`);
         raises VideoError, DecodeTimeout or IndexError."""
-        return self._ask(_read_request(path, indices, backend, resize, crops, crop_size))
+        return self._ask(read_request(path, indices, backend, resize, crops, crop_size))
+
+    @property
+    def pid(self) -> int | None:
+        """The running child's process id (None before the first request and after :meth:`close`)."""
+        return self._process.pid if self._process is not None else None
+
+    def start(self) -> int:
+        """Start the child now if none is running (otherwise the first request does); its pid."""
+        self._ensure_started()
+        return self._process.pid
 
     def _ask(self, request: ReadRequest):
         if request.path != self._current_path:
@@ -165,8 +108,8 @@ class DecodeWorker:
                 self._stop()
             self._current_path = request.path
             self._videos_in_child += 1
-        self._ensure_started()
         try:
+            self._ensure_started()
             self._connection.send(request)
             if not self._connection.poll(self.timeout_s):
                 self._stop(kill=True)
@@ -174,8 +117,7 @@ class DecodeWorker:
                                     f"(the worker was restarted)")
             reply = self._connection.recv()
         except (EOFError, BrokenPipeError, ConnectionResetError):
-            code = self._process.exitcode if self._process is not None else None
-            self._stop(kill=True)
+            code = self._stop(kill=True)
             raise VideoError(f"{request.path}: the decoder crashed (exit code {code}); "
                              f"the worker was restarted") from None
         if reply[0] == "ok":
@@ -185,32 +127,42 @@ class DecodeWorker:
                else VideoError)(message)
 
     def _ensure_started(self) -> None:
-        if self._process is not None and self._process.is_alive():
+        if self._process is not None and self._process.poll() is None:
             return
         self._stop()
-        parent_end, child_end = self._context.Pipe()
-        self._process = self._context.Process(target=_child_main, args=(child_end, self._handler),
-                                              daemon=True, name="aqa-decode")
-        self._process.start()
-        child_end.close()
+        parent_end, child_end = Pipe()
+        paths = json.dumps([str(entry) for entry in sys.path])
+        try:
+            with _sigint_blocked():
+                self._process = subprocess.Popen([sys.executable, "-c", _CHILD_COMMAND, str(child_end.fileno()), paths],
+                                                 pass_fds=(child_end.fileno(),), stdin=subprocess.DEVNULL)
+        except BaseException:
+            parent_end.close()
+            raise
+        finally:
+            child_end.close()
         self._connection = parent_end
+        self._connection.send(self._handler)
         self._videos_in_child = 1
         self.starts += 1
 
-    def _stop(self, kill: bool = False) -> None:
+    def _stop(self, kill: bool = False) -> int | None:
+        """Stop the child (asking it first unless ``kill``); its exit code, None if none ran."""
         if self._process is None:
-            return
-        if not kill and self._process.is_alive():
+            return None
+        if not kill and self._process.poll() is None:
             try:
                 self._connection.send(None)
             except (BrokenPipeError, OSError):
                 pass
-            self._process.join(timeout=5)
-        if self._process.is_alive():
+            _wait(self._process, 5)
+        if self._process.poll() is None:
             self._process.kill()
-            self._process.join(timeout=5)
+            _wait(self._process, 5)
+        code = self._process.returncode
         self._connection.close()
         self._process = self._connection = None
+        return code
 
     def close(self) -> None:
         self._stop()
@@ -229,7 +181,7 @@ class InlineDecoder:
     """
 
     def __init__(self) -> None:
-        self._cache = _OpenVideoCache()
+        self._cache = OpenVideoCache()
 
     def probe(self, path: str) -> VideoInfo:
         return probe_video(path)
@@ -237,7 +189,7 @@ class InlineDecoder:
     def read(self, path: str, indices: Sequence[int], *, backend: Backend = "auto",
              resize: tuple[int, int] | None = None, crops: np.ndarray | None = None,
              crop_size: int = 0) -> ReadResult:
-        return self._cache.read(_read_request(path, indices, backend, resize, crops, crop_size))
+        return self._cache.read(read_request(path, indices, backend, resize, crops, crop_size))
 
     def close(self) -> None:
         self._cache.close()
@@ -247,3 +199,11 @@ class InlineDecoder:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def _wait(process: subprocess.Popen, timeout_s: float) -> None:
+    """Wait up to ``timeout_s`` for ``process`` to exit (the caller kills it if it has not)."""
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        pass

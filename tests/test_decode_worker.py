@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,13 +106,49 @@ def test_crops_are_cut_in_the_child_exactly_as_in_this_process(make_video):
 
 def test_ctrl_c_is_left_to_the_parent(make_video):
     """Ctrl-C signals the whole process group: the child keeps serving until the parent stops it."""
-    import os
-    import signal
-
     path, _ = make_video(num_frames=10)
     with DecodeWorker(timeout_s=30) as worker:
         worker.probe(str(path))
-        os.kill(worker._process.pid, signal.SIGINT)
+        os.kill(worker.pid, signal.SIGINT)
         time.sleep(0.5)
         assert worker.read(str(path), [3]).frames.shape[0] == 1
         assert worker.starts == 1
+
+
+def test_ctrl_c_while_the_child_starts_is_ignored(make_video, capfd):
+    """SIGINT is blocked from the child's first instruction: one that lands while it is still
+    importing (long before it can set SIG_IGN) neither kills it nor prints a traceback."""
+    path, _ = make_video(num_frames=5)
+    with DecodeWorker(timeout_s=30) as worker:
+        os.kill(worker.start(), signal.SIGINT)
+        assert worker.probe(str(path)).num_frames == 5
+        assert worker.starts == 1
+    err = capfd.readouterr().err
+    assert "KeyboardInterrupt" not in err and "Traceback" not in err, err
+
+
+def test_a_decoding_child_never_imports_torch(tmp_path, make_video):
+    """The parent's main module imports torch, as aqa-extract's does; the child must not have it.
+
+    A child started by multiprocessing's spawn re-imported the parent's main module: torch, cv2
+    and MediaPipe, about 1 GB resident and seconds to start, in a process that only decodes.
+    """
+    path, _ = make_video(num_frames=5)
+    script = tmp_path / "parent.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path[:0] = {[str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]!r}
+        import torch
+        from bad_videos import loaded_modules_handler
+        from extractors.decode_worker import DecodeWorker
+
+        if __name__ == "__main__":
+            assert "torch" in sys.modules
+            with DecodeWorker(timeout_s=60, handler=loaded_modules_handler) as worker:
+                print(" ".join(worker.probe({str(path)!r})))
+    """))
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    in_child = set(result.stdout.split())
+    assert "extractors" in in_child and "av" in in_child  # the answer came from a decoding child
+    assert not in_child & {"torch", "torchvision", "mediapipe", "ultralytics", "pipeline"}, in_child

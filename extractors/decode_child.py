@@ -1,0 +1,134 @@
+"""The decoding child's side of :class:`extractors.decode_worker.DecodeWorker`: what it runs.
+
+Why a module of its own: the child is a fresh interpreter that imports only this module (numpy,
+PyAV, decord when used, cv2 for the crops), not the parent's main module. A child started by
+``multiprocessing``'s spawn re-imported the parent's ``__main__`` (``aqa-extract``, hence
+torch, cv2 and MediaPipe): about 1 GB resident and seconds to start, per worker, for a process
+that only decodes and crops. Nothing here may import torch; ``tests/test_decode_worker.py``
+checks that a child never has it.
+
+The protocol over the connection: the parent sends the handler first (pickled by reference: a
+module-level function, see :func:`handle_request`), then :class:`ReadRequest` objects, and
+``None`` to stop. Each request is answered ``("ok", result)`` or ``("error", kind, message)``.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+
+import numpy as np
+
+from extractors.crops import crop_and_resize
+from extractors.errors import AqaError
+from extractors.video import Backend, VideoInfo, open_video, probe_video, quiet_decoder_logs
+
+
+@dataclass(frozen=True)
+class ReadRequest:
+    """Frames ``indices`` of ``path``, resized to ``resize`` (width, height) when given.
+
+    No indices: a probe (metadata only). With ``crops`` (boxes ``[K, N, 4]`` in the resized
+    frames' pixels) the answer is not the frames but K cut-outs of each, resized to ``crop_size``
+    square (:func:`crop_and_resize`).
+    """
+
+    path: str
+    indices: tuple[int, ...] = ()
+    backend: Backend = "auto"
+    resize: tuple[int, int] | None = None
+    crops: np.ndarray | None = None
+    crop_size: int = 0
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    """Frames ``[N, H, W, 3]`` (or crops ``[K, N, S, S, 3]``) uint8 RGB, the video's info and how
+    many frames were concealed."""
+
+    frames: np.ndarray
+    info: VideoInfo
+    damaged_frames: int
+
+
+class OpenVideoCache:
+    """The child's state: the one video it has open, reused while requests stay on it (reads
+    in increasing frame order then decode each frame once)."""
+
+    def __init__(self) -> None:
+        self.key: tuple | None = None
+        self.source = None
+
+    def read(self, request: ReadRequest) -> ReadResult:
+        key = (request.path, request.backend, request.resize)
+        if key != self.key:
+            self.close()
+            self.source = open_video(request.path, backend=request.backend, resize=request.resize)
+            self.key = key
+        frames = self.source.get_batch(request.indices)
+        if request.crops is not None:
+            frames = np.stack([crop_and_resize(frames, boxes, request.crop_size) for boxes in request.crops])
+        return ReadResult(frames, self.source.info, self.source.damaged_frames)
+
+    def close(self) -> None:
+        if self.source is not None:
+            self.source.close()
+        self.key = self.source = None
+
+
+def read_request(path: str, indices: Sequence[int], backend: Backend, resize: tuple[int, int] | None,
+                 crops: np.ndarray | None, crop_size: int) -> ReadRequest:
+    """A checked :class:`ReadRequest` for frames (or their crops) of ``path``."""
+    if len(indices) == 0:
+        raise ValueError("read needs at least one frame index; use probe() for metadata")
+    if crops is not None:
+        crops = np.asarray(crops, np.float32)
+        if crops.ndim != 3 or crops.shape[1:] != (len(indices), 4) or crop_size < 1:
+            raise ValueError(f"crops must be [K, {len(indices)}, 4] with crop_size >= 1, got {crops.shape} "
+                             f"and {crop_size}")
+    return ReadRequest(str(path), tuple(int(i) for i in indices), backend, resize, crops, int(crop_size))
+
+
+def handle_request(cache: OpenVideoCache, request: ReadRequest) -> ReadResult | VideoInfo:
+    """What the child does per request: probe (no indices) or read frames."""
+    if not request.indices:
+        return probe_video(request.path)
+    return cache.read(request)
+
+
+def serve(fd: int) -> None:
+    """The child's main loop on the connection ``fd``, until ``None`` or the parent is gone.
+
+    Ctrl-C reaches the whole process group; the parent decides when this child stops (it closes
+    the pipe or kills it), so the child neither dies mid-request nor prints a traceback. SIGINT
+    has been blocked since the fork (the parent blocks it around the start); ignoring it here
+    discards one that arrived during start-up, and unblocking it is then harmless.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    quiet_decoder_logs()
+    connection = Connection(fd)
+    try:
+        handler = connection.recv()
+    except (EOFError, OSError):
+        return
+    cache = OpenVideoCache()
+    while True:
+        try:
+            request = connection.recv()
+        except (EOFError, OSError):
+            break
+        if request is None:
+            break
+        try:
+            connection.send(("ok", handler(cache, request)))
+        except AqaError as error:
+            connection.send(("error", type(error).__name__, str(error)))
+        except IndexError as error:
+            connection.send(("error", "IndexError", str(error)))
+        except Exception as error:  # any other decoder failure is still this video's problem
+            connection.send(("error", "VideoError", f"{request.path}: {type(error).__name__}: {error}"))
+    cache.close()
+
