@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,7 +102,7 @@ def check_folds(folds: Folds, names: Sequence[str], source: str) -> None:
     listed = [name for fold in folds.names for name in fold]
     if len(folds) < 2:
         raise FoldsError(f"the folds file has {len(folds)} fold(s); cross-validation needs at least 2")
-    repeated = sorted({name for name in listed if listed.count(name) > 1})
+    repeated = sorted(name for name, times in Counter(listed).items() if times > 1)
     missing, unknown = sorted(set(names) - set(listed)), sorted(set(listed) - set(names))
     small = [index for index, fold in enumerate(folds.names) if len(fold) < 2]
     for problem, found in (("in several folds", repeated), ("in no fold", missing),
@@ -171,8 +172,8 @@ def write_cv_outputs(folder: Path, split: VideoSplit, score: str, runs: Sequence
     true = split.column(score).double().numpy()
     predicted = out_of_fold(split, runs, len(config.seeds))
     rows = []
-    for seed, seed_predicted in zip(config.seeds, predicted):
-        train_srcc = float(np.mean([run.train_srcc[len(rows)] for run in runs]))
+    for position, (seed, seed_predicted) in enumerate(zip(config.seeds, predicted)):
+        train_srcc = float(np.mean([run.train_srcc[position] for run in runs]))
         rows.append({"seed": seed, **fold_metrics(true, runs, seed_predicted), "train_srcc": train_srcc})
     ensemble = fold_metrics(true, runs, predicted.mean(axis=0))
     summary = summarize_seeds([{key: value for key, value in row.items() if isinstance(value, float)} for row in rows])
