@@ -40,13 +40,16 @@ def add_workers_argument(parser: argparse.ArgumentParser, default: int | None = 
                              "a long video is split among them (default 0: one per CPU core, at most 8)")
 
 
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--config FILE.yaml`` and repeatable ``--set key=value`` over a stage's dataclass config."""
+def add_config_arguments(parser: argparse.ArgumentParser, example: str) -> None:
+    """``--config FILE.yaml`` and repeatable ``--set key=value`` over a stage's dataclass config.
+
+    ``example`` is a ``key=value`` the stage's own config accepts (tests parse every tool's), shown
+    in ``--help``: an example from another stage's config would be refused by this one."""
     group = parser.add_argument_group("configuration")
     group.add_argument("--config", metavar="YAML", help="YAML file overriding the default settings")
     group.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
                        help="override one setting, dotted for nested keys (repeatable), "
-                            "e.g. --set clip.length=16")
+                            f"e.g. --set {example}; an unknown key lists the valid ones")
 
 
 def add_label_arguments(parser: argparse.ArgumentParser) -> None:

@@ -163,7 +163,9 @@ def _set_dotted(values: dict[str, Any], dotted_key: str, value: Any) -> None:
     for part in parents:
         child = node.get(part)
         if not isinstance(child, dict):
-            raise ConfigError(f"override {dotted_key!r}: {part!r} is not a config section")
+            sections = sorted(key for key, value in node.items() if isinstance(value, dict))
+            raise ConfigError(f"override {dotted_key!r}: {part!r} is not a config section; sections here: "
+                              f"{', '.join(sections) or 'none'}; keys: {', '.join(sorted(node))}")
         node = child
     if leaf not in node:
         raise ConfigError(f"override {dotted_key!r}: unknown key {leaf!r}; known keys: {', '.join(sorted(node))}")

@@ -210,7 +210,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     add_workers_argument(parser, default=None)
     parser.add_argument("--overwrite", action="store_true", help="replace the output instead of resuming into it")
     add_label_arguments(parser)
-    add_config_arguments(parser)
+    add_config_arguments(parser, example="features.clips.clip_length=16")
     add_common_arguments(parser)
     return parser
 

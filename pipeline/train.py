@@ -320,7 +320,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--expect-provenance", type=Path, metavar="PATH",
                         help="refuse features made differently from this checkpoint (.pt) or feature store")
     add_label_arguments(parser)
-    add_config_arguments(parser)
+    add_config_arguments(parser, example="train.lr=0.001")
     add_common_arguments(parser)
     return parser
 

@@ -65,7 +65,7 @@ def test_cli_flags_resolve_through_yaml_and_set(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("use_amp: true\n")
     parser = argparse.ArgumentParser()
-    add_config_arguments(parser)
+    add_config_arguments(parser, example="lr=0.2")
     args = parser.parse_args(["--config", str(path), "--set", "lr=0.2", "--set", "clip.fps=null"])
     assert resolve_config(StageSettings, args) == StageSettings(use_amp=True, lr=0.2)
 
@@ -122,3 +122,33 @@ class CheckedSettings:
 def test_a_config_s_own_validation_becomes_a_config_error():
     with pytest.raises(ConfigError, match="every_k must be >= 1, got 0"):
         load_config(CheckedSettings, None, ["every_k=0"])
+
+
+@pytest.mark.parametrize("tool", ["extract", "train", "synthetic"])
+def test_every_tools_help_example_for_set_is_accepted_by_that_tool(tool):
+    """The ``--set`` example in each ``--help`` parses through that tool's own config (it once
+    showed ``clip.length=16``, which no tool accepts)."""
+    import re
+
+    from data.synthetic import SyntheticDatasetConfig
+    from pipeline import extract, synthetic, train
+
+    module = {"extract": extract, "train": train, "synthetic": synthetic}[tool]
+    parser = module.get_args_parser()
+    example = re.search(r"e\.g\. --set (\S+);", " ".join(parser.format_help().split())).group(1)
+    required = {"extract": ["videos", "-o", "f.h5"], "train": ["f.h5", "--out", "o"], "synthetic": ["out"]}[tool]
+    args = parser.parse_args([*required, "--set", example])
+    if tool == "synthetic":
+        config = load_config(SyntheticDatasetConfig, None, args.overrides)
+    else:
+        config = module.config_from_args(args)
+    key, value = example.split("=")
+    node = config
+    for part in key.split("."):
+        node = getattr(node, part)
+    assert str(node) == value
+
+
+def test_an_unknown_section_lists_the_valid_sections_and_keys():
+    with pytest.raises(ConfigError, match=r"sections here: clip; keys: clip, lr, mode, name, seeds, use_amp"):
+        load_config(StageSettings, None, ["name.x=1"])
