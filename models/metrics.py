@@ -8,6 +8,7 @@ Python floats so results go straight into logs and JSON.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -38,15 +39,20 @@ def _pair(pred: Any, true: Any) -> tuple[np.ndarray, np.ndarray]:
 def spearman(pred: Any, true: Any) -> float:
     """Spearman's rank correlation (scipy, ties get average ranks).
 
-    Returns 0.0 when either side is constant (no ranking, so no rank agreement: a collapsed model
-    scores 0 instead of NaN, which keeps averages and model selection defined), and NaN when any
-    value is NaN or infinite (a diverged model must not look like a merely poor one).
+    Undefined, so NaN: when either side is constant (a collapsed model, or a split whose scores are
+    all equal), with a :class:`RuntimeWarning` saying which side, and when any value is NaN or
+    infinite (a diverged model). Reporting 0.0 there made a collapsed model look merely poor;
+    NaN is written as ``null`` in JSON, and model selection never picks it
+    (``models.training.nan_to_minus_inf``).
     """
     p, g = _pair(pred, true)
     if not (np.isfinite(p).all() and np.isfinite(g).all()):
         return math.nan
     if np.ptp(p) == 0 or np.ptp(g) == 0:
-        return 0.0
+        side = "the predictions are" if np.ptp(p) == 0 else "the true scores are"
+        warnings.warn(f"Spearman's rho is undefined: {side} all equal; reported as NaN", RuntimeWarning,
+                      stacklevel=2)
+        return math.nan
     return float(spearmanr(p, g).statistic)
 
 

@@ -22,9 +22,11 @@ def test_spearman_accepts_tensors_and_column_vectors():
     assert spearman(torch.tensor([[0.1], [0.5], [0.2]]), np.array([1.0, 3.0, 2.0])) == pytest.approx(1.0)
 
 
-def test_spearman_of_a_constant_is_zero_and_of_nan_is_nan():
-    assert spearman([0.5, 0.5, 0.5], [1, 2, 3]) == 0.0
-    assert spearman([1, 2, 3], [7, 7, 7]) == 0.0
+def test_spearman_of_a_constant_is_nan_with_a_warning_and_of_nan_is_nan():
+    with pytest.warns(RuntimeWarning, match="predictions are all equal"):
+        assert math.isnan(spearman([0.5, 0.5, 0.5], [1, 2, 3]))
+    with pytest.warns(RuntimeWarning, match="true scores are all equal"):
+        assert math.isnan(spearman([1, 2, 3], [7, 7, 7]))
     assert math.isnan(spearman([1, float("nan"), 3], [1, 2, 3]))
     assert math.isnan(spearman([1, 2, 3], [1, 2, float("inf")]))
 
