@@ -22,7 +22,8 @@ from pipeline.environment import configure_library_environment
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
-EXIT_INTERNAL_ERROR = 1
+EXIT_SOME_FAILED = 1
+EXIT_INTERNAL_ERROR = 3
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +32,15 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     group.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
     group.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+
+
+def exit_status_epilog(done: str, some_failed: str | None = None) -> str:
+    """The exit codes every tool shares, for its ``--help`` epilog (``done``: what 0 means;
+    ``some_failed``: what 1 means, for tools that go on past a bad input)."""
+    partial = f", {EXIT_SOME_FAILED} {some_failed}" if some_failed else ""
+    return (f"Exit status: 0 {done}{partial}, {EXIT_USER_ERROR} unusable input or settings (one line says what to "
+            f"fix), {EXIT_INTERNAL_ERROR} internal error (a bug: --debug shows the traceback), "
+            f"{EXIT_INTERRUPTED} interrupted (finished work is kept).")
 
 
 def add_workers_argument(parser: argparse.ArgumentParser, default: int | None = 0) -> None:

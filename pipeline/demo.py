@@ -27,7 +27,7 @@ from data.synthetic import SyntheticDatasetConfig, generate_dataset
 from extractors.clips import ClipPlanConfig
 from extractors.siamese import SiameseConfig
 from models.metrics import spearman
-from pipeline.cli import add_common_arguments, run_cli
+from pipeline.cli import add_common_arguments, exit_status_epilog, run_cli
 from pipeline.extract import ExtractConfig, find_videos, run_extraction
 from pipeline.predict import load_predictor, predict_video, save_prediction_overlay
 from pipeline.train import cli as train_cli
@@ -41,7 +41,8 @@ SIZES = {  # videos, frames per video, training epochs, seeds
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=exit_status_epilog("done"))
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="folder for every artifact")
     parser.add_argument("--quick", action="store_true", help="a smaller, faster run (CI)")
     parser.add_argument("--seed", type=int, default=0, help="dataset seed")

@@ -40,6 +40,7 @@ from pipeline.cli import (
     add_config_arguments,
     add_label_arguments,
     add_workers_argument,
+    exit_status_epilog,
     resolve_config,
     run_cli,
 )
@@ -193,8 +194,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Extract Siamese clip features (whole scene + athlete crop, one backbone) from videos "
                     "into a resumable HDF5 feature store.",
-        epilog="Re-running with the same output skips finished videos. Exit status: 0 all done, "
-               "1 some videos failed (the others are kept), 2 unusable input.")
+        epilog="Re-running with the same output skips finished videos. "
+               + exit_status_epilog("all done", "some videos failed (each named with its reason; the others are kept)"))
     parser.add_argument("videos", nargs="+", type=Path, help="video files and/or folders (searched recursively)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="feature shard to write (.h5)")
     parser.add_argument("--backbone", choices=list_backbones(), help="clip backbone (default: i3d, Kinetics-400)")

@@ -27,7 +27,7 @@ from data.provenance import imported_provenance
 from data.shard_writer import ShardWriter
 from extractors.errors import AqaError, MissingFileError
 from pipeline import __version__
-from pipeline.cli import add_common_arguments, add_label_arguments, run_cli
+from pipeline.cli import add_common_arguments, add_label_arguments, exit_status_epilog, run_cli
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,8 @@ class FeatureImportError(AqaError):
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Import per-video .npy clip features [clips, D] and label files "
-                                                 "into an aqa feature store (scene stream only).")
+                                                 "into an aqa feature store (scene stream only).",
+                                     epilog=exit_status_epilog("done"))
     parser.add_argument("features", type=Path, help="folder of <name>.npy arrays, one per video")
     parser.add_argument("-o", "--output", type=Path, required=True, help="feature shard to write (.h5)")
     add_label_arguments(parser)

@@ -31,7 +31,7 @@ from extractors.errors import AqaError, VideoError, one_line
 from extractors.parallel import FailedVideo, PoolConfig, WorkerPool
 from extractors.siamese import SiameseConfig, SiameseFeatures
 from pipeline.checkpoint import CheckpointInfo, check_difficulty, load_checkpoint, predict_features
-from pipeline.cli import add_common_arguments, add_workers_argument, run_cli
+from pipeline.cli import add_common_arguments, add_workers_argument, exit_status_epilog, run_cli
 from pipeline.config import config_from_dict
 from pipeline.devices import resolve_device, resolve_workers
 from pipeline.extract import feature_config_hash
@@ -264,8 +264,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Score videos with a trained head: runs the extraction recorded in the checkpoint, then the "
                     "head, and prints the score with its grade and per-procedure detail.",
-        epilog="Exit status: 0 every video scored, 1 some videos failed (each says why), 2 unusable checkpoint "
-               "or setup.")
+        epilog=exit_status_epilog("every video scored", "some videos failed (each says why; the others are scored)"))
     parser.add_argument("videos", nargs="+", type=Path, help="video files to score")
     parser.add_argument("--checkpoint", type=Path, required=True, help="model.pt written by aqa-train")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")

@@ -18,7 +18,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from data.synthetic import SyntheticDatasetConfig, generate_dataset
-from pipeline.cli import add_common_arguments, add_config_arguments, run_cli
+from pipeline.cli import add_common_arguments, add_config_arguments, exit_status_epilog, run_cli
 from pipeline.config import load_config
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,8 @@ def get_args_parser() -> argparse.ArgumentParser:
                     "is set by the motion's smoothness, height, rotation and landing only. Writes "
                     "OUT_DIR/videos/*.mp4, train.txt and test.txt (name score difficulty) and manifest.json (every "
                     "video's parameters and per-frame athlete boxes). Re-running skips finished videos.",
-        epilog="The score formula is in data/synthetic.py's docstring and in manifest.json.")
+        epilog="The score formula is in data/synthetic.py's docstring and in manifest.json. "
+               + exit_status_epilog("done"))
     parser.add_argument("out_dir", type=Path, help="folder to write (created; resumed when it exists)")
     parser.add_argument("--videos", type=int, help=f"number of videos (default {SyntheticDatasetConfig.num_videos})")
     parser.add_argument("--seed", type=int, help=f"dataset seed (default {SyntheticDatasetConfig.seed}); "

@@ -61,7 +61,14 @@ from models.training import (
     seed_everything,
 )
 from pipeline.checkpoint import load_checkpoint
-from pipeline.cli import add_common_arguments, add_config_arguments, add_label_arguments, resolve_config, run_cli
+from pipeline.cli import (
+    add_common_arguments,
+    add_config_arguments,
+    add_label_arguments,
+    exit_status_epilog,
+    resolve_config,
+    run_cli,
+)
 from pipeline.config import ConfigError, config_hash
 from pipeline.cross_validation import (
     check_folds,
@@ -291,7 +298,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         description="Train a scoring head on an aqa feature store and report Spearman rho, relative L2 and MSE on "
                     "the test split, or cross-validate it on the training split (--folds).",
         epilog="Selection never uses the test split: fixed epochs by default, or --val-fraction for the best "
-               "validation epoch. Exit status: 0 done, 2 unusable input.")
+               "validation epoch. " + exit_status_epilog("done"))
     parser.add_argument("features", nargs="+", type=Path,
                         help="feature shard (.h5), folder of shards, JSON index, or several shard files")
     parser.add_argument("--out", type=Path, required=True, help="output folder (created)")

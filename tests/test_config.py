@@ -152,3 +152,21 @@ def test_every_tools_help_example_for_set_is_accepted_by_that_tool(tool):
 def test_an_unknown_section_lists_the_valid_sections_and_keys():
     with pytest.raises(ConfigError, match=r"sections here: clip; keys: clip, lr, mode, name, seeds, use_amp"):
         load_config(StageSettings, None, ["name.x=1"])
+
+
+def test_an_internal_error_has_its_own_exit_code_apart_from_some_videos_failed():
+    from pipeline.cli import EXIT_INTERNAL_ERROR, EXIT_SOME_FAILED, EXIT_USER_ERROR, run_cli
+
+    def broken(args):
+        raise RuntimeError("a bug")
+
+    assert run_cli("aqa-x", argparse.ArgumentParser, broken, []) == EXIT_INTERNAL_ERROR
+    assert len({EXIT_INTERNAL_ERROR, EXIT_SOME_FAILED, EXIT_USER_ERROR, 0}) == 4
+
+
+@pytest.mark.parametrize("tool", ["extract", "train", "predict", "synthetic", "import_features", "demo"])
+def test_every_tools_help_lists_its_exit_codes(tool):
+    import importlib
+
+    text = " ".join(importlib.import_module(f"pipeline.{tool}").get_args_parser().format_help().split())
+    assert "Exit status: 0" in text and "3 internal error" in text and "130 interrupted" in text
