@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,8 +108,7 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu"
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for a bad file: all mean the same to a user
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise CorruptFileError(f"{path} is not a readable aqa checkpoint ({type(error).__name__}: {first})") from None
+        raise CorruptFileError(_load_failure(path, error)) from None
     _check_layout(payload, path)
     try:
         stored = {**LEGACY_HEAD_SETTINGS.get(payload["head_name"], {}), **payload["head_config"]}
@@ -129,6 +129,19 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu"
         config_hash=payload["config_hash"], package_version=payload["package_version"], extra=payload["extra"],
     )
     return head.to(device).eval(), normalizer, info
+
+
+def _load_failure(path: Path, error: Exception) -> str:
+    """One line for a file ``torch.load(weights_only=True)`` refused. Never torch's own advice for a
+    pickle with objects in it ("re-run with weights_only=False"): that would run a stranger's code."""
+    text = str(error)
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if found:
+        return (f"{path} is refused: it holds a Python object ({found.group(1)}) beyond tensors and plain values, "
+                "and loading it could run code; an aqa checkpoint never does")
+    reason = re.search(r"WeightsUnpickler error:\s*(.+)", text)  # the cause, without torch's advice around it
+    first = reason.group(1).strip() if reason else (text.strip().splitlines() or [type(error).__name__])[0]
+    return f"{path} is not a readable aqa checkpoint ({type(error).__name__}: {first})"
 
 
 def _check_layout(payload: Any, path: Path) -> None:

@@ -87,8 +87,9 @@ def test_bad_files_are_one_line_errors(tmp_path):
         load_checkpoint(tmp_path / "nothing.pt")
     text = tmp_path / "text.pt"
     text.write_text("not a checkpoint\n")
-    with pytest.raises(CorruptFileError, match="is not a readable aqa checkpoint"):
+    with pytest.raises(CorruptFileError, match="is not a readable aqa checkpoint") as refused:
         load_checkpoint(text)
+    assert "weights_only" not in str(refused.value)
     _, path = saved(tmp_path)
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
@@ -103,8 +104,9 @@ def test_bad_files_are_one_line_errors(tmp_path):
 def test_a_pickled_object_is_refused_not_run(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"format": "aqa-checkpoint", "payload": ScoreNormalizer(0.0, 1.0)}, path)  # a pickled class
-    with pytest.raises(CorruptFileError, match="not a readable aqa checkpoint"):
+    with pytest.raises(CorruptFileError, match="refused: it holds a Python object .*ScoreNormalizer") as refused:
         load_checkpoint(path)
+    assert "weights_only" not in str(refused.value)  # torch's advice to load it unsafely is not passed on
 
 
 def test_missing_keys_and_misfit_weights_are_named(tmp_path):
