@@ -26,6 +26,7 @@ from models.cofinal_likert import CoFInAlLikertHead
 from models.grading import decompose_score, expected_class, reassemble_score, simplex_etf
 from models.masking import segment_weights
 from models.registry import HeadConfigError, ScoringHead, check_choices, check_targets, register_head
+from models.windows import score_in_windows
 
 __all__ = [
     "CoFInAlConfig",
@@ -64,6 +65,10 @@ class CoFInAlConfig:
     # are always in the outputs. Expectation by measurement on the synthetic learning task (held-out
     # rho 0.95 vs 0.86, 3 seeds): argmax ties every video in a sub-grade. Re-measure on real features.
     score_readout: Literal["expectation", "argmax"] = "expectation"
+    # At evaluation, a video longer than train_window clips scores as the mean over this many windows
+    # of train_window clips spread evenly over it (models.windows), as it was trained; 1: every clip
+    # at once (the paper's test). The Fis-V presets' value is chosen by CV (docs/accuracy.md).
+    test_windows: int = 1
     # Ablations (Tab. 3): switch a component off.
     use_graph_reg: bool = True
     use_tfm: bool = True
@@ -86,7 +91,7 @@ class CoFInAlConfig:
         check_choices(self)
         positive = ("procedure_dim", "score_dim", "num_procedures", "num_grades", "num_subgrades",
                     "likert_queries", "likert_heads", "likert_decoder_layers", "likert_coarse_steps",
-                    "train_window")
+                    "train_window", "test_windows")
         for name in positive:
             if getattr(self, name) < 1:
                 raise HeadConfigError(f"cofinal: {name} must be positive, got {getattr(self, name)}")
@@ -213,7 +218,12 @@ class CoFInAlHead(ScoringHead):
     temperature; absent without FGS), ``fine_features`` ``h_F`` ``[B, D_S]``, ``grade_mask``
     ``[B, G]`` (absent without GPM) and ``procedure_attention`` ``[B, P, T]``.
     Without FGS the sub-grade is read as the middle of the grade.
+
+    In eval mode with ``test_windows > 1`` the scores and logits are means over windows
+    (:mod:`models.windows`); ``procedure_attention`` and ``grade_mask`` are the whole video's.
     """
+
+    window_averaged = ("score", "score_argmax", "score_expectation", "coarse_logits", "fine_logits", "fine_features")
 
     def __init__(self, config: CoFInAlConfig, input_dim: int) -> None:
         super().__init__(config, input_dim)
@@ -238,6 +248,12 @@ class CoFInAlHead(ScoringHead):
 
     def forward(self, features: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
         features, mask = self.prepare_inputs(features, mask)
+        if self.training:
+            return self._score_clips(features, mask)
+        return score_in_windows(self._score_clips, features, mask, self.config.train_window, self.config.test_windows,
+                                self.window_averaged)
+
+    def _score_clips(self, features: Tensor, mask: Tensor) -> dict[str, Tensor]:
         c = self.config
         procedures, procedure_attention = self.fusion(features, mask)
         procedures = self.dropout(procedures)

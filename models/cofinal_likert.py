@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from models.grading import decompose_score, expected_class, simplex_etf
 from models.masking import MaskedBatchNorm1d
 from models.registry import ScoringHead, check_targets
+from models.windows import score_in_windows
 
 if TYPE_CHECKING:
     from models.cofinal import CoFInAlConfig
@@ -96,7 +97,12 @@ class CoFInAlLikertHead(ScoringHead):
     ``query_embeddings`` ``[B, n, H]``, ``fine_embedding`` ``[B, D_S]`` (unit norm) and
     ``fine_logits`` ``[B, G']`` (with FGS), ``procedure_attention`` ``[B, n, T]`` (the last decoder
     layer's cross-attention). Without FGS the coarse heads regress ``y`` itself (plain GDLT).
+    In eval mode with ``test_windows > 1`` the scores and logits are means over windows
+    (:mod:`models.windows`); the attention is the whole video's.
     """
+
+    window_averaged = ("score", "score_argmax", "score_expectation", "coarse", "coarse_mirror", "coarse_score",
+                       "fine_logits")
 
     def __init__(self, config: CoFInAlConfig, input_dim: int) -> None:
         super().__init__(config, input_dim)
@@ -129,6 +135,12 @@ class CoFInAlLikertHead(ScoringHead):
 
     def forward(self, features: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
         features, mask = self.prepare_inputs(features, mask)
+        if self.training:
+            return self._score_clips(features, mask)
+        return score_in_windows(self._score_clips, features, mask, self.config.train_window, self.config.test_windows,
+                                self.window_averaged)
+
+    def _score_clips(self, features: Tensor, mask: Tensor) -> dict[str, Tensor]:
         c = self.config
         clips = F.relu(self.norm_in(self.project_in(features), mask))
         clips = self.norm_out(self.project_out(clips), mask)  # [B, T, H]
