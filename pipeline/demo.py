@@ -73,7 +73,7 @@ def main(args: argparse.Namespace) -> int:
     step("3/4 training a CoFInAl head")
     run = out / "run"
     code = train_cli([str(out / "features.h5"), "--head", "cofinal", "--score", "score", "--out", str(run),
-                      "--epochs", str(epochs), "--seeds", seeds, "--device", args.device]
+                      "--epochs", str(epochs), "--seeds", seeds, "--device", args.device, "--overwrite"]
                      + (["--quiet"] if args.quiet else []))
     if code != 0:
         return code

@@ -36,6 +36,7 @@ import functools
 import json
 import logging
 import re
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -301,7 +302,10 @@ def get_args_parser() -> argparse.ArgumentParser:
                "validation epoch. " + exit_status_epilog("done"))
     parser.add_argument("features", nargs="+", type=Path,
                         help="feature shard (.h5), folder of shards, JSON index, or several shard files")
-    parser.add_argument("--out", type=Path, required=True, help="output folder (created)")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="output folder (created; checked before training; a finished run there is refused "
+                             "unless --overwrite)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the outputs of a finished run in --out")
     parser.add_argument("--head", default="cofinal",
                         help=f"scoring head: {', '.join(list_heads())} (default cofinal; ridge is the instant floor)")
     parser.add_argument("--preset", help=f"per-dataset settings: {', '.join(sorted(TRAIN_PRESETS))}")
@@ -342,9 +346,29 @@ def _seed_list(text: str) -> list[int]:
     return seeds
 
 
+def check_output_folder(folder: Path, overwrite: bool) -> None:
+    """Fail before any training if ``folder`` cannot take the run's outputs: it is a file, cannot be
+    created or written, or already holds a finished run (``metrics.json`` or ``model.pt``, at any
+    depth) and ``overwrite`` is off. Found only after training, each of these lost the run."""
+    if folder.exists() and not folder.is_dir():
+        raise TrainingSetupError(f"--out {folder} is a file, not a folder")
+    finished = [path for pattern in ("metrics.json", "model.pt") for path in folder.rglob(pattern)] \
+        if folder.is_dir() else []
+    if finished and not overwrite:
+        raise TrainingSetupError(f"--out {folder} already holds a finished run ({finished[0]}); choose another "
+                                 "folder or pass --overwrite")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise TrainingSetupError(f"--out {folder} cannot be written: {error.strerror or error}") from None
+
+
 def main(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     config = config_from_args(args)
+    check_output_folder(args.out, args.overwrite)
     device = resolve_device(args.device)
     labels = read_label_files(args.labels, parse_column_names(args.columns)) if args.labels else None
     folds_asked = args.folds is not None or args.folds_file is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import json
 import subprocess
 import sys
@@ -373,3 +374,29 @@ def test_runs_as_a_module():
     result = subprocess.run([sys.executable, "-m", "pipeline.train", "--help"], capture_output=True, text=True,
                             check=False)
     assert result.returncode == 0 and "--val-fraction" in result.stdout and "--preset" in result.stdout
+
+
+def test_an_unusable_out_is_refused_before_training_and_a_finished_run_needs_overwrite(store, tmp_path, capsys):
+    quick = ["--score", "total", "--head", "ridge"]
+    afile = tmp_path / "a-file"
+    afile.write_text("x")
+    code, err = train(capsys, store, *quick, "--out", afile)
+    assert code == 2 and "is a file, not a folder" in err and len(err.strip().splitlines()) == 1
+    code, err = train(capsys, store, *quick, "--out", afile / "run")  # a folder inside a file
+    assert code == 2 and "cannot be written" in err and len(err.strip().splitlines()) == 1
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if not os.access(locked, os.W_OK):  # root writes anywhere: nothing to refuse there
+            code, err = train(capsys, store, *quick, "--out", locked / "run")
+            assert code == 2 and "cannot be written" in err
+    finally:
+        locked.chmod(0o700)
+    run = tmp_path / "run"
+    assert train(capsys, store, *quick, "--out", run)[0] == 0
+    before = (run / "metrics.json").read_bytes()
+    code, err = train(capsys, store, *quick, "--out", run)
+    assert code == 2 and "already holds a finished run" in err and "--overwrite" in err
+    assert (run / "metrics.json").read_bytes() == before
+    assert train(capsys, store, *quick, "--out", run, "--overwrite")[0] == 0
