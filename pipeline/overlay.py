@@ -81,7 +81,8 @@ def write_overlay(output: str | Path, video_path: str | Path, boxes: np.ndarray,
         frames = list(overlay_frames(video_path, boxes, status, clip_ranges, curve, caption, max_width=480,
                                      indices=picks))
         output.parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(output), cv2.cvtColor(np.concatenate(frames, axis=1), cv2.COLOR_RGB2BGR))
+        if not cv2.imwrite(str(output), cv2.cvtColor(np.concatenate(frames, axis=1), cv2.COLOR_RGB2BGR)):
+            raise OSError(f"could not write {output}")  # OpenCV reports a failed write only by its result
         return output
     write_video(output, overlay_frames(video_path, boxes, status, clip_ranges, curve, caption), fps)
     return output

@@ -40,6 +40,10 @@ from pipeline.overlay import write_overlay
 log = logging.getLogger(__name__)
 
 
+class PredictSetupError(AqaError):
+    """An option aqa-predict cannot honour, found before any video is decoded."""
+
+
 class ProvenanceNotReproducible(AqaError):
     """This machine cannot extract features the way the checkpoint's training features were made."""
 
@@ -260,6 +264,24 @@ def overlay_path(option: Path, video: Path, many: bool) -> Path:
     return option
 
 
+OVERLAY_SUFFIXES = (".mp4", ".png")
+
+
+def check_overlay_option(option: Path | None, many: bool) -> None:
+    """Refuse an unusable ``--save-overlay`` before any video is decoded: an unknown extension, or a
+    folder that does not exist and cannot be made."""
+    if option is None:
+        return
+    if not (many or option.is_dir()) and option.suffix.lower() not in OVERLAY_SUFFIXES:
+        raise PredictSetupError(f"--save-overlay {option}: unknown extension {option.suffix or '(none)'!r}; "
+                                f"use {' or '.join(OVERLAY_SUFFIXES)}, or a folder")
+    folder = option if (many or option.is_dir()) else option.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise PredictSetupError(f"--save-overlay {option}: cannot create {folder}: {error.strerror or error}") from None
+
+
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Score videos with a trained head: runs the extraction recorded in the checkpoint, then the "
@@ -285,6 +307,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> int:
     predictor = load_predictor(args.checkpoint, device=args.device, weights=args.weights,
                                detector_weights=args.detector_weights, workers=args.workers)
+    check_overlay_option(args.save_overlay, len(args.videos) > 1)
     reports, failures = [], {}
     with predictor:
         check_difficulty(predictor.head, args.difficulty)  # once, before any video is decoded
@@ -295,10 +318,14 @@ def main(args: argparse.Namespace) -> int:
             except AqaError as error:
                 failures[str(path)] = one_line(error)
                 continue
-            if args.save_overlay:
+            if args.save_overlay:  # the score stands whatever happens to its picture
                 target = overlay_path(args.save_overlay, path, len(args.videos) > 1)
-                save_prediction_overlay(target, report, features, f"{report['score_name']} {report['score']:.2f}")
-                report["overlay"] = str(target)
+                try:
+                    save_prediction_overlay(target, report, features, f"{report['score_name']} {report['score']:.2f}")
+                    report["overlay"] = str(target)
+                except (AqaError, OSError) as error:
+                    failures[f"{path} (overlay)"] = f"{path}: scored, but the overlay {target} was not written: " \
+                                                    f"{one_line(error)}"
             reports.append(report)
             if not args.json:
                 print(format_report(report) + (f"\n  overlay: {report['overlay']}" if "overlay" in report else ""))

@@ -178,3 +178,23 @@ def test_an_fspn_report_names_sub_actions_and_exemplars(capsys):
     info.extra.clear()  # a checkpoint without names: bank rows instead
     report = build_report(Path("dive.mp4"), score, details, SimpleNamespace(plan=plan), info)
     assert [entry["bank_index"] for entry in report["exemplars"]] == [0, 1, 2] and "#0 (" in format_report(report)
+
+
+def test_an_unusable_overlay_option_is_refused_before_decoding(trained, tmp_path, capsys):
+    _, dataset, checkpoint = trained
+    video = str(sorted((dataset / "videos").glob("*.mp4"))[0])
+    assert cli([video, "--checkpoint", str(checkpoint), "--save-overlay", str(tmp_path / "o.gif"), "--quiet"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "unknown extension '.gif'" in captured.err
+    assert len(captured.err.strip().splitlines()) == 1
+
+
+def test_an_overlay_that_cannot_be_written_keeps_the_score(trained, tmp_path, capsys):
+    _, dataset, checkpoint = trained
+    video = sorted((dataset / "videos").glob("*.mp4"))[0]
+    target = tmp_path / "strip.png"
+    target.symlink_to(tmp_path / "missing-folder" / "strip.png")  # the write itself fails, after scoring
+    assert cli([str(video), "--checkpoint", str(checkpoint), "--save-overlay", str(target), "--quiet"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"{video.name}: score ")
+    assert "scored, but the overlay" in captured.err and "Traceback" not in captured.err
