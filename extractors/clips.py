@@ -33,6 +33,15 @@ class ClipPlanConfig:
     window: int = 103  # snippets only: frames sampled over the whole video
     stride: int = 10  # snippets only: distance between snippet starts
 
+    def __post_init__(self) -> None:
+        """Impossible plans fail when the config is made, before any video is opened (a clip length
+        of 0 once failed every video alone, each with a ZeroDivisionError)."""
+        for name in ("clip_length", "window", "stride"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive number of frames, got {getattr(self, name)}")
+        if self.target_fps is not None and not self.target_fps > 0:
+            raise ValueError(f"target_fps must be positive (or null for the native rate), got {self.target_fps}")
+
 
 @dataclass(frozen=True)
 class ClipPlan:

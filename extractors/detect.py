@@ -83,8 +83,9 @@ class DetectorConfig:
     max_side: int = 1280
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.every_k < 1 or self.image_size < 32 or self.max_side < 32:
-            raise ValueError(f"batch_size and every_k must be >= 1, image_size and max_side >= 32: {self}")
+        for name, least in (("batch_size", 1), ("every_k", 1), ("image_size", 32), ("max_side", 32)):
+            if getattr(self, name) < least:
+                raise ValueError(f"{name} must be at least {least}, got {getattr(self, name)}")
         if self.box_padding < 0:
             raise ValueError(f"box_padding must be >= 0, got {self.box_padding}")
 

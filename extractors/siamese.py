@@ -65,6 +65,15 @@ class SiameseConfig:
     scene: Literal["squash", "center_crop"] = "squash"
     crop_margin: float = 0.25
 
+    def __post_init__(self) -> None:
+        if self.input_size is not None and self.input_size < 16:
+            raise ValueError(f"input_size must be at least 16 pixels (or null for the backbone's), "
+                             f"got {self.input_size}")
+        if self.work_short_side < 32:
+            raise ValueError(f"work_short_side must be at least 32 pixels, got {self.work_short_side}")
+        if self.crop_margin < 0:
+            raise ValueError(f"crop_margin must be >= 0, got {self.crop_margin}")
+
     @property
     def resolved_input_size(self) -> int:
         """The square side the backbone sees: ``input_size``, else the backbone spec's."""

@@ -71,7 +71,7 @@ def config_from_dict(config_type: type[ConfigT], values: dict[str, Any], *, wher
     except ConfigError:
         raise
     except ValueError as error:  # a config's own __post_init__ check: still the user's input
-        raise ConfigError(f"{where or config_type.__name__}: {error}") from None
+        raise ConfigError(f"{where.rstrip('.') or config_type.__name__}: {error}") from None
 
 
 def _coerce(annotation: Any, value: Any, key: str) -> Any:

@@ -170,3 +170,22 @@ def test_every_tools_help_lists_its_exit_codes(tool):
 
     text = " ".join(importlib.import_module(f"pipeline.{tool}").get_args_parser().format_help().split())
     assert "Exit status: 0" in text and "3 internal error" in text and "130 interrupted" in text
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--clip-length", "0"], "features.clips: clip_length must be a positive number of frames, got 0"),
+    (["--target-fps", "-5"], "features.clips: target_fps must be positive"),
+    (["--every-k", "0"], "features.detector: every_k must be at least 1, got 0"),
+    (["--set", "features.input_size=4"], "features: input_size must be at least 16 pixels"),
+    (["--set", "features.clips.stride=0"], "features.clips: stride must be a positive number of frames"),
+])
+def test_impossible_extraction_numbers_are_refused_before_any_video(tmp_path, flags, message):
+    """Checked when the config is made: no video is opened, no store is created."""
+    from pipeline.extract import cli
+
+    output = tmp_path / "f.h5"
+    assert cli([str(tmp_path / "no-such-videos"), "-o", str(output), "--quiet", *flags]) == 2
+    assert not output.exists()
+    with pytest.raises(ConfigError, match=message):
+        from pipeline.extract import config_from_args, get_args_parser
+        config_from_args(get_args_parser().parse_args(["v", "-o", str(output), *flags]))
