@@ -133,10 +133,25 @@ def _array(value: Any, dtype: type, ndim: int, what: str) -> np.ndarray:
     return array
 
 
+# A video's part file is ``<name>.h5.tmp`` while written; its name must fit the file system's limit
+# (255 bytes on ext4, XFS, APFS, NTFS) with that suffix.
+PART_FILE_SUFFIX_BYTES = len(".h5.tmp")
+NAME_MAX_BYTES = 255
+
+
 def check_video_name(name: str) -> str:
-    """Video names become HDF5 group and file names: non-empty, no ``/`` or NUL, not ``.``/``..``."""
+    """Video names become HDF5 group and file names: non-empty, no ``/`` or NUL, not ``.``/``..``,
+    UTF-8 (HDF5 stores names as UTF-8; an undecodable file name arrives with surrogates), and short
+    enough for a part file name."""
     if not isinstance(name, str) or not name or "/" in name or "\0" in name or name in (".", ".."):
         raise FeatureStoreError(f"{name!r} cannot be a video name (empty, '.', '..', or holds '/')")
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise FeatureStoreError(f"{name!r} cannot be a video name: it is not valid UTF-8; rename the file") from None
+    if size + PART_FILE_SUFFIX_BYTES > NAME_MAX_BYTES:
+        raise FeatureStoreError(f"{name[:40]!r}... cannot be a video name: {size} bytes, at most "
+                                f"{NAME_MAX_BYTES - PART_FILE_SUFFIX_BYTES} fit a file name; rename the file")
     return name
 
 

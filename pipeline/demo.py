@@ -63,7 +63,7 @@ def main(args: argparse.Namespace) -> int:
 
     step("2/4 extracting Siamese I3D features (scene + athlete crop)")
     features = SiameseConfig(input_size=112, clips=ClipPlanConfig(clip_length=16))
-    written, failures = run_extraction(find_videos([dataset / "videos"]), out / "features.h5",
+    written, failures = run_extraction(find_videos([dataset / "videos"]).videos, out / "features.h5",
                                        ExtractConfig(features=features, device=args.device), labels=labels,
                                        progress=not args.quiet)
     if failures:

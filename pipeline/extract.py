@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -24,18 +25,19 @@ from typing import Literal
 
 from tqdm import tqdm
 
-from data.feature_store import VideoFeatures, check_video_name
+from data.feature_store import FeatureStoreError, VideoFeatures, check_video_name
 from data.labels import LabelTable, parse_column_names, read_label_files
 from data.provenance import Provenance
 from data.shard_writer import ShardWriter
 from extractors.backbones import VideoBackbone, build_backbone, list_backbones
 from extractors.detect import PersonDetector
-from extractors.errors import AqaError
+from extractors.errors import AqaError, one_line
 from extractors.parallel import ExtractedVideo, PoolConfig, WorkerPool
 from extractors.siamese import SiameseConfig
 from extractors.video import Backend
 from pipeline import __version__
 from pipeline.cli import (
+    EXIT_SOME_FAILED,
     add_common_arguments,
     add_config_arguments,
     add_label_arguments,
@@ -107,28 +109,61 @@ def feature_config_hash(config: SiameseConfig) -> str:
     return config_hash(runtime_neutral(config))
 
 
-def find_videos(inputs: Sequence[Path]) -> list[tuple[str, Path]]:
-    """(name, path) for each video file given or found (recursively) in a given folder, sorted.
+@dataclass
+class FoundVideos:
+    """What :func:`find_videos` found: videos to extract, and files refused on their name alone."""
 
-    Names are file stems; they key labels and store groups, so two videos may not share one.
+    videos: list[tuple[str, Path]]  # (name, path), sorted by name
+    refused: dict[str, str] = field(default_factory=dict)  # path -> why it cannot be extracted
+
+
+def find_videos(inputs: Sequence[Path]) -> FoundVideos:
+    """(name, path) for each video file given or found (recursively, through linked folders) in a
+    given folder, sorted.
+
+    Names are file stems; they key labels and store groups and name part files on disk. A file whose
+    name cannot (empty, too long for the file system once the part suffix is added, not UTF-8) or
+    whose stem another video already has is refused *alone*, with its reason: one odd file never
+    ends the run for the others.
     """
     found: list[Path] = []
     for item in inputs:
         if item.is_dir():
-            found += sorted(p for p in item.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+            found += sorted(p for p in walk_files(item) if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
         else:
             found.append(item)  # a missing or odd file fails later, as that video's own error
     if not found:
         raise ExtractionError(f"no videos found in {', '.join(map(str, inputs))} "
                               f"(looked for {', '.join(sorted(VIDEO_SUFFIXES))})")
     named: dict[str, Path] = {}
+    refused: dict[str, str] = {}
     for path in found:
         name = path.stem
+        try:
+            check_video_name(name)
+        except FeatureStoreError as error:
+            refused[str(path)] = one_line(error)
+            continue
         if name in named and named[name] != path:
-            raise ExtractionError(f"two videos share the name {name!r}: {named[name]} and {path}; rename one")
-        check_video_name(name)
+            refused[str(path)] = f"its name {name!r} is already taken by {named[name]}; rename one"
+            continue
         named[name] = path
-    return sorted(named.items())
+    return FoundVideos(sorted(named.items()), refused)
+
+
+def walk_files(folder: Path) -> list[Path]:
+    """Every file under ``folder``, following linked sub-folders (``Path.rglob`` does not before
+    Python 3.13), each real folder once, so a link loop ends."""
+    files, seen = [], set()
+    for root, folders, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            folders[:] = []
+            continue
+        seen.add(real)
+        folders.sort()
+        files += [Path(root) / name for name in sorted(names)]
+    return files
 
 
 def run_extraction(videos: Sequence[tuple[str, Path]], output: Path, config: ExtractConfig, *,
@@ -230,15 +265,17 @@ def config_from_args(args: argparse.Namespace) -> ExtractConfig:
 
 def main(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    videos = find_videos(args.videos)
+    found = find_videos(args.videos)
+    videos = found.videos
     labels = read_label_files(args.labels, parse_column_names(args.columns)) if args.labels else None
     written, failures = run_extraction(videos, args.output, config, labels=labels, overwrite=args.overwrite,
                                        progress=not args.quiet)
     skipped = len(videos) - len(written) - len(failures)
+    failures.update(found.refused)
     print(f"aqa-extract: {len(written)} extracted, {skipped} already done, {len(failures)} failed -> {args.output}")
     for name, reason in sorted(failures.items()):
         print(f"  failed {name}: {reason}")
-    return 1 if failures else 0
+    return EXIT_SOME_FAILED if failures else 0
 
 
 def cli(argv: Sequence[str] | None = None) -> int:

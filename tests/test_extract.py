@@ -169,20 +169,40 @@ def test_labels_travel_into_the_store_and_the_training_dataset(tmp_path, make_vi
     assert dataset.actor is not None
 
 
-def test_find_videos_walks_folders_and_refuses_clashing_names(tmp_path):
+def test_find_videos_walks_folders_and_refuses_a_clashing_name_alone(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     for name in ("a/x.mp4", "a/notes.txt", "b/y.avi"):
         (tmp_path / name).write_bytes(b"")
-    assert [name for name, _ in find_videos([tmp_path])] == ["x", "y"]
+    assert [name for name, _ in find_videos([tmp_path]).videos] == ["x", "y"]
     (tmp_path / "b" / "x.mov").write_bytes(b"")
-    with pytest.raises(ExtractionError, match="two videos share the name 'x'"):
-        find_videos([tmp_path])
+    found = find_videos([tmp_path])
+    assert [name for name, _ in found.videos] == ["x", "y"]
+    assert list(found.refused) == [str(tmp_path / "b" / "x.mov")] and "already taken" in found.refused[
+        str(tmp_path / "b" / "x.mov")]
     (tmp_path / "empty").mkdir()
     with pytest.raises(ExtractionError, match="no videos found"):
         find_videos([tmp_path / "empty"])
     # A missing file is not a whole-run error: it fails later as that video's own error.
-    assert find_videos([tmp_path / "missing.mp4"]) == [("missing", tmp_path / "missing.mp4")]
+    assert find_videos([tmp_path / "missing.mp4"]).videos == [("missing", tmp_path / "missing.mp4")]
+
+
+def test_find_videos_follows_linked_folders_once(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "x.mp4").write_bytes(b"")
+    (tmp_path / "top").mkdir()
+    (tmp_path / "top" / "linked").symlink_to(tmp_path / "real", target_is_directory=True)
+    (tmp_path / "real" / "loop").symlink_to(tmp_path / "top", target_is_directory=True)  # a cycle
+    assert find_videos([tmp_path / "top"]).videos == [("x", tmp_path / "top" / "linked" / "x.mp4")]
+
+
+def test_names_that_cannot_key_the_store_are_refused_alone(tmp_path):
+    long_name = "l" * 250
+    for name in ("ok.mp4", f"{long_name}.mp4"):
+        (tmp_path / name).write_bytes(b"")
+    found = find_videos([tmp_path])
+    assert [name for name, _ in found.videos] == ["ok"]
+    assert "at most 248 fit a file name" in found.refused[str(tmp_path / f"{long_name}.mp4")]
 
 
 def test_feature_hash_ignores_runtime_settings_only():
