@@ -168,7 +168,14 @@ def split_from_filename(path: str | Path) -> str:
 
 def _rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     """``(line number, fields)`` for every non-blank, non-comment line."""
-    text = path.read_text(encoding="utf-8-sig")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = path.read_bytes()[:error.start].count(b"\n") + 1
+        raise LabelError(f"{path}: line {line} is not UTF-8 text (byte {error.object[error.start]:#04x}); "
+                         "save the label file as UTF-8") from None
+    except IsADirectoryError:
+        raise LabelError(f"{path} is a folder, not a label file") from None
     lines = text.splitlines()
     first = next((line for line in lines if line.strip() and not line.lstrip().startswith("#")), "")
     comma = path.suffix.lower() == ".csv" or "," in first

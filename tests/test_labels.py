@@ -92,3 +92,10 @@ def test_table_lookup_merge_and_duplicates():
         both["zzz"]
     with pytest.raises(LabelError, match="'a' is labelled more than once"):
         both.merged(train)
+
+
+def test_a_label_file_that_is_not_utf8_names_its_line(tmp_path):
+    path = tmp_path / "train.txt"
+    path.write_bytes(b"a 1.0\nb\xff 2.0\n")
+    with pytest.raises(LabelError, match=r"train.txt: line 2 is not UTF-8 text \(byte 0xff\)"):
+        read_label_table(path, columns=["id", "score"])
