@@ -42,6 +42,7 @@ from data.feature_store import (
     write_video,
 )
 from data.provenance import Provenance, ProvenanceMismatchError, provenance_differences
+from extractors.errors import one_line
 
 log = logging.getLogger(__name__)
 
@@ -145,14 +146,26 @@ class ShardWriter:
             if part.suffix != ".h5":
                 part.unlink()  # a .tmp: a video whose writing never finished
                 continue
-            with open_shard_file(part) as file:
-                self._check(read_shard_provenance(file, str(part)), self.parts)
-                name = part.name[: -len(".h5")]
-                if name in file[VIDEOS] and is_complete(file[VIDEOS][name]):
-                    names.add(name)
-                    continue
+            name = part.name[: -len(".h5")]
+            if self._part_is_complete(part, name):
+                names.add(name)
+                continue
             part.unlink()
         return names
+
+    def _part_is_complete(self, part: Path, name: str) -> bool:
+        """Whether a part file holds its whole video. A damaged one (unreadable HDF5, missing
+        metadata) is only that video lost: it is redone, never a reason to refuse the resume.
+        Features made with other settings still are (:meth:`_check`)."""
+        try:
+            with open_shard_file(part) as file:
+                found = read_shard_provenance(file, str(part))
+                complete = name in file[VIDEOS] and is_complete(file[VIDEOS][name])
+        except (FeatureStoreError, OSError, KeyError, ValueError) as error:
+            log.warning("%s: damaged part file (%s); video %r will be redone", part, one_line(error), name)
+            return False
+        self._check(found, self.parts)
+        return complete
 
     def _check(self, found: Provenance, where: Path) -> None:
         differing = provenance_differences(self.provenance, found)

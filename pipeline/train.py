@@ -93,14 +93,18 @@ from pipeline.train_report import SeedMetrics, split_metrics, write_combined_rep
 log = logging.getLogger(__name__)
 
 # What a preset decides beyond the head's settings (models.registry.PRESETS): the score the paper
-# reports and, for RG, the apparatus (the RG release keeps all four in one folder, Ball_001...).
+# reports, for RG the apparatus (the RG release keeps all four in one folder, Ball_001...), and under
+# "train" the training loop's settings for one head (TrainConfig keys), chosen by 5-fold CV on the
+# 400 Fis-V training programs (docs/accuracy.md): CoFInAl overfits 320 programs in 200 epochs
+# (training rho 1.00) and does better with 50 and a stronger weight decay.
+FISV_COFINAL_TRAIN = {"epochs": 50, "weight_decay": 0.05}
 TRAIN_PRESETS: dict[str, dict[str, object]] = {
     "rg-ball": {"scores": ("total",), "video_prefix": "Ball_"},
     "rg-clubs": {"scores": ("total",), "video_prefix": "Clubs_"},
     "rg-hoop": {"scores": ("total",), "video_prefix": "Hoop_"},
     "rg-ribbon": {"scores": ("total",), "video_prefix": "Ribbon_"},
-    "fisv-tes": {"scores": ("TES",)},
-    "fisv-pcs": {"scores": ("PCS",)},
+    "fisv-tes": {"scores": ("TES",), "train": {"cofinal": FISV_COFINAL_TRAIN}},
+    "fisv-pcs": {"scores": ("PCS",), "train": {"cofinal": FISV_COFINAL_TRAIN}},
 }
 
 
@@ -138,7 +142,8 @@ def base_config(head_name: str, preset: str | None) -> RunConfig:
     """Defaults, then ``preset``'s head settings (window, dropout...) and its training choices."""
     head = head_config(head_name, preset)
     values: dict[str, object] = dict(TRAIN_PRESETS.get(preset, {})) if preset else {}
-    train = TrainConfig()
+    by_head: dict[str, dict[str, object]] = values.pop("train", {})  # type: ignore[assignment]
+    train = TrainConfig(**by_head.get(head_name, {}))
     if preset and not hasattr(head, "train_window"):  # a head without its own window takes the preset's
         train = dataclasses.replace(train, window=int(PRESETS[preset]["train_window"]))
     if hasattr(head, "train_epochs"):  # a head with its own optimiser (FSPN) brings its epoch count

@@ -178,6 +178,32 @@ def test_leftovers_of_an_interrupted_run_are_recovered(tmp_path):
     assert_store_holds(path, [5, 7])
 
 
+@pytest.mark.parametrize("damage", ["garbage bytes", "truncated", "no provenance"])
+def test_a_damaged_committed_part_is_dropped_and_redone_alone(tmp_path, caplog, damage):
+    """Once, a damaged part blocked every resume, and --overwrite would have thrown the good
+    videos away: now only that video is redone."""
+    path = tmp_path / "features.h5"
+    parts = tmp_path / "features.h5.parts"
+    parts.mkdir()
+    for index in (1, 2):
+        with h5py.File(parts / f"video_00{index}.h5", "w") as file:
+            write_shard_attrs(file, PROVENANCE)
+            write_video(file, synthetic_video(index))
+    damaged = parts / "video_002.h5"
+    if damage == "garbage bytes":
+        damaged.write_bytes(b"\x00garbage" * 100)
+    elif damage == "truncated":
+        damaged.write_bytes(damaged.read_bytes()[:1000])
+    else:
+        with h5py.File(damaged, "a") as file:
+            del file.attrs["provenance"]
+    with caplog.at_level(logging.WARNING), ShardWriter(path, PROVENANCE) as writer:
+        assert writer.done == {"video_001"}
+        writer.write(synthetic_video(2))
+    assert "damaged part file" in caplog.text and "video_002" in caplog.text
+    assert_store_holds(path, [1, 2])
+
+
 def test_ctrl_c_right_after_a_part_is_committed_keeps_it(tmp_path, monkeypatch):
     """Ctrl-C can land between a part's rename and the writer noting it (while the folder is
     fsync'ed); the close that runs on the way out must merge that part, not delete it."""

@@ -400,3 +400,12 @@ def test_an_unusable_out_is_refused_before_training_and_a_finished_run_needs_ove
     assert code == 2 and "already holds a finished run" in err and "--overwrite" in err
     assert (run / "metrics.json").read_bytes() == before
     assert train(capsys, store, *quick, "--out", run, "--overwrite")[0] == 0
+
+
+def test_a_preset_can_choose_the_training_loop_for_one_head():
+    from pipeline.train import base_config
+
+    cofinal, mlp = base_config("cofinal", "fisv-tes"), base_config("mlp", "fisv-tes")
+    assert (cofinal.train.epochs, cofinal.train.weight_decay) == (50, 0.05)
+    assert (mlp.train.epochs, mlp.train.weight_decay) == (200, 0.01)
+    assert base_config("cofinal", "rg-ball").train.epochs == 200
