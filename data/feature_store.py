@@ -32,7 +32,7 @@ import numpy as np
 
 from data.labels import LabelRecord
 from data.provenance import Provenance, ProvenanceMismatchError, provenance_differences
-from extractors.errors import AqaError, MissingFileError
+from extractors.errors import AqaError, MissingFileError, one_line
 from extractors.tracking import STATUS_NAMES
 
 log = logging.getLogger(__name__)
@@ -186,8 +186,9 @@ def write_video(file: h5py.File, video: VideoFeatures) -> None:
     group = videos.create_group(video.name)
     for key in _ARRAYS:
         value = getattr(video, key)
-        if value is not None:
-            group.create_dataset(key, data=value)
+        if value is not None:  # a checksum per chunk (HDF5's fletcher32 filter), verified on every read
+            value = np.asarray(value)
+            group.create_dataset(key, data=value, fletcher32=value.ndim > 0 and value.size > 0)
     if video.box_status is not None:
         group["box_status"].attrs["codes"] = json.dumps({name: code for code, name in STATUS_NAMES.items()})
     group.attrs["name"] = video.name
@@ -207,9 +208,34 @@ def is_complete(group: h5py.Group) -> bool:
     return bool(group.attrs.get(COMPLETE, False))
 
 
+def damaged_arrays(group: h5py.Group) -> list[str]:
+    """The arrays of a video group whose bytes fail their checksum (or cannot be read at all).
+
+    Reads every array once: a resume calls it on each finished video, so flipped bytes are found
+    and the video redone instead of "already done" (arrays written before checksums existed are
+    only checked for readability)."""
+    damaged = []
+    for key in _ARRAYS:
+        if key in group:
+            try:
+                group[key][()]
+            except (OSError, ValueError, KeyError):
+                damaged.append(key)
+    return damaged
+
+
 def read_video(group: h5py.Group) -> VideoFeatures:
-    """A complete video group back into :class:`VideoFeatures`, arrays in memory."""
-    data = {key: group[key][()] for key in _ARRAYS if key in group}
+    """A complete video group back into :class:`VideoFeatures`, arrays in memory (checksums verified:
+    a damaged array is a :class:`FeatureStoreError` naming the video, never garbage features)."""
+    data = {}
+    for key in _ARRAYS:
+        if key in group:
+            try:
+                data[key] = group[key][()]
+            except (OSError, ValueError) as error:
+                raise FeatureStoreError(
+                    f"video {group.name.rsplit('/', 1)[-1]!r} in {group.file.filename}: its {key!r} array is damaged "
+                    f"({one_line(error)}); re-run aqa-extract on the same output to redo it") from None
     attrs = group.attrs
     return VideoFeatures(
         name=str(attrs["name"]), fps=float(attrs["fps"]) if "fps" in attrs else None,

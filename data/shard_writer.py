@@ -35,6 +35,7 @@ from data.feature_store import (
     FeatureStoreError,
     VideoFeatures,
     check_video_name,
+    damaged_arrays,
     is_complete,
     open_shard_file,
     read_shard_provenance,
@@ -135,6 +136,12 @@ class ShardWriter:
             complete = {name for name, group in groups.items() if is_complete(group)}
             if len(complete) < len(groups):
                 log.warning("%s: %d incomplete video(s) will be redone", self.path, len(groups) - len(complete))
+            for name in sorted(complete):
+                damaged = damaged_arrays(groups[name])
+                if damaged:
+                    log.warning("%s: video %r is damaged (%s fail their checksums) and will be redone", self.path,
+                                name, ", ".join(damaged))
+                    complete.discard(name)
         return complete
 
     def _scan_parts(self) -> set[str]:
@@ -160,7 +167,8 @@ class ShardWriter:
         try:
             with open_shard_file(part) as file:
                 found = read_shard_provenance(file, str(part))
-                complete = name in file[VIDEOS] and is_complete(file[VIDEOS][name])
+                complete = name in file[VIDEOS] and is_complete(file[VIDEOS][name]) \
+                    and not damaged_arrays(file[VIDEOS][name])
         except (FeatureStoreError, OSError, KeyError, ValueError) as error:
             log.warning("%s: damaged part file (%s); video %r will be redone", part, one_line(error), name)
             return False

@@ -204,6 +204,31 @@ def test_a_damaged_committed_part_is_dropped_and_redone_alone(tmp_path, caplog, 
     assert_store_holds(path, [1, 2])
 
 
+def flip_bytes_inside(path: Path, video: str, key: str) -> None:
+    """Corrupt a stored array's data in place (its first chunk), as a bad disk would."""
+    with h5py.File(path, "r") as file:
+        offset = file[f"videos/{video}/{key}"].id.get_chunk_info(0).byte_offset
+    with open(path, "r+b") as raw:
+        raw.seek(offset + 8)
+        data = raw.read(16)
+        raw.seek(offset + 8)
+        raw.write(bytes(b ^ 0xFF for b in data))
+
+
+def test_flipped_bytes_in_a_stored_array_are_caught_on_read_and_redone_on_resume(tmp_path, caplog):
+    path = tmp_path / "features.h5"
+    write_videos(path, range(3))
+    flip_bytes_inside(path, "video_001", "scene")
+    with open_feature_store(path) as store, pytest.raises(FeatureStoreError, match="'video_001'.*'scene' array is "
+                                                                                   "damaged.*re-run aqa-extract"):
+        store.read("video_001")
+    with caplog.at_level(logging.WARNING), ShardWriter(path, PROVENANCE) as writer:
+        assert writer.done == {"video_000", "video_002"}  # not "already done"
+        writer.write(synthetic_video(1))
+    assert "video 'video_001' is damaged (scene fail" in caplog.text
+    assert_store_holds(path, range(3))
+
+
 def test_ctrl_c_right_after_a_part_is_committed_keeps_it(tmp_path, monkeypatch):
     """Ctrl-C can land between a part's rename and the writer noting it (while the folder is
     fsync'ed); the close that runs on the way out must merge that part, not delete it."""
