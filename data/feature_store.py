@@ -175,6 +175,8 @@ def read_shard_provenance(file: h5py.File, where: str) -> Provenance:
     if int(file.attrs.get("format_version", -1)) > FORMAT_VERSION:
         raise FeatureStoreError(f"{where} has format version {file.attrs['format_version']}, newer than this "
                                 f"aqa reads ({FORMAT_VERSION}); upgrade aqa")
+    if not isinstance(file.get(VIDEOS), h5py.Group):
+        raise FeatureStoreError(f"{where} is damaged: its {VIDEOS!r} group is missing; re-extract into a new file")
     return Provenance.from_json(file.attrs["provenance"])
 
 
@@ -254,8 +256,12 @@ def read_label(group: h5py.Group) -> LabelRecord | None:
     """The label stored with a video group, or None when it was unknown at extraction."""
     if "label" not in group.attrs:
         return None
-    values = json.loads(group.attrs["label"])
-    return LabelRecord(str(group.attrs["name"]), values["scores"], values["difficulty"], values["split"])
+    try:
+        values = json.loads(group.attrs["label"])
+        return LabelRecord(str(group.attrs["name"]), values["scores"], values["difficulty"], values["split"])
+    except (KeyError, TypeError, ValueError, AttributeError) as error:  # LabelRecord checks its values too
+        raise FeatureStoreError(f"video {group.name.rsplit('/', 1)[-1]!r} in {group.file.filename}: its stored label "
+                                f"is damaged ({type(error).__name__}: {one_line(error)}); re-extract it") from None
 
 
 # --- reading a store of one or many shards ------------------------------------------------------------

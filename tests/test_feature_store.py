@@ -464,3 +464,18 @@ def test_index_errors(tmp_path):
     empty.mkdir()
     with pytest.raises(FeatureStoreError, match="no feature shards"):
         open_feature_store(empty)
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    (lambda file: file.__delitem__("videos"), "is damaged: its 'videos' group is missing"),
+    (lambda file: file["videos/video_000"].attrs.__setitem__("label", '{"scores": 3}'), "stored label is damaged"),
+    (lambda file: file["videos/video_000"].attrs.__setitem__("label", "{not json"), "stored label is damaged"),
+])
+def test_damaged_metadata_is_a_one_line_store_error(tmp_path, damage, message):
+    path = tmp_path / "features.h5"
+    write_videos(path, [0])
+    with h5py.File(path, "a") as file:
+        damage(file)
+    with pytest.raises(FeatureStoreError, match=message):
+        with open_feature_store(path) as store:
+            store.read("video_000")
