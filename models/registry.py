@@ -49,6 +49,10 @@ class HeadConfigError(AqaError, ValueError):
 # Fis-V's long programs trains on whole programs with Adam 3e-4 for 20 epochs (5-fold CV on the
 # training programs, docs/accuracy.md; at 1e-3 with 124-clip windows it learned nothing in 20).
 FISV_FSPN = {"train_window": 300, "train_lr": 3e-4, "train_epochs": 20}
+# CoFInAl on Fis-V, by the same CV: shorter training windows (32 of 124-234 clips) scored at test as
+# the mean of 25 windows (models.windows), and the score's MSE weighted 25x (on [0, 1) targets it
+# is ~25x smaller than the grade and sub-grade terms). Its loop settings: pipeline.train.TRAIN_PRESETS.
+FISV_COFINAL = {"train_window": 32, "test_windows": 25, "lambda_score": 25.0}
 PRESETS: dict[str, dict[str, Any]] = {
     "rg-ball": {"train_window": 68, "dropout": 0.3, "triplet_weight": 1.0, "likert_activation": "sigmoid"},
     "rg-clubs": {"train_window": 68, "dropout": 0.3, "triplet_weight": 1.0, "likert_activation": "leaky-relu"},
@@ -61,9 +65,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "rg-ribbon": {"train_window": 68, "dropout": 0.3, "triplet_weight": 1.0, "likert_activation": "leaky-relu"},
     "fisv-tes": {"train_window": 124, "dropout": 0.7, "triplet_weight": 0.5, "likert_activation": "leaky-relu",
-                 "fspn": FISV_FSPN},
+                 "fspn": FISV_FSPN, "cofinal": FISV_COFINAL},
     "fisv-pcs": {"train_window": 124, "dropout": 0.7, "triplet_weight": 0.5, "likert_activation": "leaky-relu",
-                 "fspn": FISV_FSPN},
+                 "fspn": FISV_FSPN, "cofinal": FISV_COFINAL},
 }
 
 
