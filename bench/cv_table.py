@@ -17,7 +17,7 @@ from pathlib import Path
 def row(name: str, report: dict) -> str:
     seeds = len(report["seeds"])
     cells = [name, report["score"], f"{report['fold_srcc']:.3f} ± {report['fold_srcc_std']:.3f}",
-             f"{report['pooled_srcc']:.3f}", f"{report['ensemble']['pooled_srcc']:.3f}", f"{report['rl2']:.2f}",
+             f"{report['pooled_srcc']:.3f}", f"{report['ensemble']['fold_srcc']:.3f}", f"{report['rl2']:.2f}",
              f"{report['mse']:.1f}", f"{report['train_srcc']:.2f}",
              f"{report['prediction_std']:.1f} / {report['true_std']:.1f}", str(seeds), f"{report['seconds']:.0f}"]
     return "| " + " | ".join(cells) + " |"

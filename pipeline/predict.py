@@ -163,6 +163,7 @@ def build_report(path: Path, score: float, details: dict[str, Any], features: Si
         "frames": plan.info.num_frames, "fps": round(fps, 3), "clips": plan.clips.num_clips,
         "partial_video": plan.info.partial, "athlete_frames": plan.track.summary(),
     }
+    report["warnings"] = prediction_warnings(report, features, info)
     for key in ("score_expectation", "score_argmax"):
         if key in details:
             report[key] = round(float(details[key]), 4)
@@ -189,6 +190,23 @@ def build_report(path: Path, score: float, details: dict[str, Any], features: Si
         report["exemplars"] = exemplars_used(details["exemplar_index"], details["votes"],
                                              info.extra.get("exemplar_names") or [])
     return report
+
+
+def prediction_warnings(report: dict[str, Any], features: SiameseFeatures, info: CheckpointInfo) -> list[str]:
+    """Why this score deserves less trust than it looks, in words (empty when nothing is wrong): a
+    grade printed with confidence must not hide that the athlete was never found or that the video
+    is shorter than one clip."""
+    warnings = []
+    found = {name: count for name, count in report["athlete_frames"].items() if name != "fallback" and count}
+    if not found and info.streams != "scene":
+        warnings.append("the athlete was never found (every box is the whole-frame fallback): the actor stream "
+                        "saw the whole scene")
+    if features.plan.clips.padded_frames:
+        warnings.append(f"the video ({report['frames']} frames) is shorter than one clip: its last frame was "
+                        f"repeated {features.plan.clips.padded_frames} times")
+    if report["partial_video"]:
+        warnings.append("the video is damaged: only its readable frames were scored")
+    return warnings
 
 
 def clip_time(position: float, ranges: np.ndarray, fps: float) -> float:
@@ -244,6 +262,7 @@ def format_report(report: dict[str, Any]) -> str:
         lines[0] += f"  ({grade})"
     lines.append(f"  {report['frames']} frames at {report['fps']:g} fps, {report['clips']} clips; athlete "
                  + ", ".join(f"{k} {v}" for k, v in report["athlete_frames"].items() if v))
+    lines += [f"  warning: {warning}" for warning in report.get("warnings", [])]
     for procedure in report.get("procedures", []):
         lines.append(f"  procedure {procedure['procedure']}: attends most to "
                      f"{procedure['peak_start_s']:.1f}-{procedure['peak_end_s']:.1f} s (clip {procedure['peak_clip']})")

@@ -198,3 +198,18 @@ def test_an_overlay_that_cannot_be_written_keeps_the_score(trained, tmp_path, ca
     captured = capsys.readouterr()
     assert captured.out.startswith(f"{video.name}: score ")
     assert "scored, but the overlay" in captured.err and "Traceback" not in captured.err
+
+
+def test_a_video_shorter_than_a_clip_without_an_athlete_says_so(trained, tmp_path, capsys):
+    """Moving shapes, no person, 5 frames (clips of 8): the score comes with both warnings."""
+    from synthetic_video import write_moving_shapes
+
+    _, _, checkpoint = trained
+    video = tmp_path / "shapes.mp4"
+    write_moving_shapes(video, num_frames=5)
+    assert cli([str(video), "--checkpoint", str(checkpoint), "--json", "--quiet"]) == 0
+    (prediction,) = json.loads(capsys.readouterr().out)["predictions"]
+    assert any("never found" in warning for warning in prediction["warnings"])
+    assert any("shorter than one clip" in warning for warning in prediction["warnings"])
+    assert cli([str(video), "--checkpoint", str(checkpoint), "--quiet"]) == 0
+    assert "  warning: the athlete was never found" in capsys.readouterr().out
