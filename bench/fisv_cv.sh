@@ -2,7 +2,7 @@
 # Every cross-validation number of docs/accuracy.md, from a fresh clone (after `bash setup.sh`):
 #
 #   bash bench/fisv_cv.sh                      # the table: 5 heads x TES, PCS, 3 seeds each
-#   bash bench/fisv_cv.sh diagnosis            # the before/after rows of each fix (seed 0, cumulative)
+#   bash bench/fisv_cv.sh diagnosis            # the before/after rows of each fix (seed 0)
 #   JOBS=1 ONLY='ridge-*' SEEDS=0 bash bench/fisv_cv.sh  # a subset, one run at a time, one seed
 #
 # Runs go to $OUT/<name>/ (metrics.json, folds.json, cv_predictions.csv/.png); the table is printed
@@ -34,19 +34,18 @@ table_runs() {  # name, then aqa-train arguments
   done
 }
 
-diagnosis_runs() {  # one row per fix, seed 0: the settings before it, cumulatively ("step<N>-...")
-  # CoFInAl, each step adding one fix to the one before; the last step is the preset itself.
+diagnosis_runs() {  # docs/accuracy.md's diagnosis rows a-d (CoFInAl, cumulative) and the MLP's, seed 0
+  # Rows e-g (test windows) come from bench/cv_windows.py; the commands are in docs/accuracy.md.
   local paper="--set head.train_window=124 --set head.test_windows=1 --set head.lambda_score=1"
   paper+=" --set train.epochs=200 --set train.weight_decay=0.01"
   for score in tes pcs; do
     local head="--head cofinal --preset fisv-$score --seeds 0"
-    echo "step0-cofinal-raw-$score $head $paper --set train.standardize_features=false"
-    echo "step1-cofinal-standardised-$score $head $paper"
-    echo "step2-cofinal-lambda25-$score $head $paper --set head.lambda_score=25"
-    echo "step3-cofinal-e50-wd05-$score $head --set head.train_window=124 --set head.test_windows=1"
-    echo "step4-cofinal-testwindows5-$score $head --set head.train_window=124 --set head.test_windows=5"
-    echo "step5-cofinal-preset-$score $head"
+    echo "diag-a-cofinal-paper-$score $head $paper"
+    echo "diag-b-cofinal-lambda25-$score $head $paper --set head.lambda_score=25"
+    echo "diag-c-cofinal-e50-$score $head $paper --set head.lambda_score=25 --set train.epochs=50"
+    echo "diag-d-cofinal-wd05-$score $head --set head.train_window=124 --set head.test_windows=1"
     echo "old-mlp-$score --head mlp --preset fisv-$score --set train.standardize_features=false --seeds 0"
+    echo "mlp-lr01-$score --head mlp --preset fisv-$score --set train.lr=0.1 --seeds 0"
   done
 }
 
