@@ -70,8 +70,15 @@ def test_same_seed_gives_the_same_dataset_and_another_seed_another(small_dataset
     again = generate_dataset(tmp_path / "again", SMALL)
     for name in ("manifest.json", "train.txt", "test.txt"):
         assert (again / name).read_text() == (small_dataset / name).read_text()
-    np.testing.assert_array_equal(decode(again / "videos" / "syn_0001.mp4"),
-                                  decode(small_dataset / "videos" / "syn_0001.mp4"))
+    # The seed fixes the frames; their H.264 encoding is not bit-reproducible (libx264 encoded the
+    # same frames to different bytes run to run on the loaded CI machine, even on one thread: the
+    # cause of this test's old, occasional failure), so each file is compared with the frames.
+    rendered = render_video(sample_routine(SMALL, 1), SMALL).astype(np.int16)
+    for folder in (small_dataset, again):
+        decoded = decode(folder / "videos" / "syn_0001.mp4").astype(np.int16)
+        assert decoded.shape == rendered.shape and np.abs(decoded - rendered).mean() < 8  # H.264 + 4:2:0 at 96x80
+    another = decode(again / "videos" / "syn_0002.mp4").astype(np.int16)
+    assert np.abs(another - rendered).mean() > 2 * np.abs(decoded - rendered).mean()
     other = [sample_routine(dataclasses.replace(SMALL, seed=4), index).score for index in range(6)]
     assert other != [sample_routine(SMALL, index).score for index in range(6)]
 
