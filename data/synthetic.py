@@ -88,7 +88,8 @@ class SyntheticDatasetConfig:
 
     num_videos: videos to generate (``syn_0000`` ...).
     num_frames, fps, width, height: every video's length and size (even sizes, for H.264).
-    seed: the dataset's seed; the same seed gives the same videos and labels.
+    seed: the dataset's seed; the same seed gives the same frames and labels (libx264 may encode
+        the same frames to slightly different bytes from run to run).
     test_fraction: share of videos in ``test.txt``, taken evenly over the score ranking so both
         splits span the range (at least one video in each when there are two or more).
     moves: moves per routine; each gets ``num_frames / moves`` frames.

@@ -36,7 +36,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("out_dir", type=Path, help="folder to write (created; resumed when it exists)")
     parser.add_argument("--videos", type=int, help=f"number of videos (default {SyntheticDatasetConfig.num_videos})")
     parser.add_argument("--seed", type=int, help=f"dataset seed (default {SyntheticDatasetConfig.seed}); "
-                                                 "the same seed gives the same videos and labels")
+                                                 "the same seed gives the same frames and labels (H.264 may "
+                                                 "encode them to slightly different bytes)")
     add_config_arguments(parser, example="num_frames=96")
     add_common_arguments(parser)
     return parser
