@@ -64,8 +64,17 @@ class ShardWriter:
         self.provenance = provenance
         self.parts = self.path.with_name(self.path.name + PARTS_SUFFIX)
         self._temp = self.path.with_name(self.path.name + TEMP_SUFFIX)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = _acquire_lock(self.parts / LOCK_NAME, self.path)
+        try:  # an output that cannot be written is the user's to fix, said before any video is read
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock_fd = _acquire_lock(self.parts / LOCK_NAME, self.path)
+        except FeatureStoreError:
+            raise
+        except (FileExistsError, NotADirectoryError) as error:
+            raise FeatureStoreError(f"cannot write {self.path}: {error.filename or self.path.parent} is a file, "
+                                    "not a folder") from None
+        except OSError as error:
+            raise FeatureStoreError(f"cannot write {self.path}: {error.strerror or error} "
+                                    f"({error.filename or self.path.parent})") from None
         try:
             if overwrite:
                 self._discard_all()

@@ -479,3 +479,10 @@ def test_damaged_metadata_is_a_one_line_store_error(tmp_path, damage, message):
     with pytest.raises(FeatureStoreError, match=message):
         with open_feature_store(path) as store:
             store.read("video_000")
+
+
+def test_an_output_under_a_file_is_a_one_line_store_error(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(FeatureStoreError, match="a-file is a file, not a folder"):
+        ShardWriter(blocker / "features.h5", PROVENANCE)
