@@ -67,8 +67,6 @@ class ShardWriter:
         try:  # an output that cannot be written is the user's to fix, said before any video is read
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._lock_fd = _acquire_lock(self.parts / LOCK_NAME, self.path)
-        except FeatureStoreError:
-            raise
         except (FileExistsError, NotADirectoryError) as error:
             raise FeatureStoreError(f"cannot write {self.path}: {error.filename or self.path.parent} is a file, "
                                     "not a folder") from None

@@ -32,8 +32,7 @@ def evenly_spaced_windows(features: Tensor, mask: Tensor, length: int, count: in
     real = mask.long().sum(dim=1)  # [B]
     order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)  # real clips first, in order
     spread = (real - width).clamp_min(0).double()  # [B]: the last window's start
-    fractions = torch.linspace(0.0, 1.0, count, dtype=torch.float64, device=mask.device) if count > 1 else \
-        torch.zeros(1, dtype=torch.float64, device=mask.device)
+    fractions = torch.linspace(0.0, 1.0, count, dtype=torch.float64, device=mask.device)  # [0.] for count 1
     starts = torch.round(spread.unsqueeze(1) * fractions).long()  # [B, K]
     rank = starts.unsqueeze(-1) + torch.arange(width, device=mask.device)  # [B, K, W]
     window_mask = rank < real.view(batch, 1, 1)
