@@ -15,7 +15,9 @@ Outcomes, as documented in ``docs/video-inputs.md``:
   there the video opens *partial* (``info.partial``, ``info.claimed_frames``) with the frames
   that exist, else :class:`VideoError`;
 * a frame that fails to decode mid-stream (PyAV) is replaced by the previous frame and counted in
-  ``source.damaged_frames``; beyond 10 % of a batch it is a :class:`VideoError`.
+  ``source.damaged_frames``; once more than 10 % of the video's frames are damaged it is a
+  :class:`VideoError` (a limit per video, not per read: a read of two frames at a cut tail must
+  not refuse a video whose other 98 % decode).
 
 Both backends return bit-identical frames for the same indices at native size (checked on the
 real clips in ``../shared/data/videos``); with decode-time resize the two scalers differ by
@@ -68,6 +70,12 @@ class VideoSource:
         self.info = info
         self.resize = resize  # (width, height) of returned frames, upright; None = native
         self.damaged_frames = 0
+
+    def check_damage(self) -> None:
+        """Refuse the video once more than ``MAX_DAMAGED_FRACTION`` of its frames are damaged."""
+        if self.damaged_frames > MAX_DAMAGED_FRACTION * self.info.num_frames:
+            raise VideoError(f"{self.info.path}: {self.damaged_frames} of its {self.info.num_frames} frames fail"
+                             f" to decode")
 
     def get_batch(self, indices: Sequence[int]) -> np.ndarray:
         """Frames at ``indices`` (any order, repeats allowed) as ``[N, H, W, 3]`` uint8 RGB."""
@@ -159,7 +167,12 @@ class DecordSource(VideoSource):
 class PyAVSource(VideoSource):
     """PyAV, decoding forward from the start; sorted requests continue where the last one stopped.
 
-    Reading in increasing order (what clip plans do) therefore decodes each frame once.
+    Reading in increasing order (what clip plans do) therefore decodes each frame once. A packet the
+    demuxer flags corrupt (a cut file's last one) is never sent, and one the decoder rejects is
+    skipped: decoding goes on, and the decoder still gives the frames it held before it (a cut
+    file's tail would otherwise take the last few good frames with it); the frames left missing are
+    filled at the end with the last good frame and counted in ``damaged_frames``, each position once
+    however often the video is re-read.
     """
 
     def __init__(self, info: VideoInfo, resize: tuple[int, int] | None = None):
@@ -167,6 +180,7 @@ class PyAVSource(VideoSource):
         self._container = None
         self._position = 0  # index of the frame the decoder yields next
         self._last_frame: np.ndarray | None = None
+        self._damaged_positions: set[int] = set()
 
     def _restart(self) -> None:
         self.close()
@@ -181,31 +195,30 @@ class PyAVSource(VideoSource):
     def _read_sorted(self, indices: list[int]) -> np.ndarray:
         if self._container is None or indices[0] < self._position:
             self._restart()
-        frames, damaged = [], 0
+        frames = []
         for index in indices:
             while self._position <= index:
                 frame, ok = self._next_frame()
-                damaged += not ok
+                if not ok:
+                    self._damaged_positions.add(self._position)
                 self._position += 1
             frames.append(frame)
-        self.damaged_frames += damaged
-        if damaged > MAX_DAMAGED_FRACTION * len(indices):
-            raise VideoError(f"{self.info.path}: {damaged} of {len(indices)} requested frames fail to decode")
+        self.damaged_frames = len(self._damaged_positions)
+        self.check_damage()
         return np.stack(frames)
 
     def _next_frame(self) -> tuple[np.ndarray, bool]:
-        """The next frame in presentation order; a frame that cannot be decoded repeats the last."""
+        """The next frame in presentation order; past the last decodable one, the last repeats."""
         while not self._pending:
-            try:
-                packet = next(self._packets)
-                self._pending = list(packet.decode())
-            except StopIteration:
-                break
-            except (av.FFmpegError, ValueError) as error:
-                log.debug("%s: decode error at frame %d: %s", self.info.path, self._position, error)
+            packet = next(self._packets, None)
+            if packet is None:
                 return self._repeat_last_frame(), False
-        if not self._pending:
-            return self._repeat_last_frame(), False
+            if packet.is_corrupt:  # a cut file's last packet: sending it makes frame threads drop frames
+                continue
+            try:
+                self._pending = list(packet.decode())
+            except (av.FFmpegError, ValueError) as error:
+                log.debug("%s: decode error near frame %d: %s", self.info.path, self._position, error)
         frame = self._pending.pop(0)
         size = self._decode_size()
         kwargs = {"width": size[0], "height": size[1], "interpolation": "BILINEAR"} if size else {}
@@ -291,7 +304,7 @@ def _scan_stream(container, stream, path: Path) -> tuple[int, int, int, int]:
     first_decoded = False
     try:
         for packet in container.demux(stream):
-            if packet.size == 0:
+            if packet.size == 0 or packet.is_corrupt:  # a cut file's last packet is flagged corrupt
                 continue
             present += 1
             if not first_decoded:

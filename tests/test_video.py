@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bad_videos import make_bad_inputs
+from bad_videos import _remux_faststart, make_bad_inputs
 from extractors.errors import VideoError
 from extractors.video import open_video, probe_video
-from synthetic_video import read_frame_index
+from synthetic_video import read_frame_index, write_moving_shapes
 
 REAL_VIDEOS = {  # name: (codec, width, height, frames, fps), from ../shared/data/README.md
     "arm_wrestling.mp4": ("h264", 340, 256, 280, 28.0),
@@ -105,6 +105,25 @@ def test_a_truncated_tail_opens_as_partial_with_the_frames_present(bad_inputs):
     assert 54 <= info.num_frames < 60
     assert len(frames) == info.num_frames
     assert video.damaged_frames <= 0.1 * info.num_frames
+
+
+@pytest.mark.parametrize("kept", [0.95, 0.97, 0.99])
+def test_a_cut_tail_read_in_small_batches_gives_every_present_frame(tmp_path, kept):
+    """Once refused ("2 of 2 requested frames fail to decode"): the damage limit was per read, the
+    cut last packet counted as present, and sending it made the frame threads drop the two good
+    frames before it. Now every present frame decodes, in its place, read two at a time."""
+    whole = tmp_path / "whole.mp4"
+    rendered = write_moving_shapes(whole, num_frames=120, height=64, width=96).frames.astype(np.int16)
+    faststart = _remux_faststart(whole, tmp_path / "faststart.mp4").read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(faststart[: int(len(faststart) * kept)])
+    with open_video(cut) as video:
+        count = video.info.num_frames
+        frames = np.concatenate([video.get_batch(range(start, min(start + 2, count))) for start in range(0, count, 2)])
+        assert video.info.partial and 108 <= count < 120
+        assert video.damaged_frames == 0
+    distances = np.abs(frames[:, None].astype(np.int16) - rendered[None]).mean(axis=(2, 3, 4))
+    assert distances.argmin(axis=1).tolist() == list(range(count))  # each frame is the one drawn there
 
 
 def test_heavily_corrupted_middle_is_a_video_error_in_every_backend(bad_inputs):
