@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import io
 import logging
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -101,12 +103,19 @@ class ShardWriter:
             raise RuntimeError(f"{self.path}: writer is closed")
         final = self.parts / f"{check_video_name(video.name)}.h5"
         temp = final.with_name(final.name + TEMP_SUFFIX)
-        with h5py.File(temp, "w") as file:
+        # Built in memory, written with one plain write: a full disk is then an OSError with the
+        # system's words, not HDF5's ("Driver truncate request failed") plus its objects' noise.
+        image = io.BytesIO()
+        with h5py.File(image, "w") as file:
             write_shard_attrs(file, self.provenance)
             write_video(file, video)
-        _fsync(temp)
-        os.replace(temp, final)
-        _fsync(self.parts)
+        try:
+            _write_durably(temp, image.getbuffer())
+            os.replace(temp, final)
+            _fsync(self.parts)
+        except OSError as error:
+            temp.unlink(missing_ok=True)
+            raise self._write_error(f"video {video.name!r}", error) from None
         self._in_parts.add(video.name)
         self.written += 1
 
@@ -127,10 +136,16 @@ class ShardWriter:
     def __enter__(self) -> ShardWriter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
         # Merge on errors too (the parts are complete videos); on a kill nothing runs and the
-        # next writer merges.
-        self.close()
+        # next writer merges. When the merge fails too (a full disk fails both), the first error
+        # is the one line the user sees (it says the finished videos are kept); the parts stay.
+        try:
+            self.close()
+        except FeatureStoreError as error:
+            if exc is None:
+                raise
+            log.debug("%s", error)
 
     # --- internals ----------------------------------------------------------------------------------
 
@@ -190,6 +205,18 @@ class ShardWriter:
                 f"write to another file, or overwrite it")
 
     def _merge(self) -> None:
+        try:
+            self._merge_into_temp()
+            _fsync(self._temp)
+            os.replace(self._temp, self.path)
+            _fsync(self.path.parent)
+        except (OSError, RuntimeError) as error:  # the old shard and the parts are untouched
+            self._temp.unlink(missing_ok=True)
+            raise self._write_error("the merged shard", error) from None
+        log.info("%s: merged %d new video(s), %d in all", self.path, len(self._in_parts), len(self.done))
+        self._in_shard, self._in_parts = self.done, set()
+
+    def _merge_into_temp(self) -> None:
         with h5py.File(self._temp, "w") as out:
             write_shard_attrs(out, self.provenance)
             destination = out[VIDEOS]
@@ -201,11 +228,12 @@ class ShardWriter:
                 with open_shard_file(self.parts / f"{name}.h5") as part:
                     part.copy(part[VIDEOS][name], destination, name=name)
             out.flush()
-        _fsync(self._temp)
-        os.replace(self._temp, self.path)
-        _fsync(self.path.parent)
-        log.info("%s: merged %d new video(s), %d in all", self.path, len(self._in_parts), len(self.done))
-        self._in_shard, self._in_parts = self.done, set()
+
+    def _write_error(self, what: str, error: BaseException) -> FeatureStoreError:
+        """A failed write (full disk, quota, file-size limit) as the user's one line: what failed,
+        the system's reason, and that finished videos are kept for the re-run."""
+        return FeatureStoreError(f"cannot write {what} of {self.path}: {_system_reason(error)}; "
+                                 f"{len(self.done)} finished video(s) are kept, free space and re-run to resume")
 
     def _discard_all(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -244,6 +272,29 @@ def _acquire_lock(lock: Path, shard: Path) -> int:
         except FileNotFoundError:
             pass
         os.close(fd)
+
+
+def _system_reason(error: BaseException) -> str:
+    """The operating system's words for a failed write. An OSError has them as strerror; HDF5 puts
+    them (``errno = 28, error message = 'No space left on device'``) in its first error, which a
+    second one from closing the file ("Driver truncate request failed") may have replaced."""
+    seen: BaseException | None = error
+    while seen is not None:
+        match = re.search(r"error message = '([^']+)'", str(seen))
+        if match:
+            return match.group(1)
+        if isinstance(seen, OSError) and seen.errno is not None and seen.strerror:  # h5py's have no errno
+            return seen.strerror
+        seen = seen.__context__
+    return one_line(error)
+
+
+def _write_durably(path: Path, data: memoryview) -> None:
+    """Write ``data`` as the file ``path`` and flush it to disk before returning."""
+    with open(path, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
 
 
 def _fsync(path: Path) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,7 +107,9 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu"
     if not path.is_file():
         raise MissingFileError(f"checkpoint not found: {path}")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about a file it then refuses: the refusal is the message
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for a bad file: all mean the same to a user
         raise CorruptFileError(_load_failure(path, error)) from None
     _check_layout(payload, path)
@@ -135,12 +138,15 @@ def _load_failure(path: Path, error: Exception) -> str:
     """One line for a file ``torch.load(weights_only=True)`` refused. Never torch's own advice for a
     pickle with objects in it ("re-run with weights_only=False"): that would run a stranger's code."""
     text = str(error)
-    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    # "Unsupported global: GLOBAL posix.system" (torch 2.6) or "unsupported GLOBAL posix.system whose..." (2.14)
+    found = re.search(r"[Uu]nsupported (?:global: )?GLOBAL ([\w.]+)", text)
     if found:
         return (f"{path} is refused: it holds a Python object ({found.group(1)}) beyond tensors and plain values, "
                 "and loading it could run code; an aqa checkpoint never does")
     reason = re.search(r"WeightsUnpickler error:\s*(.+)", text)  # the cause, without torch's advice around it
-    first = reason.group(1).strip() if reason else (text.strip().splitlines() or [type(error).__name__])[0]
+    lines = [line.strip() for line in text.splitlines() if line.strip() and "weights_only" not in line
+             and "Weights only load failed" not in line]
+    first = reason.group(1).strip() if reason else (lines or ["not a torch checkpoint"])[0]
     return f"{path} is not a readable aqa checkpoint ({type(error).__name__}: {first})"
 
 

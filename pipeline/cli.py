@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -85,6 +86,13 @@ def setup_logging(*, verbose: bool = False, quiet: bool = False) -> None:
                         datefmt="%H:%M:%S", force=True)
     for noisy in ("matplotlib", "PIL", "h5py", "fsspec"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    warnings.showwarning = _log_warning
+
+
+def _log_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A Python warning (Spearman's rho undefined...) as one log line: Python's own format adds the
+    source line that raised it, a second line that means nothing to a user."""
+    logging.getLogger("py.warnings").warning("%s: %s", category.__name__, message)
 
 
 def run_cli(

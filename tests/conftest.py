@@ -48,3 +48,22 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """A tiny synthetic dataset extracted with real I3D weights (small input) and a CoFInAl head
+    trained on it: (root, dataset folder, checkpoint). Shared by the predict tests and the corpus."""
+    from data.synthetic import SyntheticDatasetConfig, generate_dataset
+    from pipeline.extract import cli as extract_cli
+    from pipeline.train import cli as train_cli
+
+    root = tmp_path_factory.mktemp("predict")
+    dataset = generate_dataset(root / "dataset", SyntheticDatasetConfig(num_videos=6, num_frames=24, width=128,
+                                                                        height=128, test_fraction=0.34))
+    assert extract_cli([str(dataset / "videos"), "-o", str(root / "f.h5"), "--labels", str(dataset / "train.txt"),
+                        "--labels", str(dataset / "test.txt"), "--set", "features.input_size=64",
+                        "--clip-length", "8", "--quiet"]) == 0
+    assert train_cli([str(root / "f.h5"), "--head", "cofinal", "--score", "score", "--out", str(root / "run"),
+                      "--epochs", "3", "--quiet"]) == 0
+    return root, dataset, root / "run" / "model.pt"

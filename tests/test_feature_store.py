@@ -14,6 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from faults import flip_bytes_inside, writes_fail_past
 
 from data.feature_store import (
     FeatureStoreError,
@@ -204,17 +205,6 @@ def test_a_damaged_committed_part_is_dropped_and_redone_alone(tmp_path, caplog, 
     assert_store_holds(path, [1, 2])
 
 
-def flip_bytes_inside(path: Path, video: str, key: str) -> None:
-    """Corrupt a stored array's data in place (its first chunk), as a bad disk would."""
-    with h5py.File(path, "r") as file:
-        offset = file[f"videos/{video}/{key}"].id.get_chunk_info(0).byte_offset
-    with open(path, "r+b") as raw:
-        raw.seek(offset + 8)
-        data = raw.read(16)
-        raw.seek(offset + 8)
-        raw.write(bytes(b ^ 0xFF for b in data))
-
-
 def test_flipped_bytes_in_a_stored_array_are_caught_on_read_and_redone_on_resume(tmp_path, caplog):
     path = tmp_path / "features.h5"
     write_videos(path, range(3))
@@ -249,6 +239,40 @@ def test_ctrl_c_right_after_a_part_is_committed_keeps_it(tmp_path, monkeypatch):
         writer.write(synthetic_video(1))
     assert interrupted == [tmp_path / "features.h5.parts"]
     assert_store_holds(path, [0])
+
+
+def test_a_full_disk_while_writing_a_video_is_one_line_and_keeps_the_finished_ones(tmp_path):
+    path = tmp_path / "features.h5"
+    with pytest.raises(FeatureStoreError) as caught, ShardWriter(path, PROVENANCE) as writer:
+        writer.write(synthetic_video(0))
+        writer.write(synthetic_video(1))
+        with writes_fail_past(4096):
+            writer.write(synthetic_video(2))
+    message = str(caught.value)
+    assert "\n" not in message and "video 'video_002'" in message and "File too large" in message
+    assert "2 finished video(s) are kept" in message
+    assert_store_holds(path, [0, 1])  # merged on the way out, no leftover temp file
+    assert not (tmp_path / "features.h5.parts").exists()
+    write_videos(path, [2])
+    assert_store_holds(path, [0, 1, 2])
+
+
+def test_a_full_disk_while_merging_keeps_shard_and_parts_for_the_next_run(tmp_path):
+    path = tmp_path / "features.h5"
+    write_videos(path, [0])
+    before = path.read_bytes()
+    writer = ShardWriter(path, PROVENANCE)
+    for index in (1, 2, 3):
+        writer.write(synthetic_video(index))
+    largest_part = max(part.stat().st_size for part in (tmp_path / "features.h5.parts").glob("*.h5"))
+    with writes_fail_past(largest_part + 1024), pytest.raises(FeatureStoreError) as caught:
+        writer.close()  # the merged shard holds four videos: more than the limit
+    assert "the merged shard" in str(caught.value) and "file too large" in str(caught.value).lower()
+    assert "4 finished video(s) are kept" in str(caught.value) and "\n" not in str(caught.value)
+    assert path.read_bytes() == before and not (tmp_path / "features.h5.tmp").exists()
+    assert len(list((tmp_path / "features.h5.parts").glob("*.h5"))) == 3
+    ShardWriter(path, PROVENANCE).close()  # the next run merges
+    assert_store_holds(path, [0, 1, 2, 3])
 
 
 def test_writing_a_video_again_replaces_it(tmp_path):
@@ -334,15 +358,15 @@ def hold():
     time.sleep(60)
 
 if mode == "mid_video":  # die with video 3's part file open and half written
-    write_video = sw.write_video
-    def write_half(file, video):
-        if video.name == "video_003":
-            group = file.require_group("videos").create_group(video.name)
-            group.create_dataset("scene", data=video.scene)
-            file.flush()
-            hold()
-        write_video(file, video)
-    sw.write_video = write_half
+    write_durably = sw._write_durably
+    def write_half(path, data):
+        if path.name.startswith("video_003"):
+            with open(path, "wb") as out:
+                out.write(data[: len(data) // 2])
+                out.flush()
+                hold()
+        write_durably(path, data)
+    sw._write_durably = write_half
 elif mode == "mid_merge":  # die with the merged file written but not yet renamed over the shard
     fsync = sw._fsync
     def fsync_then_hold(path):

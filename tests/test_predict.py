@@ -12,13 +12,11 @@ import pytest
 import torch
 
 from data.provenance import imported_provenance
-from data.synthetic import SyntheticDatasetConfig, generate_dataset
 from data.synthetic_features import SyntheticTask, synthetic_provenance
 from extractors.video import open_video
 from models import ScoreNormalizer, build_head
 from models.fspn_training import prepare
 from pipeline.checkpoint import CheckpointInfo, predict_features
-from pipeline.extract import cli as extract_cli
 from pipeline.predict import (
     ProvenanceNotReproducible,
     build_report,
@@ -28,23 +26,8 @@ from pipeline.predict import (
     format_report,
     sub_action_spans,
 )
-from pipeline.train import cli as train_cli
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A tiny dataset extracted with real I3D weights (small input) and a head trained on it."""
-    root = tmp_path_factory.mktemp("predict")
-    dataset = generate_dataset(root / "dataset", SyntheticDatasetConfig(num_videos=6, num_frames=24, width=128,
-                                                                        height=128, test_fraction=0.34))
-    assert extract_cli([str(dataset / "videos"), "-o", str(root / "f.h5"), "--labels", str(dataset / "train.txt"),
-                        "--labels", str(dataset / "test.txt"), "--set", "features.input_size=64",
-                        "--clip-length", "8", "--quiet"]) == 0
-    assert train_cli([str(root / "f.h5"), "--head", "cofinal", "--score", "score", "--out", str(root / "run"),
-                      "--epochs", "3", "--quiet"]) == 0
-    return root, dataset, root / "run" / "model.pt"
 
 
 def test_scores_real_and_synthetic_videos_as_valid_json(trained, shared_videos, capsys):

@@ -1,0 +1,442 @@
+"""The bad-input corpus: every class of careless or hostile input, made on the fly, through the CLIs.
+
+Each case builds its inputs in its own folder, runs one command in-process (``aqa-extract``,
+``aqa-train``, ``aqa-predict``) with the output of every process captured at the file
+descriptors (decoding children included), and asserts the three things a user relies on:
+
+- the exit status (0 done, 1 some videos failed, 2 the user's to fix; never 3, a bug);
+- the problem said on one line, naming what it is about (a refusal, exit 2, is the only line on
+  stderr), and no traceback or "internal error" anywhere;
+- the other videos' features still in the store (finished work is never lost to one bad input).
+
+The classes are those of the reliability issue: (1) one file never ends a run, (2) what
+``docs/video-inputs.md`` promises, (3) errors a user can fix are one line and exit 2, (4)
+outputs checked before long work, (5) no silent corruption, (6) honest numbers, (7) help
+that works. Tests elsewhere go deeper into each mechanism; this module is the user's view of all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from faults import flip_bytes_inside, writes_fail_past
+
+from bad_videos import _remux_faststart
+from data.feature_store import open_feature_store
+from data.synthetic_features import SyntheticTask, make_videos, write_synthetic_store
+from pipeline import extract, predict, train
+from synthetic_video import write_moving_shapes
+from torch_threads import single_thread
+
+pytestmark = pytest.mark.slow
+
+# Plumbing-sized extraction: real I3D weights, small frames and clips, the embedded detector.
+EXTRACT = ["--set", "features.input_size=64", "--clip-length", "8", "--detector", "blazepose", "--quiet"]
+GOOD = ("good_a", "good_b")
+TOOLS: dict[str, Callable[[list[str]], int]] = {"extract": extract.cli, "train": train.cli, "predict": predict.cli}
+TASK = SyntheticTask(dim=16, min_clips=8, max_clips=20)
+TINY_HEAD = ["--head", "mlp", "--score", "total", "--epochs", "2", "--device", "cpu", "-q"]
+
+
+@dataclass
+class Run:
+    """One command of the corpus and what must hold after it."""
+
+    tool: str
+    argv: list[str]
+    code: int
+    says: str | None = None  # a line about the problem contains this (None: nothing to say)
+    store: Path | None = None  # after the run, this store holds ``kept`` (checksums verified)
+    kept: tuple[str, ...] = ()
+    fault: AbstractContextManager = field(default_factory=nullcontext)  # active during the run only
+    then: Callable[[], None] | None = None  # a further check (a resume that completes...)
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """What the cases start from, made once: two good videos and a store with their features,
+    a labelled synthetic feature store for aqa-train, a trained checkpoint for aqa-predict."""
+
+    videos: Path
+    done_store: Path
+    train_store: Path
+    checkpoint: Path
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, trained) -> Corpus:
+    root = tmp_path_factory.mktemp("corpus")
+    videos = root / "videos"
+    for seed, name in enumerate(GOOD):
+        write_moving_shapes(videos / f"{name}.mp4", num_frames=12, height=64, width=96, seed=seed)
+    done_store = root / "done.h5"
+    with single_thread():  # as the cases run: the same float sums, so a redone video is bit-identical
+        assert extract.cli([str(videos), "-o", str(done_store), *EXTRACT]) == 0
+    train_store = write_synthetic_store(root / "train.h5", {"train": make_videos(24, TASK, seed=1, prefix="tr"),
+                                                            "test": make_videos(12, TASK, seed=2, prefix="te")}, TASK)
+    return Corpus(videos, done_store, train_store, trained[2])
+
+
+CASES: dict[str, tuple[int, Callable[[Path, Corpus], Run]]] = {}
+
+
+def case(klass: int) -> Callable:
+    def register(make: Callable[[Path, Corpus], Run]) -> Callable[[Path, Corpus], Run]:
+        CASES[make.__name__] = (klass, make)
+        return make
+    return register
+
+
+def folder_with_good(folder: Path, corpus: Corpus) -> Path:
+    videos = folder / "videos"
+    shutil.copytree(corpus.videos, videos)
+    return videos
+
+
+def copy_of_done(folder: Path, corpus: Corpus) -> Path:
+    store = folder / "features.h5"
+    shutil.copy(corpus.done_store, store)
+    return store
+
+
+def extract_into(videos: Path, store: Path, *extra: str, code: int = 0, says: str | None = None,
+                 kept: tuple[str, ...] = GOOD, **more) -> Run:
+    return Run("extract", [str(videos), "-o", str(store), *EXTRACT, *extra], code, says, store, kept, **more)
+
+
+def new_clip(videos: Path, name: str = "new_clip", **kwargs) -> Path:
+    path = videos / f"{name}.mp4"
+    write_moving_shapes(path, num_frames=kwargs.pop("num_frames", 12), height=64, width=96, seed=7, **kwargs)
+    return path
+
+
+# --- 1. One file never ends a run -----------------------------------------------------------------
+
+@case(1)
+def name_longer_than_the_file_system_allows(folder, corpus):
+    videos = folder_with_good(folder, corpus)
+    shutil.copy(videos / "good_a.mp4", videos / ("l" * 250 + ".mp4"))
+    return extract_into(videos, folder / "f.h5", code=1, says="at most 248 fit a file name")
+
+
+@case(1)
+def name_that_is_not_utf8(folder, corpus):
+    videos = folder_with_good(folder, corpus)
+    shutil.copy(videos / "good_a.mp4", os.fsdecode(os.fsencode(videos) + b"/caf\xe9.mp4"))
+    return extract_into(videos, folder / "f.h5", code=1, says="not valid UTF-8")
+
+
+@case(1)
+def name_another_video_already_has(folder, corpus):
+    videos = folder_with_good(folder, corpus)
+    (videos / "other").mkdir()
+    shutil.copy(videos / "good_a.mp4", videos / "other" / "good_a.mov")
+    return extract_into(videos, folder / "f.h5", code=1, says="already taken")
+
+
+@case(1)
+def a_broken_video_among_good_ones(folder, corpus):
+    videos = folder_with_good(folder, corpus)
+    (videos / "broken.mp4").write_bytes(np.random.default_rng(0).bytes(5000))
+    return extract_into(videos, folder / "f.h5", code=1, says="broken.mp4: not a readable video")
+
+
+# --- 2. What docs/video-inputs.md promises --------------------------------------------------------
+
+@case(2)
+def mp4_with_index_up_front_cut_near_the_end_opens_partial(folder, corpus):
+    videos = folder_with_good(folder, corpus)
+    whole = new_clip(folder, "whole", num_frames=60)
+    faststart = _remux_faststart(whole, folder / "faststart.mp4").read_bytes()
+    (videos / "cut_tail.mp4").write_bytes(faststart[: int(len(faststart) * 0.97)])
+    return extract_into(videos, folder / "f.h5", kept=(*GOOD, "cut_tail"))
+
+
+@case(2)
+def videos_in_a_linked_sub_folder_are_found(folder, corpus):
+    videos = folder_with_good(folder, corpus)
+    elsewhere = folder / "elsewhere"
+    new_clip(elsewhere, "linked_clip")
+    (videos / "linked").symlink_to(elsewhere, target_is_directory=True)
+    return extract_into(videos, folder / "f.h5", kept=(*GOOD, "linked_clip"))
+
+
+@case(2)
+def mp4_cut_with_its_index_at_the_end_fails_alone(folder, corpus):
+    videos = folder_with_good(folder, corpus)
+    raw = new_clip(folder, "whole").read_bytes()
+    (videos / "cut_index.mp4").write_bytes(raw[: int(len(raw) * 0.6)])
+    return extract_into(videos, folder / "f.h5", code=1, says="cut_index.mp4: not a readable video")
+
+
+@case(2)
+def a_file_with_only_audio_fails_alone(folder, corpus):
+    from bad_videos import _write_audio_only
+
+    videos = folder_with_good(folder, corpus)
+    _write_audio_only(videos / "speech.mp4")
+    return extract_into(videos, folder / "f.h5", code=1, says="no video stream (the file holds audio)")
+
+
+# --- 3. Errors a user can fix: one line, exit 2 ---------------------------------------------------
+
+@case(3)
+def output_under_a_file(folder, corpus):
+    videos = folder_with_good(folder, corpus)
+    (folder / "notes.txt").write_text("a file, not a folder")
+    return extract_into(videos, folder / "notes.txt" / "f.h5", code=2, says="is a file, not a folder", kept=())
+
+
+@case(3)
+def impossible_clip_length_before_any_video(folder, corpus):
+    store = copy_of_done(folder, corpus)
+    new_clip(folder_with_good(folder, corpus))
+    run = extract_into(folder / "videos", store, code=2, says="clip_length")
+    run.argv += ["--clip-length", "0"]
+    return run
+
+
+@case(3)
+def label_file_that_is_not_utf8(folder, corpus):
+    videos = folder_with_good(folder, corpus)
+    (folder / "labels.txt").write_bytes("name score\ngood_a 7.5\ncaf\u00e9 3\n".encode("latin-1"))
+    return extract_into(videos, folder / "f.h5", "--labels", str(folder / "labels.txt"), code=2, says="UTF-8",
+                        kept=())
+
+
+@case(3)
+def full_disk_while_writing_a_video(folder, corpus):
+    store = copy_of_done(folder, corpus)
+    videos = folder_with_good(folder, corpus)
+    new_clip(videos)
+
+    def resume_completes() -> None:
+        assert extract.cli([str(videos), "-o", str(store), *EXTRACT]) == 0
+        assert_holds(store, (*GOOD, "new_clip"))
+
+    return extract_into(videos, store, code=2, says="cannot write video 'new_clip'",
+                        fault=writes_fail_past(4096), then=resume_completes)
+
+
+@case(3)
+def full_disk_while_merging(folder, corpus):
+    store = copy_of_done(folder, corpus)
+    videos = folder_with_good(folder, corpus)
+    new_clip(videos)
+
+    def resume_merges() -> None:
+        assert len(list(store.with_name(store.name + ".parts").glob("*.h5"))) == 1  # the new video, kept
+        assert extract.cli([str(videos), "-o", str(store), *EXTRACT]) == 0
+        assert_holds(store, (*GOOD, "new_clip"))
+
+    # A part holds one video, the merged shard three: larger than the old shard of two.
+    return extract_into(videos, store, code=2, says="cannot write the merged shard",
+                        fault=writes_fail_past(store.stat().st_size), then=resume_merges)
+
+
+@case(3)
+def store_with_damaged_metadata(folder, corpus):
+    store = copy_of_done(folder, corpus)
+    with h5py.File(store, "a") as file:
+        del file["videos"]
+    return extract_into(folder_with_good(folder, corpus), store, code=2, says="its 'videos' group is missing",
+                        kept=())
+
+
+@case(3)
+def damaged_part_file_left_by_an_interrupted_run(folder, corpus):
+    store = copy_of_done(folder, corpus)
+    videos = folder_with_good(folder, corpus)
+    new_clip(videos)
+    parts = store.with_name(store.name + ".parts")
+    parts.mkdir()
+    (parts / "new_clip.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(500))
+    return extract_into(videos, store, kept=(*GOOD, "new_clip"))
+
+
+# --- 4. Outputs checked before long work ----------------------------------------------------------
+
+def train_into(corpus: Corpus, out: Path, *extra: str, code: int = 2, says: str | None = None) -> Run:
+    return Run("train", [str(corpus.train_store), *TINY_HEAD, "--out", str(out), *extra], code, says,
+               corpus.train_store, ("tr_0000", "te_0000"))
+
+
+@case(4)
+def train_out_is_an_existing_file(folder, corpus):
+    (folder / "run").write_text("not a folder")
+    return train_into(corpus, folder / "run", says="is a file")
+
+
+@case(4)
+def train_out_holds_a_finished_run(folder, corpus):
+    assert train.cli([str(corpus.train_store), *TINY_HEAD, "--out", str(folder / "run")]) == 0
+    return train_into(corpus, folder / "run", says="--overwrite")
+
+
+@case(4)
+def train_out_under_a_file(folder, corpus):
+    (folder / "notes.txt").write_text("a file")
+    return train_into(corpus, folder / "notes.txt" / "run", says="notes.txt")
+
+
+@case(4)
+def predict_overlay_with_an_unknown_extension(folder, corpus):
+    video = new_clip(folder)
+    return Run("predict", [str(video), "--checkpoint", str(corpus.checkpoint), "--save-overlay",
+                           str(folder / "o.gif"), "--quiet"], 2, "unknown extension '.gif'")
+
+
+@case(4)
+def predict_overlay_that_cannot_be_written_keeps_the_score(folder, corpus):
+    video = new_clip(folder)
+    target = folder / "strip.png"
+    target.symlink_to(folder / "missing-folder" / "strip.png")
+    return Run("predict", [str(video), "--checkpoint", str(corpus.checkpoint), "--save-overlay", str(target),
+                           "--quiet"], 1, "scored, but the overlay")
+
+
+# --- 5. No silent corruption ----------------------------------------------------------------------
+
+@case(5)
+def flipped_bytes_in_a_stored_array_are_redone_on_resume(folder, corpus):
+    store = copy_of_done(folder, corpus)
+    flip_bytes_inside(store, "good_a", "scene")
+
+    def redone_exactly() -> None:
+        with open_feature_store(store) as damaged_then_redone, open_feature_store(corpus.done_store) as clean:
+            assert np.array_equal(damaged_then_redone.read("good_a").scene, clean.read("good_a").scene)
+
+    return extract_into(folder_with_good(folder, corpus), store, then=redone_exactly)
+
+
+@case(5)
+def flipped_bytes_in_a_part_file_are_redone(folder, corpus):
+    store = copy_of_done(folder, corpus)
+    videos = folder_with_good(folder, corpus)
+    new_clip(videos)
+    lone = folder / "lone"
+    new_clip(lone)
+    assert extract.cli([str(lone), "-o", str(folder / "lone.h5"), *EXTRACT]) == 0
+    flip_bytes_inside(folder / "lone.h5", "new_clip", "actor")
+    parts = store.with_name(store.name + ".parts")
+    parts.mkdir()
+    shutil.move(folder / "lone.h5", parts / "new_clip.h5")
+    return extract_into(videos, store, kept=(*GOOD, "new_clip"))
+
+
+@case(5)
+def training_on_flipped_bytes_names_the_video(folder, corpus):
+    store = folder / "train.h5"
+    shutil.copy(corpus.train_store, store)
+    flip_bytes_inside(store, "tr_0003", "scene")
+    return Run("train", [str(store), *TINY_HEAD, "--out", str(folder / "run")], 2, "'tr_0003'", store,
+               ("tr_0000", "te_0000"))
+
+
+# --- 6. Honest numbers ----------------------------------------------------------------------------
+
+@case(6)
+def constant_test_scores_give_no_rho(folder, corpus):
+    videos = {"train": make_videos(24, TASK, seed=1, prefix="tr"), "test": make_videos(6, TASK, seed=2, prefix="te")}
+    videos["test"] = [replace(video, scores={key: 5.0 for key in video.scores}) for video in videos["test"]]
+    store = write_synthetic_store(folder / "constant.h5", videos, TASK)
+
+    def rho_is_null() -> None:
+        assert json.loads((folder / "run" / "metrics.json").read_text())["test_srcc"] is None
+
+    return Run("train", [str(store), *TINY_HEAD, "--out", str(folder / "run")], 0, "undefined", store,
+               ("tr_0000", "te_0000"), then=rho_is_null)
+
+
+@case(6)
+def predict_never_finds_the_athlete(folder, corpus):
+    video = new_clip(folder, num_frames=24)
+    return Run("predict", [str(video), "--checkpoint", str(corpus.checkpoint), "--quiet"], 0,
+               "the athlete was never found")
+
+
+@case(6)
+def predict_on_a_video_shorter_than_one_clip(folder, corpus):
+    video = new_clip(folder, num_frames=5)
+    return Run("predict", [str(video), "--checkpoint", str(corpus.checkpoint), "--quiet"], 0,
+               "shorter than one clip")
+
+
+# --- 7. Help that works ---------------------------------------------------------------------------
+
+@case(7)
+def the_help_set_example_is_accepted(folder, corpus):
+    return extract_into(folder_with_good(folder, corpus), folder / "f.h5", "--set", "features.clips.clip_length=16")
+
+
+@case(7)
+def an_unknown_config_section_lists_the_sections(folder, corpus):
+    return extract_into(folder_with_good(folder, corpus), folder / "f.h5", "--set", "clip.length=16", code=2,
+                        says="'clip' is not a config section", kept=())
+
+
+@case(7)
+def an_unknown_training_key_lists_the_keys(folder, corpus):
+    return train_into(corpus, folder / "run", "--set", "train.lrr=0.1", says="lrr")
+
+
+@case(7)
+def a_checkpoint_that_runs_code_is_refused_without_unsafe_advice(folder, corpus):
+    evil = folder / "model.pt"
+    torch.save({"format": "aqa-checkpoint", "head": Evil()}, evil)
+    return Run("predict", [str(new_clip(folder)), "--checkpoint", str(evil), "--quiet"], 2,
+               "is refused: it holds a Python object (posix.system)")
+
+
+class Evil:
+    """A pickle that would run a shell command when loaded."""
+
+    def __reduce__(self):
+        return os.system, ("touch /tmp/aqa-corpus-pwned",)
+
+
+# --- the test -------------------------------------------------------------------------------------
+
+def assert_holds(store: Path, names) -> None:
+    with open_feature_store(store) as opened:
+        assert set(names) <= set(opened.names), f"{store} lost {set(names) - set(opened.names)}"
+        for name in names:
+            opened.read(name)  # verifies the checksums
+
+
+def test_every_class_has_at_least_three_cases():
+    counts = {klass: sum(1 for k, _ in CASES.values() if k == klass) for klass in range(1, 8)}
+    assert min(counts.values()) >= 3, counts
+
+
+@pytest.mark.parametrize("name", sorted(CASES, key=lambda name: (CASES[name][0], name)))
+def test_bad_input(name, corpus, tmp_path, capfd):
+    klass, make = CASES[name]
+    run = make(tmp_path, corpus)
+    capfd.readouterr()  # what making the case printed is not the run's
+    with run.fault, single_thread():
+        code = TOOLS[run.tool](run.argv)
+    out, err = capfd.readouterr()
+    everything = out + err
+    assert "Traceback" not in everything and "internal error" not in everything, everything
+    assert "weights_only=False" not in everything  # advice that would run a stranger's pickle
+    assert code == run.code, f"class {klass} case {name}: exit {code}, expected {run.code}\n{everything}"
+    if run.code == 2:
+        assert len(err.strip().splitlines()) == 1, err
+    if run.says is not None:  # said as it happens (a warning) and in the summary, each time on one line
+        assert any(run.says in line for line in everything.splitlines()), f"{run.says!r} not said:\n{everything}"
+    if run.store is not None and run.kept:
+        assert_holds(run.store, run.kept)
+    if run.then is not None:
+        run.then()
+    assert not Path("/tmp/aqa-corpus-pwned").exists()
