@@ -17,6 +17,7 @@ from models.registry import (
     head_config,
     list_heads,
     list_presets,
+    preset_key,
     register_head,
 )
 
@@ -29,6 +30,7 @@ __all__ = [
     "build_head",
     "config_type",
     "head_config",
+    "preset_key",
     "list_heads",
     "list_presets",
     "register_head",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +44,10 @@ LikertActivation = Literal["relu", "relu-0.5", "sigmoid", "leaky-relu"]
 @dataclass(frozen=True)
 class CoFInAlConfig:
     """CoFInAl settings; defaults from the paper (Sec. 4.1) and, for ``likert_*``, the authors' code."""
+
+    # A preset's "cofinal:likert" mapping applies to the authors' variant only (models.registry.preset_key):
+    # the two variants train differently enough to need their own recipes (docs/accuracy.md).
+    PRESET_VARIANT: ClassVar[str] = "coarse"
 
     coarse: Literal["classify", "likert"] = "classify"
     # Sizes (Sec. 4.1). score_dim is D_S for the paper's variant and the transformer width for likert.

@@ -204,11 +204,22 @@ def config_type(name: str) -> type:
     return _lookup(name)[0]
 
 
-def head_config(name: str, preset: str | None = None, overrides: Mapping[str, Any] | None = None) -> Any:
+def preset_key(name: str, config: Any) -> str:
+    """The key a preset's per-head mapping goes by for head ``name`` with ``config``: the head's name,
+    or ``name:variant`` for a head whose config names a variant field (``PRESET_VARIANT``:
+    CoFInAl's ``coarse``), so that ``cofinal:likert`` can hold the authors' variant's own recipe."""
+    variant_field = getattr(type(config), "PRESET_VARIANT", None)
+    return f"{name}:{getattr(config, variant_field)}" if variant_field else name
+
+
+def head_config(name: str, preset: str | None = None, overrides: Mapping[str, Any] | None = None,
+                variant: str | None = None) -> Any:
     """Resolve head ``name``'s config: paper defaults, then ``preset``'s keys, then ``overrides``.
 
-    A preset sets only the keys this head's config has, then its mapping under this head's name;
-    an override naming an unknown key is an error (a typo must never be silently ignored).
+    A preset sets only the keys this head's config has, then its mapping under this head's name,
+    then the one under ``name:variant`` (``variant``: the value of the config's variant field, e.g.
+    ``likert``; see :func:`preset_key`); an override naming an unknown key is an error (a typo must
+    never be silently ignored).
     """
     cls = _lookup(name)[0]
     fields = {field.name for field in dataclasses.fields(cls)}
@@ -218,6 +229,8 @@ def head_config(name: str, preset: str | None = None, overrides: Mapping[str, An
             raise UnknownHeadError(f"unknown preset {preset!r}; choose one of: {', '.join(list_presets())}")
         values.update({key: value for key, value in PRESETS[preset].items() if key in fields})
         values.update(PRESETS[preset].get(name, {}))
+        if variant is not None:
+            values.update(PRESETS[preset].get(f"{name}:{variant}", {}))
     for key, value in (overrides or {}).items():
         if key not in fields:
             raise HeadConfigError(f"head {name!r} has no setting {key!r}; known: {', '.join(sorted(fields))}")

@@ -229,7 +229,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Extract Siamese clip features (whole scene + athlete crop, one backbone) from videos "
                     "into a resumable HDF5 feature store.",
-        epilog="Re-running with the same output skips finished videos. "
+        epilog="Re-running with the same output skips finished videos and redoes a damaged one (checksums). A "
+               "video that cannot be read or whose name cannot key the store fails alone; impossible settings, "
+               "an unreadable label file and an output that cannot be written (a full disk included) stop the run "
+               "with one line, finished videos kept. docs/video-inputs.md lists every case. "
                + exit_status_epilog("all done", "some videos failed (each named with its reason; the others are kept)"))
     parser.add_argument("videos", nargs="+", type=Path, help="video files and/or folders (searched recursively)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="feature shard to write (.h5)")

@@ -305,7 +305,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Score videos with a trained head: runs the extraction recorded in the checkpoint, then the "
                     "head, and prints the score with its grade and per-procedure detail.",
-        epilog=exit_status_epilog("every video scored", "some videos failed (each says why; the others are scored)"))
+        epilog="A video that cannot be read fails alone. A score comes with warnings (text and JSON) when the "
+               "athlete was never found or the video is shorter than one clip. An unknown --save-overlay extension "
+               "is refused before any work; an overlay that cannot be written keeps the score (exit 1). A "
+               "checkpoint holding anything but tensors and plain values is refused, never run. "
+               + exit_status_epilog("every video scored", "some videos failed, or an overlay could not be written "
+                                    "(each says why; the others are scored)"))
     parser.add_argument("videos", nargs="+", type=Path, help="video files to score")
     parser.add_argument("--checkpoint", type=Path, required=True, help="model.pt written by aqa-train")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")

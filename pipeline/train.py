@@ -49,7 +49,7 @@ from data.feature_store import open_feature_store
 from data.labels import parse_column_names, read_label_files
 from data.provenance import Provenance
 from extractors.errors import AqaError
-from models import PRESETS, ScoreNormalizer, build_head, config_type, head_config, list_heads
+from models import PRESETS, ScoreNormalizer, build_head, config_type, head_config, list_heads, preset_key
 from models.fspn_training import pair_recipe
 from models.training import (
     FitResult,
@@ -138,12 +138,13 @@ def run_config_type(head_name: str) -> type:
                                       bases=(RunConfig,), frozen=True)
 
 
-def base_config(head_name: str, preset: str | None) -> RunConfig:
-    """Defaults, then ``preset``'s head settings (window, dropout...) and its training choices."""
-    head = head_config(head_name, preset)
+def base_config(head_name: str, preset: str | None, variant: str | None = None) -> RunConfig:
+    """Defaults, then ``preset``'s head settings (window, dropout...) and its training choices; for a
+    head ``variant`` (CoFInAl's ``likert``), the preset's ``head:variant`` entries on top."""
+    head = head_config(head_name, preset, variant=variant)
     values: dict[str, object] = dict(TRAIN_PRESETS.get(preset, {})) if preset else {}
     by_head: dict[str, dict[str, object]] = values.pop("train", {})  # type: ignore[assignment]
-    train = TrainConfig(**by_head.get(head_name, {}))
+    train = TrainConfig(**{**by_head.get(head_name, {}), **by_head.get(f"{head_name}:{variant}", {})})
     if preset and not hasattr(head, "train_window"):  # a head without its own window takes the preset's
         train = dataclasses.replace(train, window=int(PRESETS[preset]["train_window"]))
     if hasattr(head, "train_epochs"):  # a head with its own optimiser (FSPN) brings its epoch count
@@ -160,6 +161,10 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     args.overrides = list(args.overrides) + [f"{key}={json.dumps(value)}" for key, value in flags.items()
                                              if value is not None]
     config = resolve_config(type(base), args, base)
+    variant = preset_key(config.head_name, config.head).partition(":")[2]
+    if config.preset and variant:  # the variant --set/--config chose (head.coarse=likert) has its own preset entries
+        base = base_config(args.head, args.preset, variant=variant)
+        config = resolve_config(type(base), args, base)
     if (config.head_name, config.preset) != (base.head_name, base.preset):
         raise ConfigError("choose the head with --head and the preset with --preset, not in the config")
     if not config.seeds:
@@ -304,7 +309,10 @@ def get_args_parser() -> argparse.ArgumentParser:
         description="Train a scoring head on an aqa feature store and report Spearman rho, relative L2 and MSE on "
                     "the test split, or cross-validate it on the training split (--folds).",
         epilog="Selection never uses the test split: fixed epochs by default, or --val-fraction for the best "
-               "validation epoch. " + exit_status_epilog("done"))
+               "validation epoch. --out is checked before training: an existing file, a finished run (without "
+               "--overwrite) or a place that cannot be written is refused. A stored video whose checksums fail is "
+               "named, never trained on. A rho that is undefined (constant scores) is reported as null with a "
+               "warning. " + exit_status_epilog("done"))
     parser.add_argument("features", nargs="+", type=Path,
                         help="feature shard (.h5), folder of shards, JSON index, or several shard files")
     parser.add_argument("--out", type=Path, required=True,

@@ -409,3 +409,25 @@ def test_a_preset_can_choose_the_training_loop_for_one_head():
     assert (cofinal.train.epochs, cofinal.train.weight_decay) == (50, 0.05)
     assert (mlp.train.epochs, mlp.train.weight_decay) == (200, 0.01)
     assert base_config("cofinal", "rg-ball").train.epochs == 200
+
+
+def test_the_likert_variant_takes_its_own_preset_entries(tmp_path):
+    """``--set head.coarse=likert`` under a Fis-V preset gets the preset's ``cofinal:likert`` recipe
+    (the paper formulation's weight decay of 0.05 collapsed it: TES CV 0.35, predictions' std 0.3)."""
+    from pipeline.train import FISV_LIKERT_TRAIN, config_from_args, get_args_parser
+
+    def resolved(*argv: str):
+        return config_from_args(get_args_parser().parse_args(["f.h5", "--out", str(tmp_path), *argv]))
+
+    paper = resolved("--preset", "fisv-tes")
+    likert = resolved("--preset", "fisv-tes", "--set", "head.coarse=likert")
+    assert paper.head.coarse == "classify" and paper.train.weight_decay == 0.05
+    assert likert.head.coarse == "likert"
+    assert {key: getattr(likert.train, key) for key in FISV_LIKERT_TRAIN} == FISV_LIKERT_TRAIN
+    assert {key: getattr(likert.head, key) for key in PRESETS["fisv-tes"]["cofinal:likert"]} == \
+        PRESETS["fisv-tes"]["cofinal:likert"]
+    # what the user sets still wins over the variant's preset
+    assert resolved("--preset", "fisv-tes", "--set", "head.coarse=likert", "--set", "train.weight_decay=0.2",
+                    "--set", "head.train_window=16").train.weight_decay == 0.2
+    assert resolved("--preset", "fisv-tes", "--set", "head.coarse=likert", "--set",
+                    "head.train_window=16").head.train_window == 16
