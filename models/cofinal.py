@@ -58,7 +58,7 @@ class CoFInAlConfig:
     num_subgrades: int = 100  # G' = S_C / S_F
     dropout: float = 0.3  # 0.3 RG / 0.7 Fis-V
     etf_seed: int = 0  # the fixed ETF is drawn from this seed and stored in the state dict
-    # Loss weights (Eq. 2; all 1 in the paper).
+    # Loss weights (Eq. 2; all 1 in the paper). lambda_score also weighs the likert variant's Likert-head MSE.
     lambda_score: float = 1.0
     lambda_coarse: float = 1.0
     lambda_fine: float = 1.0

@@ -167,7 +167,11 @@ class CoFInAlLikertHead(ScoringHead):
         return out
 
     def loss(self, outputs: dict[str, Tensor], targets: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """MSE of both Likert heads + ``λ_F`` L1 to the target ETF column + ``α`` hard triplet."""
+        """``λ_S`` x MSE of both Likert heads + ``λ_F`` L1 to the target ETF column + ``α`` hard triplet.
+
+        The Likert heads' MSE is this variant's score regression, so ``lambda_score`` weighs it as it
+        weighs the paper variant's score MSE (1 by default: the authors' code; on [0, 1) targets the
+        MSE is ~0.02 against ~1 for the other two terms, which the Fis-V presets correct with 25)."""
         c = self.config
         targets = check_targets(targets, outputs["score"].shape[0])
         coarse_target = targets
@@ -176,7 +180,7 @@ class CoFInAlLikertHead(ScoringHead):
             coarse_target = steps.float() / c.likert_coarse_steps
         parts = {"coarse": F.mse_loss(outputs["coarse"], coarse_target)
                  + F.mse_loss(outputs["coarse_mirror"], 1.0 - coarse_target)}
-        total = parts["coarse"]
+        total = c.lambda_score * parts["coarse"]
         if c.use_fgs:
             parts["fine"] = F.l1_loss(outputs["fine_embedding"], self.etf[:, subgrade].T)
             total = total + c.lambda_fine * parts["fine"]

@@ -53,6 +53,8 @@ FISV_FSPN = {"train_window": 300, "train_lr": 3e-4, "train_epochs": 20}
 # the mean of 25 windows (models.windows), and the score's MSE weighted 25x (on [0, 1) targets it
 # is ~25x smaller than the grade and sub-grade terms). Its loop settings: pipeline.train.TRAIN_PRESETS.
 FISV_COFINAL = {"train_window": 32, "test_windows": 25, "lambda_score": 25.0}
+# The authors' variant on top of that (its training loop: pipeline.train.FISV_LIKERT_TRAIN).
+FISV_LIKERT = {"train_window": 32, "test_windows": 25}
 PRESETS: dict[str, dict[str, Any]] = {
     "rg-ball": {"train_window": 68, "dropout": 0.3, "triplet_weight": 1.0, "likert_activation": "sigmoid"},
     "rg-clubs": {"train_window": 68, "dropout": 0.3, "triplet_weight": 1.0, "likert_activation": "leaky-relu"},
@@ -65,9 +67,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "rg-ribbon": {"train_window": 68, "dropout": 0.3, "triplet_weight": 1.0, "likert_activation": "leaky-relu"},
     "fisv-tes": {"train_window": 124, "dropout": 0.7, "triplet_weight": 0.5, "likert_activation": "leaky-relu",
-                 "fspn": FISV_FSPN, "cofinal": FISV_COFINAL},
+                 "fspn": FISV_FSPN, "cofinal": FISV_COFINAL, "cofinal:likert": FISV_LIKERT},
     "fisv-pcs": {"train_window": 124, "dropout": 0.7, "triplet_weight": 0.5, "likert_activation": "leaky-relu",
-                 "fspn": FISV_FSPN, "cofinal": FISV_COFINAL},
+                 "fspn": FISV_FSPN, "cofinal": FISV_COFINAL, "cofinal:likert": FISV_LIKERT},
 }
 
 

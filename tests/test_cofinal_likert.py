@@ -86,6 +86,15 @@ def test_triplet_loss_is_weighted_by_alpha():
     assert total.item() == pytest.approx((parts["coarse"] + parts["fine"] + 0.5 * parts["triplet"]).item(), rel=1e-5)
 
 
+def test_lambda_score_weighs_the_likert_heads_mse():
+    """Once silently ignored by this variant; the Fis-V presets set it to 25."""
+    head = _head(triplet_weight=0.5, lambda_score=25.0)
+    out = head(torch.randn(3, 5, 8))
+    total, parts = head.loss(out, torch.tensor([0.2, 0.4, 0.6]))
+    expected = 25.0 * parts["coarse"] + parts["fine"] + 0.5 * parts["triplet"]
+    assert total.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
 def test_without_fgs_the_coarse_heads_regress_the_score_itself():
     head = _head(use_fgs=False, triplet_weight=0.0)
     out = head(torch.randn(2, 5, 8))
