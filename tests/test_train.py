@@ -407,7 +407,8 @@ def test_a_preset_can_choose_the_training_loop_for_one_head():
 
     cofinal, mlp = base_config("cofinal", "fisv-tes"), base_config("mlp", "fisv-tes")
     assert (cofinal.train.epochs, cofinal.train.weight_decay) == (50, 0.05)
-    assert (mlp.train.epochs, mlp.train.weight_decay) == (200, 0.01)
+    assert (mlp.train.epochs, mlp.train.weight_decay, mlp.train.lr) == (200, 0.01, 0.1)
+    assert mlp.head.hidden_dims == (256,) and base_config("mlp", "fisv-pcs").head.hidden_dims == ()
     assert base_config("cofinal", "rg-ball").train.epochs == 200
 
 
