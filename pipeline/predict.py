@@ -329,9 +329,9 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> int:
+    check_overlay_option(args.save_overlay, len(args.videos) > 1)  # before any work (and before the pool starts)
     predictor = load_predictor(args.checkpoint, device=args.device, weights=args.weights,
                                detector_weights=args.detector_weights, workers=args.workers)
-    check_overlay_option(args.save_overlay, len(args.videos) > 1)
     reports, failures = [], {}
     with predictor:
         check_difficulty(predictor.head, args.difficulty)  # once, before any video is decoded

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
@@ -440,3 +441,5 @@ def test_bad_input(name, corpus, tmp_path, capfd):
     if run.then is not None:
         run.then()
     assert not Path("/tmp/aqa-corpus-pwned").exists()
+    # Whatever the outcome, the command leaves no worker behind (a refused overlay once leaked a pool).
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith("aqa-worker")]
