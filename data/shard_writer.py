@@ -303,19 +303,25 @@ def ctrl_c_deferred() -> Iterator[None]:
     exceptions from the Python code it calls back: measured, a third of the SIGINTs sent while
     HDF5 files were written never surfaced), and a lost Ctrl-C means the run goes on for hours.
     Inside the block the SIGINT handler only notes the signal; nothing is raised in h5py's code.
-    Only the main thread receives Python signals, so elsewhere this does nothing.
+    Only the main thread receives Python signals, so elsewhere this does nothing; nor where
+    SIGINT is ignored (a run started in the background keeps ignoring it) or set outside Python.
+    A held signal is handed to the handler that was there (Python's raises ``KeyboardInterrupt``).
     """
-    if threading.current_thread() is not threading.main_thread():
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous in (signal.SIG_IGN, None):
         yield
         return
     noted: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: noted.append(signum))
+    signal.signal(signal.SIGINT, lambda signum, frame: noted.append(signum))
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+        signal.signal(signal.SIGINT, previous)
     if noted:
-        raise KeyboardInterrupt
+        if callable(previous):
+            previous(signal.SIGINT, None)
+        else:  # SIG_DFL: what the signal would have done
+            signal.raise_signal(signal.SIGINT)
 
 
 def _write_durably(path: Path, data: bytes) -> None:

@@ -136,9 +136,17 @@ def test_ctrl_c_stops_with_one_line_and_keeps_finished_videos(tmp_path, make_vid
     settings = ["--set", "features.input_size=64", "--clip-length", "8", "--detector", "blazepose", "--quiet",
                 "--workers", "2"]
     output = tmp_path / "features.h5"
-    process = subprocess.Popen([sys.executable, "-m", "pipeline.extract", str(folder), "-o", str(output),
-                                *settings], cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # The run a user interrupts was started from a terminal, where Ctrl-C is live. A test suite
+    # started in the background by a non-interactive shell (`make test &`, nohup) has SIGINT
+    # *ignored*, which exec passes on and Python keeps: the run would finish with 0 (seen twice).
+    # A Python handler is reset to the default at exec, so the child starts as from a terminal.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen([sys.executable, "-m", "pipeline.extract", str(folder), "-o", str(output),
+                                    *settings], cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, start_new_session=True)
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     parts = Path(f"{output}.parts")
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not list(parts.glob("*.h5")):

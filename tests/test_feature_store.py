@@ -292,6 +292,22 @@ def test_a_ctrl_c_while_writing_is_never_lost(tmp_path):
         assert len(store) == 7 and all(store.read(name) for name in store.names)
 
 
+def test_an_ignored_sigint_stays_ignored_while_writing(tmp_path):
+    """A run started in the background ignores SIGINT; holding it over a write must not revive it."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with ShardWriter(tmp_path / "features.h5", PROVENANCE) as writer:
+            timer = threading.Timer(0.02, os.kill, (os.getpid(), signal.SIGINT))
+            timer.start()
+            deadline = time.monotonic() + 0.3
+            while time.monotonic() < deadline:
+                writer.write(synthetic_video(0))
+            timer.join()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def test_writing_a_video_again_replaces_it(tmp_path):
     path = tmp_path / "features.h5"
     write_videos(path, range(2))
