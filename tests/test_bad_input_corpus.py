@@ -115,6 +115,22 @@ def extract_into(videos: Path, store: Path, *extra: str, code: int = 0, says: st
     return Run("extract", [str(videos), "-o", str(store), *EXTRACT, *extra], code, says, store, kept, **more)
 
 
+def done_store_and_a_new_video(folder: Path, corpus: Corpus) -> tuple[Path, Path]:
+    """(store, videos): a copy of the store holding the good videos, and a folder of those plus ``new_clip``."""
+    store = copy_of_done(folder, corpus)
+    videos = folder_with_good(folder, corpus)
+    new_clip(videos)
+    return store, videos
+
+
+def a_resume_completes(videos: Path, store: Path) -> Callable[[], None]:
+    """The follow-up check: a re-run with nothing wrong exits 0 with every video in the store."""
+    def check() -> None:
+        assert extract.cli([str(videos), "-o", str(store), *EXTRACT]) == 0
+        assert_holds(store, (*GOOD, "new_clip"))
+    return check
+
+
 def new_clip(videos: Path, name: str = "new_clip", **kwargs) -> Path:
     path = videos / f"{name}.mp4"
     write_moving_shapes(path, num_frames=kwargs.pop("num_frames", 12), height=64, width=96, seed=7, **kwargs)
@@ -217,28 +233,18 @@ def label_file_that_is_not_utf8(folder, corpus):
 
 @case(3)
 def full_disk_while_writing_a_video(folder, corpus):
-    store = copy_of_done(folder, corpus)
-    videos = folder_with_good(folder, corpus)
-    new_clip(videos)
-
-    def resume_completes() -> None:
-        assert extract.cli([str(videos), "-o", str(store), *EXTRACT]) == 0
-        assert_holds(store, (*GOOD, "new_clip"))
-
+    store, videos = done_store_and_a_new_video(folder, corpus)
     return extract_into(videos, store, code=2, says="cannot write video 'new_clip'",
-                        fault=writes_fail_past(4096), then=resume_completes)
+                        fault=writes_fail_past(4096), then=a_resume_completes(videos, store))
 
 
 @case(3)
 def full_disk_while_merging(folder, corpus):
-    store = copy_of_done(folder, corpus)
-    videos = folder_with_good(folder, corpus)
-    new_clip(videos)
+    store, videos = done_store_and_a_new_video(folder, corpus)
 
     def resume_merges() -> None:
         assert len(list(store.with_name(store.name + ".parts").glob("*.h5"))) == 1  # the new video, kept
-        assert extract.cli([str(videos), "-o", str(store), *EXTRACT]) == 0
-        assert_holds(store, (*GOOD, "new_clip"))
+        a_resume_completes(videos, store)()
 
     # A part holds one video, the merged shard three: larger than the old shard of two.
     return extract_into(videos, store, code=2, says="cannot write the merged shard",
@@ -256,9 +262,7 @@ def store_with_damaged_metadata(folder, corpus):
 
 @case(3)
 def damaged_part_file_left_by_an_interrupted_run(folder, corpus):
-    store = copy_of_done(folder, corpus)
-    videos = folder_with_good(folder, corpus)
-    new_clip(videos)
+    store, videos = done_store_and_a_new_video(folder, corpus)
     parts = store.with_name(store.name + ".parts")
     parts.mkdir()
     (parts / "new_clip.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(500))
@@ -322,9 +326,7 @@ def flipped_bytes_in_a_stored_array_are_redone_on_resume(folder, corpus):
 
 @case(5)
 def flipped_bytes_in_a_part_file_are_redone(folder, corpus):
-    store = copy_of_done(folder, corpus)
-    videos = folder_with_good(folder, corpus)
-    new_clip(videos)
+    store, videos = done_store_and_a_new_video(folder, corpus)
     lone = folder / "lone"
     new_clip(lone)
     assert extract.cli([str(lone), "-o", str(folder / "lone.h5"), *EXTRACT]) == 0
