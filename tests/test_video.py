@@ -143,7 +143,12 @@ def test_a_cut_tail_read_in_small_batches_gives_every_present_frame(tmp_path, ke
         assert video.info.partial and 108 <= count < 120
         assert video.damaged_frames == 0
     distances = np.abs(frames[:, None].astype(np.int16) - rendered[None]).mean(axis=(2, 3, 4))
-    assert distances.argmin(axis=1).tolist() == list(range(count))  # each frame is the one drawn there
+    drawn = distances.argmin(axis=1).tolist()
+    # Each frame is the one drawn there, up to the cut: a B-frame shown before the last present
+    # frame may sit past the cut (decode order), so the last places can hold later frames, never
+    # a repeat or an earlier one (libx264's bytes vary run to run, and with them where the cut lands).
+    assert drawn[:-2] == list(range(count - 2))
+    assert all(later > earlier for earlier, later in zip(drawn, drawn[1:]))
 
 
 def test_heavily_corrupted_middle_is_a_video_error_in_every_backend(bad_inputs):
