@@ -1,0 +1,189 @@
+"""How well the stored athlete boxes follow the athlete: per-frame IoU against hand-drawn reference boxes.
+
+Runs what ``aqa-extract`` runs to find the athlete (the first decoding pass: the person detector
+on the key frames, then main-actor tracking; :func:`extractors.siamese.plan_video`) and compares
+the boxes it would store, in the video's own pixels, with reference boxes drawn by a person:
+
+    python bench/athlete_boxes.py ../shared/data/videos/olympic_dive.gif \\
+        --reference bench/reference_boxes/olympic_dive.json --strip runs/dive_strip.png
+    python bench/athlete_boxes.py --all                  # every reference in bench/reference_boxes/
+
+It prints one line per frame (frame, tracking status, IoU), then the share of frames where the
+athlete is visible with IoU >= 0.5 and >= 0.3, and writes an overlay strip: sampled frames with
+the reference box in green and ours in magenta, so a person can look. The summary is also a JSON
+line (``--out`` appends it to a file), for ``docs/benchmarks.md``.
+
+A reference file (``bench/reference_boxes/*.json``) holds ``video`` (a file name, looked up in
+``--videos``), ``frame_size`` ``[W, H]``, ``num_frames``, ``drawn`` (how the boxes were made) and
+``boxes``: key frames -> ``[x1, y1, x2, y2]`` in the video's pixels, or ``null`` where the athlete
+is not visible (under water, out of frame). Between two key frames with boxes the reference is
+interpolated linearly; from a ``null`` key frame to the next key frame the athlete counts as not
+visible and those frames are not scored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.results import json_lines  # noqa: E402
+
+REFERENCES = Path(__file__).resolve().parent / "reference_boxes"
+VIDEOS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "videos"
+REFERENCE_COLOUR, OURS_COLOUR = (40, 220, 40), (230, 40, 230)  # RGB
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Hand-drawn boxes of one video: ``boxes`` ``[T, 4]`` in the video's pixels, NaN where the
+    athlete is not visible."""
+
+    video: str
+    frame_size: tuple[int, int]
+    boxes: np.ndarray
+    drawn: str
+
+    @property
+    def visible(self) -> np.ndarray:
+        return ~np.isnan(self.boxes).any(axis=1)
+
+
+def load_reference(path: Path) -> Reference:
+    """Read a reference file and expand its key frames to every frame (see the module docstring)."""
+    spec = json.loads(Path(path).read_text())
+    num_frames = int(spec["num_frames"])
+    keys = sorted((int(frame), box) for frame, box in spec["boxes"].items())
+    if not keys or keys[0][0] != 0 or keys[-1][0] != num_frames - 1:
+        raise ValueError(f"{path}: the key frames must include the first (0) and the last ({num_frames - 1})")
+    boxes = np.full((num_frames, 4), np.nan)
+    for (start, first), (stop, last) in zip(keys, keys[1:]):
+        if first is not None and last is not None:
+            weights = np.linspace(0.0, 1.0, stop - start + 1)[:, None]
+            boxes[start:stop + 1] = (1 - weights) * np.asarray(first, float) + weights * np.asarray(last, float)
+    for frame, box in keys:  # a key frame is exactly as drawn (a null one is not visible)
+        boxes[frame] = np.nan if box is None else box
+    return Reference(spec["video"], tuple(spec["frame_size"]), boxes, spec.get("drawn", ""))
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of two ``[T, 4]`` box arrays, frame by frame."""
+    width = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
+    height = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
+    inter = width * height
+    union = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
+    return inter / np.maximum(union, 1e-9)
+
+
+def athlete_boxes(video: Path, every_k: int = 1) -> tuple[np.ndarray, np.ndarray, float]:
+    """The boxes aqa-extract would store for ``video`` (source pixels ``[T, 4]``), their tracking
+    status names ``[T]`` and the seconds the detection pass took (decoding included)."""
+    from extractors.decode_worker import InlineDecoder
+    from extractors.detect import DetectorConfig, build_detector
+    from extractors.siamese import SiameseConfig, plan_video
+    from extractors.tracking import STATUS_NAMES
+
+    config = SiameseConfig(detector=DetectorConfig(every_k=every_k))
+    with build_detector(config.detector) as detector, InlineDecoder() as decoder:
+        started = time.perf_counter()
+        plan = plan_video(decoder, str(video), detector, config)
+        seconds = time.perf_counter() - started
+    return plan.boxes_in_source_pixels, np.array([STATUS_NAMES[code] for code in plan.track.status]), seconds
+
+
+def overlay_strip(video: Path, reference: Reference, ours: np.ndarray, out: Path, frames: int = 8,
+                  per_row: int = 4) -> Path:
+    """``frames`` evenly spaced frames where the athlete is visible, ``per_row`` side by side, the
+    reference box green and ours magenta, each labelled with its frame number and IoU; an image."""
+    import cv2
+
+    from extractors.video import open_video
+
+    visible = np.flatnonzero(reference.visible)
+    chosen = visible[np.linspace(0, len(visible) - 1, min(frames, len(visible))).round().astype(int)]
+    with open_video(video) as source:
+        images = source.get_batch(list(chosen))
+    height = 240
+    tiles = []
+    for index, image in zip(chosen, images):
+        image = np.ascontiguousarray(image)
+        for box, colour in ((reference.boxes[index], REFERENCE_COLOUR), (ours[index], OURS_COLOUR)):
+            x1, y1, x2, y2 = np.round(box).astype(int)
+            cv2.rectangle(image, (x1, y1), (x2, y2), colour, 2)
+        iou = float(box_iou(reference.boxes[index:index + 1], ours[index:index + 1])[0])
+        scale = height / image.shape[0]
+        tile = cv2.resize(image, (round(image.shape[1] * scale), height), interpolation=cv2.INTER_AREA)
+        cv2.putText(tile, f"{index}  IoU {iou:.2f}", (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 2)
+        tiles.append(tile)
+    rows = [tiles[start:start + per_row] for start in range(0, len(tiles), per_row)]
+    rows[-1] += [np.zeros_like(tiles[0])] * (per_row - len(rows[-1]))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(out), cv2.cvtColor(np.vstack([np.hstack(row) for row in rows]), cv2.COLOR_RGB2BGR))
+    return out
+
+
+def evaluate(video: Path, reference: Reference, every_k: int = 1, quiet: bool = False) -> dict:
+    """Per-frame IoU of our boxes against ``reference``; prints the frames unless ``quiet``."""
+    ours, status, seconds = athlete_boxes(video, every_k)
+    if len(ours) != len(reference.boxes):
+        raise SystemExit(f"{video}: {len(ours)} frames decoded, the reference has {len(reference.boxes)}")
+    visible = reference.visible
+    iou = np.where(visible, box_iou(np.nan_to_num(reference.boxes), ours), np.nan)
+    if not quiet:
+        print(f"{video.name}: frame status IoU")
+        for frame, (name, value) in enumerate(zip(status, iou)):
+            print(f"  {frame:4d} {name:12s} {'not visible' if np.isnan(value) else f'{value:.2f}'}")
+    scored = iou[visible]
+    return {"video": video.name, "frames": len(ours), "visible": int(visible.sum()),
+            "iou_at_least_0.5": round(float((scored >= 0.5).mean()), 3),
+            "iou_at_least_0.3": round(float((scored >= 0.3).mean()), 3),
+            "mean_iou": round(float(scored.mean()), 3),
+            "status": {name: int((status[visible] == name).sum()) for name in np.unique(status)},
+            "detect_ms_per_frame": round(1000 * seconds / len(ours), 1)}, ours
+
+
+def main(args: argparse.Namespace) -> None:
+    logging.basicConfig(level=logging.WARNING)
+    emit = json_lines(args.out, bench="athlete_boxes", every_k=args.every_k)
+    if args.all:
+        pairs = [(Path(args.videos) / load_reference(path).video, path) for path in sorted(REFERENCES.glob("*.json"))]
+    elif args.video and args.reference:
+        pairs = [(Path(args.video), Path(args.reference))]
+    else:
+        raise SystemExit("give VIDEO and --reference, or --all")
+    for video, reference_path in pairs:
+        if not video.is_file():
+            raise SystemExit(f"{video}: no such video (see --videos)")
+        reference = load_reference(reference_path)
+        summary, ours = evaluate(video, reference, args.every_k, quiet=args.all)
+        if args.strip or args.all:
+            strip = Path(args.strip) if args.strip and not args.all else Path(args.strips) / f"{video.stem}.png"
+            summary["strip"] = str(overlay_strip(video, reference, ours, strip, args.frames))
+        emit(summary)
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("video", nargs="?", help="the video to score (with --reference)")
+    parser.add_argument("--reference", help="its reference boxes (JSON, see the module docstring)")
+    parser.add_argument("--all", action="store_true",
+                        help=f"every reference in {REFERENCES.name}/, videos from --videos")
+    parser.add_argument("--videos", default=str(VIDEOS), help="folder of the reference videos (default: %(default)s)")
+    parser.add_argument("--every-k", type=int, default=1, help="detector on every k-th frame (aqa-extract's --every-k)")
+    parser.add_argument("--strip", help="write the overlay strip of VIDEO here (PNG)")
+    parser.add_argument("--strips", default="runs/athlete_strips", help="folder of the strips with --all")
+    parser.add_argument("--frames", type=int, default=8, help="frames in an overlay strip")
+    parser.add_argument("--out", help="also append the summaries (JSON lines) to this file")
+    return parser
+
+
+if __name__ == "__main__":
+    main(get_args_parser().parse_args())
