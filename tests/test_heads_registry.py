@@ -203,6 +203,7 @@ def test_literal_choices_are_enforced_and_yaml_lists_become_tuples():
 
 def test_a_preset_can_carry_settings_for_one_head_only():
     fspn, cofinal = head_config("fspn", "fisv-tes"), head_config("cofinal", "fisv-tes")
-    assert (fspn.train_window, fspn.train_lr, fspn.train_epochs) == (300, 3e-4, 20)
+    assert (fspn.train_window, fspn.train_lr, fspn.train_epochs, fspn.use_bce) == (300, 3e-4, 20, False)
+    assert head_config("fspn", "rg-ball").use_bce  # the paper's interval read-out elsewhere
     assert (cofinal.train_window, cofinal.test_windows, cofinal.lambda_score) == (32, 25, 25.0)
     assert head_config("mlp", "fisv-tes").train_window == 124 and head_config("fspn", "rg-ball").train_window == 68
