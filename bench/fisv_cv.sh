@@ -3,6 +3,7 @@
 #
 #   bash bench/fisv_cv.sh                      # the table: 5 heads x TES, PCS, 3 seeds each
 #   bash bench/fisv_cv.sh diagnosis            # the before/after rows of each fix (seed 0)
+#   bash bench/fisv_cv.sh final                # each table row's final model on all 400 programs (no CV)
 #   JOBS=1 ONLY='ridge-*' SEEDS=0 bash bench/fisv_cv.sh  # a subset, one run at a time, one seed
 #
 # Runs go to $OUT/<name>/ (metrics.json, folds.json, cv_predictions.csv/.png); the table is printed
@@ -49,11 +50,22 @@ diagnosis_runs() {  # docs/accuracy.md's diagnosis rows a-d (CoFInAl, cumulative
   done
 }
 
-runs=$( [[ "${1:-table}" == diagnosis ]] && diagnosis_runs || table_runs )
+MODE="${1:-table}"
+CV_ARGS="--folds-file $FOLDS --seeds $SEEDS"
+case "$MODE" in
+  diagnosis) runs=$(diagnosis_runs) ;;
+  # The presets' default settings on every training program: is the model collapsed or saturated?
+  final) runs=$(table_runs | sed 's/^/final-/'); CV_ARGS="--test-split none --seeds 0" ;;
+  *) runs=$(table_runs) ;;
+esac
 while read -r name args; do
   # shellcheck disable=SC2053
   [[ $name == $ONLY ]] || continue
   [[ -f "$OUT/$name/metrics.json" ]] && continue  # done already: rerunning resumes
-  printf '%s\0' "OMP_NUM_THREADS=1 $PY/aqa-train $STORE --folds-file $FOLDS --seeds $SEEDS --device cpu -q $args --out $OUT/$name > $OUT/$name.log 2>&1 && tail -1 $OUT/$name.log"
+  printf '%s\0' "OMP_NUM_THREADS=1 $PY/aqa-train $STORE $CV_ARGS --device cpu -q $args --out $OUT/$name > $OUT/$name.log 2>&1 && tail -1 $OUT/$name.log"
 done <<< "$runs" | xargs -0 -P "$JOBS" -I{} bash -c {}
-"$PY/python" bench/cv_table.py "$OUT"
+if [[ "$MODE" == final ]]; then
+  "$PY/python" bench/cv_table.py "$OUT" --final
+else
+  "$PY/python" bench/cv_table.py "$OUT"
+fi
