@@ -36,6 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.results import json_lines  # noqa: E402
+from extractors.tracking import box_iou  # noqa: E402  (elementwise over [T, 4] pairs)
 
 REFERENCES = Path(__file__).resolve().parent / "reference_boxes"
 VIDEOS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "videos"
@@ -72,15 +73,6 @@ def load_reference(path: Path) -> Reference:
     for frame, box in keys:  # a key frame is exactly as drawn (a null one is not visible)
         boxes[frame] = np.nan if box is None else box
     return Reference(spec["video"], tuple(spec["frame_size"]), boxes, spec.get("drawn", ""))
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of two ``[T, 4]`` box arrays, frame by frame."""
-    width = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
-    height = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
-    inter = width * height
-    union = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
-    return inter / np.maximum(union, 1e-9)
 
 
 def athlete_boxes(video: Path, every_k: int = 1) -> tuple[np.ndarray, np.ndarray, float]:
