@@ -52,10 +52,11 @@ diagnosis_runs() {  # docs/accuracy.md's diagnosis rows a-d (CoFInAl, cumulative
 
 MODE="${1:-table}"
 CV_ARGS="--folds-file $FOLDS --seeds $SEEDS"
+TABLE_ARGS=""
 case "$MODE" in
   diagnosis) runs=$(diagnosis_runs) ;;
   # The presets' default settings on every training program: is the model collapsed or saturated?
-  final) runs=$(table_runs | sed 's/^/final-/'); CV_ARGS="--test-split none --seeds 0" ;;
+  final) runs=$(table_runs | sed 's/^/final-/'); CV_ARGS="--test-split none --seeds 0"; TABLE_ARGS="--final" ;;
   *) runs=$(table_runs) ;;
 esac
 while read -r name args; do
@@ -64,8 +65,4 @@ while read -r name args; do
   [[ -f "$OUT/$name/metrics.json" ]] && continue  # done already: rerunning resumes
   printf '%s\0' "OMP_NUM_THREADS=1 $PY/aqa-train $STORE $CV_ARGS --device cpu -q $args --out $OUT/$name > $OUT/$name.log 2>&1 && tail -1 $OUT/$name.log"
 done <<< "$runs" | xargs -0 -P "$JOBS" -I{} bash -c {}
-if [[ "$MODE" == final ]]; then
-  "$PY/python" bench/cv_table.py "$OUT" --final
-else
-  "$PY/python" bench/cv_table.py "$OUT"
-fi
+"$PY/python" bench/cv_table.py "$OUT" $TABLE_ARGS  # unquoted: empty outside final mode
