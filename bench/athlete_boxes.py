@@ -75,15 +75,16 @@ def load_reference(path: Path) -> Reference:
     return Reference(spec["video"], tuple(spec["frame_size"]), boxes, spec.get("drawn", ""))
 
 
-def athlete_boxes(video: Path, every_k: int = 1) -> tuple[np.ndarray, np.ndarray, float]:
+def athlete_boxes(video: Path, every_k: int = 1, follow: bool = True) -> tuple[np.ndarray, np.ndarray, float]:
     """The boxes aqa-extract would store for ``video`` (source pixels ``[T, 4]``), their tracking
-    status names ``[T]`` and the seconds the detection pass took (decoding included)."""
+    status names ``[T]`` and the seconds the detection pass took (decoding included); ``follow``:
+    the detector setting ``follow_misses``."""
     from extractors.decode_worker import InlineDecoder
     from extractors.detect import DetectorConfig, build_detector
     from extractors.siamese import SiameseConfig, plan_video
     from extractors.tracking import STATUS_NAMES
 
-    config = SiameseConfig(detector=DetectorConfig(every_k=every_k))
+    config = SiameseConfig(detector=DetectorConfig(every_k=every_k, follow_misses=follow))
     with build_detector(config.detector) as detector, InlineDecoder() as decoder:
         started = time.perf_counter()
         plan = plan_video(decoder, str(video), detector, config)
@@ -122,9 +123,10 @@ def overlay_strip(video: Path, reference: Reference, ours: np.ndarray, out: Path
     return out
 
 
-def evaluate(video: Path, reference: Reference, every_k: int = 1, quiet: bool = False) -> dict:
+def evaluate(video: Path, reference: Reference, every_k: int = 1, follow: bool = True,
+             quiet: bool = False) -> tuple[dict, np.ndarray]:
     """Per-frame IoU of our boxes against ``reference``; prints the frames unless ``quiet``."""
-    ours, status, seconds = athlete_boxes(video, every_k)
+    ours, status, seconds = athlete_boxes(video, every_k, follow)
     if len(ours) != len(reference.boxes):
         raise SystemExit(f"{video}: {len(ours)} frames decoded, the reference has {len(reference.boxes)}")
     visible = reference.visible
@@ -134,12 +136,15 @@ def evaluate(video: Path, reference: Reference, every_k: int = 1, quiet: bool = 
         for frame, (name, value) in enumerate(zip(status, iou)):
             print(f"  {frame:4d} {name:12s} {'not visible' if np.isnan(value) else f'{value:.2f}'}")
     scored = iou[visible]
-    return {"video": video.name, "frames": len(ours), "visible": int(visible.sum()),
+    return {"video": video.name, "follow_misses": follow, "frames": len(ours), "visible": int(visible.sum()),
             "iou_at_least_0.5": round(float((scored >= 0.5).mean()), 3),
             "iou_at_least_0.3": round(float((scored >= 0.3).mean()), 3),
             "mean_iou": round(float(scored.mean()), 3),
             "status": {name: int((status[visible] == name).sum()) for name in np.unique(status)},
             "detect_ms_per_frame": round(1000 * seconds / len(ours), 1)}, ours
+
+
+FOLLOW = {"on": (True,), "off": (False,), "both": (False, True)}
 
 
 def main(args: argparse.Namespace) -> None:
@@ -155,11 +160,13 @@ def main(args: argparse.Namespace) -> None:
         if not video.is_file():
             raise SystemExit(f"{video}: no such video (see --videos)")
         reference = load_reference(reference_path)
-        summary, ours = evaluate(video, reference, args.every_k, quiet=args.all)
-        if args.strip or args.all:
-            strip = Path(args.strip) if args.strip and not args.all else Path(args.strips) / f"{video.stem}.png"
-            summary["strip"] = str(overlay_strip(video, reference, ours, strip, args.frames))
-        emit(summary)
+        for follow in FOLLOW[args.follow]:
+            summary, ours = evaluate(video, reference, args.every_k, follow, quiet=args.all)
+            if args.strip or args.all:
+                name = f"{video.stem}{'' if follow else '-no-follow'}.png"
+                strip = Path(args.strip) if args.strip and not args.all else Path(args.strips) / name
+                summary["strip"] = str(overlay_strip(video, reference, ours, strip, args.frames))
+            emit(summary)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -170,6 +177,9 @@ def get_args_parser() -> argparse.ArgumentParser:
                         help=f"every reference in {REFERENCES.name}/, videos from --videos")
     parser.add_argument("--videos", default=str(VIDEOS), help="folder of the reference videos (default: %(default)s)")
     parser.add_argument("--every-k", type=int, default=1, help="detector on every k-th frame (aqa-extract's --every-k)")
+    parser.add_argument("--follow", choices=sorted(FOLLOW), default="on",
+                        help="follow the athlete through the detector's misses (aqa-extract's default: on); "
+                             "'both' measures off and on side by side")
     parser.add_argument("--strip", help="write the overlay strip of VIDEO here (PNG)")
     parser.add_argument("--strips", default="runs/athlete_strips", help="folder of the strips with --all")
     parser.add_argument("--frames", type=int, default=8, help="frames in an overlay strip")

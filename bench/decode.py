@@ -5,7 +5,8 @@ Measures, on videos it writes itself (H.264, a panning textured scene with movin
 * decode frames/s for decord and PyAV, at 360p and 720p, native size and with decode-time
   resize to 224 on the short side, in one process and in N processes at once;
 * person-detection frames/s for each detector that can be built here (BlazePose on CPU,
-  random-weight YOLO11n on CPU and, when present, CUDA with half precision).
+  random-weight YOLO11n on CPU and, when present, CUDA with half precision), and for BlazePose
+  the frames/s of following a person through frames (what aqa-extract does on missed frames).
 
 Prints one JSON object per measurement (and appends them to ``--out`` when given). Copy the
 numbers, the machine and the command into ``docs/benchmarks.md``.
@@ -93,6 +94,13 @@ def bench_detection(video: Path, num_frames: int, emit) -> None:
         wall = time.perf_counter() - started
         emit({"bench": "detect", "detector": name, "device": config.device, "video": "360p",
               "frames": len(frames), "seconds": round(wall, 3), "frames_per_s": round(len(frames) / wall, 1)})
+        if detector.follows:  # following through misses (BlazePose's video mode) on the same frames
+            started = time.perf_counter()
+            detector.follow(frames)
+            wall = time.perf_counter() - started
+            emit({"bench": "follow", "detector": name, "device": config.device, "video": "360p",
+                  "frames": len(frames), "seconds": round(wall, 3), "frames_per_s": round(len(frames) / wall, 1)})
+        detector.close()
 
 
 def get_args_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""Find the athlete in a video: detector on key frames, in batches, then main-actor tracking.
+"""Find the athlete in a video: detector on key frames, in batches, misses followed, then main-actor tracking.
 
 The video reader stays outside: extraction passes its ``get_batch`` as ``read_frames``, so this
 module holds no decoder and is tested with frames from memory.
@@ -45,20 +45,69 @@ def detect_people(read_frames: FrameReader, indices: Sequence[int], frame_size: 
     return found
 
 
+def follow_misses(read_frames: FrameReader, detections: list[np.ndarray | None], detector: PersonDetector,
+                  longest: int) -> int:
+    """Fill ``detections`` in place where the detector lost the athlete after a steady find.
+
+    ``detections[t]`` is None where the detector did not run. A find is *steady* when the key
+    frame before or after it has a find too; a lone find amid misses is as often a judge, a
+    reflection or a wrong pose as the athlete (on a real dive, the one find amid nine missed
+    somersault frames is off the diver). From each steady find that the next key frame misses,
+    ``detector.follow`` carries the person forward through the key frames up to the next steady
+    find, or, when none comes within ``longest`` frames, up to the last find that does (the
+    athlete is seen again there); with no find at all within reach the athlete has gone and
+    nothing is followed. Each key frame passed gets the followed box, beside whatever lone find
+    it had: the tracker's association keeps what continues the track. Returns the frames filled.
+
+    Detectors that cannot follow (YOLO) leave ``detections`` as they are: YOLO finds every person
+    in a frame on its own, and the tracker bridges its misses.
+    """
+    if not detector.follows:
+        return 0
+    filled = 0
+    for start, passed in _runs_to_follow(detections, longest):
+        for frame, boxes in zip(passed, detector.follow(read_frames([start, *passed]))):
+            if len(boxes):
+                detections[frame] = np.concatenate([detections[frame], boxes])
+                filled += 1
+    return filled
+
+
+def _runs_to_follow(detections: Sequence[np.ndarray | None], longest: int) -> list[tuple[int, list[int]]]:
+    """(steady find, the key frames to follow through after it) for :func:`follow_misses`."""
+    keys = [frame for frame, boxes in enumerate(detections) if boxes is not None]
+    found = [len(detections[frame]) > 0 for frame in keys]
+    steady = [found[i] and ((i > 0 and found[i - 1]) or (i + 1 < len(keys) and found[i + 1]))
+              for i in range(len(keys))]
+    runs = []
+    for first in range(len(keys) - 1):
+        if not steady[first] or found[first + 1]:
+            continue
+        reach = [i for i in range(first + 1, len(keys)) if keys[i] - keys[first] <= longest]
+        finds = [i for i in reach if found[i]]
+        end = next((i for i in finds if steady[i]), finds[-1] if finds else None)
+        if end is not None:
+            runs.append((keys[first], keys[first + 1:end]))
+    return runs
+
+
 def locate_actor(read_frames: FrameReader, num_frames: int, frame_size: tuple[int, int], detector: PersonDetector,
-                 *, every_k: int = 1, batch_size: int = 16,
+                 *, every_k: int = 1, batch_size: int = 16, follow: bool = True,
                  tracker_config: TrackerConfig | None = None) -> ActorTrack:
     """The athlete's box in each of ``num_frames`` frames of size ``frame_size`` (W, H).
 
-    Runs ``detector`` on the key frames (:func:`detect_people`) and tracks the main actor
-    through all frames.
+    Runs ``detector`` on the key frames (:func:`detect_people`), follows the athlete through
+    the key frames it missed between two finds (:func:`follow_misses`, with ``follow``) and
+    tracks the main actor through all frames.
     """
+    tracker_config = tracker_config or TrackerConfig()
     keys = keyframe_indices(num_frames, every_k)
     detections: list[np.ndarray | None] = [None] * num_frames
     started = time.perf_counter()
     for index, boxes in zip(keys, detect_people(read_frames, keys, frame_size, detector, batch_size)):
         detections[index] = boxes
+    followed = follow_misses(read_frames, detections, detector, tracker_config.max_bridge) if follow else 0
     track = track_actor(detections, frame_size, tracker_config)
-    logger.debug("%s on %d of %d frames in %.1f s: %s", detector.name, len(keys), num_frames,
-                 time.perf_counter() - started, track.summary())
+    logger.debug("%s on %d of %d frames (%d missed frames followed) in %.1f s: %s", detector.name, len(keys),
+                 num_frames, followed, time.perf_counter() - started, track.summary())
     return track

@@ -50,6 +50,7 @@ from extractors.siamese import (
     clip_batches,
     detect_key_frames,
     embed_batch,
+    follow_missed_key_frames,
     layout_video,
     plan_from_detections,
 )
@@ -310,6 +311,7 @@ class WorkerPool:
                 video.parts_left -= 1
                 last = video.parts_left == 0
             if last:
+                follow_missed_key_frames(decoder, layout, video.detections, detector, self.config, backend)
                 video.plan = plan_from_detections(layout, video.detections, self.config)
                 video.detections = []
                 video.run.post(("plan", video, video.plan))

@@ -29,7 +29,7 @@ from typing import Literal, Protocol
 import numpy as np
 import torch
 
-from extractors.actor import detect_people, keyframe_indices, locate_actor
+from extractors.actor import detect_people, follow_misses, keyframe_indices, locate_actor
 from extractors.backbones import VideoBackbone, backbone_spec
 from extractors.clips import ClipPlan, ClipPlanConfig, plan_clips
 from extractors.crops import square_crop_boxes
@@ -175,6 +175,15 @@ def detect_key_frames(decoder: Decoder, layout: VideoLayout, keys: np.ndarray, d
                          config.detector.batch_size)
 
 
+def follow_missed_key_frames(decoder: Decoder, layout: VideoLayout, detections: list[np.ndarray | None],
+                             detector: PersonDetector, config: SiameseConfig, backend: Backend = "auto") -> None:
+    """Fill, in place, the key frames the detector missed between two finds (all parts joined), by
+    following the athlete from the last find (:func:`extractors.actor.follow_misses`), when
+    ``config.detector.follow_misses``."""
+    if config.detector.follow_misses:
+        follow_misses(_frame_reader(decoder, layout, backend), detections, detector, config.tracker.max_bridge)
+
+
 def plan_from_detections(layout: VideoLayout, detections: list[np.ndarray | None],
                          config: SiameseConfig) -> VideoPlan:
     """Track the athlete through all frames (``detections[t]``: boxes, or None where the detector
@@ -193,7 +202,7 @@ def plan_video(decoder: Decoder, path: str, detector: PersonDetector, config: Si
     layout = layout_video(decoder, path, config)
     track = locate_actor(_frame_reader(decoder, layout, backend), layout.info.num_frames, layout.work_size,
                          detector, every_k=config.detector.every_k, batch_size=config.detector.batch_size,
-                         tracker_config=config.tracker)
+                         follow=config.detector.follow_misses, tracker_config=config.tracker)
     return _plan_with_track(layout, track, config)
 
 

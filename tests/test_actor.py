@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 from test_detect import decode_frames
 
-from extractors.actor import keyframe_indices, locate_actor
+from extractors.actor import follow_misses, keyframe_indices, locate_actor
 from extractors.crops import square_crop_boxes
 from extractors.detect import BlazePoseDetector, DetectorConfig, PersonDetector
 from extractors.tracking import DETECTED, HELD, INTERPOLATED, box_iou
 from synthetic_video import moving_shapes
 
 FIGURE, DISTRACTOR = (230, 60, 40), (40, 200, 220)  # the colours synthetic_video draws them in
+REPO = Path(__file__).resolve().parent.parent
 
 
 class ColourDetector(PersonDetector):
@@ -73,28 +77,26 @@ def test_locate_actor_checks_what_the_reader_returns():
 
 
 @pytest.mark.real_data
-def test_blazepose_tracking_follows_a_real_dive(shared_videos):
-    """Olympic 10 m dive (500 x 281, 21 frames): hand-drawn diver boxes for the 17 frames before
-    the entry (motion blur included); the last 4 frames show only the splash."""
-    reference = np.array([
-        (218, 24, 245, 213), (215, 22, 247, 210), (215, 25, 257, 209), (208, 25, 260, 208), (205, 79, 275, 205),
-        (205, 55, 335, 195), (222, 100, 335, 190), (205, 88, 295, 178), (232, 74, 298, 168), (238, 120, 295, 185),
-        (210, 126, 300, 196), (222, 110, 290, 178), (232, 114, 322, 180), (245, 112, 305, 165), (192, 118, 300, 168),
-        (185, 115, 340, 190), (218, 121, 302, 264)], np.float32)
+def test_blazepose_follows_a_real_diver_through_the_somersaults(shared_videos):
+    """Olympic 10 m dive (500 x 281, 21 frames at 10 fps) against the hand-drawn boxes of
+    bench/reference_boxes (17 frames before the entry). BlazePose alone finds the diver on frames
+    0-5 and 15 only; following from frame 5 (MediaPipe's video mode) boxes the tuck and the
+    somersaults. Measured: IoU >= 0.5 on 88 % of the frames and >= 0.3 on all (without following
+    41 % and 76 %, the tracker interpolating stretched boxes over the tucked diver)."""
+    reference = json.loads((REPO / "bench" / "reference_boxes" / "olympic_dive.json").read_text())["boxes"]
+    reference = np.array([reference[str(frame)] for frame in range(17)], np.float32)
     frames = decode_frames(shared_videos / "olympic_dive.gif")
     assert frames.shape == (21, 281, 500, 3)
     with BlazePoseDetector(DetectorConfig()) as detector:
         track = locate_actor(lambda indices: frames[list(indices)], 21, (500, 281), detector)
     iou = box_iou(track.boxes[:17], reference)
-    # Measured: 53 % of frames at IoU >= 0.5 and 88 % at >= 0.3 (raw BlazePose: 35 % / 35 %;
-    # a fixed centre box: 24 % / 71 %).
-    assert np.mean(iou >= 0.3) >= 0.8 and np.mean(iou >= 0.5) >= 0.4, iou.round(2)
-    assert (track.status[:5] == DETECTED).all() and (track.status[17:] == HELD).all()
-    # The actor crop keeps most of the diver in every frame (measured: >= 62 %; >= 90 % in 82 % of frames).
+    assert np.mean(iou >= 0.5) >= 0.8 and np.mean(iou >= 0.3) >= 0.95, iou.round(2)
+    assert (track.status[:16] == DETECTED).all() and (track.status[16:] == HELD).all()  # 16: the entry, missed
+    # The actor crop keeps most of the diver in every frame (measured: >= 82 %; >= 90 % in 88 % of frames).
     crops = square_crop_boxes(track.boxes[:17], (500, 281))
     inside = np.clip(np.minimum(crops[:, 2:], reference[:, 2:]) - np.maximum(crops[:, :2], reference[:, :2]), 0, None)
     kept = inside.prod(axis=1) / (reference[:, 2:] - reference[:, :2]).prod(axis=1)
-    assert kept.min() >= 0.5 and np.mean(kept >= 0.9) >= 0.75, kept.round(2)
+    assert kept.min() >= 0.7 and np.mean(kept >= 0.9) >= 0.75, kept.round(2)
 
 
 def inverted_athlete_scene(num_frames: int = 30, size: tuple[int, int] = (640, 360),
@@ -134,3 +136,74 @@ def test_an_upside_down_athlete_is_found_and_boxed():
         track = locate_actor(lambda indices: frames[list(indices)], len(frames), frames.shape[2:0:-1], detector)
     iou = box_iou(track.boxes, truth)
     assert np.mean(iou >= 0.7) >= 0.9, iou.round(2)
+
+
+class FrameNumberFollower(PersonDetector):
+    """Follows by reading each frame's number from its pixels (frames hold their index); records the
+    frames it was asked to follow through. It stands in for BlazePose's video mode where the test is
+    about which frames get followed, not about finding a person."""
+
+    name = "frame-number"
+    weights_id = "test:frame-number"
+    follows = True
+
+    def __init__(self):
+        self.runs: list[list[int]] = []
+
+    def detect(self, frames):
+        raise AssertionError("follow_misses never detects")
+
+    def follow(self, frames):
+        numbers = [int(frame[0, 0, 0]) for frame in frames]
+        self.runs.append(numbers)
+        return [np.array([[number, 0, number + 10, 20, 0.5]], np.float32) for number in numbers[1:]]
+
+    def close(self):
+        pass
+
+
+def pattern(marks: str) -> list[np.ndarray | None]:
+    """Detections from marks: F a find, M a miss, . a frame the detector skipped."""
+    box = np.array([[0, 0, 10, 20, 0.9]], np.float32)
+    return [None if mark == "." else box.copy() if mark == "F" else np.zeros((0, 5), np.float32) for mark in marks]
+
+
+@pytest.mark.parametrize(("marks", "longest", "runs"), [
+    ("FFMMFMFF", 60, [[1, 2, 3, 4, 5]]),  # through the lone find at 4 to the next steady find (6)
+    ("FFMMFMM", 60, [[1, 2, 3]]),  # no steady find after: up to the last find (4), which is seen again
+    ("FFMMMM", 60, []),  # nobody found again: the athlete has gone, nothing to follow
+    ("FFMMMMFF", 3, []),  # the next find lies beyond reach
+    ("MFMMFF", 60, []),  # a lone find is no place to start from
+    ("F.F.M.M.F.F", 60, [[2, 4, 6]]),  # every_k = 2: only key frames are followed
+    ("FFMFFMMFF", 60, [[1, 2], [4, 5, 6]]),
+])
+def test_follow_misses_starts_at_a_steady_find_and_stops_where_the_athlete_is_seen_again(marks, longest, runs):
+    detections = pattern(marks)
+    frames = np.zeros((len(marks), 4, 4, 3), np.uint8)
+    frames[:, 0, 0, 0] = np.arange(len(marks))
+    follower = FrameNumberFollower()
+    filled = follow_misses(lambda indices: frames[list(indices)], detections, follower, longest)
+    assert follower.runs == runs
+    followed = [frame for run in runs for frame in run[1:]]
+    assert filled == len(followed)
+    for frame in followed:  # the followed box joins what the frame had (a lone find stays a candidate)
+        was = 1 if marks[frame] == "F" else 0
+        assert len(detections[frame]) == was + 1 and detections[frame][-1, 0] == frame
+
+
+def test_detectors_that_cannot_follow_leave_the_misses_to_the_tracker():
+    detections = pattern("FFMMFF")
+    assert follow_misses(lambda indices: pytest.fail("nothing is read"), detections, ColourDetector(), 60) == 0
+    assert [len(boxes) for boxes in detections] == [1, 1, 0, 0, 1, 1]
+
+
+@pytest.mark.real_data
+def test_blazepose_follow_gives_one_box_array_per_frame_after_the_first(shared_videos):
+    frames = decode_frames(shared_videos / "olympic_dive.gif", count=8)
+    with BlazePoseDetector(DetectorConfig()) as detector:
+        first = detector.follow(frames[4:8])
+        again = detector.follow(frames[4:8])  # a new run forgets the last one's pose
+    assert len(first) == 3 and all(boxes.shape[1] == 5 and boxes.dtype == np.float32 for boxes in first)
+    np.testing.assert_allclose(np.concatenate(first), np.concatenate(again))
+    with pytest.raises(RuntimeError, match="after close"):
+        detector.follow(frames[:2])
