@@ -12,11 +12,11 @@ setup:
 	@AQA_VENV=$(VENV) bash setup.sh
 
 test: setup
-	@$(VENV)/bin/ruff check -q pipeline extractors models data tests bench
+	@$(VENV)/bin/ruff check -q aqa pipeline extractors models data tests bench
 	@$(ENV) YOLO_OFFLINE=1 YOLO_AUTOINSTALL=false $(PY) -m pytest $(PYTEST_ARGS)
 
 demo: setup
-	@$(ENV) $(PY) -m pipeline.demo $(DEMO_ARGS)
+	@$(ENV) $(PY) -m aqa.pipeline.demo $(DEMO_ARGS)
 
 lint: setup
-	@$(VENV)/bin/ruff check pipeline extractors models data tests bench
+	@$(VENV)/bin/ruff check aqa pipeline extractors models data tests bench

@@ -35,8 +35,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from aqa.extractors.tracking import box_iou  # noqa: E402  (elementwise over [T, 4] pairs)
 from bench.results import json_lines  # noqa: E402
-from extractors.tracking import box_iou  # noqa: E402  (elementwise over [T, 4] pairs)
 
 REFERENCES = Path(__file__).resolve().parent / "reference_boxes"
 VIDEOS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "videos"
@@ -79,10 +79,10 @@ def athlete_boxes(video: Path, every_k: int = 1, follow: bool = True) -> tuple[n
     """The boxes aqa-extract would store for ``video`` (source pixels ``[T, 4]``), their tracking
     status names ``[T]`` and the seconds the detection pass took (decoding included); ``follow``:
     the detector setting ``follow_misses``."""
-    from extractors.decode_worker import InlineDecoder
-    from extractors.detect import DetectorConfig, build_detector
-    from extractors.siamese import SiameseConfig, plan_video
-    from extractors.tracking import STATUS_NAMES
+    from aqa.extractors.decode_worker import InlineDecoder
+    from aqa.extractors.detect import DetectorConfig, build_detector
+    from aqa.extractors.siamese import SiameseConfig, plan_video
+    from aqa.extractors.tracking import STATUS_NAMES
 
     config = SiameseConfig(detector=DetectorConfig(every_k=every_k, follow_misses=follow))
     with build_detector(config.detector) as detector, InlineDecoder() as decoder:
@@ -98,7 +98,7 @@ def overlay_strip(video: Path, reference: Reference, ours: np.ndarray, out: Path
     reference box green and ours magenta, each labelled with its frame number and IoU; an image."""
     import cv2
 
-    from extractors.video import open_video
+    from aqa.extractors.video import open_video
 
     visible = np.flatnonzero(reference.visible)
     chosen = visible[np.linspace(0, len(visible) - 1, min(frames, len(visible))).round().astype(int)]

@@ -51,7 +51,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def extract_command(videos: Path, store: Path) -> list[str]:
-    return [sys.executable, "-m", "pipeline.extract", str(videos), "-o", str(store), *SETTINGS]
+    return [sys.executable, "-m", "aqa.pipeline.extract", str(videos), "-o", str(store), *SETTINGS]
 
 
 def make_videos(folder: Path, count: int, seed: int) -> None:

@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.metrics import fisher_z_mean, spearman
-from models.windows import evenly_spaced_windows
-from pipeline.cross_validation import cross_validate, read_folds
-from pipeline.train import config_from_args, get_args_parser, head_streams, load_training_data, train_score
+from aqa.models.metrics import fisher_z_mean, spearman
+from aqa.models.windows import evenly_spaced_windows
+from aqa.pipeline.cross_validation import cross_validate, read_folds
+from aqa.pipeline.train import config_from_args, get_args_parser, head_streams, load_training_data, train_score
 
 
 @torch.no_grad()

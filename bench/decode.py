@@ -25,10 +25,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from aqa.extractors.video import open_video  # noqa: E402
+from aqa.pipeline.environment import configure_library_environment  # noqa: E402
 from bench.bench_videos import make_bench_video  # noqa: E402
 from bench.results import json_lines  # noqa: E402
-from extractors.video import open_video  # noqa: E402
-from pipeline.environment import configure_library_environment  # noqa: E402
 
 SIZES = {"360p": (640, 360), "720p": (1280, 720)}
 CHUNK = 64  # frames per get_batch call, as extraction reads
@@ -72,8 +72,8 @@ def bench_detection(video: Path, num_frames: int, emit) -> None:
     """Detection frames/s for each detector buildable here; a missing one is reported, not fatal."""
     import torch
 
-    from extractors.detect import DetectorConfig, build_detector
-    from extractors.errors import AqaError
+    from aqa.extractors.detect import DetectorConfig, build_detector
+    from aqa.extractors.errors import AqaError
 
     with open_video(video) as source:
         frames = source.get_batch(range(min(num_frames, source.info.num_frames)))

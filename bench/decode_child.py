@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-import pipeline.extract  # noqa: E402, F401  (the parent as aqa-extract has it: torch, cv2, MediaPipe loaded)
+import aqa.pipeline.extract  # noqa: E402, F401  (the parent as aqa-extract has it: torch, cv2, MediaPipe loaded)
+from aqa.extractors.decode_worker import DecodeWorker  # noqa: E402
 from bench.bench_videos import make_bench_video  # noqa: E402
 from bench.results import json_lines  # noqa: E402
-from extractors.decode_worker import DecodeWorker  # noqa: E402
 
 
 def process_status(pid: int) -> dict[str, int]:

@@ -42,8 +42,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from aqa.pipeline.environment import configure_library_environment  # noqa: E402
 from bench.bench_videos import make_bench_video  # noqa: E402
-from pipeline.environment import configure_library_environment  # noqa: E402
 
 
 class GpuSampler:
@@ -90,8 +90,8 @@ def free_backbone():
     """A backbone that costs nothing: what the data path delivers when the model is infinitely fast."""
     import torch
 
-    from extractors.backbones import backbone_spec
-    from extractors.backbones.registry import VideoBackbone
+    from aqa.extractors.backbones import backbone_spec
+    from aqa.extractors.backbones.registry import VideoBackbone
 
     class FreeBackbone(VideoBackbone):
         def __init__(self):
@@ -110,7 +110,7 @@ def free_backbone():
 
 
 def build(backbone_name: str, args: argparse.Namespace):
-    from extractors.backbones import build_backbone
+    from aqa.extractors.backbones import build_backbone
 
     if backbone_name == "none":
         return free_backbone()
@@ -120,7 +120,7 @@ def build(backbone_name: str, args: argparse.Namespace):
 
 
 def detector_config(device: str, every_k: int = 1):
-    from extractors.detect import DetectorConfig
+    from aqa.extractors.detect import DetectorConfig
 
     if device.startswith("cuda"):
         return DetectorConfig(kind="yolo", weights="yolo11n.yaml", device=device, batch_size=64, every_k=every_k)
@@ -128,8 +128,8 @@ def detector_config(device: str, every_k: int = 1):
 
 
 def run_pipeline(args: argparse.Namespace, videos: list[Path]) -> dict:
-    from extractors.siamese import SiameseConfig
-    from pipeline.extract import ExtractConfig, run_extraction
+    from aqa.extractors.siamese import SiameseConfig
+    from aqa.pipeline.extract import ExtractConfig, run_extraction
 
     features = SiameseConfig(backbone="i3d" if args.backbone == "none" else args.backbone,
                              input_size=args.input_size, detector=detector_config(args.device, args.every_k))
@@ -152,10 +152,10 @@ def run_naive(args: argparse.Namespace, videos: list[Path]) -> dict:
     import decord
     import torch
 
-    from extractors.clips import ClipPlanConfig, plan_clips
-    from extractors.crops import crop_and_resize, square_crop_boxes
-    from extractors.detect import build_detector
-    from extractors.tracking import track_actor
+    from aqa.extractors.clips import ClipPlanConfig, plan_clips
+    from aqa.extractors.crops import crop_and_resize, square_crop_boxes
+    from aqa.extractors.detect import build_detector
+    from aqa.extractors.tracking import track_actor
 
     backbone = build(args.backbone, args)
     size = args.input_size or backbone.spec.input_size[0]

@@ -39,11 +39,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from aqa.models import build_head  # noqa: E402
+from aqa.models.fspn_exemplars import Exemplars  # noqa: E402
+from aqa.models.fspn_training import pair_recipe  # noqa: E402
+from aqa.models.training import PaddedVideos, TrainConfig, evaluate, fit  # noqa: E402
 from bench.results import json_lines  # noqa: E402
-from models import build_head  # noqa: E402
-from models.fspn_exemplars import Exemplars  # noqa: E402
-from models.fspn_training import pair_recipe  # noqa: E402
-from models.training import PaddedVideos, TrainConfig, evaluate, fit  # noqa: E402
 
 DIM = 2 * 1024  # scene and actor I3D features side by side
 

@@ -27,9 +27,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from aqa.pipeline.environment import configure_library_environment  # noqa: E402
 from bench.bench_videos import make_bench_video  # noqa: E402
 from bench.results import json_lines  # noqa: E402
-from pipeline.environment import configure_library_environment  # noqa: E402
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -47,12 +47,12 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def make_checkpoint(folder: Path, args: argparse.Namespace) -> None:
     """A checkpoint to time: 8 synthetic videos, I3D at 224 px, the device's detector, 2 MLP epochs."""
-    from data.synthetic import SyntheticDatasetConfig, generate_dataset
-    from extractors.detect import DetectorConfig
-    from extractors.siamese import SiameseConfig
-    from pipeline.devices import resolve_device
-    from pipeline.extract import ExtractConfig, find_videos, run_extraction
-    from pipeline.train import cli as train_cli
+    from aqa.data.synthetic import SyntheticDatasetConfig, generate_dataset
+    from aqa.extractors.detect import DetectorConfig
+    from aqa.extractors.siamese import SiameseConfig
+    from aqa.pipeline.devices import resolve_device
+    from aqa.pipeline.extract import ExtractConfig, find_videos, run_extraction
+    from aqa.pipeline.train import cli as train_cli
 
     device = resolve_device(args.device)
     detector = (DetectorConfig(kind="yolo", weights="yolo11n.yaml", device=device, batch_size=64)
@@ -86,7 +86,7 @@ def main(args: argparse.Namespace) -> int:
         subprocess.run(command + ([f"--i3d-weights={args.i3d_weights}"] if args.i3d_weights else []), check=True)
         checkpoint = folder / "run" / "model.pt"
     started = time.perf_counter()
-    from pipeline.predict import load_predictor, predict_video
+    from aqa.pipeline.predict import load_predictor, predict_video
 
     with load_predictor(checkpoint, device=args.device, workers=args.workers,
                         weights=args.i3d_weights) as predictor:

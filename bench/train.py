@@ -35,9 +35,8 @@ from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.results import json_lines  # noqa: E402
-from models import build_head, head_config  # noqa: E402
-from models.training import (  # noqa: E402
+from aqa.models import build_head, head_config  # noqa: E402
+from aqa.models.training import (  # noqa: E402
     PaddedVideos,
     TrainConfig,
     deterministic_algorithms,
@@ -47,6 +46,7 @@ from models.training import (  # noqa: E402
     sample_windows,
     seed_everything,
 )
+from bench.results import json_lines  # noqa: E402
 
 
 def random_split(count: int, dim: int, min_clips: int, max_clips: int,

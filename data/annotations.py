@@ -40,9 +40,9 @@ from typing import Any
 
 import numpy as np
 
-from data.labels import LabelError, LabelRecord, LabelTable, read_label_table
-from extractors.errors import MissingFileError
-from extractors.safe_pickle import load_pickle
+from aqa.data.labels import LabelError, LabelRecord, LabelTable, read_label_table
+from aqa.extractors.errors import MissingFileError
+from aqa.extractors.safe_pickle import load_pickle
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from data.feature_store import FeatureStore, FeatureStoreError, open_feature_store
-from data.labels import LabelError, LabelRecord, LabelTable
-from data.provenance import Provenance, check_provenance
+from aqa.data.feature_store import FeatureStore, FeatureStoreError, open_feature_store
+from aqa.data.labels import LabelError, LabelRecord, LabelTable
+from aqa.data.provenance import Provenance, check_provenance
 
 log = logging.getLogger(__name__)
 

@@ -30,10 +30,10 @@ from typing import Any
 import h5py
 import numpy as np
 
-from data.labels import LabelRecord
-from data.provenance import Provenance, ProvenanceMismatchError, provenance_differences
-from extractors.errors import AqaError, MissingFileError, one_line
-from extractors.tracking import STATUS_NAMES
+from aqa.data.labels import LabelRecord
+from aqa.data.provenance import Provenance, ProvenanceMismatchError, provenance_differences
+from aqa.extractors.errors import AqaError, MissingFileError, one_line
+from aqa.extractors.tracking import STATUS_NAMES
 
 log = logging.getLogger(__name__)
 

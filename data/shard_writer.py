@@ -34,7 +34,7 @@ from pathlib import Path
 
 import h5py
 
-from data.feature_store import (
+from aqa.data.feature_store import (
     PARTS_SUFFIX,
     VIDEOS,
     FeatureStoreError,
@@ -47,8 +47,8 @@ from data.feature_store import (
     write_shard_attrs,
     write_video,
 )
-from data.provenance import Provenance, ProvenanceMismatchError, provenance_differences
-from extractors.errors import one_line
+from aqa.data.provenance import Provenance, ProvenanceMismatchError, provenance_differences
+from aqa.extractors.errors import one_line
 
 log = logging.getLogger(__name__)
 

@@ -59,9 +59,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from data.synthetic_scene import PHOTO_CUTS, PhotoCut, backdrop, cutout
-from extractors.errors import AqaError
-from extractors.video_writer import write_video
+from aqa.data.synthetic_scene import PHOTO_CUTS, PhotoCut, backdrop, cutout
+from aqa.extractors.errors import AqaError
+from aqa.extractors.video_writer import write_video
 
 log = logging.getLogger(__name__)
 

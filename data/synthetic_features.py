@@ -32,10 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from data.feature_store import VideoFeatures
-from data.labels import LabelRecord
-from data.provenance import Provenance
-from data.shard_writer import ShardWriter
+from aqa.data.feature_store import VideoFeatures
+from aqa.data.labels import LabelRecord
+from aqa.data.provenance import Provenance
+from aqa.data.shard_writer import ShardWriter
 
 SCORE_NAMES = ("total", "execution")
 
@@ -127,7 +127,7 @@ def synthetic_provenance(task: SyntheticTask, package_version: str = "synthetic"
     return Provenance(backbone="synthetic", weights_sha256="", clip_plan={}, input_size=(), detector="",
                       detector_weights="", package_version=package_version,
                       config_hash=hashlib.sha256(settings.encode()).hexdigest()[:16],
-                      extra={"generator": "data.synthetic_features"})
+                      extra={"generator": "aqa.data.synthetic_features"})
 
 
 def write_synthetic_store(path: str | Path, splits: dict[str, Sequence[SyntheticVideo]], task: SyntheticTask,

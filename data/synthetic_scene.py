@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from extractors.errors import MissingFileError
+from aqa.extractors.errors import MissingFileError
 
 
 @dataclass(frozen=True)

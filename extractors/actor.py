@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from extractors.detect import PersonDetector
-from extractors.tracking import ActorTrack, TrackerConfig, track_actor
+from aqa.extractors.detect import PersonDetector
+from aqa.extractors.tracking import ActorTrack, TrackerConfig, track_actor
 
 logger = logging.getLogger(__name__)
 

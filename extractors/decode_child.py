@@ -21,9 +21,9 @@ from multiprocessing.connection import Connection
 
 import numpy as np
 
-from extractors.crops import crop_and_resize
-from extractors.errors import AqaError
-from extractors.video import Backend, VideoInfo, open_video, probe_video, quiet_decoder_logs
+from aqa.extractors.crops import crop_and_resize
+from aqa.extractors.errors import AqaError
+from aqa.extractors.video import Backend, VideoInfo, open_video, probe_video, quiet_decoder_logs
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ requests, so streaming a long video in chunks decodes each frame once. A read ma
 child to cut boxes out of the frames and resize them (the backbone's scene and actor inputs):
 the cutting then runs in parallel across children, and only the small crops cross the pipe.
 
-The child is a fresh interpreter running :mod:`extractors.decode_child` (numpy, PyAV, decord,
+The child is a fresh interpreter running :mod:`aqa.extractors.decode_child` (numpy, PyAV, decord,
 cv2; no torch), started with SIGINT blocked so that a Ctrl-C during its start-up cannot kill it.
 """
 
@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from extractors.decode_child import OpenVideoCache, ReadRequest, ReadResult, handle_request, read_request
-from extractors.errors import DecodeTimeout, VideoError
-from extractors.video import Backend, VideoInfo, probe_video
+from aqa.extractors.decode_child import OpenVideoCache, ReadRequest, ReadResult, handle_request, read_request
+from aqa.extractors.errors import DecodeTimeout, VideoError
+from aqa.extractors.video import Backend, VideoInfo, probe_video
 
 __all__ = ["DecodeWorker", "InlineDecoder", "ReadRequest", "ReadResult", "handle_request"]
 
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 # The child's whole command line: the parent's sys.path first (as multiprocessing's spawn does, so
 # handlers resolve as they do here), then only the child's own module; never the parent's __main__.
 _CHILD_COMMAND = ("import json, sys; sys.path[:] = json.loads(sys.argv[2]); "
-                  "from extractors.decode_child import serve; serve(int(sys.argv[1]))")
+                  "from aqa.extractors.decode_child import serve; serve(int(sys.argv[1]))")
 
 
 @contextmanager

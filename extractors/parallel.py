@@ -38,11 +38,11 @@ from typing import Literal
 
 import numpy as np
 
-from extractors.backbones import VideoBackbone
-from extractors.decode_worker import DecodeWorker, InlineDecoder
-from extractors.detect import DetectorConfig, PersonDetector, build_detector
-from extractors.errors import AqaError, one_line
-from extractors.siamese import (
+from aqa.extractors.backbones import VideoBackbone
+from aqa.extractors.decode_worker import DecodeWorker, InlineDecoder
+from aqa.extractors.detect import DetectorConfig, PersonDetector, build_detector
+from aqa.extractors.errors import AqaError, one_line
+from aqa.extractors.siamese import (
     SiameseConfig,
     SiameseFeatures,
     VideoLayout,
@@ -54,7 +54,7 @@ from extractors.siamese import (
     layout_video,
     plan_from_detections,
 )
-from extractors.video import Backend
+from aqa.extractors.video import Backend
 
 log = logging.getLogger(__name__)
 

@@ -29,14 +29,14 @@ from typing import Literal, Protocol
 import numpy as np
 import torch
 
-from extractors.actor import detect_people, follow_misses, keyframe_indices, locate_actor
-from extractors.backbones import VideoBackbone, backbone_spec
-from extractors.clips import ClipPlan, ClipPlanConfig, plan_clips
-from extractors.crops import square_crop_boxes
-from extractors.decode_worker import ReadResult
-from extractors.detect import DetectorConfig, PersonDetector
-from extractors.tracking import ActorTrack, TrackerConfig, track_actor
-from extractors.video import Backend, VideoInfo
+from aqa.extractors.actor import detect_people, follow_misses, keyframe_indices, locate_actor
+from aqa.extractors.backbones import VideoBackbone, backbone_spec
+from aqa.extractors.clips import ClipPlan, ClipPlanConfig, plan_clips
+from aqa.extractors.crops import square_crop_boxes
+from aqa.extractors.decode_worker import ReadResult
+from aqa.extractors.detect import DetectorConfig, PersonDetector
+from aqa.extractors.tracking import ActorTrack, TrackerConfig, track_actor
+from aqa.extractors.video import Backend, VideoInfo
 
 log = logging.getLogger(__name__)
 

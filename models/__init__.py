@@ -5,9 +5,9 @@ face of :class:`ScoringHead` (``forward`` / ``loss`` / ``predict_details``). Imp
 package registers the heads.
 """
 
-from models import cofinal, fspn, mlp, ridge  # noqa: F401  (registers the heads)
-from models.normalization import ScoreNormalizer
-from models.registry import (
+from aqa.models import cofinal, fspn, mlp, ridge  # noqa: F401  (registers the heads)
+from aqa.models.normalization import ScoreNormalizer
+from aqa.models.registry import (
     PRESETS,
     HeadConfigError,
     ScoringHead,

@@ -22,11 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.cofinal_likert import CoFInAlLikertHead
-from models.grading import decompose_score, expected_class, reassemble_score, simplex_etf
-from models.masking import segment_weights
-from models.registry import HeadConfigError, ScoringHead, check_choices, check_targets, register_head
-from models.windows import score_in_windows
+from aqa.models.cofinal_likert import CoFInAlLikertHead
+from aqa.models.grading import decompose_score, expected_class, reassemble_score, simplex_etf
+from aqa.models.masking import segment_weights
+from aqa.models.registry import HeadConfigError, ScoringHead, check_choices, check_targets, register_head
+from aqa.models.windows import score_in_windows
 
 __all__ = [
     "CoFInAlConfig",

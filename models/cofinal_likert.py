@@ -25,13 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.grading import decompose_score, expected_class, simplex_etf
-from models.masking import MaskedBatchNorm1d
-from models.registry import ScoringHead, check_targets
-from models.windows import score_in_windows
+from aqa.models.grading import decompose_score, expected_class, simplex_etf
+from aqa.models.masking import MaskedBatchNorm1d
+from aqa.models.registry import ScoringHead, check_targets
+from aqa.models.windows import score_in_windows
 
 if TYPE_CHECKING:
-    from models.cofinal import CoFInAlConfig
+    from aqa.models.cofinal import CoFInAlConfig
 
 # Appendix "activation modes" 0-3 (the code's ``activate_regular_restrictions``): the Likert
 # levels of the head and of the mirrored head, as functions of the number of queries n.

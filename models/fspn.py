@@ -57,7 +57,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.fspn_exemplars import (
+from aqa.models.fspn_exemplars import (
     ExemplarBank,
     Exemplars,
     bin_readout,
@@ -66,15 +66,15 @@ from models.fspn_exemplars import (
     uniform_bin_edges,
     vote,
 )
-from models.fspn_parsing import (
+from aqa.models.fspn_parsing import (
     ActionParser,
     group_contrastive_loss,
     parse_boundaries,
     pool_clips,
     segment_pool,
 )
-from models.fspn_transformer import MultiscaleFusion, MultiscaleTransformer
-from models.registry import HeadConfigError, ScoringHead, check_choices, check_targets, register_head
+from aqa.models.fspn_transformer import MultiscaleFusion, MultiscaleTransformer
+from aqa.models.registry import HeadConfigError, ScoringHead, check_choices, check_targets, register_head
 
 __all__ = ["ABLATIONS", "FSPNConfig", "FSPNHead"]
 

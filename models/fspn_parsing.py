@@ -60,7 +60,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.masking import segment_weights
+from aqa.models.masking import segment_weights
 
 __all__ = [
     "ActionParser",

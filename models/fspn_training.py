@@ -36,9 +36,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from models.fspn_exemplars import Exemplars, pair_candidates
-from models.registry import ScoringHead
-from models.training import Batch, PaddedVideos, Recipe, optimizer_step, sample_windows
+from aqa.models.fspn_exemplars import Exemplars, pair_candidates
+from aqa.models.registry import ScoringHead
+from aqa.models.training import Batch, PaddedVideos, Recipe, optimizer_step, sample_windows
 
 __all__ = ["PairRecipe", "difficulty_ratio", "make_optimizer", "pair_batches", "pair_recipe", "prepare", "train_step"]
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from models.masking import masked_mean
+from aqa.models.masking import masked_mean
 
 __all__ = ["CrossAttentionBlock", "MultiscaleFusion", "MultiscaleTransformer", "TransformerStage"]
 

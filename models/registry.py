@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from extractors.errors import AqaError
+from aqa.extractors.errors import AqaError
 
 
 class UnknownHeadError(AqaError, ValueError):

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from models.masking import masked_mean
-from models.registry import HeadConfigError, ScoringHead, check_targets, register_head
+from aqa.models.masking import masked_mean
+from aqa.models.registry import HeadConfigError, ScoringHead, check_targets, register_head
 
 
 @dataclass(frozen=True)

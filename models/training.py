@@ -35,9 +35,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from extractors.errors import AqaError
-from models.metrics import spearman
-from models.registry import ScoringHead
+from aqa.extractors.errors import AqaError
+from aqa.models.metrics import spearman
+from aqa.models.registry import ScoringHead
 
 log = logging.getLogger(__name__)
 

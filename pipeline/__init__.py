@@ -1,3 +1,1 @@
-"""The stages wired together: configs, the command-line tools and the demo."""
-
-__version__ = "0.1.0"
+"""The stages wired together: configs, the command-line tools, the Python API's workings and the demo."""

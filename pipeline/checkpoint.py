@@ -36,12 +36,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from data.provenance import Provenance
-from extractors.errors import AqaError, CorruptFileError, MissingFileError
-from models import ScoreNormalizer, ScoringHead, build_head, config_type
-from pipeline import __version__
-from pipeline.config import config_from_dict, config_to_dict
-from pipeline.train_data import combine_streams, difficulty_use
+from aqa import __version__
+from aqa.data.provenance import Provenance
+from aqa.extractors.errors import AqaError, CorruptFileError, MissingFileError
+from aqa.models import ScoreNormalizer, ScoringHead, build_head, config_type
+from aqa.pipeline.config import config_from_dict, config_to_dict
+from aqa.pipeline.train_data import combine_streams, difficulty_use
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from extractors.errors import AqaError, one_line
-from extractors.video import quiet_decoder_logs
-from pipeline.config import ConfigT, load_config
-from pipeline.environment import configure_library_environment
+from aqa.extractors.errors import AqaError, one_line
+from aqa.extractors.video import quiet_decoder_logs
+from aqa.pipeline.config import ConfigT, load_config
+from aqa.pipeline.environment import configure_library_environment
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130

@@ -32,16 +32,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm import tqdm
 
-from extractors.errors import AqaError
-from models.metrics import fisher_z_mean, mse, relative_l2, spearman, summarize_seeds
-from pipeline import __version__
-from pipeline.config import config_to_dict
-from pipeline.plots import plot_predictions
-from pipeline.train_data import TrainingData, VideoSplit
-from pipeline.train_report import plain_json
+from aqa import __version__
+from aqa.extractors.errors import AqaError
+from aqa.models.metrics import fisher_z_mean, mse, relative_l2, spearman, summarize_seeds
+from aqa.pipeline.config import config_to_dict
+from aqa.pipeline.plots import plot_predictions
+from aqa.pipeline.train_data import TrainingData, VideoSplit
+from aqa.pipeline.train_report import plain_json
 
 if TYPE_CHECKING:
-    from pipeline.train import RunConfig, ScoreRun
+    from aqa.pipeline.train import RunConfig, ScoreRun
 
 FOLDS_FORMAT = "aqa-folds/1"
 

@@ -22,15 +22,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from data.labels import read_label_files
-from data.synthetic import SyntheticDatasetConfig, generate_dataset
-from extractors.clips import ClipPlanConfig
-from extractors.siamese import SiameseConfig
-from models.metrics import spearman
-from pipeline.cli import add_common_arguments, exit_status_epilog, run_cli
-from pipeline.extract import ExtractConfig, find_videos, run_extraction
-from pipeline.predict import load_predictor, predict_video, save_prediction_overlay
-from pipeline.train import cli as train_cli
+from aqa.data.labels import read_label_files
+from aqa.data.synthetic import SyntheticDatasetConfig, generate_dataset
+from aqa.extractors.clips import ClipPlanConfig
+from aqa.extractors.siamese import SiameseConfig
+from aqa.models.metrics import spearman
+from aqa.pipeline.cli import add_common_arguments, exit_status_epilog, run_cli
+from aqa.pipeline.extract import ExtractConfig, find_videos, run_extraction
+from aqa.pipeline.predict import load_predictor, predict_video, save_prediction_overlay
+from aqa.pipeline.train import cli as train_cli
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from extractors.errors import AqaError
+from aqa.extractors.errors import AqaError
 
 
 class DeviceError(AqaError):

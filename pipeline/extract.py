@@ -25,18 +25,18 @@ from typing import Literal
 
 from tqdm import tqdm
 
-from data.feature_store import FeatureStoreError, VideoFeatures, check_video_name
-from data.labels import LabelTable, parse_column_names, read_label_files
-from data.provenance import Provenance
-from data.shard_writer import ShardWriter
-from extractors.backbones import VideoBackbone, build_backbone, list_backbones
-from extractors.detect import PersonDetector
-from extractors.errors import AqaError, one_line
-from extractors.parallel import ExtractedVideo, PoolConfig, WorkerPool
-from extractors.siamese import SiameseConfig
-from extractors.video import Backend
-from pipeline import __version__
-from pipeline.cli import (
+from aqa import __version__
+from aqa.data.feature_store import FeatureStoreError, VideoFeatures, check_video_name
+from aqa.data.labels import LabelTable, parse_column_names, read_label_files
+from aqa.data.provenance import Provenance
+from aqa.data.shard_writer import ShardWriter
+from aqa.extractors.backbones import VideoBackbone, build_backbone, list_backbones
+from aqa.extractors.detect import PersonDetector
+from aqa.extractors.errors import AqaError, one_line
+from aqa.extractors.parallel import ExtractedVideo, PoolConfig, WorkerPool
+from aqa.extractors.siamese import SiameseConfig
+from aqa.extractors.video import Backend
+from aqa.pipeline.cli import (
     EXIT_SOME_FAILED,
     add_common_arguments,
     add_config_arguments,
@@ -46,8 +46,8 @@ from pipeline.cli import (
     resolve_config,
     run_cli,
 )
-from pipeline.config import config_hash, config_to_dict
-from pipeline.devices import resolve_device, resolve_workers
+from aqa.pipeline.config import config_hash, config_to_dict
+from aqa.pipeline.devices import resolve_device, resolve_workers
 
 log = logging.getLogger(__name__)
 
@@ -266,7 +266,19 @@ def config_from_args(args: argparse.Namespace) -> ExtractConfig:
     return resolve_config(ExtractConfig, args)
 
 
-def main(args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class ExtractionResult:
+    """What one extraction run did: the store, the videos written now, how many were already there,
+    and each video that failed (or was refused on its name) with its reason."""
+
+    store: Path
+    written: list[str]
+    already_done: int
+    failures: dict[str, str]
+
+
+def extract_from_args(args: argparse.Namespace) -> ExtractionResult:
+    """The whole of aqa-extract but the printing (``aqa.extract`` calls it too)."""
     config = config_from_args(args)
     found = find_videos(args.videos)
     videos = found.videos
@@ -275,10 +287,16 @@ def main(args: argparse.Namespace) -> int:
                                        progress=not args.quiet)
     skipped = len(videos) - len(written) - len(failures)
     failures.update(found.refused)
-    print(f"aqa-extract: {len(written)} extracted, {skipped} already done, {len(failures)} failed -> {args.output}")
-    for name, reason in sorted(failures.items()):
+    return ExtractionResult(args.output, written, skipped, dict(sorted(failures.items())))
+
+
+def main(args: argparse.Namespace) -> int:
+    result = extract_from_args(args)
+    print(f"aqa-extract: {len(result.written)} extracted, {result.already_done} already done, "
+          f"{len(result.failures)} failed -> {result.store}")
+    for name, reason in result.failures.items():
         print(f"  failed {name}: {reason}")
-    return EXIT_SOME_FAILED if failures else 0
+    return EXIT_SOME_FAILED if result.failures else 0
 
 
 def cli(argv: Sequence[str] | None = None) -> int:

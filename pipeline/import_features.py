@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from data.feature_store import VideoFeatures
-from data.labels import LabelTable, parse_column_names, read_label_files
-from data.provenance import imported_provenance
-from data.shard_writer import ShardWriter
-from extractors.errors import AqaError, MissingFileError
-from pipeline import __version__
-from pipeline.cli import add_common_arguments, add_label_arguments, exit_status_epilog, run_cli
+from aqa import __version__
+from aqa.data.feature_store import VideoFeatures
+from aqa.data.labels import LabelTable, parse_column_names, read_label_files
+from aqa.data.provenance import imported_provenance
+from aqa.data.shard_writer import ShardWriter
+from aqa.extractors.errors import AqaError, MissingFileError
+from aqa.pipeline.cli import add_common_arguments, add_label_arguments, exit_status_epilog, run_cli
 
 log = logging.getLogger(__name__)
 

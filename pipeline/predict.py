@@ -24,18 +24,18 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from data.provenance import IMPORTED_BACKBONE, Provenance
-from extractors.backbones import VideoBackbone, build_backbone
-from extractors.detect import PersonDetector
-from extractors.errors import AqaError, VideoError, one_line
-from extractors.parallel import FailedVideo, PoolConfig, WorkerPool
-from extractors.siamese import SiameseConfig, SiameseFeatures
-from pipeline.checkpoint import CheckpointInfo, check_difficulty, load_checkpoint, predict_features
-from pipeline.cli import add_common_arguments, add_workers_argument, exit_status_epilog, run_cli
-from pipeline.config import config_from_dict
-from pipeline.devices import resolve_device, resolve_workers
-from pipeline.extract import feature_config_hash
-from pipeline.overlay import write_overlay
+from aqa.data.provenance import IMPORTED_BACKBONE, Provenance
+from aqa.extractors.backbones import VideoBackbone, build_backbone
+from aqa.extractors.detect import PersonDetector
+from aqa.extractors.errors import AqaError, VideoError, one_line
+from aqa.extractors.parallel import FailedVideo, PoolConfig, WorkerPool
+from aqa.extractors.siamese import SiameseConfig, SiameseFeatures
+from aqa.pipeline.checkpoint import CheckpointInfo, check_difficulty, load_checkpoint, predict_features
+from aqa.pipeline.cli import add_common_arguments, add_workers_argument, exit_status_epilog, run_cli
+from aqa.pipeline.config import config_from_dict
+from aqa.pipeline.devices import resolve_device, resolve_workers
+from aqa.pipeline.extract import feature_config_hash
+from aqa.pipeline.overlay import write_overlay
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from data.synthetic import SyntheticDatasetConfig, generate_dataset
-from pipeline.cli import add_common_arguments, add_config_arguments, exit_status_epilog, run_cli
-from pipeline.config import load_config
+from aqa.data.synthetic import SyntheticDatasetConfig, generate_dataset
+from aqa.pipeline.cli import add_common_arguments, add_config_arguments, exit_status_epilog, run_cli
+from aqa.pipeline.config import load_config
 
 log = logging.getLogger(__name__)
 

@@ -38,20 +38,21 @@ import logging
 import re
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm import tqdm
 
-from data.feature_store import open_feature_store
-from data.labels import parse_column_names, read_label_files
-from data.provenance import Provenance
-from extractors.errors import AqaError
-from models import PRESETS, ScoreNormalizer, build_head, config_type, head_config, list_heads, preset_key
-from models.fspn_training import pair_recipe
-from models.training import (
+from aqa.data.feature_store import open_feature_store
+from aqa.data.labels import parse_column_names, read_label_files
+from aqa.data.provenance import Provenance
+from aqa.extractors.errors import AqaError
+from aqa.models import PRESETS, ScoreNormalizer, build_head, config_type, head_config, list_heads, preset_key
+from aqa.models.fspn_training import pair_recipe
+from aqa.models.training import (
     FitResult,
     PaddedVideos,
     TrainConfig,
@@ -61,8 +62,8 @@ from models.training import (
     resolve_window,
     seed_everything,
 )
-from pipeline.checkpoint import load_checkpoint
-from pipeline.cli import (
+from aqa.pipeline.checkpoint import load_checkpoint
+from aqa.pipeline.cli import (
     add_common_arguments,
     add_config_arguments,
     add_label_arguments,
@@ -70,8 +71,8 @@ from pipeline.cli import (
     resolve_config,
     run_cli,
 )
-from pipeline.config import ConfigError, config_hash
-from pipeline.cross_validation import (
+from aqa.pipeline.config import ConfigError, config_hash
+from aqa.pipeline.cross_validation import (
     check_folds,
     cross_validate,
     make_folds,
@@ -79,8 +80,8 @@ from pipeline.cross_validation import (
     write_combined_cv_report,
     write_cv_outputs,
 )
-from pipeline.devices import resolve_device
-from pipeline.train_data import (
+from aqa.pipeline.devices import resolve_device
+from aqa.pipeline.train_data import (
     Streams,
     TrainingData,
     VideoSplit,
@@ -88,7 +89,7 @@ from pipeline.train_data import (
     difficulty_use,
     load_training_data,
 )
-from pipeline.train_report import SeedMetrics, split_metrics, write_combined_report, write_score_outputs
+from aqa.pipeline.train_report import SeedMetrics, split_metrics, write_combined_report, write_score_outputs
 
 log = logging.getLogger(__name__)
 
@@ -386,7 +387,9 @@ def check_output_folder(folder: Path, overwrite: bool) -> None:
         raise TrainingSetupError(f"--out {folder} cannot be written: {error.strerror or error}") from None
 
 
-def main(args: argparse.Namespace) -> int:
+def train_from_args(args: argparse.Namespace, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """The whole of aqa-train (``aqa.train`` calls it too): the metrics report of each score, and with
+    several scores their Fisher-z mean under ``"combined"``; ``say`` gets the one-line summaries."""
     started = time.perf_counter()
     config = config_from_args(args)
     check_output_folder(args.out, args.overwrite)
@@ -401,27 +404,33 @@ def main(args: argparse.Namespace) -> int:
     check_head_streams(config, data.streams)
     digest = config_hash(config)
     if folds_asked:
-        return cross_validation_main(args, data, config, digest, device)
+        return cross_validation_main(args, data, config, digest, device, say)
     several = len(config.scores) > 1
-    reports = {}
+    reports: dict[str, Any] = {}
     for score in config.scores:
         run, head = train_score(data, score, config, device, progress=not args.quiet)
         folder = args.out / _folder_name(score) if several else args.out
         report = reports[score] = write_score_outputs(folder, run, head, data, config, digest, device)
         shown = "test" if data.test is not None else "train"
-        print(f"aqa-train: {score}: {shown} rho {report[f'{shown}_srcc']:.4f} ± {report[f'{shown}_srcc_std']:.4f}, "
-              f"R-L2 {report[f'{shown}_rl2']:.4f}, MSE {report[f'{shown}_mse']:.4f} "
-              f"({report['selection']}, {len(config.seeds)} seed(s)) -> {folder / 'model.pt'}")
+        say(f"aqa-train: {score}: {shown} rho {report[f'{shown}_srcc']:.4f} ± {report[f'{shown}_srcc_std']:.4f}, "
+            f"R-L2 {report[f'{shown}_rl2']:.4f}, MSE {report[f'{shown}_mse']:.4f} "
+            f"({report['selection']}, {len(config.seeds)} seed(s)) -> {folder / 'model.pt'}")
     if several:
-        combined = write_combined_report(args.out, reports, config, digest, time.perf_counter() - started)
+        combined = reports["combined"] = write_combined_report(args.out, reports, config, digest,
+                                                               time.perf_counter() - started)
         shown = "test" if data.test is not None else "train"
-        print(f"aqa-train: Fisher-z mean over {', '.join(config.scores)}: {shown} rho "
-              f"{combined[f'{shown}_srcc']:.4f} ± {combined[f'{shown}_srcc_std']:.4f} -> {args.out / 'metrics.json'}")
+        say(f"aqa-train: Fisher-z mean over {', '.join(config.scores)}: {shown} rho "
+            f"{combined[f'{shown}_srcc']:.4f} ± {combined[f'{shown}_srcc_std']:.4f} -> {args.out / 'metrics.json'}")
+    return reports
+
+
+def main(args: argparse.Namespace) -> int:
+    train_from_args(args)
     return 0
 
 
 def cross_validation_main(args: argparse.Namespace, data: TrainingData, config: RunConfig, digest: str,
-                          device: str) -> int:
+                          device: str, say: Callable[[str], None] = print) -> dict[str, Any]:
     """``--folds K`` / ``--folds-file F``: every score cross-validated on the training split."""
     if args.folds_file is not None:
         folds = read_folds(args.folds_file)
@@ -429,23 +438,23 @@ def cross_validation_main(args: argparse.Namespace, data: TrainingData, config: 
         folds = make_folds(data.train.names, args.folds, args.fold_seed)
     check_folds(folds, data.train.names, data.source)
     several = len(config.scores) > 1
-    reports = {}
+    reports: dict[str, Any] = {}
     for score in config.scores:
         started = time.perf_counter()
         train_fold = functools.partial(_train_fold, score=score, config=config, device=device)
         runs = cross_validate(data, folds, train_fold, label=score, progress=not args.quiet)
         folder = args.out / _folder_name(score) if several else args.out
         report = reports[score] = write_cv_outputs(folder, data.train, score, runs, folds, config, digest, device)
-        print(f"aqa-train: {score}: {len(folds)}-fold CV rho {report['fold_srcc']:.4f} ± "
-              f"{report['fold_srcc_std']:.4f} (Fisher-z over folds; pooled {report['pooled_srcc']:.4f}; "
-              f"mean of {len(config.seeds)} seed(s) {report['ensemble']['pooled_srcc']:.4f}), "
-              f"R-L2 {report['rl2']:.4f}, MSE {report['mse']:.4f} in {time.perf_counter() - started:.0f} s "
-              f"-> {folder / 'metrics.json'}")
+        say(f"aqa-train: {score}: {len(folds)}-fold CV rho {report['fold_srcc']:.4f} ± "
+            f"{report['fold_srcc_std']:.4f} (Fisher-z over folds; pooled {report['pooled_srcc']:.4f}; "
+            f"mean of {len(config.seeds)} seed(s) {report['ensemble']['pooled_srcc']:.4f}), "
+            f"R-L2 {report['rl2']:.4f}, MSE {report['mse']:.4f} in {time.perf_counter() - started:.0f} s "
+            f"-> {folder / 'metrics.json'}")
     if several:
-        combined = write_combined_cv_report(args.out, reports, config)
-        print(f"aqa-train: Fisher-z mean over {', '.join(config.scores)}: CV rho {combined['fold_srcc']:.4f} ± "
-              f"{combined['fold_srcc_std']:.4f} -> {args.out / 'metrics.json'}")
-    return 0
+        combined = reports["combined"] = write_combined_cv_report(args.out, reports, config)
+        say(f"aqa-train: Fisher-z mean over {', '.join(config.scores)}: CV rho {combined['fold_srcc']:.4f} ± "
+            f"{combined['fold_srcc_std']:.4f} -> {args.out / 'metrics.json'}")
+    return reports
 
 
 def _train_fold(data: TrainingData, *, score: str, config: RunConfig, device: str) -> ScoreRun:

@@ -31,14 +31,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from data.dataset import FeatureDataset
-from data.feature_store import FeatureStore, open_feature_store
-from data.labels import LabelTable
-from data.provenance import Provenance, check_provenance
-from extractors.errors import AqaError
-from models.fspn_training import difficulty_ratio
-from models.normalization import ScoreNormalizer
-from models.training import PaddedVideos
+from aqa.data.dataset import FeatureDataset
+from aqa.data.feature_store import FeatureStore, open_feature_store
+from aqa.data.labels import LabelTable
+from aqa.data.provenance import Provenance, check_provenance
+from aqa.extractors.errors import AqaError
+from aqa.models.fspn_training import difficulty_ratio
+from aqa.models.normalization import ScoreNormalizer
+from aqa.models.training import PaddedVideos
 
 log = logging.getLogger(__name__)
 

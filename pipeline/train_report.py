@@ -38,15 +38,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from models.metrics import cumulative_score, fisher_z_mean, mse, relative_l2, spearman, summarize_seeds
-from pipeline import __version__
-from pipeline.checkpoint import save_checkpoint
-from pipeline.config import config_to_dict
-from pipeline.plots import plot_cumulative_score, plot_curves, plot_predictions
+from aqa import __version__
+from aqa.models.metrics import cumulative_score, fisher_z_mean, mse, relative_l2, spearman, summarize_seeds
+from aqa.pipeline.checkpoint import save_checkpoint
+from aqa.pipeline.config import config_to_dict
+from aqa.pipeline.plots import plot_cumulative_score, plot_curves, plot_predictions
 
 if TYPE_CHECKING:
-    from pipeline.train import RunConfig, ScoreRun, SeedRun
-    from pipeline.train_data import TrainingData
+    from aqa.pipeline.train import RunConfig, ScoreRun, SeedRun
+    from aqa.pipeline.train_data import TrainingData
 
 HEADLINE = ("test_srcc", "test_rl2", "test_mse", "train_srcc", "train_rl2", "train_mse", "val_srcc")
 

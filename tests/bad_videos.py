@@ -63,7 +63,7 @@ def stalling_handler(cache, request):
     """A decode-worker handler that hangs on files named ``*stall*``, as decord can."""
     import time
 
-    from extractors.decode_child import handle_request
+    from aqa.extractors.decode_child import handle_request
 
     if "stall" in Path(request.path).name:
         time.sleep(3600)
@@ -74,7 +74,7 @@ def crashing_handler(cache, request):
     """A decode-worker handler whose process dies on files named ``*crash*``, as a segfault would."""
     import os
 
-    from extractors.decode_child import handle_request
+    from aqa.extractors.decode_child import handle_request
 
     if "crash" in Path(request.path).name:
         os._exit(139)
@@ -82,7 +82,9 @@ def crashing_handler(cache, request):
 
 
 def loaded_modules_handler(cache, request):
-    """A decode-worker handler that answers with the top-level names of the modules loaded in the child."""
+    """A decode-worker handler that answers with the top-level names of the modules loaded in the child
+    (for aqa's own modules, the stage: ``aqa.extractors``)."""
     import sys
 
-    return sorted({name.partition(".")[0] for name in sys.modules})
+    return sorted({".".join(name.split(".")[:2]) if name.startswith("aqa.") else name.partition(".")[0]
+                   for name in sys.modules})

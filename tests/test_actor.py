@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from test_detect import decode_frames
 
-from extractors.actor import follow_misses, keyframe_indices, locate_actor
-from extractors.crops import square_crop_boxes
-from extractors.detect import BlazePoseDetector, DetectorConfig, PersonDetector
-from extractors.tracking import DETECTED, HELD, INTERPOLATED, box_iou
+from aqa.extractors.actor import follow_misses, keyframe_indices, locate_actor
+from aqa.extractors.crops import square_crop_boxes
+from aqa.extractors.detect import BlazePoseDetector, DetectorConfig, PersonDetector
+from aqa.extractors.tracking import DETECTED, HELD, INTERPOLATED, box_iou
 from synthetic_video import moving_shapes
 
 FIGURE, DISTRACTOR = (230, 60, 40), (40, 200, 220)  # the colours synthetic_video draws them in

@@ -10,15 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data.annotations import (
+from aqa.data.annotations import (
     ANNOTATION_READERS,
     pair_name,
     read_annotations,
     read_finediving,
     read_mtl_aqa,
 )
-from data.labels import LabelError
-from extractors.errors import MissingFileError, UnsafePickleError
+from aqa.data.labels import LabelError
+from aqa.extractors.errors import MissingFileError, UnsafePickleError
 
 ANNOTATIONS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "annotations"
 needs_annotations = pytest.mark.skipif(not ANNOTATIONS.is_dir(),

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from data.provenance import Provenance
-from extractors.errors import CorruptFileError, MissingFileError
-from models import ScoreNormalizer, build_head
-from pipeline.checkpoint import load_checkpoint, predict_features, save_checkpoint
-from pipeline.train_data import TrainingDataError
+from aqa.data.provenance import Provenance
+from aqa.extractors.errors import CorruptFileError, MissingFileError
+from aqa.models import ScoreNormalizer, build_head
+from aqa.pipeline.checkpoint import load_checkpoint, predict_features, save_checkpoint
+from aqa.pipeline.train_data import TrainingDataError
 
 D = 6
 PROVENANCE = Provenance(backbone="i3d", weights_sha256="ab", clip_plan={"clip_length": 32}, input_size=(224, 224),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from extractors.clips import (
+from aqa.extractors.clips import (
     ClipPlanConfig,
     plan_clips,
     resample_indices,

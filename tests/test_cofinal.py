@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from models import HeadConfigError, build_head
-from models.cofinal import CoFInAlConfig, CoFInAlHead, GradeParsing, TemporalFusion, graph_regularization
-from models.grading import reassemble_score
+from aqa.models import HeadConfigError, build_head
+from aqa.models.cofinal import CoFInAlConfig, CoFInAlHead, GradeParsing, TemporalFusion, graph_regularization
+from aqa.models.grading import reassemble_score
 from torch_threads import single_thread
 
 TINY = {"procedure_dim": 16, "score_dim": 12, "num_subgrades": 10, "dropout": 0.0}

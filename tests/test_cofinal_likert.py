@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models import HeadConfigError, build_head
-from models.cofinal import CoFInAlConfig
-from models.cofinal_likert import CoFInAlLikertHead, hard_triplet_loss
+from aqa.models import HeadConfigError, build_head
+from aqa.models.cofinal import CoFInAlConfig
+from aqa.models.cofinal_likert import CoFInAlLikertHead, hard_triplet_loss
 
 TINY = {"coarse": "likert", "score_dim": 12, "num_subgrades": 10, "likert_heads": 2, "dropout": 0.0}
 

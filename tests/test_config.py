@@ -9,8 +9,8 @@ from typing import Literal
 
 import pytest
 
-from pipeline.cli import add_config_arguments, resolve_config
-from pipeline.config import (
+from aqa.pipeline.cli import add_config_arguments, resolve_config
+from aqa.pipeline.config import (
     ConfigError,
     config_from_dict,
     config_hash,
@@ -130,8 +130,8 @@ def test_every_tools_help_example_for_set_is_accepted_by_that_tool(tool):
     showed ``clip.length=16``, which no tool accepts)."""
     import re
 
-    from data.synthetic import SyntheticDatasetConfig
-    from pipeline import extract, synthetic, train
+    from aqa.data.synthetic import SyntheticDatasetConfig
+    from aqa.pipeline import extract, synthetic, train
 
     module = {"extract": extract, "train": train, "synthetic": synthetic}[tool]
     parser = module.get_args_parser()
@@ -155,7 +155,7 @@ def test_an_unknown_section_lists_the_valid_sections_and_keys():
 
 
 def test_an_internal_error_has_its_own_exit_code_apart_from_some_videos_failed():
-    from pipeline.cli import EXIT_INTERNAL_ERROR, EXIT_SOME_FAILED, EXIT_USER_ERROR, run_cli
+    from aqa.pipeline.cli import EXIT_INTERNAL_ERROR, EXIT_SOME_FAILED, EXIT_USER_ERROR, run_cli
 
     def broken(args):
         raise RuntimeError("a bug")
@@ -168,7 +168,7 @@ def test_an_internal_error_has_its_own_exit_code_apart_from_some_videos_failed()
 def test_every_tools_help_lists_its_exit_codes(tool):
     import importlib
 
-    text = " ".join(importlib.import_module(f"pipeline.{tool}").get_args_parser().format_help().split())
+    text = " ".join(importlib.import_module(f"aqa.pipeline.{tool}").get_args_parser().format_help().split())
     assert "Exit status: 0" in text and "3 internal error" in text and "130 interrupted" in text
 
 
@@ -181,11 +181,11 @@ def test_every_tools_help_lists_its_exit_codes(tool):
 ])
 def test_impossible_extraction_numbers_are_refused_before_any_video(tmp_path, flags, message):
     """Checked when the config is made: no video is opened, no store is created."""
-    from pipeline.extract import cli
+    from aqa.pipeline.extract import cli
 
     output = tmp_path / "f.h5"
     assert cli([str(tmp_path / "no-such-videos"), "-o", str(output), "--quiet", *flags]) == 2
     assert not output.exists()
     with pytest.raises(ConfigError, match=message):
-        from pipeline.extract import config_from_args, get_args_parser
+        from aqa.pipeline.extract import config_from_args, get_args_parser
         config_from_args(get_args_parser().parse_args(["v", "-o", str(output), *flags]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from extractors.crops import crop_and_resize, square_crop_boxes
+from aqa.extractors.crops import crop_and_resize, square_crop_boxes
 
 
 def assert_square_inside(crops: np.ndarray, frame_size: tuple[int, int]) -> None:

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from data.dataset import FeatureDataset
-from data.feature_store import FeatureStoreError, VideoFeatures, open_feature_store
-from data.labels import LabelError, LabelRecord, LabelTable
-from data.provenance import Provenance, ProvenanceMismatchError
-from data.shard_writer import ShardWriter
+from aqa.data.dataset import FeatureDataset
+from aqa.data.feature_store import FeatureStoreError, VideoFeatures, open_feature_store
+from aqa.data.labels import LabelError, LabelRecord, LabelTable
+from aqa.data.provenance import Provenance, ProvenanceMismatchError
+from aqa.data.shard_writer import ShardWriter
 
 PROVENANCE = Provenance(backbone="i3d", weights_sha256="ab", clip_plan={"kind": "segments"}, input_size=(224, 224),
                         detector="yolo11n", detector_weights="cd", package_version="0.1.0", config_hash="ef")

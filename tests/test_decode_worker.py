@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from aqa.extractors.decode_worker import DecodeWorker
+from aqa.extractors.errors import DecodeTimeout, VideoError
 from bad_videos import crashing_handler, make_bad_inputs, stalling_handler
-from extractors.decode_worker import DecodeWorker
-from extractors.errors import DecodeTimeout, VideoError
 from synthetic_video import read_frame_index
 
 
@@ -86,8 +86,8 @@ def test_out_of_range_indices_come_back_as_index_errors(make_video):
 
 
 def test_crops_are_cut_in_the_child_exactly_as_in_this_process(make_video):
-    from extractors.crops import crop_and_resize
-    from extractors.decode_worker import InlineDecoder
+    from aqa.extractors.crops import crop_and_resize
+    from aqa.extractors.decode_worker import InlineDecoder
 
     path, _ = make_video(num_frames=12)
     indices = [2, 3, 7]
@@ -140,7 +140,7 @@ def test_a_decoding_child_never_imports_torch(tmp_path, make_video):
         sys.path[:0] = {[str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]!r}
         import torch
         from bad_videos import loaded_modules_handler
-        from extractors.decode_worker import DecodeWorker
+        from aqa.extractors.decode_worker import DecodeWorker
 
         if __name__ == "__main__":
             assert "torch" in sys.modules
@@ -150,5 +150,5 @@ def test_a_decoding_child_never_imports_torch(tmp_path, make_video):
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     in_child = set(result.stdout.split())
-    assert "extractors" in in_child and "av" in in_child  # the answer came from a decoding child
-    assert not in_child & {"torch", "torchvision", "mediapipe", "ultralytics", "pipeline"}, in_child
+    assert "aqa.extractors" in in_child and "av" in in_child  # the answer came from a decoding child
+    assert not in_child & {"torch", "torchvision", "mediapipe", "ultralytics", "aqa.pipeline"}, in_child

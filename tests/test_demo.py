@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pipeline.demo import cli
+from aqa.pipeline.demo import cli
 
 
 @pytest.mark.slow

@@ -12,14 +12,14 @@ import cv2
 import numpy as np
 import pytest
 
-from extractors.detect import (
+from aqa.extractors.detect import (
     BlazePoseDetector,
     DetectorConfig,
     YoloPersonDetector,
     build_detector,
     landmarks_to_box,
 )
-from extractors.errors import WeightsNotFoundError
+from aqa.extractors.errors import WeightsNotFoundError
 
 
 def decode_frames(path: Path, count: int | None = None, step: int = 1) -> np.ndarray:
@@ -193,7 +193,7 @@ def test_blazepose_on_real_video_frames(blazepose, shared_videos, video, people)
 
 
 def test_auto_without_weights_falls_back_to_blazepose_and_says_why(caplog):
-    with caplog.at_level(logging.INFO, logger="extractors.detect"):
+    with caplog.at_level(logging.INFO, logger="aqa.extractors.detect"):
         detector = build_detector(DetectorConfig(kind="auto"))
     with detector:
         assert isinstance(detector, BlazePoseDetector)
@@ -203,7 +203,7 @@ def test_auto_without_weights_falls_back_to_blazepose_and_says_why(caplog):
 def test_auto_with_missing_weights_falls_back_and_names_the_path(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("YOLO_OFFLINE", "1")
     missing = tmp_path / "yolo11s.pt"
-    with caplog.at_level(logging.INFO, logger="extractors.detect"):
+    with caplog.at_level(logging.INFO, logger="aqa.extractors.detect"):
         detector = build_detector(DetectorConfig(kind="auto", weights=str(missing)))
     with detector:
         assert isinstance(detector, BlazePoseDetector)
@@ -224,7 +224,7 @@ def test_config_refuses_nonsense():
 
 def test_blazepose_start_up_is_quiet_and_stderr_comes_back(capfd):
     """MediaPipe's native start-up warnings are kept off stderr, and stderr works afterwards."""
-    from extractors.detect import BlazePoseDetector, DetectorConfig
+    from aqa.extractors.detect import BlazePoseDetector, DetectorConfig
 
     with BlazePoseDetector(DetectorConfig(kind="blazepose")):
         os.write(2, b"still visible\n")
@@ -238,7 +238,7 @@ def test_detectors_started_together_keep_stderr(capfd):
     points at the real stderr again afterwards, whatever order they finish in."""
     import threading
 
-    from extractors.detect import BlazePoseDetector, DetectorConfig
+    from aqa.extractors.detect import BlazePoseDetector, DetectorConfig
 
     built = []
     threads = [threading.Thread(target=lambda: built.append(BlazePoseDetector(DetectorConfig(kind="blazepose"))))

@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from pipeline.devices import DeviceError, resolve_device, resolve_workers
+from aqa.pipeline.devices import DeviceError, resolve_device, resolve_workers
 
 
 def test_auto_device_is_cuda_only_where_visible():

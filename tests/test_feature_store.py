@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from faults import flip_bytes_inside, writes_fail_past
 
-from data.feature_store import (
+from aqa.data.feature_store import (
     FeatureStoreError,
     VideoFeatures,
     open_feature_store,
@@ -25,11 +25,11 @@ from data.feature_store import (
     write_shard_attrs,
     write_video,
 )
-from data.labels import LabelRecord
-from data.provenance import Provenance, ProvenanceMismatchError
-from data.shard_writer import ShardWriter
-from extractors.errors import MissingFileError
-from extractors.tracking import DETECTED, FALLBACK, HELD
+from aqa.data.labels import LabelRecord
+from aqa.data.provenance import Provenance, ProvenanceMismatchError
+from aqa.data.shard_writer import ShardWriter
+from aqa.extractors.errors import MissingFileError
+from aqa.extractors.tracking import DETECTED, FALLBACK, HELD
 
 PROVENANCE = Provenance(backbone="i3d", weights_sha256="ab" * 32, clip_plan={"kind": "segments", "clip_length": 16},
                         input_size=(224, 224), detector="yolo11n", detector_weights="cd" * 32,
@@ -223,7 +223,7 @@ def test_flipped_bytes_in_a_stored_array_are_caught_on_read_and_redone_on_resume
 def test_ctrl_c_right_after_a_part_is_committed_keeps_it(tmp_path, monkeypatch):
     """Ctrl-C can land between a part's rename and the writer noting it (while the folder is
     fsync'ed); the close that runs on the way out must merge that part, not delete it."""
-    import data.shard_writer as shard_writer
+    import aqa.data.shard_writer as shard_writer
 
     fsync, interrupted = shard_writer._fsync, []
 
@@ -381,7 +381,7 @@ CHILD = """
 import sys, time
 from pathlib import Path
 sys.path[:0] = [{repo!r}, {tests!r}]
-import data.shard_writer as sw
+import aqa.data.shard_writer as sw
 from test_feature_store import PROVENANCE, synthetic_video
 
 shard, count, mode, marker = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], Path(sys.argv[4])

@@ -13,8 +13,8 @@ import json
 import pytest
 from conftest import SHARED_DATA
 
-from pipeline.import_features import cli as import_cli
-from pipeline.train import cli as train_cli
+from aqa.pipeline.import_features import cli as import_cli
+from aqa.pipeline.train import cli as train_cli
 from torch_threads import single_thread
 
 PROGRAMS = 160

@@ -10,9 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models import HeadConfigError, build_head, list_heads
-from models.fspn import ABLATIONS, FSPNConfig, FSPNHead
-from models.fspn_exemplars import Exemplars, bin_targets
+from aqa.models import HeadConfigError, build_head, list_heads
+from aqa.models.fspn import ABLATIONS, FSPNConfig, FSPNHead
+from aqa.models.fspn_exemplars import Exemplars, bin_targets
 
 DIM = 8  # per stream: the head's input is [scene | actor], 2 * DIM wide
 TINY = {"parser_channels": (16, 12, 8), "smt_widths": (8, 16), "smt_blocks": 1, "smt_heads": 4, "fusion_dim": 8,

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from models.fspn_exemplars import (
+from aqa.models.fspn_exemplars import (
     ExemplarBank,
     bin_readout,
     bin_targets,

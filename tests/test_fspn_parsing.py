@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.fspn_parsing import (
+from aqa.models.fspn_parsing import (
     ActionParser,
     group_contrastive_loss,
     parse_boundaries,

@@ -14,11 +14,11 @@ import math
 import pytest
 import torch
 
-from models import build_head
-from models.fspn_exemplars import Exemplars
-from models.fspn_training import difficulty_ratio, make_optimizer, pair_batches, pair_recipe, prepare, train_step
-from models.metrics import spearman
-from models.training import PaddedVideos, TrainConfig, evaluate, fit
+from aqa.models import build_head
+from aqa.models.fspn_exemplars import Exemplars
+from aqa.models.fspn_training import difficulty_ratio, make_optimizer, pair_batches, pair_recipe, prepare, train_step
+from aqa.models.metrics import spearman
+from aqa.models.training import PaddedVideos, TrainConfig, evaluate, fit
 from torch_threads import single_thread
 
 DIM, MAX_CLIPS = 16, 12

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.fspn_transformer import CrossAttentionBlock, MultiscaleFusion, MultiscaleTransformer
+from aqa.models.fspn_transformer import CrossAttentionBlock, MultiscaleFusion, MultiscaleTransformer
 
 LENGTHS = [1, 2, 9, 10, 103, 300]
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.grading import decompose_score, expected_class, reassemble_score, simplex_etf
+from aqa.models.grading import decompose_score, expected_class, reassemble_score, simplex_etf
 
 
 def _decompose(values, grades=4, subgrades=100, dtype=torch.float32):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 
-from extractors.hashing import file_sha256
+from aqa.extractors.hashing import file_sha256
 
 
 def test_file_sha256_matches_hashlib(tmp_path):

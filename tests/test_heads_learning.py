@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models import build_head
-from models.metrics import spearman
+from aqa.models import build_head
+from aqa.models.metrics import spearman
 from torch_threads import single_thread
 
 DIM, MAX_CLIPS = 16, 16

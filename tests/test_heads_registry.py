@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models import (
+from aqa.models import (
     PRESETS,
     HeadConfigError,
     ScoringHead,
@@ -20,8 +20,8 @@ from models import (
     list_heads,
     list_presets,
 )
-from models.fspn_exemplars import Exemplars
-from pipeline.config import config_from_dict, config_to_dict
+from aqa.models.fspn_exemplars import Exemplars
+from aqa.pipeline.config import config_from_dict, config_to_dict
 
 DIM = 6
 TINY = {

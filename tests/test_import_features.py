@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from data.dataset import FeatureDataset
-from data.feature_store import open_feature_store
-from data.provenance import IMPORTED_BACKBONE
-from pipeline.import_features import cli
+from aqa.data.dataset import FeatureDataset
+from aqa.data.feature_store import open_feature_store
+from aqa.data.provenance import IMPORTED_BACKBONE
+from aqa.pipeline.import_features import cli
 
 D = 16
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.masking import MaskedBatchNorm1d, masked_mean, segment_weights
+from aqa.models.masking import MaskedBatchNorm1d, masked_mean, segment_weights
 
 
 def test_masked_mean_ignores_padding():

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from models.metrics import cumulative_score, fisher_z_mean, mse, relative_l2, score_metrics, spearman, summarize_seeds
+from aqa.models.metrics import (
+    cumulative_score,
+    fisher_z_mean,
+    mse,
+    relative_l2,
+    score_metrics,
+    spearman,
+    summarize_seeds,
+)
 
 
 def test_spearman_on_rankings():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models import HeadConfigError, build_head
-from models.mlp import MLPConfig, MLPHead
+from aqa.models import HeadConfigError, build_head
+from aqa.models.mlp import MLPConfig, MLPHead
 
 
 def _head(**overrides) -> MLPHead:

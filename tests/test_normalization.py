@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.grading import decompose_score
-from models.normalization import NormalizerError, ScoreNormalizer
+from aqa.models.grading import decompose_score
+from aqa.models.normalization import NormalizerError, ScoreNormalizer
 
 
 def test_fit_maps_the_training_range_strictly_inside_zero_one():

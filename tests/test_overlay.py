@@ -5,9 +5,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from extractors.tracking import DETECTED, HELD
-from extractors.video import open_video
-from pipeline.overlay import TIMELINE_HEIGHT, timeline_row, write_overlay
+from aqa.extractors.tracking import DETECTED, HELD
+from aqa.extractors.video import open_video
+from aqa.pipeline.overlay import TIMELINE_HEIGHT, timeline_row, write_overlay
 
 
 def test_overlay_video_draws_the_box_on_every_frame(make_video, tmp_path):

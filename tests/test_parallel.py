@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from extractors.backbones import backbone_spec
-from extractors.backbones.registry import VideoBackbone
-from extractors.decode_worker import InlineDecoder
-from extractors.detect import PersonDetector, WeightsNotFoundError
-from extractors.parallel import (
+from aqa.extractors.backbones import backbone_spec
+from aqa.extractors.backbones.registry import VideoBackbone
+from aqa.extractors.decode_worker import InlineDecoder
+from aqa.extractors.detect import PersonDetector, WeightsNotFoundError
+from aqa.extractors.parallel import (
     ExtractedVideo,
     FailedVideo,
     PoolConfig,
@@ -20,8 +20,8 @@ from extractors.parallel import (
     count_parts,
     split_evenly,
 )
-from extractors.siamese import SiameseConfig, extract_video
-from extractors.tracking import DETECTED, box_iou
+from aqa.extractors.siamese import SiameseConfig, extract_video
+from aqa.extractors.tracking import DETECTED, box_iou
 
 
 class RedFigureDetector(PersonDetector):

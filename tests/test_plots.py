@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PIL import Image
 
-from pipeline.plots import plot_cumulative_score, plot_curves, plot_predictions
+from aqa.pipeline.plots import plot_cumulative_score, plot_curves, plot_predictions
 
 
 def test_both_plots_write_pngs(tmp_path):

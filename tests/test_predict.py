@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from data.provenance import imported_provenance
-from data.synthetic_features import SyntheticTask, synthetic_provenance
-from extractors.video import open_video
-from models import ScoreNormalizer, build_head
-from models.fspn_training import prepare
-from pipeline.checkpoint import CheckpointInfo, predict_features
-from pipeline.predict import (
+from aqa.data.provenance import imported_provenance
+from aqa.data.synthetic_features import SyntheticTask, synthetic_provenance
+from aqa.extractors.video import open_video
+from aqa.models import ScoreNormalizer, build_head
+from aqa.models.fspn_training import prepare
+from aqa.pipeline.checkpoint import CheckpointInfo, predict_features
+from aqa.pipeline.predict import (
     ProvenanceNotReproducible,
     build_report,
     check_reproducible,
@@ -96,7 +96,7 @@ def test_absent_backbone_weights_name_the_path(trained, tmp_path, capsys):
 
 
 def test_refuses_what_it_cannot_reproduce(trained):
-    from pipeline.checkpoint import load_checkpoint
+    from aqa.pipeline.checkpoint import load_checkpoint
 
     _, _, checkpoint = trained
     _, _, info = load_checkpoint(checkpoint)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from data.provenance import (
+from aqa.data.provenance import (
     IMPORTED_BACKBONE,
     Provenance,
     ProvenanceMismatchError,
@@ -12,7 +12,7 @@ from data.provenance import (
     imported_provenance,
     provenance_differences,
 )
-from extractors.errors import AqaError
+from aqa.extractors.errors import AqaError
 
 
 def make(**changes) -> Provenance:

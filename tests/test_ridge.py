@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from models import build_head
-from models.ridge import loo_ridge
-from models.training import PaddedVideos, TrainConfig, fit
+from aqa.models import build_head
+from aqa.models.ridge import loo_ridge
+from aqa.models.training import PaddedVideos, TrainConfig, fit
 
 
 def brute_force_loo(x: np.ndarray, y: np.ndarray, alpha: float) -> float:

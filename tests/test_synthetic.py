@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from data.labels import read_label_files
-from data.synthetic import (
+from aqa.data.labels import read_label_files
+from aqa.data.synthetic import (
     MOVE_DIFFICULTY,
     SCORE_WEIGHTS,
     SyntheticDatasetConfig,
@@ -23,9 +23,9 @@ from data.synthetic import (
     render_video,
     sample_routine,
 )
-from extractors.detect import BlazePoseDetector, DetectorConfig
-from extractors.video import open_video
-from pipeline.synthetic import cli
+from aqa.extractors.detect import BlazePoseDetector, DetectorConfig
+from aqa.extractors.video import open_video
+from aqa.pipeline.synthetic import cli
 
 SMALL = SyntheticDatasetConfig(num_videos=6, num_frames=24, width=96, height=80, moves=2, seed=3)
 

@@ -5,8 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from data.dataset import FeatureDataset
-from data.synthetic_features import SCORE_NAMES, SyntheticTask, make_videos, synthetic_provenance, write_synthetic_store
+from aqa.data.dataset import FeatureDataset
+from aqa.data.synthetic_features import (
+    SCORE_NAMES,
+    SyntheticTask,
+    make_videos,
+    synthetic_provenance,
+    write_synthetic_store,
+)
 
 TASK = SyntheticTask(dim=12, min_clips=6, max_clips=14, noise=0.0)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from extractors.tracking import (
+from aqa.extractors.tracking import (
     DETECTED,
     FALLBACK,
     HELD,
@@ -188,7 +188,7 @@ def test_athlete_seen_in_two_pieces_beats_a_spectator_seen_throughout():
 
 
 def test_chunked_smoothing_equals_smoothing_at_once():
-    from extractors.tracking import _smooth
+    from aqa.extractors.tracking import _smooth
 
     rng = np.random.default_rng(0)
     frames = np.sort(rng.choice(3000, size=700, replace=False))

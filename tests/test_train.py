@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 import torch
 
-from data.feature_store import VideoFeatures, open_feature_store
-from data.labels import LabelRecord
-from data.provenance import Provenance
-from data.shard_writer import ShardWriter
-from data.synthetic_features import SyntheticTask, make_videos, synthetic_provenance, write_synthetic_store
-from models import PRESETS
-from models.metrics import fisher_z_mean, spearman
-from pipeline.checkpoint import MissingDifficultyError, load_checkpoint, predict_features
-from pipeline.train import TRAIN_PRESETS, cli
+from aqa.data.feature_store import VideoFeatures, open_feature_store
+from aqa.data.labels import LabelRecord
+from aqa.data.provenance import Provenance
+from aqa.data.shard_writer import ShardWriter
+from aqa.data.synthetic_features import SyntheticTask, make_videos, synthetic_provenance, write_synthetic_store
+from aqa.models import PRESETS
+from aqa.models.metrics import fisher_z_mean, spearman
+from aqa.pipeline.checkpoint import MissingDifficultyError, load_checkpoint, predict_features
+from aqa.pipeline.train import TRAIN_PRESETS, cli
 from torch_threads import single_thread
 
 TASK = SyntheticTask(dim=16, min_clips=8, max_clips=20)
@@ -371,7 +371,7 @@ def test_cuda_training_repeats_and_its_checkpoint_predicts_on_the_cpu(store, tmp
 
 
 def test_runs_as_a_module():
-    result = subprocess.run([sys.executable, "-m", "pipeline.train", "--help"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "aqa.pipeline.train", "--help"], capture_output=True, text=True,
                             check=False)
     assert result.returncode == 0 and "--val-fraction" in result.stdout and "--preset" in result.stdout
 
@@ -403,7 +403,7 @@ def test_an_unusable_out_is_refused_before_training_and_a_finished_run_needs_ove
 
 
 def test_a_preset_can_choose_the_training_loop_for_one_head():
-    from pipeline.train import base_config
+    from aqa.pipeline.train import base_config
 
     cofinal, mlp = base_config("cofinal", "fisv-tes"), base_config("mlp", "fisv-tes")
     assert (cofinal.train.epochs, cofinal.train.weight_decay) == (50, 0.05)
@@ -415,7 +415,7 @@ def test_a_preset_can_choose_the_training_loop_for_one_head():
 def test_the_likert_variant_takes_its_own_preset_entries(tmp_path):
     """``--set head.coarse=likert`` under a Fis-V preset gets the preset's ``cofinal:likert`` recipe
     (the paper formulation's weight decay of 0.05 collapsed it: TES CV 0.35, predictions' std 0.3)."""
-    from pipeline.train import FISV_LIKERT_TRAIN, config_from_args, get_args_parser
+    from aqa.pipeline.train import FISV_LIKERT_TRAIN, config_from_args, get_args_parser
 
     def resolved(*argv: str):
         return config_from_args(get_args_parser().parse_args(["f.h5", "--out", str(tmp_path), *argv]))

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from data.synthetic_features import SyntheticTask, make_videos, write_synthetic_store
-from models import ScoreNormalizer
-from pipeline.train_data import (
+from aqa.data.synthetic_features import SyntheticTask, make_videos, write_synthetic_store
+from aqa.models import ScoreNormalizer
+from aqa.pipeline.train_data import (
     TrainingDataError,
     VideoSplit,
     carve_validation,

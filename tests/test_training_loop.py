@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from models import build_head
-from models.metrics import spearman
-from models.training import (
+from aqa.models import build_head
+from aqa.models.metrics import spearman
+from aqa.models.training import (
     PaddedVideos,
     TrainConfig,
     TrainConfigError,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from aqa.extractors.errors import VideoError
+from aqa.extractors.video import decode_last_frame, open_video, probe_video
 from bad_videos import _remux_faststart, make_bad_inputs
-from extractors.errors import VideoError
-from extractors.video import decode_last_frame, open_video, probe_video
 from synthetic_video import read_frame_index, write_moving_shapes
 
 REAL_VIDEOS = {  # name: (codec, width, height, frames, fps), from ../shared/data/README.md
@@ -169,7 +169,7 @@ def test_one_frame_and_short_videos_read_fully(bad_inputs, backend):
 
 
 def test_rotation_metadata_turns_frames_upright():
-    from extractors.video import _rotate
+    from aqa.extractors.video import _rotate
 
     # A frame stored sideways: its top row (red) should end up on the right after a 90 degree
     # counter-clockwise display rotation is undone by turning the frame clockwise.

@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 
-from extractors.video_writer import write_video
+from aqa.extractors.video_writer import write_video
 from synthetic_video import read_frame_index
 
 

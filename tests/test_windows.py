@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models import build_head
-from models.cofinal import CoFInAlConfig
-from models.windows import evenly_spaced_windows
+from aqa.models import build_head
+from aqa.models.cofinal import CoFInAlConfig
+from aqa.models.windows import evenly_spaced_windows
 
 
 def _clip_ids(count: int, steps: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,8 +6,8 @@ Swin) and ``i3d_r50``/``slow_r50``/``x3d_m`` (pytorchvideo zoo). Importing this 
 them all; the heavy libraries are imported when a model is built, not here.
 """
 
-from extractors.backbones import i3d, pytorchvideo_zoo, swin  # noqa: F401  (registers the entries)
-from extractors.backbones.registry import (
+from aqa.extractors.backbones import i3d, pytorchvideo_zoo, swin  # noqa: F401  (registers the entries)
+from aqa.extractors.backbones.registry import (
     BackboneSpec,
     VideoBackbone,
     backbone_spec,

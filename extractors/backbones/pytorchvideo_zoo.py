@@ -29,8 +29,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from extractors.backbones.registry import BackboneSpec, VideoBackbone, register_backbone
-from extractors.backbones.weights import hub_cache_resolver, load_state_dict_strictly, load_torch_state_dict
+from aqa.extractors.backbones.registry import BackboneSpec, VideoBackbone, register_backbone
+from aqa.extractors.backbones.weights import hub_cache_resolver, load_state_dict_strictly, load_torch_state_dict
 
 log = logging.getLogger(__name__)
 

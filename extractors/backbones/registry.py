@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from extractors.errors import UnknownBackboneError, WeightsMismatchError, WeightsNotFoundError
-from extractors.hashing import file_sha256
+from aqa.extractors.errors import UnknownBackboneError, WeightsMismatchError, WeightsNotFoundError
+from aqa.extractors.hashing import file_sha256
 
 log = logging.getLogger(__name__)
 
