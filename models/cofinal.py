@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +25,15 @@ from torch import Tensor, nn
 from aqa.models.cofinal_likert import CoFInAlLikertHead
 from aqa.models.grading import decompose_score, expected_class, reassemble_score, simplex_etf
 from aqa.models.masking import segment_weights
-from aqa.models.registry import HeadConfigError, ScoringHead, check_choices, check_targets, register_head
+from aqa.models.registry import (
+    HeadConfig,
+    HeadConfigError,
+    HeadNeeds,
+    ScoringHead,
+    check_choices,
+    check_targets,
+    register_head,
+)
 from aqa.models.windows import score_in_windows
 
 __all__ = [
@@ -42,12 +50,8 @@ LikertActivation = Literal["relu", "relu-0.5", "sigmoid", "leaky-relu"]
 
 
 @dataclass(frozen=True)
-class CoFInAlConfig:
+class CoFInAlConfig(HeadConfig):
     """CoFInAl settings; defaults from the paper (Sec. 4.1) and, for ``likert_*``, the authors' code."""
-
-    # A preset's "cofinal:likert" mapping applies to the authors' variant only (models.registry.preset_key):
-    # the two variants train differently enough to need their own recipes (docs/accuracy.md).
-    PRESET_VARIANT: ClassVar[str] = "coarse"
 
     coarse: Literal["classify", "likert"] = "classify"
     # Sizes (Sec. 4.1). score_dim is D_S for the paper's variant and the transformer width for likert.
@@ -90,6 +94,11 @@ class CoFInAlConfig:
     triplet_labels: Literal["query", "unique"] = "query"  # "loss_align" 1 (or 0) / 2 in their code
     # Training side: clips per random training window C (68 RG, 124 Fis-V); unused by the head.
     train_window: int = 68
+
+    def needs(self) -> HeadNeeds:
+        # A preset's "cofinal:likert" mapping applies to the authors' variant only (models.registry.preset_key):
+        # the two variants train differently enough to need their own recipes (docs/accuracy.md).
+        return HeadNeeds(window=self.train_window, preset_variant=self.coarse)
 
     def __post_init__(self) -> None:
         check_choices(self)

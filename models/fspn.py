@@ -73,8 +73,19 @@ from aqa.models.fspn_parsing import (
     pool_clips,
     segment_pool,
 )
+from aqa.models.fspn_training import pair_recipe
 from aqa.models.fspn_transformer import MultiscaleFusion, MultiscaleTransformer
-from aqa.models.registry import HeadConfigError, ScoringHead, check_choices, check_targets, register_head
+from aqa.models.registry import (
+    HeadConfig,
+    HeadConfigError,
+    HeadNeeds,
+    OwnOptimizer,
+    ScoringHead,
+    check_choices,
+    check_targets,
+    register_head,
+)
+from aqa.models.training import PaddedVideos, Recipe, TrainConfig, resolve_window
 
 __all__ = ["ABLATIONS", "FSPNConfig", "FSPNHead"]
 
@@ -89,7 +100,7 @@ ABLATIONS: dict[str, dict[str, object]] = {
 
 
 @dataclass(frozen=True)
-class FSPNConfig:
+class FSPNConfig(HeadConfig):
     """FSPN settings; defaults from the paper (Sec. III, IV-A) and ``shared/spec/fspn.md``."""
 
     # IAP (Sec. III-B). parser_channels: widths of the x2 up-sampling blocks after the D-wide input.
@@ -134,6 +145,13 @@ class FSPNConfig:
     train_epochs: int = 200
     train_exemplar_groups: Literal["difficulty", "none"] = "difficulty"
     train_divide_by_difficulty: bool = False
+
+    def needs(self) -> HeadNeeds:
+        return HeadNeeds(window=self.train_window,
+                         own_optimizer=OwnOptimizer(self.train_lr, self.train_weight_decay, self.train_batch_size,
+                                                    self.train_epochs),
+                         actor_stream=self.use_actor, divide_by_difficulty=self.train_divide_by_difficulty,
+                         group_by_difficulty=self.train_exemplar_groups == "difficulty")
 
     def __post_init__(self) -> None:
         check_choices(self)
@@ -257,6 +275,11 @@ class FSPNHead(ScoringHead):
             parts["gc"] = group_contrastive_loss(actor_logits, scene_logits, outputs["step_mask"], c.temperature)
         total = sum(parts.values())
         return total, {name: value.detach() for name, value in parts.items()}
+
+    def training_recipe(self, train: PaddedVideos, config: TrainConfig) -> Recipe:
+        """Exemplar pairs with Adam from this head's own settings (:func:`models.fspn_training.pair_recipe`);
+        sets the exemplar bank up from ``train``."""
+        return pair_recipe(self, train, resolve_window(config, self))
 
     def predict_details(self, outputs: dict[str, Tensor]) -> dict[str, Tensor]:
         """``score``; in bank mode ``votes`` ``[B, M]`` and ``exemplar_index`` ``[B, M]`` (the bank rows

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -40,7 +39,7 @@ from aqa.models.fspn_exemplars import Exemplars, pair_candidates
 from aqa.models.registry import ScoringHead
 from aqa.models.training import Batch, PaddedVideos, Recipe, optimizer_step, sample_windows
 
-__all__ = ["PairRecipe", "difficulty_ratio", "make_optimizer", "pair_batches", "pair_recipe", "prepare", "train_step"]
+__all__ = ["difficulty_ratio", "make_optimizer", "pair_batches", "pair_recipe", "prepare", "train_step"]
 
 log = logging.getLogger(__name__)
 
@@ -93,17 +92,10 @@ def train_step(head: ScoringHead, optimizer: torch.optim.Optimizer, features: Te
     return optimizer_step(head, optimizer, features, mask, targets, exemplars=exemplars)[1]
 
 
-@dataclass
-class PairRecipe(Recipe):
-    """:class:`~models.training.Recipe` of a pairwise head; ``bank_index`` ``[E]`` (CPU) are the
-    training rows :func:`prepare` stored in the head's exemplar bank, in bank order."""
-
-    bank_index: Tensor
-
-
-def pair_recipe(head: ScoringHead, train: PaddedVideos, window: int) -> PairRecipe:
+def pair_recipe(head: ScoringHead, train: PaddedVideos, window: int) -> Recipe:
     """Set ``head`` up on the training split (:func:`prepare`, grouped by ``train.groups``) and return
-    its recipe: :func:`make_optimizer`, no schedule, and epochs of :func:`pair_batches` of
+    its recipe (``bank_index``: the training rows in the bank): :func:`make_optimizer`, no schedule, and
+    epochs of :func:`pair_batches` of
     ``head.config.train_batch_size`` pairs, each side cut to a random window of ``window`` clips."""
     if not head.pairwise:
         raise ValueError(f"head {head.head_name!r} is not pairwise; train it with models.training.video_recipe")
@@ -120,7 +112,7 @@ def pair_recipe(head: ScoringHead, train: PaddedVideos, window: int) -> PairReci
             exemplars = Exemplars(exemplar_features, exemplar_mask, train.targets[exemplar.to(train.device)])
             yield features, mask, train.targets[query.to(train.device)], {"exemplars": exemplars}
 
-    return PairRecipe(make_optimizer(head), None, epoch, bank_index)
+    return Recipe(make_optimizer(head), None, epoch, bank_index)
 
 
 def difficulty_ratio(scores: Tensor, difficulty: Tensor) -> Tensor:

@@ -13,16 +13,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aqa.models.masking import masked_mean
-from aqa.models.registry import HeadConfigError, ScoringHead, check_targets, register_head
+from aqa.models.registry import HeadConfig, HeadConfigError, HeadNeeds, ScoringHead, check_targets, register_head
 
 
 @dataclass(frozen=True)
-class MLPConfig:
+class MLPConfig(HeadConfig):
     """Baseline settings; ``dropout`` and ``train_window`` follow the per-dataset presets."""
 
     hidden_dims: tuple[int, ...] = (256,)
     dropout: float = 0.3
     train_window: int = 68  # clips per random training window C; unused by the head
+
+    def needs(self) -> HeadNeeds:
+        return HeadNeeds(window=self.train_window)
 
     def __post_init__(self) -> None:
         if any(width < 1 for width in self.hidden_dims):

@@ -25,12 +25,16 @@ from __future__ import annotations
 import dataclasses
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
 from aqa.extractors.errors import AqaError
+
+if TYPE_CHECKING:
+    from aqa.models.training import PaddedVideos, Recipe, TrainConfig
 
 
 class UnknownHeadError(AqaError, ValueError):
@@ -78,6 +82,46 @@ PRESETS: dict[str, dict[str, Any]] = {
     "fisv-pcs": {"train_window": 124, "dropout": 0.7, "triplet_weight": 0.5, "likert_activation": "leaky-relu",
                  "fspn": FISV_FSPN, "cofinal": FISV_COFINAL, "cofinal:likert": FISV_LIKERT, "mlp": FISV_PCS_MLP},
 }
+
+
+@dataclass(frozen=True)
+class OwnOptimizer:
+    """The optimiser settings of a head that trains with its own (FSPN's Adam), not the loop's SGD."""
+
+    lr: float
+    weight_decay: float
+    batch_size: int
+    epochs: int
+
+
+@dataclass(frozen=True)
+class HeadNeeds:
+    """What a head asks of the training pipeline, declared by its config (:meth:`HeadConfig.needs`)
+    so that the trainer reads one typed answer instead of probing configs for attributes.
+
+    window: clips per training window the head's config sets (None: the preset's, or ``train.window``).
+    own_optimizer: the head trains with these settings instead of the loop's SGD ones (None: the loop's).
+    actor_stream: True: the head needs the scene and the actor stream (as the two halves of its
+        input); False: exactly one stream; None: any streams, combined as the trainer is told.
+    divide_by_difficulty: the head learns score / difficulty and multiplies back at prediction.
+    group_by_difficulty: a pairwise head pairs, and votes, within groups of equal difficulty.
+    preset_variant: a variant of the head whose own preset entries (``head:variant``) apply on top.
+    """
+
+    window: int | None = None
+    own_optimizer: OwnOptimizer | None = None
+    actor_stream: bool | None = None
+    divide_by_difficulty: bool = False
+    group_by_difficulty: bool = False
+    preset_variant: str | None = None
+
+
+class HeadConfig:
+    """Base of every head's frozen config dataclass: its defaults are the paper's, and :meth:`needs`
+    declares what the head asks of the training pipeline (nothing special by default)."""
+
+    def needs(self) -> HeadNeeds:
+        return HeadNeeds()
 
 
 class ScoringHead(nn.Module):
@@ -139,6 +183,12 @@ class ScoringHead(nn.Module):
         """Human-facing detail of a prediction; the base gives only ``score`` ``[B]``."""
         return {"score": outputs["score"].detach()}
 
+    def training_recipe(self, train: PaddedVideos, config: TrainConfig) -> Recipe | None:
+        """How this head is optimised on ``train`` (a :class:`~models.training.Recipe`, set up on it);
+        None: the training loop's default (:func:`models.training.video_recipe`). A pairwise head
+        brings its own (FSPN: exemplar pairs, Adam)."""
+        return None
+
     def prepare_inputs(self, features: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
         """Validate ``features`` ``[B, T, D]`` and ``mask`` ``[B, T]`` (None = all real).
 
@@ -186,8 +236,10 @@ def register_head(name: str, config_type: type) -> Callable[[HeadFactory], HeadF
 
     ``config_type`` is the head's frozen dataclass; its defaults are the paper's.
     """
-    if not (dataclasses.is_dataclass(config_type) and config_type.__dataclass_params__.frozen):
-        raise TypeError(f"head {name!r}: config_type must be a frozen dataclass, got {config_type!r}")
+    if not (dataclasses.is_dataclass(config_type) and config_type.__dataclass_params__.frozen
+            and issubclass(config_type, HeadConfig)):
+        raise TypeError(f"head {name!r}: config_type must be a frozen dataclass deriving from HeadConfig, "
+                        f"got {config_type!r}")
 
     def decorate(factory: HeadFactory) -> HeadFactory:
         if name in _REGISTRY:
@@ -215,10 +267,10 @@ def config_type(name: str) -> type:
 
 def preset_key(name: str, config: Any) -> str:
     """The key a preset's per-head mapping goes by for head ``name`` with ``config``: the head's name,
-    or ``name:variant`` for a head whose config names a variant field (``PRESET_VARIANT``:
+    or ``name:variant`` for a head whose config declares a variant (``HeadNeeds.preset_variant``:
     CoFInAl's ``coarse``), so that ``cofinal:likert`` can hold the authors' variant's own recipe."""
-    variant_field = getattr(type(config), "PRESET_VARIANT", None)
-    return f"{name}:{getattr(config, variant_field)}" if variant_field else name
+    variant = config.needs().preset_variant
+    return f"{name}:{variant}" if variant else name
 
 
 def head_config(name: str, preset: str | None = None, overrides: Mapping[str, Any] | None = None,

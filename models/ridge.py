@@ -20,15 +20,18 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from aqa.models.masking import masked_mean
-from aqa.models.registry import HeadConfigError, ScoringHead, check_targets, register_head
+from aqa.models.registry import HeadConfig, HeadConfigError, HeadNeeds, ScoringHead, check_targets, register_head
 
 
 @dataclass(frozen=True)
-class RidgeConfig:
+class RidgeConfig(HeadConfig):
     """Candidate penalties (on features centred by the training mean; the Gram matrix is not scaled)."""
 
     alphas: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
     train_window: int = 68  # unused: ridge sees whole videos; kept so presets apply alike
+
+    def needs(self) -> HeadNeeds:
+        return HeadNeeds(window=self.train_window)
 
     def __post_init__(self) -> None:
         if not self.alphas or any(not alpha > 0 for alpha in self.alphas):

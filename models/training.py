@@ -210,22 +210,19 @@ def deterministic_algorithms(enabled: bool = True) -> Iterator[None]:
         torch.utils.deterministic.fill_uninitialized_memory = fill_before
 
 
-def check_single_stream(head: ScoringHead) -> None:
-    """Refuse heads the default :func:`video_recipe` cannot drive: pairwise heads (trained on
-    (query, exemplar) pairs: pass ``recipe=models.fspn_training.pair_recipe(...)``) and heads
-    whose ``forward`` takes several streams."""
-    streams = tuple(getattr(head, "streams", ("scene",)))
-    if getattr(head, "pairwise", False) or len(streams) > 1:
-        raise TrainConfigError(f"head {head.head_name!r} trains on exemplar pairs or on the streams {list(streams)} "
-                               "separately; the default recipe feeds single videos as one clip sequence "
-                               "(pairwise heads: models.fspn_training.pair_recipe)")
+def check_single_videos(head: ScoringHead) -> None:
+    """Refuse pairwise heads for the default :func:`video_recipe`: they train on (query, exemplar)
+    pairs, by their own :meth:`~models.registry.ScoringHead.training_recipe`."""
+    if head.pairwise:
+        raise TrainConfigError(f"head {head.head_name!r} trains on exemplar pairs; the default recipe feeds single "
+                               "videos (use the head's own training_recipe)")
 
 
 def resolve_window(config: TrainConfig, head: ScoringHead) -> int:
-    """The training window: ``config.window``, else the head config's ``train_window``."""
-    window = config.window if config.window is not None else getattr(head.config, "train_window", None)
+    """The training window: ``config.window``, else the one the head's config declares."""
+    window = config.window if config.window is not None else head.config.needs().window
     if window is None:
-        raise TrainConfigError(f"head {head.head_name!r} has no train_window; set train.window")
+        raise TrainConfigError(f"head {head.head_name!r} declares no training window; set train.window")
     return int(window)
 
 
@@ -243,12 +240,13 @@ class Recipe:
     optimizer: torch.optim.Optimizer
     schedule: torch.optim.lr_scheduler.LRScheduler | None
     epoch: Callable[[torch.Generator], Iterator[Batch]]
+    bank_index: Tensor | None = None  # a pairwise head's: the training rows in its exemplar bank ``[E]`` (CPU)
 
 
 def video_recipe(head: ScoringHead, train: PaddedVideos, config: TrainConfig) -> Recipe:
     """CoFInAl's recipe: SGD with momentum, cosine decay over all steps; an epoch visits every training
     video once, in a random order, as one random window of :func:`resolve_window` clips."""
-    check_single_stream(head)
+    check_single_videos(head)
     window = resolve_window(config, head)
     optimizer = torch.optim.SGD(head.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
@@ -296,7 +294,8 @@ def fit(head: ScoringHead, train: PaddedVideos, config: TrainConfig, *, seed: in
         recipe: Recipe | None = None,
         on_epoch: Callable[[dict[str, float | None]], None] | None = None) -> FitResult:
     """Train ``head`` (already on ``train.device``) for ``config.epochs`` epochs of ``recipe``
-    (default :func:`video_recipe`; build another one after the head is on its device).
+    (default: the head's own :meth:`~models.registry.ScoringHead.training_recipe`, else
+    :func:`video_recipe`; build one after the head is on its device).
 
     ``seed`` drives the order and the windows (dropout draws from torch's global RNG: seed it with
     :func:`seed_everything` before building the head). ``on_epoch`` gets each epoch's record (for
@@ -307,7 +306,7 @@ def fit(head: ScoringHead, train: PaddedVideos, config: TrainConfig, *, seed: in
         head.fit_input_standardization(train.features, train.mask())
     if head.closed_form:
         return _solve(head, train, val)
-    recipe = recipe if recipe is not None else video_recipe(head, train, config)
+    recipe = recipe or head.training_recipe(train, config) or video_recipe(head, train, config)
     generator = torch.Generator().manual_seed(seed)
     history: list[dict[str, float | None]] = []
     best_srcc, best_epoch, best_state = -math.inf, config.epochs, None

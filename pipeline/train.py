@@ -13,7 +13,7 @@ last of a fixed number of epochs is kept (``selection: "fixed-epochs"``); with
 ``--val-fraction`` a seeded share of the training videos is held out and the epoch with the best
 validation rho is kept (``"val"``). The last epoch is reported either way.
 
-A pairwise head (``--head fspn``) trains by :func:`models.fspn_training.pair_recipe`: exemplar
+A pairwise head (``--head fspn``) trains by its own recipe (``ScoringHead.training_recipe``): exemplar
 bank and difference bins from the training videos, (query, exemplar) windows, Adam with the
 head's ``train_lr`` / ``train_weight_decay`` / ``train_batch_size`` (the SGD settings
 ``train.lr`` etc. are refused for it); its ``train_epochs`` is the default of ``--epochs``. It
@@ -51,7 +51,6 @@ from aqa.data.labels import parse_column_names, read_label_files
 from aqa.data.provenance import Provenance
 from aqa.extractors.errors import AqaError
 from aqa.models import PRESETS, ScoreNormalizer, build_head, config_type, head_config, list_heads, preset_key
-from aqa.models.fspn_training import pair_recipe
 from aqa.models.training import (
     FitResult,
     PaddedVideos,
@@ -59,7 +58,6 @@ from aqa.models.training import (
     evaluate,
     fit,
     nan_to_minus_inf,
-    resolve_window,
     seed_everything,
 )
 from aqa.pipeline.checkpoint import load_checkpoint
@@ -154,10 +152,11 @@ def base_config(head_name: str, preset: str | None, variant: str | None = None) 
     values: dict[str, object] = dict(TRAIN_PRESETS.get(preset, {})) if preset else {}
     by_head: dict[str, dict[str, object]] = values.pop("train", {})  # type: ignore[assignment]
     train = TrainConfig(**{**by_head.get(head_name, {}), **by_head.get(f"{head_name}:{variant}", {})})
-    if preset and not hasattr(head, "train_window"):  # a head without its own window takes the preset's
+    needs = head.needs()
+    if preset and needs.window is None:  # a head without its own window takes the preset's
         train = dataclasses.replace(train, window=int(PRESETS[preset]["train_window"]))
-    if hasattr(head, "train_epochs"):  # a head with its own optimiser (FSPN) brings its epoch count
-        train = dataclasses.replace(train, epochs=int(head.train_epochs))
+    if needs.own_optimizer is not None:  # a head with its own optimiser (FSPN) brings its epoch count
+        train = dataclasses.replace(train, epochs=needs.own_optimizer.epochs)
     return run_config_type(head_name)(head_name=head_name, preset=preset, head=head, train=train, **values)
 
 
@@ -183,14 +182,16 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def check_own_optimizer(config: RunConfig, base: RunConfig) -> None:
-    """A head whose config has ``train_lr`` (FSPN) trains with its own optimiser settings: refuse the
-    SGD loop's ``train.*`` settings for it, and ``head.train_epochs`` (the epochs are ``--epochs``),
-    rather than ignoring them."""
-    if not hasattr(config.head, "train_lr"):
+    """A head that declares its own optimiser (FSPN) trains with its own settings: refuse the SGD
+    loop's ``train.*`` settings for it, and a changed epoch count in the head's config (the epochs
+    are ``--epochs``), rather than ignoring them."""
+    own, base_own = config.head.needs().own_optimizer, base.head.needs().own_optimizer
+    if own is None or base_own is None:
         return
     sgd = ("lr", "lr_min", "momentum", "weight_decay", "batch_size")
-    changed = [f"train.{key}" for key in sgd if getattr(config.train, key) != getattr(base.train, key)]
-    if config.head.train_epochs != base.head.train_epochs:
+    changed = [f"train.{key}" for key in sgd
+               if dataclasses.asdict(config.train)[key] != dataclasses.asdict(base.train)[key]]
+    if own.epochs != base_own.epochs:
         changed.append("head.train_epochs (use --epochs)")
     if changed:
         raise ConfigError(f"head {config.head_name!r} trains with Adam from its own settings (head.train_lr, "
@@ -198,16 +199,17 @@ def check_own_optimizer(config: RunConfig, base: RunConfig) -> None:
 
 
 def head_streams(config: RunConfig) -> str:
-    """The streams to load: a head with ``use_actor`` (FSPN) on ``auto`` takes one stream when it is off."""
-    if config.streams == "auto" and getattr(config.head, "use_actor", True) is False:
+    """The streams to load: on ``auto``, a head that declares it takes exactly one stream gets the scene."""
+    if config.streams == "auto" and config.head.needs().actor_stream is False:
         return "scene"
     return config.streams
 
 
 def check_head_streams(config: RunConfig, streams: str) -> None:
-    """FSPN splits its input into scene and actor halves: it needs ``streams == "both"`` unless its
-    ``use_actor`` is off, and then exactly one stream. Other heads take any streams."""
-    use_actor = getattr(config.head, "use_actor", None)
+    """A head that declares it needs the actor stream (FSPN splits its input into scene and actor
+    halves) needs ``streams == "both"``; one that declares it takes one stream (FSPN with ``use_actor``
+    off) needs exactly one. Other heads take any streams."""
+    use_actor = config.head.needs().actor_stream
     if use_actor is True and streams != "both":
         raise TrainingSetupError(
             f"{config.head_name} needs both streams (scene and actor) but gets streams={streams!r} (asked for, or "
@@ -257,7 +259,7 @@ def train_score(data: TrainingData, score: str, config: RunConfig, device: str, 
     for seed in config.seeds:
         seed_everything(seed)
         head = build_head(config.head_name, config.head, input_dim=data.train.input_dim).to(device)
-        recipe = pair_recipe(head, train, resolve_window(config.train, head)) if head.pairwise else None
+        recipe = head.training_recipe(train, config.train)  # None: the loop's default
         with tqdm(total=config.train.epochs, desc=f"{score} seed {seed}", unit="epoch", disable=not progress,
                   leave=False) as bar:
             result = fit(head, train, config.train, seed=seed, val=val, recipe=recipe,
@@ -267,7 +269,8 @@ def train_score(data: TrainingData, score: str, config: RunConfig, device: str, 
         if result.best_state is not result.last_state:
             head.load_state_dict(result.best_state)
             selected = measure()
-        names = [train_split.names[i] for i in recipe.bank_index.tolist()] if recipe is not None else []
+        bank = recipe.bank_index if recipe is not None else None
+        names = [train_split.names[i] for i in bank.tolist()] if bank is not None else []
         runs.append(SeedRun(seed, result, selected, last, names))
         heads.append(head)
         shown = "test" if data.test is not None else "train"

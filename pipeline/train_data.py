@@ -9,13 +9,11 @@ recorded in the checkpoint, and prediction calls the same function):
   the streams separately, as FSPN does, splits the last axis in halves);
 - ``"auto"``: ``"both"`` when the store has an actor stream, else ``"scene"``.
 
-Heads that take the streams as separate arguments (``ScoringHead.streams`` with two names) are
-not fed by this module; FSPN takes ``"both"`` and splits it itself.
+FSPN takes ``"both"`` and splits it into its scene and actor halves itself.
 
-Difficulty (FSPN's config, read with ``getattr`` so other heads are untouched): with
-``train_divide_by_difficulty`` ("w/ DD", MTL-AQA) the head learns ``score / difficulty`` and the
-prediction is multiplied back; with ``train_exemplar_groups == "difficulty"`` the difficulty is
-the exemplar group key (:func:`difficulty_use`).
+Difficulty, as a head's config declares it (``HeadNeeds``; FSPN's settings): dividing by it ("w/
+DD", MTL-AQA), the head learns ``score / difficulty`` and the prediction is multiplied back;
+grouping by it, the difficulty is the exemplar group key (:func:`difficulty_use`).
 """
 
 from __future__ import annotations
@@ -38,6 +36,7 @@ from aqa.data.provenance import Provenance, check_provenance
 from aqa.extractors.errors import AqaError
 from aqa.models.fspn_training import difficulty_ratio
 from aqa.models.normalization import ScoreNormalizer
+from aqa.models.registry import HeadConfig
 from aqa.models.training import PaddedVideos
 
 log = logging.getLogger(__name__)
@@ -72,11 +71,12 @@ def combine_streams(scene: Tensor, actor: Tensor | None, streams: str) -> Tensor
     return actor if streams == "actor" else torch.cat([scene, actor], dim=-1)
 
 
-def difficulty_use(head_config: object) -> tuple[bool, bool]:
-    """(train on score / difficulty, group exemplars by difficulty) for a head's config (FSPN's
-    ``train_divide_by_difficulty`` and ``train_exemplar_groups``); (False, False) for other heads."""
-    return (bool(getattr(head_config, "train_divide_by_difficulty", False)),
-            getattr(head_config, "train_exemplar_groups", "none") == "difficulty")
+def difficulty_use(head_config: HeadConfig) -> tuple[bool, bool]:
+    """(train on score / difficulty, group exemplars by difficulty), as the head's config declares them
+    (:class:`~models.registry.HeadNeeds`; FSPN's ``train_divide_by_difficulty`` and
+    ``train_exemplar_groups``)."""
+    needs = head_config.needs()
+    return needs.divide_by_difficulty, needs.group_by_difficulty
 
 
 @dataclass(frozen=True, eq=False)

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -18,7 +19,9 @@ from aqa.data.provenance import Provenance
 from aqa.data.shard_writer import ShardWriter
 from aqa.data.synthetic_features import SyntheticTask, make_videos, synthetic_provenance, write_synthetic_store
 from aqa.models import PRESETS
+from aqa.models.masking import masked_mean
 from aqa.models.metrics import fisher_z_mean, spearman
+from aqa.models.registry import HeadConfig, HeadNeeds, ScoringHead, list_heads, register_head
 from aqa.pipeline.checkpoint import MissingDifficultyError, load_checkpoint, predict_features
 from aqa.pipeline.train import TRAIN_PRESETS, cli
 from torch_threads import single_thread
@@ -432,3 +435,45 @@ def test_the_likert_variant_takes_its_own_preset_entries(tmp_path):
                     "--set", "head.train_window=16").train.weight_decay == 0.2
     assert resolved("--preset", "fisv-tes", "--set", "head.coarse=likert", "--set",
                     "head.train_window=16").head.train_window == 16
+
+
+@dataclass(frozen=True)
+class ToyConfig(HeadConfig):
+    """A head defined entirely in this test: its settings and what it needs of the trainer."""
+
+    train_window: int = 10
+
+    def needs(self) -> HeadNeeds:
+        return HeadNeeds(window=self.train_window)
+
+
+class ToyMeanHead(ScoringHead):
+    """Mean clip -> linear -> sigmoid: the least a head can be."""
+
+    def __init__(self, config: ToyConfig, input_dim: int) -> None:
+        super().__init__(config, input_dim)
+        self.linear = torch.nn.Linear(input_dim, 1)
+
+    def forward(self, features, mask=None):
+        features, mask = self.prepare_inputs(features, mask)
+        return {"score": torch.sigmoid(self.linear(masked_mean(features, mask))).squeeze(-1)}
+
+    def loss(self, outputs, targets):
+        total = torch.nn.functional.mse_loss(outputs["score"], targets)
+        return total, {"mse": total.detach()}
+
+
+def test_a_new_head_needs_only_its_own_module_and_its_registration(store, tmp_path, capsys):
+    """Issue 14: the trainer asks a head's config what it needs (HeadNeeds) and the head for its recipe
+    (ScoringHead.training_recipe), so a head written here trains, saves and predicts through aqa-train
+    untouched."""
+    if "toy-mean" not in list_heads():
+        register_head("toy-mean", ToyConfig)(ToyMeanHead)
+    code, err = train(capsys, store, "--head", "toy-mean", "--score", "total", "--epochs", "3", "--out",
+                      tmp_path / "toy", "--set", "head.train_window=7")
+    assert code == 0, err
+    report = metrics(tmp_path / "toy")
+    assert report["head"] == "toy-mean" and report["config"]["train"]["window"] is None
+    head, normalizer, info = load_checkpoint(tmp_path / "toy" / "model.pt")
+    assert isinstance(head, ToyMeanHead) and head.config == ToyConfig(train_window=7)
+    assert head.config.needs().window == 7 and info.head_name == "toy-mean"
