@@ -133,7 +133,7 @@ class Predictor:
 
     def score(self, video: PathLike, *, difficulty: float | None = None, progress: bool = False) -> Prediction:
         """Score one video (``difficulty``: its degree of difficulty, for heads trained with it).
-        Raises :class:`aqa.extractors.errors.AqaError` (one line) when the video cannot be scored."""
+        Raises :class:`aqa.errors.AqaError` (one line) when the video cannot be scored."""
         from aqa.pipeline.checkpoint import check_difficulty
         from aqa.pipeline.predict import timeline_curve
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aqa.extractors.video_writer import write_video
+from aqa.video_writer import write_video
 
 
 def make_bench_video(path: Path, width: int, height: int, num_frames: int, fps: float = 25.0) -> Path:

@@ -72,8 +72,8 @@ def bench_detection(video: Path, num_frames: int, emit) -> None:
     """Detection frames/s for each detector buildable here; a missing one is reported, not fatal."""
     import torch
 
+    from aqa.errors import AqaError
     from aqa.extractors.detect import DetectorConfig, build_detector
-    from aqa.extractors.errors import AqaError
 
     with open_video(video) as source:
         frames = source.get_batch(range(min(num_frames, source.info.num_frames)))

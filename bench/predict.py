@@ -47,12 +47,12 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def make_checkpoint(folder: Path, args: argparse.Namespace) -> None:
     """A checkpoint to time: 8 synthetic videos, I3D at 224 px, the device's detector, 2 MLP epochs."""
-    from aqa.data.synthetic import SyntheticDatasetConfig, generate_dataset
     from aqa.extractors.detect import DetectorConfig
     from aqa.extractors.siamese import SiameseConfig
     from aqa.pipeline.devices import resolve_device
     from aqa.pipeline.extract import ExtractConfig, find_videos, run_extraction
     from aqa.pipeline.train import cli as train_cli
+    from aqa.synthetic.dataset import SyntheticDatasetConfig, generate_dataset
 
     device = resolve_device(args.device)
     detector = (DetectorConfig(kind="yolo", weights="yolo11n.yaml", device=device, batch_size=64)

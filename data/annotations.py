@@ -25,7 +25,7 @@ FineDiving's ``("01", 1)`` (its events taken from MTL-AQA) is the same ``"01_000
 ``("FINADivingWorldCup2021_Men3m_final_r1", 8)`` is ``"FINADivingWorldCup2021_Men3m_final_r1_0008"``.
 The index is always the text after the last ``_``, so ``name.rsplit("_", 1)`` recovers the pair.
 
-Pickles are read only through :func:`extractors.safe_pickle.load_pickle` (plain containers and
+Pickles are read only through :func:`aqa.safe_pickle.load_pickle` (plain containers and
 numpy arrays; nothing else is ever imported or called).
 """
 
@@ -41,8 +41,8 @@ from typing import Any
 import numpy as np
 
 from aqa.data.labels import LabelError, LabelRecord, LabelTable, read_label_table
-from aqa.extractors.errors import MissingFileError
-from aqa.extractors.safe_pickle import load_pickle
+from aqa.errors import MissingFileError
+from aqa.safe_pickle import load_pickle
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from aqa.data.labels import LabelRecord
 from aqa.data.provenance import Provenance, ProvenanceMismatchError, provenance_differences
-from aqa.extractors.errors import AqaError, MissingFileError, one_line
+from aqa.errors import AqaError, MissingFileError, one_line
 from aqa.extractors.tracking import STATUS_NAMES
 
 log = logging.getLogger(__name__)

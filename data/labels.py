@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aqa.extractors.errors import AqaError, MissingFileError
+from aqa.errors import AqaError, MissingFileError
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aqa.extractors.errors import AqaError
+from aqa.errors import AqaError
 
 IMPORTED_BACKBONE = "imported"
 

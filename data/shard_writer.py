@@ -48,7 +48,7 @@ from aqa.data.feature_store import (
     write_video,
 )
 from aqa.data.provenance import Provenance, ProvenanceMismatchError, provenance_differences
-from aqa.extractors.errors import one_line
+from aqa.errors import one_line
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from multiprocessing.connection import Connection
 
 import numpy as np
 
+from aqa.errors import AqaError
 from aqa.extractors.crops import crop_and_resize
-from aqa.extractors.errors import AqaError
 from aqa.extractors.video import Backend, VideoInfo, open_video, probe_video, quiet_decoder_logs
 
 

@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from aqa.errors import DecodeTimeout, VideoError
 from aqa.extractors.decode_child import OpenVideoCache, ReadRequest, ReadResult, handle_request, read_request
-from aqa.extractors.errors import DecodeTimeout, VideoError
 from aqa.extractors.video import Backend, VideoInfo, probe_video
 
 __all__ = ["DecodeWorker", "InlineDecoder", "ReadRequest", "ReadResult", "handle_request"]

@@ -30,8 +30,8 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from aqa.extractors.errors import WeightsNotFoundError
-from aqa.extractors.hashing import file_sha256
+from aqa.errors import WeightsNotFoundError
+from aqa.hashing import file_sha256
 
 logger = logging.getLogger(__name__)
 

@@ -38,10 +38,10 @@ from typing import Literal
 
 import numpy as np
 
+from aqa.errors import AqaError, one_line
 from aqa.extractors.backbones import VideoBackbone
 from aqa.extractors.decode_worker import DecodeWorker, InlineDecoder
 from aqa.extractors.detect import DetectorConfig, PersonDetector, build_detector
-from aqa.extractors.errors import AqaError, one_line
 from aqa.extractors.siamese import (
     SiameseConfig,
     SiameseFeatures,

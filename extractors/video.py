@@ -35,7 +35,7 @@ from typing import Literal
 import av
 import numpy as np
 
-from aqa.extractors.errors import VideoError
+from aqa.errors import VideoError
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from aqa.extractors.errors import AqaError
+from aqa.errors import AqaError
 
 ArrayT = TypeVar("ArrayT")
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from aqa.extractors.errors import AqaError
+from aqa.errors import AqaError
 
 if TYPE_CHECKING:
     from aqa.models.training import PaddedVideos, Recipe, TrainConfig

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from aqa.extractors.errors import AqaError
+from aqa.errors import AqaError
 from aqa.models.metrics import spearman
 from aqa.models.registry import ScoringHead
 

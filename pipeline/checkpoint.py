@@ -38,7 +38,7 @@ from torch import Tensor
 
 from aqa import __version__
 from aqa.data.provenance import Provenance
-from aqa.extractors.errors import AqaError, CorruptFileError, MissingFileError
+from aqa.errors import AqaError, CorruptFileError, MissingFileError
 from aqa.models import ScoreNormalizer, ScoringHead, build_head, config_type
 from aqa.pipeline.config import config_from_dict, config_to_dict
 from aqa.pipeline.train_data import combine_streams, difficulty_use

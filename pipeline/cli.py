@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from aqa.extractors.errors import AqaError, one_line
+from aqa.errors import AqaError, one_line
 from aqa.extractors.video import quiet_decoder_logs
 from aqa.pipeline.config import ConfigT, load_config
 from aqa.pipeline.environment import configure_library_environment

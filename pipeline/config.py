@@ -23,7 +23,7 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 
 import yaml
 
-from aqa.extractors.errors import AqaError
+from aqa.errors import AqaError
 
 ConfigT = TypeVar("ConfigT")
 

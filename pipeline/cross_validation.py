@@ -33,7 +33,7 @@ import numpy as np
 from tqdm import tqdm
 
 from aqa import __version__
-from aqa.extractors.errors import AqaError
+from aqa.errors import AqaError
 from aqa.models.metrics import fisher_z_mean, mse, relative_l2, spearman, summarize_seeds
 from aqa.pipeline.config import config_to_dict
 from aqa.pipeline.plots import plot_predictions

@@ -1,6 +1,6 @@
 """The embedded demo (``make demo``): raw videos to judge-like scores, offline, in one command.
 
-1. Generate the synthetic dataset (:mod:`data.synthetic`): real person photos performing short
+1. Generate the synthetic dataset (:mod:`aqa.synthetic.dataset`): real person photos performing short
    routines whose motion quality sets a 0-10 score; a train and a held-out test split.
 2. ``aqa-extract`` the videos: real Kinetics-400 I3D weights, the embedded BlazePose detector,
    scene + actor streams. The demo uses 16-frame clips at 112 px so it fits a laptop CPU.
@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from aqa.data.labels import read_label_files
-from aqa.data.synthetic import SyntheticDatasetConfig, generate_dataset
 from aqa.extractors.clips import ClipPlanConfig
 from aqa.extractors.siamese import SiameseConfig
 from aqa.models.metrics import spearman
@@ -31,6 +30,7 @@ from aqa.pipeline.cli import add_common_arguments, exit_status_epilog, run_cli
 from aqa.pipeline.extract import ExtractConfig, find_videos, run_extraction
 from aqa.pipeline.predict import load_predictor, predict_video, save_prediction_overlay
 from aqa.pipeline.train import cli as train_cli
+from aqa.synthetic.dataset import SyntheticDatasetConfig, generate_dataset
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def step(text: str) -> None:
 
 
 def cli(argv: Sequence[str] | None = None) -> int:
-    """``python -m pipeline.demo`` (what ``make demo`` runs)."""
+    """``python -m aqa.pipeline.demo`` (what ``make demo`` runs)."""
     return run_cli("aqa-demo", get_args_parser, main, argv)
 
 

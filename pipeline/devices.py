@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from aqa.extractors.errors import AqaError
+from aqa.errors import AqaError
 
 
 class DeviceError(AqaError):

@@ -30,9 +30,9 @@ from aqa.data.feature_store import FeatureStoreError, VideoFeatures, check_video
 from aqa.data.labels import LabelTable, parse_column_names, read_label_files
 from aqa.data.provenance import Provenance
 from aqa.data.shard_writer import ShardWriter
+from aqa.errors import AqaError, one_line
 from aqa.extractors.backbones import VideoBackbone, build_backbone, list_backbones
 from aqa.extractors.detect import PersonDetector
-from aqa.extractors.errors import AqaError, one_line
 from aqa.extractors.parallel import ExtractedVideo, PoolConfig, WorkerPool
 from aqa.extractors.siamese import SiameseConfig
 from aqa.extractors.video import Backend

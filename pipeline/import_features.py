@@ -26,7 +26,7 @@ from aqa.data.feature_store import VideoFeatures
 from aqa.data.labels import LabelTable, parse_column_names, read_label_files
 from aqa.data.provenance import imported_provenance
 from aqa.data.shard_writer import ShardWriter
-from aqa.extractors.errors import AqaError, MissingFileError
+from aqa.errors import AqaError, MissingFileError
 from aqa.pipeline.cli import add_common_arguments, add_label_arguments, exit_status_epilog, run_cli
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ import numpy as np
 
 from aqa.extractors.tracking import DETECTED, FALLBACK
 from aqa.extractors.video import open_video
-from aqa.extractors.video_writer import write_video
+from aqa.video_writer import write_video
 
 TIMELINE_HEIGHT = 24
 COLOURS = {"detected": (40, 220, 60), "estimated": (240, 200, 40), "fallback": (160, 160, 160)}

@@ -25,9 +25,9 @@ import numpy as np
 from tqdm import tqdm
 
 from aqa.data.provenance import IMPORTED_BACKBONE, Provenance
+from aqa.errors import AqaError, VideoError, one_line
 from aqa.extractors.backbones import VideoBackbone, build_backbone
 from aqa.extractors.detect import PersonDetector
-from aqa.extractors.errors import AqaError, VideoError, one_line
 from aqa.extractors.parallel import FailedVideo, PoolConfig, WorkerPool
 from aqa.extractors.siamese import SiameseConfig, SiameseFeatures
 from aqa.pipeline.checkpoint import CheckpointInfo, check_difficulty, load_checkpoint, predict_features

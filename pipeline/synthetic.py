@@ -1,9 +1,9 @@
 """Generate the embedded synthetic dataset (the demo's data) from the command line.
 
-    python -m pipeline.synthetic data/synthetic --videos 40 --seed 0
-    python -m pipeline.synthetic out/ --videos 8 --set num_frames=32 --set width=128 --set height=128
+    python -m aqa.pipeline.synthetic my_dataset --videos 40 --seed 0
+    python -m aqa.pipeline.synthetic out/ --videos 8 --set num_frames=32 --set width=128 --set height=128
 
-The library is :mod:`data.synthetic`; this wraps it in the shared command-line edge (one-line
+The library is :mod:`aqa.synthetic.dataset`; this wraps it in the shared command-line edge (one-line
 errors, exit code 2, logging), so it lives in ``pipeline/`` like the other tools.
 """
 
@@ -17,9 +17,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from aqa.data.synthetic import SyntheticDatasetConfig, generate_dataset
 from aqa.pipeline.cli import add_common_arguments, add_config_arguments, exit_status_epilog, run_cli
 from aqa.pipeline.config import load_config
+from aqa.synthetic.dataset import SyntheticDatasetConfig, generate_dataset
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                     "is set by the motion's smoothness, height, rotation and landing only. Writes "
                     "OUT_DIR/videos/*.mp4, train.txt and test.txt (name score difficulty) and manifest.json (every "
                     "video's parameters and per-frame athlete boxes). Re-running skips finished videos.",
-        epilog="The score formula is in data/synthetic.py's docstring and in manifest.json. "
+        epilog="The score formula is in aqa/synthetic/dataset.py's docstring and in manifest.json. "
                + exit_status_epilog("done"))
     parser.add_argument("out_dir", type=Path, help="folder to write (created; resumed when it exists)")
     parser.add_argument("--videos", type=int, help=f"number of videos (default {SyntheticDatasetConfig.num_videos})")

@@ -49,7 +49,7 @@ from tqdm import tqdm
 from aqa.data.feature_store import open_feature_store
 from aqa.data.labels import parse_column_names, read_label_files
 from aqa.data.provenance import Provenance
-from aqa.extractors.errors import AqaError
+from aqa.errors import AqaError
 from aqa.models import PRESETS, ScoreNormalizer, build_head, config_type, head_config, list_heads, preset_key
 from aqa.models.training import (
     FitResult,

@@ -33,7 +33,7 @@ from aqa.data.dataset import FeatureDataset
 from aqa.data.feature_store import FeatureStore, open_feature_store
 from aqa.data.labels import LabelTable
 from aqa.data.provenance import Provenance, check_provenance
-from aqa.extractors.errors import AqaError
+from aqa.errors import AqaError
 from aqa.models.fspn_training import difficulty_ratio
 from aqa.models.normalization import ScoreNormalizer
 from aqa.models.registry import HeadConfig

@@ -54,9 +54,9 @@ def pytest_collection_modifyitems(config, items):
 def trained(tmp_path_factory):
     """A tiny synthetic dataset extracted with real I3D weights (small input) and a CoFInAl head
     trained on it: (root, dataset folder, checkpoint). Shared by the predict tests and the corpus."""
-    from aqa.data.synthetic import SyntheticDatasetConfig, generate_dataset
     from aqa.pipeline.extract import cli as extract_cli
     from aqa.pipeline.train import cli as train_cli
+    from aqa.synthetic.dataset import SyntheticDatasetConfig, generate_dataset
 
     root = tmp_path_factory.mktemp("predict")
     dataset = generate_dataset(root / "dataset", SyntheticDatasetConfig(num_videos=6, num_frames=24, width=128,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aqa.extractors.video_writer import write_video
+from aqa.video_writer import write_video
 
 
 @dataclass(frozen=True)

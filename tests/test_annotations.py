@@ -18,7 +18,7 @@ from aqa.data.annotations import (
     read_mtl_aqa,
 )
 from aqa.data.labels import LabelError
-from aqa.extractors.errors import MissingFileError, UnsafePickleError
+from aqa.errors import MissingFileError, UnsafePickleError
 
 ANNOTATIONS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "annotations"
 needs_annotations = pytest.mark.skipif(not ANNOTATIONS.is_dir(),

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from aqa.errors import CorruptFileError, UnknownBackboneError, WeightsMismatchError, WeightsNotFoundError
 from aqa.extractors.backbones import backbone_spec, build_backbone, list_backbones
 from aqa.extractors.backbones.pytorchvideo_zoo import CHECKPOINT_URLS
 from aqa.extractors.backbones.weights import hub_checkpoint_path
-from aqa.extractors.errors import CorruptFileError, UnknownBackboneError, WeightsMismatchError, WeightsNotFoundError
 
 EXPECTED = {  # name -> (feature_dim, clip_length, mean[0])
     "i3d": (1024, 16, 0.5),

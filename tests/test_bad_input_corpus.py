@@ -33,8 +33,8 @@ import torch
 from faults import flip_bytes_inside, writes_fail_past
 
 from aqa.data.feature_store import open_feature_store
-from aqa.data.synthetic_features import SyntheticTask, make_videos, write_synthetic_store
 from aqa.pipeline import extract, predict, train
+from aqa.synthetic.features import SyntheticTask, make_videos, write_synthetic_store
 from bad_videos import _remux_faststart
 from synthetic_video import write_moving_shapes
 from torch_threads import single_thread

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from aqa.data.provenance import Provenance
-from aqa.extractors.errors import CorruptFileError, MissingFileError
+from aqa.errors import CorruptFileError, MissingFileError
 from aqa.models import ScoreNormalizer, build_head
 from aqa.pipeline.checkpoint import load_checkpoint, predict_features, save_checkpoint
 from aqa.pipeline.train_data import TrainingDataError

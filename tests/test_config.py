@@ -130,8 +130,8 @@ def test_every_tools_help_example_for_set_is_accepted_by_that_tool(tool):
     showed ``clip.length=16``, which no tool accepts)."""
     import re
 
-    from aqa.data.synthetic import SyntheticDatasetConfig
     from aqa.pipeline import extract, synthetic, train
+    from aqa.synthetic.dataset import SyntheticDatasetConfig
 
     module = {"extract": extract, "train": train, "synthetic": synthetic}[tool]
     parser = module.get_args_parser()

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from aqa.data.synthetic_features import SyntheticTask, make_videos, write_synthetic_store
 from aqa.pipeline.cross_validation import FoldsError, check_folds, make_folds, read_folds
 from aqa.pipeline.train import cli
+from aqa.synthetic.features import SyntheticTask, make_videos, write_synthetic_store
 from torch_threads import single_thread
 
 TASK = SyntheticTask(dim=16, min_clips=8, max_clips=20)

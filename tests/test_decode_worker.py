@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from aqa.errors import DecodeTimeout, VideoError
 from aqa.extractors.decode_worker import DecodeWorker
-from aqa.extractors.errors import DecodeTimeout, VideoError
 from bad_videos import crashing_handler, make_bad_inputs, stalling_handler
 from synthetic_video import read_frame_index
 

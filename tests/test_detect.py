@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
+from aqa.errors import WeightsNotFoundError
 from aqa.extractors.detect import (
     BlazePoseDetector,
     DetectorConfig,
@@ -19,7 +20,6 @@ from aqa.extractors.detect import (
     build_detector,
     landmarks_to_box,
 )
-from aqa.extractors.errors import WeightsNotFoundError
 
 
 def decode_frames(path: Path, count: int | None = None, step: int = 1) -> np.ndarray:

@@ -28,7 +28,7 @@ from aqa.data.feature_store import (
 from aqa.data.labels import LabelRecord
 from aqa.data.provenance import Provenance, ProvenanceMismatchError
 from aqa.data.shard_writer import ShardWriter
-from aqa.extractors.errors import MissingFileError
+from aqa.errors import MissingFileError
 from aqa.extractors.tracking import DETECTED, FALLBACK, HELD
 
 PROVENANCE = Provenance(backbone="i3d", weights_sha256="ab" * 32, clip_plan={"kind": "segments", "clip_length": 16},

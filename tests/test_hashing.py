@@ -1,11 +1,11 @@
-"""extractors.hashing: the sha256 that provenance records, cached until the file changes."""
+"""aqa.hashing: the sha256 that provenance records, cached until the file changes."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 
-from aqa.extractors.hashing import file_sha256
+from aqa.hashing import file_sha256
 
 
 def test_file_sha256_matches_hashlib(tmp_path):

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from aqa.errors import UnsafePickleError, WeightsMismatchError, WeightsNotFoundError
 from aqa.extractors.backbones import build_backbone
 from aqa.extractors.backbones import i3d as i3d_module
 from aqa.extractors.backbones.i3d import (
@@ -25,9 +26,8 @@ from aqa.extractors.backbones.i3d import (
     same_padding,
 )
 from aqa.extractors.backbones.weights import load_state_dict_strictly
-from aqa.extractors.errors import UnsafePickleError, WeightsMismatchError, WeightsNotFoundError
-from aqa.extractors.hashing import _sha256_cached
-from aqa.extractors.safe_pickle import load_pickle
+from aqa.hashing import _sha256_cached
+from aqa.safe_pickle import load_pickle
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 sys.path.insert(0, str(GOLDEN))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from aqa.data.labels import LabelError, LabelRecord, LabelTable, read_label_table, split_from_filename
-from aqa.extractors.errors import MissingFileError
+from aqa.errors import MissingFileError
 
 
 def write(tmp_path, name, text):

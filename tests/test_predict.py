@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from aqa.data.provenance import imported_provenance
-from aqa.data.synthetic_features import SyntheticTask, synthetic_provenance
 from aqa.extractors.video import open_video
 from aqa.models import ScoreNormalizer, build_head
 from aqa.models.fspn_training import prepare
@@ -26,6 +25,7 @@ from aqa.pipeline.predict import (
     format_report,
     sub_action_spans,
 )
+from aqa.synthetic.features import SyntheticTask, synthetic_provenance
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ from aqa.data.provenance import (
     imported_provenance,
     provenance_differences,
 )
-from aqa.extractors.errors import AqaError
+from aqa.errors import AqaError
 
 
 def make(**changes) -> Provenance:

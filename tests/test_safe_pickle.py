@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aqa.extractors.errors import AqaError, CorruptFileError, MissingFileError, UnsafePickleError
-from aqa.extractors.safe_pickle import load_pickle, loads_pickle
+from aqa.errors import AqaError, CorruptFileError, MissingFileError, UnsafePickleError
+from aqa.safe_pickle import load_pickle, loads_pickle
 
 ANNOTATIONS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "annotations"
 

@@ -1,4 +1,4 @@
-"""data.synthetic: a deterministic, resumable dataset whose score lives in the motion, not the pixels."""
+"""aqa.synthetic.dataset: a deterministic, resumable dataset whose score lives in the motion, not the pixels."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ import pytest
 from scipy.stats import spearmanr
 
 from aqa.data.labels import read_label_files
-from aqa.data.synthetic import (
+from aqa.extractors.detect import BlazePoseDetector, DetectorConfig
+from aqa.extractors.video import open_video
+from aqa.pipeline.synthetic import cli
+from aqa.synthetic.dataset import (
     MOVE_DIFFICULTY,
     SCORE_WEIGHTS,
     SyntheticDatasetConfig,
@@ -23,9 +26,6 @@ from aqa.data.synthetic import (
     render_video,
     sample_routine,
 )
-from aqa.extractors.detect import BlazePoseDetector, DetectorConfig
-from aqa.extractors.video import open_video
-from aqa.pipeline.synthetic import cli
 
 SMALL = SyntheticDatasetConfig(num_videos=6, num_frames=24, width=96, height=80, moves=2, seed=3)
 

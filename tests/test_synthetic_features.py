@@ -1,4 +1,4 @@
-"""data.synthetic_features: the scores are the stated function of the clips, and the video mean hides them."""
+"""aqa.synthetic.features: the scores are the stated function of the clips, and the video mean hides them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from aqa.data.dataset import FeatureDataset
-from aqa.data.synthetic_features import (
+from aqa.synthetic.features import (
     SCORE_NAMES,
     SyntheticTask,
     make_videos,

@@ -17,13 +17,13 @@ from aqa.data.feature_store import VideoFeatures, open_feature_store
 from aqa.data.labels import LabelRecord
 from aqa.data.provenance import Provenance
 from aqa.data.shard_writer import ShardWriter
-from aqa.data.synthetic_features import SyntheticTask, make_videos, synthetic_provenance, write_synthetic_store
 from aqa.models import PRESETS
 from aqa.models.masking import masked_mean
 from aqa.models.metrics import fisher_z_mean, spearman
 from aqa.models.registry import HeadConfig, HeadNeeds, ScoringHead, list_heads, register_head
 from aqa.pipeline.checkpoint import MissingDifficultyError, load_checkpoint, predict_features
 from aqa.pipeline.train import TRAIN_PRESETS, cli
+from aqa.synthetic.features import SyntheticTask, make_videos, synthetic_provenance, write_synthetic_store
 from torch_threads import single_thread
 
 TASK = SyntheticTask(dim=16, min_clips=8, max_clips=20)
@@ -59,7 +59,7 @@ def metrics(folder) -> dict:
 
 @pytest.mark.slow
 def test_cofinal_learns_the_synthetic_score_and_the_mlp_cannot(tmp_path, capsys):
-    """The score hides in a clip-level wobble that cancels in the video mean (data.synthetic_features):
+    """The score hides in a clip-level wobble that cancels in the video mean (aqa.synthetic.features):
     CoFInAl's attention sees it, the mean-pooling MLP cannot."""
     task = SyntheticTask(dim=32)
     path = write_synthetic_store(tmp_path / "learn.h5", {"train": make_videos(128, task, seed=1, prefix="tr"),

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from aqa.data.synthetic_features import SyntheticTask, make_videos, write_synthetic_store
 from aqa.models import ScoreNormalizer
 from aqa.pipeline.train_data import (
     TrainingDataError,
@@ -18,6 +17,7 @@ from aqa.pipeline.train_data import (
     load_training_data,
     resolve_streams,
 )
+from aqa.synthetic.features import SyntheticTask, make_videos, write_synthetic_store
 
 
 def test_streams_combine_scene_first():

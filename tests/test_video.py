@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aqa.extractors.errors import VideoError
+from aqa.errors import VideoError
 from aqa.extractors.video import decode_last_frame, open_video, probe_video
 from bad_videos import _remux_faststart, make_bad_inputs
 from synthetic_video import read_frame_index, write_moving_shapes

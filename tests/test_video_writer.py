@@ -1,4 +1,4 @@
-"""extractors.video_writer and the shared test videos: what is written decodes back as written."""
+"""aqa.video_writer and the shared test videos: what is written decodes back as written."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 
-from aqa.extractors.video_writer import write_video
+from aqa.video_writer import write_video
 from synthetic_video import read_frame_index
 
 

@@ -30,10 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aqa.errors import CorruptFileError, WeightsMismatchError, WeightsNotFoundError
 from aqa.extractors.backbones.registry import BackboneSpec, VideoBackbone, register_backbone
 from aqa.extractors.backbones.weights import load_state_dict_strictly
-from aqa.extractors.errors import CorruptFileError, WeightsMismatchError, WeightsNotFoundError
-from aqa.extractors.safe_pickle import load_pickle
+from aqa.safe_pickle import load_pickle
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ and what it gives (feature dimension), and where its weights come from, so calle
 on the backbone's name. :class:`VideoBackbone` is the model face every entry implements:
 ``preprocess`` (uint8 frames -> normalised input) and ``forward_features`` (input -> one pooled
 feature per clip). ``build_backbone(name)`` builds one and loads its weights; nothing is ever
-downloaded, a missing weights file raises :class:`~extractors.errors.WeightsNotFoundError`.
+downloaded, a missing weights file raises :class:`~aqa.errors.WeightsNotFoundError`.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from aqa.extractors.errors import UnknownBackboneError, WeightsMismatchError, WeightsNotFoundError
-from aqa.extractors.hashing import file_sha256
+from aqa.errors import UnknownBackboneError, WeightsMismatchError, WeightsNotFoundError
+from aqa.hashing import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class BackboneSpec:
 
     ``mean``/``std`` apply to frames scaled to [0, 1]: ``x = (frames / 255 - mean) / std``.
     ``default_weights`` returns the weights file used when the caller names none, or raises
-    :class:`~extractors.errors.WeightsNotFoundError` saying where it looked and how to get it.
+    :class:`~aqa.errors.WeightsNotFoundError` saying where it looked and how to get it.
     """
 
     name: str

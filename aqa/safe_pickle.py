@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from aqa.extractors.errors import CorruptFileError, MissingFileError, UnsafePickleError
+from aqa.errors import CorruptFileError, MissingFileError, UnsafePickleError
 
 log = logging.getLogger(__name__)
 

@@ -127,7 +127,7 @@ def synthetic_provenance(task: SyntheticTask, package_version: str = "synthetic"
     return Provenance(backbone="synthetic", weights_sha256="", clip_plan={}, input_size=(), detector="",
                       detector_weights="", package_version=package_version,
                       config_hash=hashlib.sha256(settings.encode()).hexdigest()[:16],
-                      extra={"generator": "aqa.data.synthetic_features"})
+                      extra={"generator": "aqa.synthetic.features"})
 
 
 def write_synthetic_store(path: str | Path, splits: dict[str, Sequence[SyntheticVideo]], task: SyntheticTask,
