@@ -15,7 +15,7 @@ Each call takes the settings its command-line tool takes, as keywords named like
 ``overrides``: dotted keys as ``--set`` takes them (``{"features.clips.clip_length": 16}``). The
 tools and these functions run the same code (``extract_from_args``, ``train_from_args``,
 ``load_predictor``/``predict_video``), so a setting means the same in both, and a wrong one raises
-:class:`aqa.pipeline.config.ConfigError` with the tool's one-line message instead of exiting.
+:class:`aqa.config.ConfigError` with the tool's one-line message instead of exiting.
 Progress bars are off unless ``progress=True``.
 """
 
@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aqa.config import ConfigError
 from aqa.data.feature_store import FeatureStore, open_feature_store
 from aqa.pipeline import extract as extract_tool
 from aqa.pipeline import train as train_tool
-from aqa.pipeline.config import ConfigError
 from aqa.pipeline.environment import configure_library_environment
 from aqa.pipeline.extract import ExtractionResult
 from aqa.pipeline.predict import load_predictor, predict_video

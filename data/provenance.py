@@ -1,4 +1,7 @@
-"""Provenance: what produced a set of features, stored with them and checked before use.
+"""Provenance: what produced a set of features, stored with them and checked before use. This module
+owns it whole: the record, comparing and explaining differences, making it from an extraction
+config (:func:`feature_provenance`) and checking that a checkpoint's can be reproduced here
+(:func:`extraction_config`, :func:`check_reproducible`).
 
 Features made by a different backbone, weights file, clip plan, input size or detector are not
 comparable: a head trained on one set gives meaningless scores on another, silently. So every
@@ -17,9 +20,16 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from aqa import __version__
+from aqa.config import config_from_dict, config_hash, config_to_dict
 from aqa.errors import AqaError
+
+if TYPE_CHECKING:  # the record and its checks stay free of torch: the feature store imports them
+    from aqa.extractors.backbones import VideoBackbone
+    from aqa.extractors.detect import PersonDetector
+    from aqa.extractors.siamese import SiameseConfig
 
 IMPORTED_BACKBONE = "imported"
 
@@ -150,3 +160,74 @@ def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
+
+
+# --------------------------------------------------------------------------- making and reproducing
+
+
+class ProvenanceNotReproducible(AqaError):
+    """This machine cannot extract features the way the checkpoint's training features were made."""
+
+
+def feature_provenance(config: SiameseConfig, backbone: VideoBackbone, detector: PersonDetector) -> Provenance:
+    """What a stored feature means, for training and prediction to check against."""
+    input_size = config.resolved_input_size
+    return Provenance(
+        backbone=config.backbone, weights_sha256=backbone.weights_sha256 or "random-init",
+        clip_plan=config_to_dict(config.clips), input_size=(input_size, input_size),
+        detector=detector.name, detector_weights=detector.weights_id, package_version=__version__,
+        config_hash=feature_config_hash(config),
+        # The whole resolved config, so aqa-predict can run exactly this extraction again.
+        extra={"features_config": config_to_dict(runtime_neutral(config))},
+    )
+
+
+def runtime_neutral(config: SiameseConfig) -> SiameseConfig:
+    """``config`` without what changes speed or location but not the features.
+
+    The detector's device, batch size and half precision are reset; weights paths are dropped
+    (the backbone's) or cut to the file name (the detector's): the provenance's sha256 fields say
+    which weights were used, wherever the file lies on this machine.
+    """
+    detector_weights = Path(config.detector.weights).name if config.detector.weights else None
+    detector = dataclasses.replace(config.detector, device="cpu", batch_size=1, half=False, weights=detector_weights)
+    return dataclasses.replace(config, weights=None, detector=detector)
+
+
+def feature_config_hash(config: SiameseConfig) -> str:
+    """Hash of what decides the features; the detector's device, batch size and precision do not."""
+    return config_hash(runtime_neutral(config))
+
+
+def extraction_config(provenance: Provenance, *, weights: str | None, detector_weights: str | None) -> SiameseConfig:
+    """The extraction config recorded in ``provenance``, with this machine's weights paths."""
+    if provenance.backbone == IMPORTED_BACKBONE:
+        raise ProvenanceNotReproducible(
+            f"the checkpoint was trained on imported features ({provenance.extra.get('source', 'unknown source')}); "
+            "aqa-predict cannot extract such features from a video: train on features made by aqa-extract")
+    recorded = provenance.extra.get("features_config")
+    if not isinstance(recorded, dict):
+        raise ProvenanceNotReproducible("the checkpoint's features carry no extraction config (made by an older "
+                                        "aqa); re-extract them with this version")
+    from aqa.extractors.siamese import SiameseConfig  # here, not at the top: see the imports
+
+    config = config_from_dict(SiameseConfig, recorded)
+    if feature_config_hash(config) != provenance.config_hash:
+        raise ProvenanceNotReproducible("the checkpoint's extraction config does not match its own hash: "
+                                        "the file was edited or is damaged")
+    detector = (config.detector if detector_weights is None
+                else dataclasses.replace(config.detector, weights=detector_weights))
+    return dataclasses.replace(config, weights=weights, detector=detector)
+
+
+def check_reproducible(provenance: Provenance, backbone: VideoBackbone, detector: PersonDetector,
+                       input_size: int) -> None:
+    """Refuse, naming each difference, unless this backbone and detector match the training features'."""
+    found = {"backbone weights sha256": backbone.weights_sha256 or "random-init", "detector": detector.name,
+             "detector weights": detector.weights_id, "input size": (input_size, input_size)}
+    expected = {"backbone weights sha256": provenance.weights_sha256, "detector": provenance.detector,
+                "detector weights": provenance.detector_weights, "input size": tuple(provenance.input_size)}
+    differing = [f"{key}: checkpoint {expected[key]!r}, here {found[key]!r}" for key in found
+                 if found[key] != expected[key]]
+    if differing:
+        raise ProvenanceNotReproducible("cannot reproduce the training features here -- " + "; ".join(differing))

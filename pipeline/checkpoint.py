@@ -6,7 +6,7 @@ A checkpoint is one ``torch.save``'d dict of tensors and plain containers only, 
     format            "aqa-checkpoint"        format_version   1
     package_version   aqa version that wrote it
     head_name         registry name ("cofinal", "mlp", ...)
-    head_config       the head's config as plain data (rebuilt with pipeline.config.config_from_dict)
+    head_config       the head's config as plain data (rebuilt with aqa.config.config_from_dict)
     input_dim         D' the head takes (2 D when streams == "both")
     streams           how scene/actor features become the head's input (pipeline.train_data)
     score_name        the score this head predicts ("TES", "total", ...)
@@ -37,10 +37,10 @@ import torch
 from torch import Tensor
 
 from aqa import __version__
+from aqa.config import config_from_dict, config_to_dict
 from aqa.data.provenance import Provenance
 from aqa.errors import AqaError, CorruptFileError, MissingFileError
 from aqa.models import ScoreNormalizer, ScoringHead, build_head, config_type
-from aqa.pipeline.config import config_from_dict, config_to_dict
 from aqa.pipeline.train_data import combine_streams, difficulty_use
 
 log = logging.getLogger(__name__)

@@ -16,9 +16,9 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from aqa.config import ConfigT, load_config
 from aqa.errors import AqaError, one_line
 from aqa.extractors.video import quiet_decoder_logs
-from aqa.pipeline.config import ConfigT, load_config
 from aqa.pipeline.environment import configure_library_environment
 
 EXIT_USER_ERROR = 2

@@ -19,20 +19,18 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from tqdm import tqdm
 
-from aqa import __version__
 from aqa.data.feature_store import FeatureStoreError, VideoFeatures, check_video_name
 from aqa.data.labels import LabelTable, parse_column_names, read_label_files
-from aqa.data.provenance import Provenance
+from aqa.data.provenance import feature_provenance
 from aqa.data.shard_writer import ShardWriter
 from aqa.errors import AqaError, one_line
 from aqa.extractors.backbones import VideoBackbone, build_backbone, list_backbones
-from aqa.extractors.detect import PersonDetector
 from aqa.extractors.parallel import ExtractedVideo, PoolConfig, WorkerPool
 from aqa.extractors.siamese import SiameseConfig
 from aqa.extractors.video import Backend
@@ -46,7 +44,6 @@ from aqa.pipeline.cli import (
     resolve_config,
     run_cli,
 )
-from aqa.pipeline.config import config_hash, config_to_dict
 from aqa.pipeline.devices import resolve_device, resolve_workers
 
 log = logging.getLogger(__name__)
@@ -77,36 +74,6 @@ class ExtractConfig:
 
 class ExtractionError(AqaError):
     """The inputs to aqa-extract are unusable as a whole (no videos, clashing names)."""
-
-
-def feature_provenance(config: SiameseConfig, backbone, detector: PersonDetector) -> Provenance:
-    """What a stored feature means, for training and prediction to check against."""
-    input_size = config.resolved_input_size
-    return Provenance(
-        backbone=config.backbone, weights_sha256=backbone.weights_sha256 or "random-init",
-        clip_plan=config_to_dict(config.clips), input_size=(input_size, input_size),
-        detector=detector.name, detector_weights=detector.weights_id, package_version=__version__,
-        config_hash=feature_config_hash(config),
-        # The whole resolved config, so aqa-predict can run exactly this extraction again.
-        extra={"features_config": config_to_dict(runtime_neutral(config))},
-    )
-
-
-def runtime_neutral(config: SiameseConfig) -> SiameseConfig:
-    """``config`` without what changes speed or location but not the features.
-
-    The detector's device, batch size and half precision are reset; weights paths are dropped
-    (the backbone's) or cut to the file name (the detector's): the provenance's sha256 fields say
-    which weights were used, wherever the file lies on this machine.
-    """
-    detector_weights = Path(config.detector.weights).name if config.detector.weights else None
-    return replace(config, weights=None, detector=replace(config.detector, device="cpu", batch_size=1, half=False,
-                                                          weights=detector_weights))
-
-
-def feature_config_hash(config: SiameseConfig) -> str:
-    """Hash of what decides the features; the detector's device, batch size and precision do not."""
-    return config_hash(runtime_neutral(config))
 
 
 @dataclass

@@ -24,17 +24,14 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from aqa.data.provenance import IMPORTED_BACKBONE, Provenance
+from aqa.data.provenance import check_reproducible, extraction_config
 from aqa.errors import AqaError, VideoError, one_line
 from aqa.extractors.backbones import VideoBackbone, build_backbone
-from aqa.extractors.detect import PersonDetector
 from aqa.extractors.parallel import FailedVideo, PoolConfig, WorkerPool
 from aqa.extractors.siamese import SiameseConfig, SiameseFeatures
 from aqa.pipeline.checkpoint import CheckpointInfo, check_difficulty, load_checkpoint, predict_features
 from aqa.pipeline.cli import add_common_arguments, add_workers_argument, exit_status_epilog, run_cli
-from aqa.pipeline.config import config_from_dict
 from aqa.pipeline.devices import resolve_device, resolve_workers
-from aqa.pipeline.extract import feature_config_hash
 from aqa.pipeline.overlay import write_overlay
 
 log = logging.getLogger(__name__)
@@ -42,10 +39,6 @@ log = logging.getLogger(__name__)
 
 class PredictSetupError(AqaError):
     """An option aqa-predict cannot honour, found before any video is decoded."""
-
-
-class ProvenanceNotReproducible(AqaError):
-    """This machine cannot extract features the way the checkpoint's training features were made."""
 
 
 @dataclass(frozen=True)
@@ -72,37 +65,6 @@ class Predictor:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
-
-
-def extraction_config(provenance: Provenance, *, weights: str | None, detector_weights: str | None) -> SiameseConfig:
-    """The extraction config recorded in ``provenance``, with this machine's weights paths."""
-    if provenance.backbone == IMPORTED_BACKBONE:
-        raise ProvenanceNotReproducible(
-            f"the checkpoint was trained on imported features ({provenance.extra.get('source', 'unknown source')}); "
-            "aqa-predict cannot extract such features from a video: train on features made by aqa-extract")
-    recorded = provenance.extra.get("features_config")
-    if not isinstance(recorded, dict):
-        raise ProvenanceNotReproducible("the checkpoint's features carry no extraction config (made by an older "
-                                        "aqa); re-extract them with this version")
-    config = config_from_dict(SiameseConfig, recorded)
-    if feature_config_hash(config) != provenance.config_hash:
-        raise ProvenanceNotReproducible("the checkpoint's extraction config does not match its own hash: "
-                                        "the file was edited or is damaged")
-    detector = config.detector if detector_weights is None else replace(config.detector, weights=detector_weights)
-    return replace(config, weights=weights, detector=detector)
-
-
-def check_reproducible(provenance: Provenance, backbone: VideoBackbone, detector: PersonDetector,
-                       input_size: int) -> None:
-    """Refuse, naming each difference, unless this backbone and detector match the training features'."""
-    found = {"backbone weights sha256": backbone.weights_sha256 or "random-init", "detector": detector.name,
-             "detector weights": detector.weights_id, "input size": (input_size, input_size)}
-    expected = {"backbone weights sha256": provenance.weights_sha256, "detector": provenance.detector,
-                "detector weights": provenance.detector_weights, "input size": tuple(provenance.input_size)}
-    differing = [f"{key}: checkpoint {expected[key]!r}, here {found[key]!r}" for key in found
-                 if found[key] != expected[key]]
-    if differing:
-        raise ProvenanceNotReproducible("cannot reproduce the training features here -- " + "; ".join(differing))
 
 
 def load_predictor(checkpoint: Path, *, device: str = "auto", weights: str | None = None,

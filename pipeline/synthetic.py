@@ -17,8 +17,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from aqa.config import load_config
 from aqa.pipeline.cli import add_common_arguments, add_config_arguments, exit_status_epilog, run_cli
-from aqa.pipeline.config import load_config
 from aqa.synthetic.dataset import SyntheticDatasetConfig, generate_dataset
 
 log = logging.getLogger(__name__)

@@ -46,6 +46,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from aqa.config import ConfigError, config_hash
 from aqa.data.feature_store import open_feature_store
 from aqa.data.labels import parse_column_names, read_label_files
 from aqa.data.provenance import Provenance
@@ -69,7 +70,6 @@ from aqa.pipeline.cli import (
     resolve_config,
     run_cli,
 )
-from aqa.pipeline.config import ConfigError, config_hash
 from aqa.pipeline.cross_validation import (
     check_folds,
     cross_validate,

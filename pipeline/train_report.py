@@ -39,9 +39,9 @@ import numpy as np
 import torch
 
 from aqa import __version__
+from aqa.config import config_to_dict
 from aqa.models.metrics import cumulative_score, fisher_z_mean, mse, relative_l2, spearman, summarize_seeds
 from aqa.pipeline.checkpoint import save_checkpoint
-from aqa.pipeline.config import config_to_dict
 from aqa.pipeline.plots import plot_cumulative_score, plot_curves, plot_predictions
 
 if TYPE_CHECKING:

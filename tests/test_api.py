@@ -12,7 +12,7 @@ import pytest
 from test_package import foreign_research_folder
 
 import aqa
-from aqa.pipeline.config import ConfigError
+from aqa.config import ConfigError
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -1,4 +1,4 @@
-"""pipeline.config: dataclass configs round-trip through dicts, YAML, CLI overrides and hashes."""
+"""aqa.config: dataclass configs round-trip through dicts, YAML, CLI overrides and hashes."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from typing import Literal
 
 import pytest
 
-from aqa.pipeline.cli import add_config_arguments, resolve_config
-from aqa.pipeline.config import (
+from aqa.config import (
     ConfigError,
     config_from_dict,
     config_hash,
@@ -19,6 +18,7 @@ from aqa.pipeline.config import (
     config_to_yaml,
     load_config,
 )
+from aqa.pipeline.cli import add_config_arguments, resolve_config
 
 
 @dataclass(frozen=True)

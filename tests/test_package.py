@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import configparser
 import importlib
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -43,8 +44,11 @@ def test_lower_stages_never_import_pipeline():
 def test_the_wheel_installs_one_top_level_package(tmp_path):
     """What ``pip install .`` puts in site-packages: aqa and nothing else (generic names such as models and
     data would shadow, or be shadowed by, the research code our users keep beside us)."""
+    source = tmp_path / "source"  # a copy: building writes build/ and *.egg-info beside the sources
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", ".cache", "runs", "build", "*.h5",
+                                                                 "*.egg-info", "__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(tmp_path), str(ROOT)], check=True, capture_output=True, timeout=600)
+                    str(tmp_path), str(source)], check=True, capture_output=True, timeout=600)
     (wheel,) = tmp_path.glob("aqa-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {name.split("/")[0] for name in names if ".dist-info/" not in name} == {"aqa"}

@@ -11,20 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from aqa.data.provenance import imported_provenance
+from aqa.data.provenance import ProvenanceNotReproducible, check_reproducible, extraction_config, imported_provenance
 from aqa.extractors.video import open_video
 from aqa.models import ScoreNormalizer, build_head
 from aqa.models.fspn_training import prepare
 from aqa.pipeline.checkpoint import CheckpointInfo, predict_features
-from aqa.pipeline.predict import (
-    ProvenanceNotReproducible,
-    build_report,
-    check_reproducible,
-    cli,
-    extraction_config,
-    format_report,
-    sub_action_spans,
-)
+from aqa.pipeline.predict import build_report, cli, format_report, sub_action_spans
 from aqa.synthetic.features import SyntheticTask, synthetic_provenance
 
 pytestmark = pytest.mark.slow
