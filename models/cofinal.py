@@ -34,7 +34,7 @@ from aqa.models.registry import (
     check_targets,
     register_head,
 )
-from aqa.models.windows import score_in_windows
+from aqa.models.windows import WindowScoredHead
 
 __all__ = [
     "CoFInAlConfig",
@@ -221,7 +221,7 @@ class GradeParsing(nn.Module):
         return coarse, fine, grade_mask
 
 
-class CoFInAlHead(ScoringHead):
+class CoFInAlHead(WindowScoredHead):
     """The paper's CoFInAl head (``coarse="classify"``), with the Tab. 3 ablation switches.
 
     ``forward`` outputs (B videos, T clips, P procedures, G grades, G' sub-grades):
@@ -258,13 +258,6 @@ class CoFInAlHead(ScoringHead):
         )
         if c.use_fgs:
             self.register_buffer("etf", simplex_etf(c.score_dim, c.num_subgrades, c.etf_seed))  # [D_S, G']
-
-    def forward(self, features: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
-        features, mask = self.prepare_inputs(features, mask)
-        if self.training:
-            return self._score_clips(features, mask)
-        return score_in_windows(self._score_clips, features, mask, self.config.train_window, self.config.test_windows,
-                                self.window_averaged)
 
     def _score_clips(self, features: Tensor, mask: Tensor) -> dict[str, Tensor]:
         c = self.config

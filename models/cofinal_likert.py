@@ -27,8 +27,8 @@ from torch import Tensor, nn
 
 from aqa.models.grading import decompose_score, expected_class, simplex_etf
 from aqa.models.masking import MaskedBatchNorm1d
-from aqa.models.registry import ScoringHead, check_targets
-from aqa.models.windows import score_in_windows
+from aqa.models.registry import check_targets
+from aqa.models.windows import WindowScoredHead
 
 if TYPE_CHECKING:
     from aqa.models.cofinal import CoFInAlConfig
@@ -89,7 +89,7 @@ class QueryDecoderLayer(nn.Module):
         return queries, attention
 
 
-class CoFInAlLikertHead(ScoringHead):
+class CoFInAlLikertHead(WindowScoredHead):
     """The authors' CoFInAl (``coarse="likert"``); ``use_tfm`` and ``use_fgs`` switch parts off.
 
     ``forward`` outputs: ``score``, ``score_expectation``, ``score_argmax`` ``[B]``; ``coarse`` and
@@ -132,13 +132,6 @@ class CoFInAlLikertHead(ScoringHead):
                 nn.Flatten(), nn.Linear(c.likert_queries * width, width), nn.Dropout(c.dropout), nn.Linear(width, width)
             )
             self.register_buffer("etf", simplex_etf(width, c.num_subgrades, c.etf_seed))  # [D_S, G']
-
-    def forward(self, features: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
-        features, mask = self.prepare_inputs(features, mask)
-        if self.training:
-            return self._score_clips(features, mask)
-        return score_in_windows(self._score_clips, features, mask, self.config.train_window, self.config.test_windows,
-                                self.window_averaged)
 
     def _score_clips(self, features: Tensor, mask: Tensor) -> dict[str, Tensor]:
         c = self.config

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import Tensor
 
+from aqa.models.registry import ScoringHead
+
 
 def evenly_spaced_windows(features: Tensor, mask: Tensor, length: int, count: int) -> tuple[Tensor, Tensor]:
     """``count`` windows of ``length`` real clips per video, first at its start, last at its end.
@@ -67,3 +69,21 @@ def score_in_windows(score_clips: Callable[[Tensor, Tensor], dict[str, Tensor]],
         return outputs
     windows, window_mask = evenly_spaced_windows(features, mask, length, count)
     return average_windows(outputs, score_clips(windows, window_mask), count, keys)
+
+
+class WindowScoredHead(ScoringHead):
+    """A head trained on one random window of ``config.train_window`` clips per video that scores a
+    video, in eval mode, as the mean over ``config.test_windows`` windows (:func:`score_in_windows`)
+    of the outputs named in ``window_averaged``; ``_score_clips`` scores one batch of clips."""
+
+    window_averaged: tuple[str, ...] = ("score",)
+
+    def forward(self, features: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
+        features, mask = self.prepare_inputs(features, mask)
+        if self.training:
+            return self._score_clips(features, mask)
+        return score_in_windows(self._score_clips, features, mask, self.config.train_window, self.config.test_windows,
+                                self.window_averaged)
+
+    def _score_clips(self, features: Tensor, mask: Tensor) -> dict[str, Tensor]:
+        raise NotImplementedError
