@@ -43,6 +43,7 @@ class FeatureDataset(Dataset):
             self.provenance: Provenance = opened.provenance
             selected = self._select(opened, split, labels)
             self.score_names = _score_names(selected, scores)
+            self.records = selected  # the labels as written (float scores unrounded), in ``names`` order
             self.names = [record.name for record in selected]
             self.targets = torch.tensor([[record.scores[key] for key in self.score_names] for record in selected],
                                         dtype=torch.float32).reshape(len(selected), len(self.score_names))

@@ -166,14 +166,14 @@ def load_training_data(paths: Sequence[str | Path], *, scores: Sequence[str], tr
     with open_stores(paths) as store:
         if not scores:
             raise TrainingDataError(f"no score chosen; pick one with --score (scores in {store.source}: "
-                                    f"{', '.join(_score_names(store, labels)) or 'none'})")
+                                    f"{', '.join(available_scores(store, labels)) or 'none'})")
         if expect_provenance is not None:
             check_provenance(expect_provenance, store.provenance, what=f"features in {store.source}")
         splits = [split for split in (train_split, test_split) if split is not None]
         datasets = [FeatureDataset(store, split=split, scores=tuple(scores), labels=labels) for split in splits]
         has_actor = all(dataset.actor is not None for dataset in datasets)
         streams = resolve_streams(streams, has_actor)
-        train, *tested = (_video_split(dataset, streams, video_prefix, store, labels) for dataset in datasets)
+        train, *tested = (_video_split(dataset, streams, video_prefix) for dataset in datasets)
         test = tested[0] if tested else None
         provenance, source = store.provenance, store.source
     for split, videos in zip(splits, (train, test)):
@@ -188,8 +188,9 @@ def load_training_data(paths: Sequence[str | Path], *, scores: Sequence[str], tr
     return TrainingData(train, test, provenance, streams, source)
 
 
-def _video_split(dataset: FeatureDataset, streams: str, video_prefix: str, store: FeatureStore,
-                 labels: LabelTable | None) -> VideoSplit:
+def _video_split(dataset: FeatureDataset, streams: str, video_prefix: str) -> VideoSplit:
+    """The dataset's videos whose name starts with ``video_prefix``, streams combined, with the
+    labels the dataset read (float64, exactly as written)."""
     rows = [i for i, name in enumerate(dataset.names) if name.startswith(video_prefix)]
     if not rows:
         examples = ", ".join(dataset.names[:3])
@@ -199,7 +200,7 @@ def _video_split(dataset: FeatureDataset, streams: str, video_prefix: str, store
     clips = [combine_streams(dataset.scene[i], dataset.actor[i] if dataset.actor is not None else None, streams)
              for i in rows]
     # The dataset keeps float32 targets; metrics and predictions.csv use the labels exactly as written.
-    records = [labels.get(name) if labels is not None else store.label(name) for name in names]
+    records = [dataset.records[i] for i in rows]
     scores = torch.tensor([[record.scores[key] for key in dataset.score_names] for record in records],
                           dtype=torch.float64)
     difficulty = torch.tensor([math.nan if record.difficulty is None else record.difficulty for record in records],
@@ -207,7 +208,8 @@ def _video_split(dataset: FeatureDataset, streams: str, video_prefix: str, store
     return VideoSplit(names, clips, scores, dataset.score_names, difficulty)
 
 
-def _score_names(store: FeatureStore, labels: LabelTable | None) -> list[str]:
+def available_scores(store: FeatureStore, labels: LabelTable | None) -> list[str]:
+    """Every score name the labels (or, without them, the store's labels) give some video."""
     if labels is not None:
         return list(labels.score_names)
     found: dict[str, None] = {}
