@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from aqa.errors import AqaError
+from aqa.models.presets import PRESETS, DatasetPreset
 
 if TYPE_CHECKING:
     from aqa.models.training import PaddedVideos, Recipe, TrainConfig
@@ -43,45 +44,6 @@ class UnknownHeadError(AqaError, ValueError):
 
 class HeadConfigError(AqaError, ValueError):
     """A head config value is invalid or inconsistent; the message says which and why."""
-
-
-# Per-dataset settings from the CoFInAl paper (Sec. 4.1) and, for the ``likert_*`` and
-# ``triplet_*`` keys, the authors' released training scripts. ``train_window`` is C, the clips in
-# one training window. A head takes the keys its config has (the MLP has no triplet loss).
-# The authors' Fis-V script trains with dropout 0.3; the paper says 0.7, which we follow.
-# A nested mapping under a head's name applies to that head only, after the shared keys: FSPN on
-# Fis-V's long programs trains on whole programs with Adam 3e-4 for 20 epochs (5-fold CV on the
-# training programs, docs/accuracy.md; at 1e-3 with 124-clip windows it learned nothing in 20), and
-# regresses the score difference directly (the paper's "IAP+MLP" ablation, use_bce off): the
-# interval classifier's argmax read-out was the noisier (TES rho 0.430 -> 0.499 on seed 0).
-FISV_FSPN = {"train_window": 300, "train_lr": 3e-4, "train_epochs": 20, "use_bce": False}
-# CoFInAl on Fis-V, by the same CV: shorter training windows (32 of 124-234 clips) scored at test as
-# the mean of 25 windows (models.windows), and the score's MSE weighted 25x (on [0, 1) targets it
-# is ~25x smaller than the grade and sub-grade terms). Its loop settings: pipeline.train.TRAIN_PRESETS.
-FISV_COFINAL = {"train_window": 32, "test_windows": 25, "lambda_score": 25.0}
-# The authors' variant on top of that, by the same CV (its training loop: pipeline.train.FISV_LIKERT_TRAIN):
-# windows of 64 clips, 15 at test (TES 0.474 against 0.453 with 32 and 25, seed 0).
-FISV_LIKERT = {"train_window": 64, "test_windows": 15}
-# The MLP on PCS, by the same CV: no hidden layer (a linear map of the mean clip through the sigmoid),
-# 0.739 against 0.723 with 256 hidden units and 0.737 for ridge (seed 0, lr 0.1); on TES the hidden
-# layer is better (0.495 against 0.467), so fisv-tes keeps it.
-FISV_PCS_MLP = {"hidden_dims": ()}
-PRESETS: dict[str, dict[str, Any]] = {
-    "rg-ball": {"train_window": 68, "dropout": 0.3, "triplet_weight": 1.0, "likert_activation": "sigmoid"},
-    "rg-clubs": {"train_window": 68, "dropout": 0.3, "triplet_weight": 1.0, "likert_activation": "leaky-relu"},
-    "rg-hoop": {
-        "train_window": 68,
-        "dropout": 0.3,
-        "triplet_weight": 1.0,
-        "likert_activation": "sigmoid",
-        "triplet_labels": "unique",
-    },
-    "rg-ribbon": {"train_window": 68, "dropout": 0.3, "triplet_weight": 1.0, "likert_activation": "leaky-relu"},
-    "fisv-tes": {"train_window": 124, "dropout": 0.7, "triplet_weight": 0.5, "likert_activation": "leaky-relu",
-                 "fspn": FISV_FSPN, "cofinal": FISV_COFINAL, "cofinal:likert": FISV_LIKERT},
-    "fisv-pcs": {"train_window": 124, "dropout": 0.7, "triplet_weight": 0.5, "likert_activation": "leaky-relu",
-                 "fspn": FISV_FSPN, "cofinal": FISV_COFINAL, "cofinal:likert": FISV_LIKERT, "mlp": FISV_PCS_MLP},
-}
 
 
 @dataclass(frozen=True)
@@ -128,7 +90,7 @@ class ScoringHead(nn.Module):
     """Base of every head: the uniform face plus input checking shared by all of them.
 
     A checkpoint needs ``head_name`` (set by :func:`build_head`), ``config`` (a frozen dataclass;
-    ``pipeline.config.config_to_dict`` serialises it), ``input_dim`` and the state dict, which
+    ``aqa.config.config_to_dict`` serialises it), ``input_dim`` and the state dict, which
     includes fixed buffers such as CoFInAl's ETF.
 
     Every head standardises its input clips per dimension, ``(x - input_shift) / input_scale``,
@@ -260,6 +222,13 @@ def list_presets() -> list[str]:
     return sorted(PRESETS)
 
 
+def dataset_preset(name: str) -> DatasetPreset:
+    """The preset ``name`` (:mod:`models.presets`); an unknown name lists the known ones."""
+    if name not in PRESETS:
+        raise UnknownHeadError(f"unknown preset {name!r}; choose one of: {', '.join(list_presets())}")
+    return PRESETS[name]
+
+
 def config_type(name: str) -> type:
     """The frozen config dataclass of head ``name`` (for the CLI's YAML / ``--set`` machinery)."""
     return _lookup(name)[0]
@@ -286,12 +255,9 @@ def head_config(name: str, preset: str | None = None, overrides: Mapping[str, An
     fields = {field.name for field in dataclasses.fields(cls)}
     values: dict[str, Any] = {}
     if preset is not None:
-        if preset not in PRESETS:
-            raise UnknownHeadError(f"unknown preset {preset!r}; choose one of: {', '.join(list_presets())}")
-        values.update({key: value for key, value in PRESETS[preset].items() if key in fields})
-        values.update(PRESETS[preset].get(name, {}))
-        if variant is not None:
-            values.update(PRESETS[preset].get(f"{name}:{variant}", {}))
+        chosen = dataset_preset(preset)
+        values.update({key: value for key, value in chosen.head.items() if key in fields})
+        values.update(chosen.head_entries(name, variant).head)
     for key, value in (overrides or {}).items():
         if key not in fields:
             raise HeadConfigError(f"head {name!r} has no setting {key!r}; known: {', '.join(sorted(fields))}")

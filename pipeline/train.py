@@ -51,7 +51,16 @@ from aqa.data.feature_store import open_feature_store
 from aqa.data.labels import parse_column_names, read_label_files
 from aqa.data.provenance import Provenance
 from aqa.errors import AqaError
-from aqa.models import PRESETS, ScoreNormalizer, build_head, config_type, head_config, list_heads, preset_key
+from aqa.models import (
+    ScoreNormalizer,
+    build_head,
+    config_type,
+    dataset_preset,
+    head_config,
+    list_heads,
+    list_presets,
+    preset_key,
+)
 from aqa.models.training import (
     FitResult,
     PaddedVideos,
@@ -91,30 +100,6 @@ from aqa.pipeline.train_report import SeedMetrics, split_metrics, write_combined
 
 log = logging.getLogger(__name__)
 
-# What a preset decides beyond the head's settings (models.registry.PRESETS): the score the paper
-# reports, for RG the apparatus (the RG release keeps all four in one folder, Ball_001...), and under
-# "train" the training loop's settings for one head (TrainConfig keys), chosen by 5-fold CV on the
-# 400 Fis-V training programs (docs/accuracy.md): CoFInAl overfits 320 programs in 200 epochs
-# (training rho 1.00) and does better with 50 and a stronger weight decay.
-FISV_COFINAL_TRAIN = {"epochs": 50, "weight_decay": 0.05}
-# The authors' variant (head.coarse=likert) collapsed under weight decay 0.05 (TES CV 0.35, predictions'
-# std 0.3 of the scores' 6.4); 0.01, its authors' value, trains it (0.45). "cofinal:likert" entries
-# apply to that variant only, on top of the "cofinal" ones (models.registry.preset_key).
-FISV_LIKERT_TRAIN = {"epochs": 50, "weight_decay": 0.01}
-# The MLP (standardised inputs) learns better at lr 0.1 than the shared 0.01: TES 0.478 -> 0.495, PCS
-# 0.710 -> 0.723 (seed 0); on PCS the fisv-pcs preset also drops its hidden layer (models.registry).
-FISV_MLP_TRAIN = {"lr": 0.1}
-FISV_TRAIN = {"cofinal": FISV_COFINAL_TRAIN, "cofinal:likert": FISV_LIKERT_TRAIN, "mlp": FISV_MLP_TRAIN}
-TRAIN_PRESETS: dict[str, dict[str, object]] = {
-    "rg-ball": {"scores": ("total",), "video_prefix": "Ball_"},
-    "rg-clubs": {"scores": ("total",), "video_prefix": "Clubs_"},
-    "rg-hoop": {"scores": ("total",), "video_prefix": "Hoop_"},
-    "rg-ribbon": {"scores": ("total",), "video_prefix": "Ribbon_"},
-    "fisv-tes": {"scores": ("TES",), "train": FISV_TRAIN},
-    "fisv-pcs": {"scores": ("PCS",), "train": FISV_TRAIN},
-}
-
-
 class TrainingSetupError(AqaError):
     """The command line asks for something aqa-train cannot do (no CUDA, a changed head...)."""
 
@@ -149,12 +134,12 @@ def base_config(head_name: str, preset: str | None, variant: str | None = None) 
     """Defaults, then ``preset``'s head settings (window, dropout...) and its training choices; for a
     head ``variant`` (CoFInAl's ``likert``), the preset's ``head:variant`` entries on top."""
     head = head_config(head_name, preset, variant=variant)
-    values: dict[str, object] = dict(TRAIN_PRESETS.get(preset, {})) if preset else {}
-    by_head: dict[str, dict[str, object]] = values.pop("train", {})  # type: ignore[assignment]
-    train = TrainConfig(**{**by_head.get(head_name, {}), **by_head.get(f"{head_name}:{variant}", {})})
+    chosen = dataset_preset(preset) if preset else None
+    values: dict[str, object] = {"scores": chosen.scores, "video_prefix": chosen.video_prefix} if chosen else {}
+    train = TrainConfig(**chosen.head_entries(head_name, variant).train) if chosen else TrainConfig()
     needs = head.needs()
-    if preset and needs.window is None:  # a head without its own window takes the preset's
-        train = dataclasses.replace(train, window=int(PRESETS[preset]["train_window"]))
+    if chosen and needs.window is None:  # a head without its own window takes the preset's
+        train = dataclasses.replace(train, window=int(chosen.head["train_window"]))
     if needs.own_optimizer is not None:  # a head with its own optimiser (FSPN) brings its epoch count
         train = dataclasses.replace(train, epochs=needs.own_optimizer.epochs)
     return run_config_type(head_name)(head_name=head_name, preset=preset, head=head, train=train, **values)
@@ -333,7 +318,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true", help="replace the outputs of a finished run in --out")
     parser.add_argument("--head", default="cofinal",
                         help=f"scoring head: {', '.join(list_heads())} (default cofinal; ridge is the instant floor)")
-    parser.add_argument("--preset", help=f"per-dataset settings: {', '.join(sorted(TRAIN_PRESETS))}")
+    parser.add_argument("--preset", help=f"per-dataset settings (models/presets.py): {', '.join(list_presets())}")
     parser.add_argument("--score", action="append", help="score name to predict (repeatable; default: the preset's)")
     parser.add_argument("--epochs", type=int, help="training epochs (default 200)")
     parser.add_argument("--seeds", type=_seed_list, help="comma-separated seeds, e.g. 0,1,2 (default 0)")

@@ -22,7 +22,7 @@ from aqa.models.masking import masked_mean
 from aqa.models.metrics import fisher_z_mean, spearman
 from aqa.models.registry import HeadConfig, HeadNeeds, ScoringHead, list_heads, register_head
 from aqa.pipeline.checkpoint import MissingDifficultyError, load_checkpoint, predict_features
-from aqa.pipeline.train import TRAIN_PRESETS, cli
+from aqa.pipeline.train import cli
 from aqa.synthetic.features import SyntheticTask, make_videos, synthetic_provenance, write_synthetic_store
 from torch_threads import single_thread
 
@@ -169,7 +169,6 @@ def test_two_scores_train_one_model_each_and_average_with_fisher_z(store, tmp_pa
 
 
 def test_a_preset_picks_score_window_and_apparatus(tmp_path, capsys):
-    assert set(TRAIN_PRESETS) <= set(PRESETS)
     task = SyntheticTask(dim=8, min_clips=4, max_clips=8)
     videos = {"train": make_videos(6, task, 1, prefix="Ball") + make_videos(5, task, 2, prefix="Hoop"),
               "test": make_videos(4, task, 3, prefix="Ball_test") + make_videos(3, task, 4, prefix="Hoop_test")}
@@ -180,7 +179,7 @@ def test_a_preset_picks_score_window_and_apparatus(tmp_path, capsys):
     report = metrics(out)
     assert report["score"] == "total" and report["videos"] == {"train": 6, "val": 0, "test": 4}
     assert report["config"]["head"]["train_window"] == 68 and report["config"]["video_prefix"] == "Ball_"
-    assert report["config"]["head"]["dropout"] == PRESETS["rg-ball"]["dropout"]
+    assert report["config"]["head"]["dropout"] == PRESETS["rg-ball"].head["dropout"]
 
 
 def test_yaml_config_then_set_then_flags(store, tmp_path, capsys):
@@ -408,6 +407,10 @@ def test_an_unusable_out_is_refused_before_training_and_a_finished_run_needs_ove
 def test_a_preset_can_choose_the_training_loop_for_one_head():
     from aqa.pipeline.train import base_config
 
+    fspn = base_config("fspn", "fisv-pcs")  # one table holds a head's settings and its loop's
+    assert (fspn.head.train_lr, fspn.train.epochs, fspn.train.average_last) == (1e-4, 40, 0.5)
+    assert base_config("fspn", "fisv-tes").train.average_last == 0.0
+
     cofinal, mlp = base_config("cofinal", "fisv-tes"), base_config("mlp", "fisv-tes")
     assert (cofinal.train.epochs, cofinal.train.weight_decay) == (50, 0.05)
     assert (mlp.train.epochs, mlp.train.weight_decay, mlp.train.lr) == (200, 0.01, 0.1)
@@ -418,7 +421,7 @@ def test_a_preset_can_choose_the_training_loop_for_one_head():
 def test_the_likert_variant_takes_its_own_preset_entries(tmp_path):
     """``--set head.coarse=likert`` under a Fis-V preset gets the preset's ``cofinal:likert`` recipe
     (the paper formulation's weight decay of 0.05 collapsed it: TES CV 0.35, predictions' std 0.3)."""
-    from aqa.pipeline.train import FISV_LIKERT_TRAIN, config_from_args, get_args_parser
+    from aqa.pipeline.train import config_from_args, get_args_parser
 
     def resolved(*argv: str):
         return config_from_args(get_args_parser().parse_args(["f.h5", "--out", str(tmp_path), *argv]))
@@ -427,9 +430,9 @@ def test_the_likert_variant_takes_its_own_preset_entries(tmp_path):
     likert = resolved("--preset", "fisv-tes", "--set", "head.coarse=likert")
     assert paper.head.coarse == "classify" and paper.train.weight_decay == 0.05
     assert likert.head.coarse == "likert"
-    assert {key: getattr(likert.train, key) for key in FISV_LIKERT_TRAIN} == FISV_LIKERT_TRAIN
-    assert {key: getattr(likert.head, key) for key in PRESETS["fisv-tes"]["cofinal:likert"]} == \
-        PRESETS["fisv-tes"]["cofinal:likert"]
+    entries = PRESETS["fisv-tes"].by_head["cofinal:likert"]
+    assert {key: getattr(likert.train, key) for key in entries.train} == entries.train
+    assert {key: getattr(likert.head, key) for key in entries.head} == entries.head
     # what the user sets still wins over the variant's preset
     assert resolved("--preset", "fisv-tes", "--set", "head.coarse=likert", "--set", "train.weight_decay=0.2",
                     "--set", "head.train_window=16").train.weight_decay == 0.2
