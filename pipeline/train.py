@@ -51,16 +51,8 @@ from aqa.data.feature_store import open_feature_store
 from aqa.data.labels import parse_column_names, read_label_files
 from aqa.data.provenance import Provenance
 from aqa.errors import AqaError
-from aqa.models import (
-    ScoreNormalizer,
-    build_head,
-    config_type,
-    dataset_preset,
-    head_config,
-    list_heads,
-    list_presets,
-    preset_key,
-)
+from aqa.models import registry
+from aqa.models.normalization import ScoreNormalizer
 from aqa.models.training import (
     FitResult,
     PaddedVideos,
@@ -125,7 +117,7 @@ class RunConfig:
 def run_config_type(head_name: str) -> type:
     """:class:`RunConfig` with a ``head`` section of head ``head_name``'s config dataclass, so that
     ``--set head.dropout=0.5`` and a YAML ``head:`` mapping are checked like every other key."""
-    head_type = config_type(head_name)
+    head_type = registry.config_type(head_name)
     return dataclasses.make_dataclass(f"RunConfig_{head_name}", [("head", head_type, field(default_factory=head_type))],
                                       bases=(RunConfig,), frozen=True)
 
@@ -133,8 +125,8 @@ def run_config_type(head_name: str) -> type:
 def base_config(head_name: str, preset: str | None, variant: str | None = None) -> RunConfig:
     """Defaults, then ``preset``'s head settings (window, dropout...) and its training choices; for a
     head ``variant`` (CoFInAl's ``likert``), the preset's ``head:variant`` entries on top."""
-    head = head_config(head_name, preset, variant=variant)
-    chosen = dataset_preset(preset) if preset else None
+    head = registry.head_config(head_name, preset, variant=variant)
+    chosen = registry.dataset_preset(preset) if preset else None
     values: dict[str, object] = {"scores": chosen.scores, "video_prefix": chosen.video_prefix} if chosen else {}
     train = TrainConfig(**chosen.head_entries(head_name, variant).train) if chosen else TrainConfig()
     needs = head.needs()
@@ -154,7 +146,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     args.overrides = list(args.overrides) + [f"{key}={json.dumps(value)}" for key, value in flags.items()
                                              if value is not None]
     config = resolve_config(type(base), args, base)
-    variant = preset_key(config.head_name, config.head).partition(":")[2]
+    variant = registry.preset_key(config.head_name, config.head).partition(":")[2]
     if config.preset and variant:  # the variant --set/--config chose (head.coarse=likert) has its own preset entries
         base = base_config(args.head, args.preset, variant=variant)
         config = resolve_config(type(base), args, base)
@@ -243,7 +235,7 @@ def train_score(data: TrainingData, score: str, config: RunConfig, device: str, 
     runs, heads = [], []
     for seed in config.seeds:
         seed_everything(seed)
-        head = build_head(config.head_name, config.head, input_dim=data.train.input_dim).to(device)
+        head = registry.build_head(config.head_name, config.head, input_dim=data.train.input_dim).to(device)
         recipe = head.training_recipe(train, config.train)  # None: the loop's default
         with tqdm(total=config.train.epochs, desc=f"{score} seed {seed}", unit="epoch", disable=not progress,
                   leave=False) as bar:
@@ -316,9 +308,10 @@ def get_args_parser() -> argparse.ArgumentParser:
                         help="output folder (created; checked before training; a finished run there is refused "
                              "unless --overwrite)")
     parser.add_argument("--overwrite", action="store_true", help="replace the outputs of a finished run in --out")
+    heads, presets = ", ".join(registry.list_heads()), ", ".join(registry.list_presets())
     parser.add_argument("--head", default="cofinal",
-                        help=f"scoring head: {', '.join(list_heads())} (default cofinal; ridge is the instant floor)")
-    parser.add_argument("--preset", help=f"per-dataset settings (models/presets.py): {', '.join(list_presets())}")
+                        help=f"scoring head: {heads} (default cofinal; ridge is the instant floor)")
+    parser.add_argument("--preset", help=f"per-dataset settings (models/presets.py): {presets}")
     parser.add_argument("--score", action="append", help="score name to predict (repeatable; default: the preset's)")
     parser.add_argument("--epochs", type=int, help="training epochs (default 200)")
     parser.add_argument("--seeds", type=_seed_list, help="comma-separated seeds, e.g. 0,1,2 (default 0)")

@@ -11,7 +11,6 @@ import torch
 
 from aqa.config import config_from_dict, config_to_dict
 from aqa.models import (
-    PRESETS,
     HeadConfigError,
     ScoringHead,
     UnknownHeadError,
@@ -22,6 +21,7 @@ from aqa.models import (
     list_presets,
 )
 from aqa.models.fspn_exemplars import Exemplars
+from aqa.models.presets import PRESETS
 
 DIM = 6
 TINY = {
