@@ -1,4 +1,4 @@
-"""Find the athlete in a video: detector on key frames, in batches, misses followed, then main-actor tracking.
+"""Find the athlete in a video: the detector on key frames, in batches, and the misses followed.
 
 The video reader stays outside: extraction passes its ``get_batch`` as ``read_frames``, so this
 module holds no decoder and is tested with frames from memory.
@@ -6,16 +6,11 @@ module holds no decoder and is tested with frames from memory.
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from aqa.extractors.detect import PersonDetector
-from aqa.extractors.tracking import ActorTrack, TrackerConfig, track_actor
-
-logger = logging.getLogger(__name__)
 
 FrameReader = Callable[[Sequence[int]], np.ndarray]  # indices -> [N, H, W, 3] uint8 RGB
 
@@ -89,25 +84,3 @@ def _runs_to_follow(detections: Sequence[np.ndarray | None], longest: int) -> li
         if end is not None:
             runs.append((keys[first], keys[first + 1:end]))
     return runs
-
-
-def locate_actor(read_frames: FrameReader, num_frames: int, frame_size: tuple[int, int], detector: PersonDetector,
-                 *, every_k: int = 1, batch_size: int = 16, follow: bool = True,
-                 tracker_config: TrackerConfig | None = None) -> ActorTrack:
-    """The athlete's box in each of ``num_frames`` frames of size ``frame_size`` (W, H).
-
-    Runs ``detector`` on the key frames (:func:`detect_people`), follows the athlete through
-    the key frames it missed between two finds (:func:`follow_misses`, with ``follow``) and
-    tracks the main actor through all frames.
-    """
-    tracker_config = tracker_config or TrackerConfig()
-    keys = keyframe_indices(num_frames, every_k)
-    detections: list[np.ndarray | None] = [None] * num_frames
-    started = time.perf_counter()
-    for index, boxes in zip(keys, detect_people(read_frames, keys, frame_size, detector, batch_size)):
-        detections[index] = boxes
-    followed = follow_misses(read_frames, detections, detector, tracker_config.max_bridge) if follow else 0
-    track = track_actor(detections, frame_size, tracker_config)
-    logger.debug("%s on %d of %d frames (%d missed frames followed) in %.1f s: %s", detector.name, len(keys),
-                 num_frames, followed, time.perf_counter() - started, track.summary())
-    return track

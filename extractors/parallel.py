@@ -1,7 +1,8 @@
 """Siamese extraction over a pool of workers, with each video split into parts.
 
-:func:`extractors.siamese.extract_video` does one video's steps in sequence. Here the same
-steps run on ``workers`` threads, each owning a decoding child process
+:func:`extractors.siamese.extract_video` does one video's steps in sequence, from the same stage
+functions (layout, key-frame detection, following the misses, tracking, clip batches). Here they
+run on ``workers`` threads, each owning a decoding child process
 (:class:`~extractors.decode_worker.DecodeWorker`, timed out and replaced if it hangs) and a
 person detector, while the calling thread runs the one backbone. A video is cut into parts
 (runs of key frames for the detector, runs of clips for the backbone) so that every worker helps

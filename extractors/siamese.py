@@ -29,7 +29,7 @@ from typing import Literal, Protocol
 import numpy as np
 import torch
 
-from aqa.extractors.actor import detect_people, follow_misses, keyframe_indices, locate_actor
+from aqa.extractors.actor import detect_people, follow_misses, keyframe_indices
 from aqa.extractors.backbones import VideoBackbone, backbone_spec
 from aqa.extractors.clips import ClipPlan, ClipPlanConfig, plan_clips
 from aqa.extractors.crops import square_crop_boxes
@@ -188,22 +188,22 @@ def plan_from_detections(layout: VideoLayout, detections: list[np.ndarray | None
                          config: SiameseConfig) -> VideoPlan:
     """Track the athlete through all frames (``detections[t]``: boxes, or None where the detector
     did not run) and fix the square actor crop of each frame."""
-    return _plan_with_track(layout, track_actor(detections, layout.work_size, config.tracker), config)
-
-
-def _plan_with_track(layout: VideoLayout, track: ActorTrack, config: SiameseConfig) -> VideoPlan:
+    track = track_actor(detections, layout.work_size, config.tracker)
     crop_boxes = square_crop_boxes(track.boxes, layout.work_size, margin=config.crop_margin)
     return VideoPlan(layout.path, layout.info, layout.clips, layout.work_size, track, crop_boxes)
 
 
 def plan_video(decoder: Decoder, path: str, detector: PersonDetector, config: SiameseConfig,
                backend: Backend = "auto") -> VideoPlan:
-    """Probe, plan the clips and track the athlete (the first of two decoding passes), in one go."""
+    """Probe, plan the clips and track the athlete (the first of two decoding passes), in one go:
+    the worker pool's stages (:mod:`extractors.parallel`) in sequence, with every key frame in one part."""
     layout = layout_video(decoder, path, config)
-    track = locate_actor(_frame_reader(decoder, layout, backend), layout.info.num_frames, layout.work_size,
-                         detector, every_k=config.detector.every_k, batch_size=config.detector.batch_size,
-                         follow=config.detector.follow_misses, tracker_config=config.tracker)
-    return _plan_with_track(layout, track, config)
+    detections: list[np.ndarray | None] = [None] * layout.info.num_frames
+    found = detect_key_frames(decoder, layout, layout.key_frames, detector, config, backend)
+    for frame, boxes in zip(layout.key_frames.tolist(), found):
+        detections[frame] = boxes
+    follow_missed_key_frames(decoder, layout, detections, detector, config, backend)
+    return plan_from_detections(layout, detections, config)
 
 
 def clip_batches(decoder: Decoder, plan: VideoPlan, config: SiameseConfig, input_size: int,

@@ -9,14 +9,27 @@ import numpy as np
 import pytest
 from test_detect import decode_frames
 
-from aqa.extractors.actor import follow_misses, keyframe_indices, locate_actor
+from aqa.extractors.actor import detect_people, follow_misses, keyframe_indices
 from aqa.extractors.crops import square_crop_boxes
 from aqa.extractors.detect import BlazePoseDetector, DetectorConfig, PersonDetector
-from aqa.extractors.tracking import DETECTED, HELD, INTERPOLATED, box_iou
+from aqa.extractors.tracking import DETECTED, HELD, INTERPOLATED, ActorTrack, TrackerConfig, box_iou, track_actor
 from synthetic_video import moving_shapes
 
 FIGURE, DISTRACTOR = (230, 60, 40), (40, 200, 220)  # the colours synthetic_video draws them in
 REPO = Path(__file__).resolve().parent.parent
+
+
+def locate_actor(read_frames, num_frames: int, frame_size: tuple[int, int], detector: PersonDetector, *,
+                 every_k: int = 1, batch_size: int = 16, follow: bool = True) -> ActorTrack:
+    """The athlete's track as extraction finds it (extractors.siamese.plan_video), from frames in memory:
+    the detector on the key frames, the misses followed, then tracking."""
+    keys = keyframe_indices(num_frames, every_k)
+    detections: list[np.ndarray | None] = [None] * num_frames
+    for frame, boxes in zip(keys, detect_people(read_frames, keys, frame_size, detector, batch_size)):
+        detections[frame] = boxes
+    if follow:
+        follow_misses(read_frames, detections, detector, TrackerConfig().max_bridge)
+    return track_actor(detections, frame_size)
 
 
 class ColourDetector(PersonDetector):
@@ -53,7 +66,7 @@ def test_keyframes_are_every_kth_and_the_last():
         keyframe_indices(0, 1)
 
 
-def test_locate_actor_reads_key_frames_in_batches_and_tracks_the_figure():
+def test_detect_people_reads_key_frames_in_batches_and_the_track_follows_the_figure():
     clip = moving_shapes(num_frames=40, height=96, width=128)
     reads: list[list[int]] = []
 
@@ -70,7 +83,7 @@ def test_locate_actor_reads_key_frames_in_batches_and_tracks_the_figure():
     assert (track.status[track.status != DETECTED] == INTERPOLATED).all()
 
 
-def test_locate_actor_checks_what_the_reader_returns():
+def test_detect_people_checks_what_the_reader_returns():
     clip = moving_shapes(num_frames=6, height=96, width=128)
     with pytest.raises(ValueError, match="read_frames"):
         locate_actor(lambda indices: clip.frames[list(indices)], 6, (96, 128), ColourDetector())
