@@ -140,10 +140,10 @@ class Predictor:
         check_difficulty(self._loaded.head, difficulty)
         report, features = predict_video(self._loaded, Path(video), progress=progress, difficulty=difficulty)
         plan = features.plan
-        weights = timeline_curve(report, plan.clips.num_clips)
-        clips = [ClipDetail(round(float(start) / plan.info.fps, 3), round(float(end) / plan.info.fps, 3),
+        weights = timeline_curve(report, plan.layout.clips.num_clips)
+        clips = [ClipDetail(round(float(start) / plan.layout.info.fps, 3), round(float(end) / plan.layout.info.fps, 3),
                             round(float(weight), 4))
-                 for (start, end), weight in zip(plan.clips.frame_ranges, weights)]
+                 for (start, end), weight in zip(plan.layout.clips.frame_ranges, weights)]
         report = json.loads(json.dumps(report))  # plain data, as the JSON output holds it
         return Prediction(video=report["video"], score=report["score"], score_name=report["score_name"],
                           head=report["head"], grade=report.get("grade"), grades=report.get("grades"),

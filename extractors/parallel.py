@@ -231,14 +231,14 @@ class WorkerPool:
                 if kind == "plan":
                     assemblies[video.order] = _Assembly(payload)
                     if on_clips is not None:
-                        on_clips(video.name, 0, payload.clips.num_clips)
+                        on_clips(video.name, 0, payload.layout.clips.num_clips)
                     continue
                 if kind == "batch":
                     assembly = assemblies[video.order]
                     scene, actor = embed_batch(self.backbone, payload, device=self.device, precision=self.precision)
                     assembly.add(payload.first, scene, actor)
                     if on_clips is not None:
-                        on_clips(video.name, assembly.clips_done, assembly.plan.clips.num_clips)
+                        on_clips(video.name, assembly.clips_done, assembly.plan.layout.clips.num_clips)
                     if not assembly.complete:
                         continue
                     result = ExtractedVideo(video.name, video.path, assembly.features())
@@ -316,7 +316,7 @@ class WorkerPool:
                 video.plan = plan_from_detections(layout, video.detections, self.config)
                 video.detections = []
                 video.run.post(("plan", video, video.plan))
-                for piece in split_evenly(video.plan.clips.num_clips, video.parts):
+                for piece in split_evenly(video.plan.layout.clips.num_clips, video.parts):
                     self._submit(_Job("cut", video, piece))
         else:
             for batch in clip_batches(decoder, video.plan, self.config, self.config.resolved_input_size,
@@ -364,7 +364,7 @@ class _Assembly:
 
     def add(self, first: int, scene: np.ndarray, actor: np.ndarray) -> None:
         if self.scene is None:
-            shape = (self.plan.clips.num_clips, scene.shape[1])
+            shape = (self.plan.layout.clips.num_clips, scene.shape[1])
             self.scene, self.actor = np.empty(shape, np.float32), np.empty(shape, np.float32)
         self.scene[first:first + len(scene)] = scene
         self.actor[first:first + len(actor)] = actor
@@ -372,7 +372,7 @@ class _Assembly:
 
     @property
     def complete(self) -> bool:
-        return self.clips_done == self.plan.clips.num_clips
+        return self.clips_done == self.plan.layout.clips.num_clips
 
     def features(self) -> SiameseFeatures:
         return SiameseFeatures(self.plan, self.scene, self.actor)

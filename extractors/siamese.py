@@ -104,18 +104,15 @@ class VideoLayout:
 class VideoPlan:
     """Everything decided about a video before the backbone runs (boxes in working pixels)."""
 
-    path: str
-    info: VideoInfo
-    clips: ClipPlan
-    work_size: tuple[int, int]  # (width, height) frames are decoded at
+    layout: VideoLayout  # the video, its clips and working size
     track: ActorTrack
     crop_boxes: np.ndarray  # [T, 4] square actor crops, working pixels
 
     @property
     def boxes_in_source_pixels(self) -> np.ndarray:
         """The tracked athlete boxes ``[T, 4]`` scaled to the video's own upright pixel size."""
-        scale_x = self.info.width / self.work_size[0]
-        scale_y = self.info.height / self.work_size[1]
+        scale_x = self.layout.info.width / self.layout.work_size[0]
+        scale_y = self.layout.info.height / self.layout.work_size[1]
         return (self.track.boxes * np.array([scale_x, scale_y, scale_x, scale_y], np.float32)).astype(np.float32)
 
 
@@ -190,7 +187,7 @@ def plan_from_detections(layout: VideoLayout, detections: list[np.ndarray | None
     did not run) and fix the square actor crop of each frame."""
     track = track_actor(detections, layout.work_size, config.tracker)
     crop_boxes = square_crop_boxes(track.boxes, layout.work_size, margin=config.crop_margin)
-    return VideoPlan(layout.path, layout.info, layout.clips, layout.work_size, track, crop_boxes)
+    return VideoPlan(layout, track, crop_boxes)
 
 
 def plan_video(decoder: Decoder, path: str, detector: PersonDetector, config: SiameseConfig,
@@ -211,15 +208,15 @@ def clip_batches(decoder: Decoder, plan: VideoPlan, config: SiameseConfig, input
                  clips: range | None = None) -> Iterator[ClipBatch]:
     """Decode the planned clips (all, or the range ``clips``) ``clips_per_batch`` at a time and
     cut both streams (second pass). The decoder does the cutting, next to the decoded frames."""
-    width, height = plan.work_size
+    width, height = plan.layout.work_size
     full_frame = np.array([[0, 0, width, height]], np.float32)
-    scene_box = full_frame if config.scene == "squash" else square_crop_boxes(full_frame, plan.work_size, 0.0)
-    clips = clips if clips is not None else range(plan.clips.num_clips)
+    scene_box = full_frame if config.scene == "squash" else square_crop_boxes(full_frame, plan.layout.work_size, 0.0)
+    clips = clips if clips is not None else range(plan.layout.clips.num_clips)
     for first in range(clips.start, clips.stop, clips_per_batch):
-        indices = plan.clips.indices[first:min(first + clips_per_batch, clips.stop)]  # [N, L]
+        indices = plan.layout.clips.indices[first:min(first + clips_per_batch, clips.stop)]  # [N, L]
         unique, inverse = np.unique(indices, return_inverse=True)
         boxes = np.stack([np.repeat(scene_box, len(unique), axis=0), plan.crop_boxes[unique]])
-        streams = decoder.read(plan.path, unique, backend=backend, resize=plan.work_size, crops=boxes,
+        streams = decoder.read(plan.layout.path, unique, backend=backend, resize=plan.layout.work_size, crops=boxes,
                                crop_size=input_size).frames  # [2, U, S, S, 3]
         if not np.array_equal(indices.ravel(), unique):  # overlapping snippets or repeated padding
             streams = streams[:, inverse.ravel()]
@@ -264,11 +261,11 @@ def extract_video(decoder: Decoder, path: str, backbone: VideoBackbone, detector
     input_size = config.resolved_input_size
     scene, actor = [], []
     if on_progress is not None:
-        on_progress(0, plan.clips.num_clips)
+        on_progress(0, plan.layout.clips.num_clips)
     for batch in clip_batches(decoder, plan, config, input_size, clips_per_batch, backend):
         scene_part, actor_part = embed_batch(backbone, batch, device=device, precision=precision)
         scene.append(scene_part)
         actor.append(actor_part)
         if on_progress is not None:
-            on_progress(batch.first + batch.num_clips, plan.clips.num_clips)
+            on_progress(batch.first + batch.num_clips, plan.layout.clips.num_clips)
     return SiameseFeatures(plan, np.concatenate(scene), np.concatenate(actor))

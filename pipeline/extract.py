@@ -186,8 +186,8 @@ def _video_features(result: ExtractedVideo, label) -> VideoFeatures:
     plan = result.features.plan
     return VideoFeatures(
         name=result.name, scene=result.features.scene, actor=result.features.actor,
-        clip_frames=plan.clips.indices, boxes=plan.boxes_in_source_pixels, box_status=plan.track.status,
-        box_scores=plan.track.scores, fps=plan.info.fps, num_frames=plan.info.num_frames,
+        clip_frames=plan.layout.clips.indices, boxes=plan.boxes_in_source_pixels, box_status=plan.track.status,
+        box_scores=plan.track.scores, fps=plan.layout.info.fps, num_frames=plan.layout.info.num_frames,
         source_path=str(result.path), label=label,
     )
 

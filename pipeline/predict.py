@@ -118,12 +118,12 @@ def build_report(path: Path, score: float, details: dict[str, Any], features: Si
     """What a judge or a script wants to know about one prediction, as plain data: whatever of
     grade, procedures (CoFInAl), sub-actions and exemplars (FSPN) the head's details hold."""
     plan = features.plan
-    ranges = plan.clips.frame_ranges
-    fps = plan.info.fps
+    ranges = plan.layout.clips.frame_ranges
+    fps = plan.layout.info.fps
     report: dict[str, Any] = {
         "video": str(path), "score": round(score, 4), "score_name": info.score_name, "head": info.head_name,
-        "frames": plan.info.num_frames, "fps": round(fps, 3), "clips": plan.clips.num_clips,
-        "partial_video": plan.info.partial, "athlete_frames": plan.track.summary(),
+        "frames": plan.layout.info.num_frames, "fps": round(fps, 3), "clips": plan.layout.clips.num_clips,
+        "partial_video": plan.layout.info.partial, "athlete_frames": plan.track.summary(),
     }
     report["warnings"] = prediction_warnings(report, features, info)
     for key in ("score_expectation", "score_argmax"):
@@ -163,9 +163,9 @@ def prediction_warnings(report: dict[str, Any], features: SiameseFeatures, info:
     if not found and info.streams != "scene":
         warnings.append("the athlete was never found (every box is the whole-frame fallback): the actor stream "
                         "saw the whole scene")
-    if features.plan.clips.padded_frames:
+    if features.plan.layout.clips.padded_frames:
         warnings.append(f"the video ({report['frames']} frames) is shorter than one clip: its last frame was "
-                        f"repeated {features.plan.clips.padded_frames} times")
+                        f"repeated {features.plan.layout.clips.padded_frames} times")
     if report["partial_video"]:
         warnings.append("the video is damaged: only its readable frames were scored")
     return warnings
@@ -210,8 +210,8 @@ def save_prediction_overlay(target: Path, report: dict[str, Any], features: Siam
     """The scored video with the tracked athlete, ``caption`` and the per-clip emphasis timeline."""
     plan = features.plan
     return write_overlay(target, report["video"], plan.boxes_in_source_pixels, plan.track.status,
-                         plan.clips.frame_ranges, timeline_curve(report, plan.clips.num_clips), caption,
-                         fps=plan.info.fps)
+                         plan.layout.clips.frame_ranges, timeline_curve(report, plan.layout.clips.num_clips), caption,
+                         fps=plan.layout.info.fps)
 
 
 def format_report(report: dict[str, Any]) -> str:

@@ -103,7 +103,7 @@ def test_a_video_split_among_workers_matches_one_worker(make_video, isolate):
     np.testing.assert_array_equal(result.features.actor, reference.actor)
     np.testing.assert_array_equal(result.features.plan.track.boxes, reference.plan.track.boxes)
     np.testing.assert_array_equal(result.features.plan.track.status, reference.plan.track.status)
-    np.testing.assert_array_equal(result.features.plan.clips.indices, reference.plan.clips.indices)
+    np.testing.assert_array_equal(result.features.plan.layout.clips.indices, reference.plan.layout.clips.indices)
     assert (result.features.plan.track.status == DETECTED).all()
 
 
@@ -121,7 +121,7 @@ def test_many_videos_one_failure_and_progress(make_video, tmp_path):
     assert failure.name == "broken" and "broken.mp4" in failure.reason and "\n" not in failure.reason
     for result in results:
         if isinstance(result, ExtractedVideo):
-            clips = result.features.plan.clips.num_clips
+            clips = result.features.plan.layout.clips.num_clips
             assert result.features.scene.shape == (clips, 3 * 32)
             assert progress[result.name][0] == (0, clips) and progress[result.name][-1] == (clips, clips)
 

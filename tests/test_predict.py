@@ -135,9 +135,9 @@ def test_an_fspn_report_names_sub_actions_and_exemplars(capsys):
     names = [f"train_{i}" for i in bank.tolist()]
     normalizer = ScoreNormalizer(0.0, 10.0)
     score, details = predict_features(head, normalizer, torch.randn(4, 4), torch.randn(4, 4), streams="both")
-    plan = SimpleNamespace(clips=SimpleNamespace(frame_ranges=RANGES, num_clips=4, padded_frames=0),
-                           info=SimpleNamespace(fps=8.0, num_frames=64, partial=False),
-                           track=SimpleNamespace(summary=lambda: {"detected": 64}))
+    layout = SimpleNamespace(clips=SimpleNamespace(frame_ranges=RANGES, num_clips=4, padded_frames=0),
+                             info=SimpleNamespace(fps=8.0, num_frames=64, partial=False))
+    plan = SimpleNamespace(layout=layout, track=SimpleNamespace(summary=lambda: {"detected": 64}))
     info = CheckpointInfo("fspn", "total", "both", 8, synthetic_provenance(SyntheticTask()), {}, "h", "0",
                           extra={"exemplar_names": names})
     report = json.loads(json.dumps(build_report(Path("dive.mp4"), score, details, SimpleNamespace(plan=plan), info)))
