@@ -32,9 +32,10 @@ from aqa.config import ConfigError
 from aqa.data.feature_store import FeatureStore, open_feature_store
 from aqa.pipeline import extract as extract_tool
 from aqa.pipeline import train as train_tool
+from aqa.pipeline.checkpoint import check_difficulty
 from aqa.pipeline.environment import configure_library_environment
 from aqa.pipeline.extract import ExtractionResult
-from aqa.pipeline.predict import load_predictor, predict_video
+from aqa.pipeline.predict import load_predictor, predict_video, timeline_curve
 
 __all__ = ["ExtractionResult", "Prediction", "Predictor", "extract", "open_store", "train"]
 
@@ -134,9 +135,6 @@ class Predictor:
     def score(self, video: PathLike, *, difficulty: float | None = None, progress: bool = False) -> Prediction:
         """Score one video (``difficulty``: its degree of difficulty, for heads trained with it).
         Raises :class:`aqa.errors.AqaError` (one line) when the video cannot be scored."""
-        from aqa.pipeline.checkpoint import check_difficulty
-        from aqa.pipeline.predict import timeline_curve
-
         check_difficulty(self._loaded.head, difficulty)
         report, features = predict_video(self._loaded, Path(video), progress=progress, difficulty=difficulty)
         plan = features.plan
