@@ -172,13 +172,14 @@ class ProvenanceNotReproducible(AqaError):
 def feature_provenance(config: SiameseConfig, backbone: VideoBackbone, detector: PersonDetector) -> Provenance:
     """What a stored feature means, for training and prediction to check against."""
     input_size = config.resolved_input_size
+    neutral = runtime_neutral(config)
     return Provenance(
         backbone=config.backbone, weights_sha256=backbone.weights_sha256 or "random-init",
         clip_plan=config_to_dict(config.clips), input_size=(input_size, input_size),
         detector=detector.name, detector_weights=detector.weights_id, package_version=__version__,
-        config_hash=feature_config_hash(config),
+        config_hash=config_hash(neutral),  # feature_config_hash(config), from the config made once
         # The whole resolved config, so aqa-predict can run exactly this extraction again.
-        extra={"features_config": config_to_dict(runtime_neutral(config))},
+        extra={"features_config": config_to_dict(neutral)},
     )
 
 

@@ -166,8 +166,8 @@ def check_own_optimizer(config: RunConfig, base: RunConfig) -> None:
     if own is None or base_own is None:
         return
     sgd = ("lr", "lr_min", "momentum", "weight_decay", "batch_size")
-    changed = [f"train.{key}" for key in sgd
-               if dataclasses.asdict(config.train)[key] != dataclasses.asdict(base.train)[key]]
+    now, before = dataclasses.asdict(config.train), dataclasses.asdict(base.train)
+    changed = [f"train.{key}" for key in sgd if now[key] != before[key]]
     if own.epochs != base_own.epochs:
         changed.append("head.train_epochs (use --epochs)")
     if changed:
