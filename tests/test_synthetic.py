@@ -88,14 +88,18 @@ def test_rerun_keeps_finished_videos_remakes_missing_ones_and_grows(tmp_path):
     out = generate_dataset(tmp_path / "dataset", config)
     videos = out / "videos"
     kept = (videos / "syn_0000.mp4").stat().st_mtime_ns
-    original = decode(videos / "syn_0002.mp4")
+    original = decode(videos / "syn_0002.mp4").astype(np.int16)
     (videos / "syn_0002.mp4").unlink()
     (videos / ".syn_0002.partial.mp4").write_bytes(b"interrupted")  # a crash mid-write
     made = []
     generate_dataset(out, dataclasses.replace(config, num_videos=4), progress=made.append)
     assert made == ["syn_0000", "syn_0001", "syn_0002", "syn_0003"]
     assert (videos / "syn_0000.mp4").stat().st_mtime_ns == kept
-    np.testing.assert_array_equal(decode(videos / "syn_0002.mp4"), original)
+    # The same frames encoded anew: libx264 does not encode them to the same pictures every time
+    # (it reads uninitialised memory: under MALLOC_PERTURB_ every write is the same), so this once
+    # exact comparison failed now and then. Measured over 20 writes of this clip and another: up
+    # to 1.8 levels mean difference between writes; a different video is ~55 levels away.
+    assert np.abs(decode(videos / "syn_0002.mp4").astype(np.int16) - original).mean() < 5.0
     assert sorted(path.name for path in videos.iterdir()) == [f"syn_000{i}.mp4" for i in range(4)]
     # Video i does not depend on how many videos there are.
     assert [v["score"] for v in json.loads((out / "manifest.json").read_text())["videos"][:3]] == \
