@@ -19,6 +19,11 @@ A reference file (``bench/reference_boxes/*.json``) holds ``video`` (a file name
 is not visible (under water, out of frame). Between two key frames with boxes the reference is
 interpolated linearly; from a ``null`` key frame to the next key frame the athlete counts as not
 visible and those frames are not scored.
+
+Where the clip has several competitors doing the scored action at once (two arm wrestlers, two
+players running the same drill), any of them is "the athlete": a key frame then holds a list of
+alternative boxes, one per competitor, in the same order on every key frame (each may be
+``null`` while that competitor is out of sight), and a frame's IoU is the best over them.
 """
 
 from __future__ import annotations
@@ -45,8 +50,8 @@ REFERENCE_COLOUR, OURS_COLOUR = (40, 220, 40), (230, 40, 230)  # RGB
 
 @dataclass(frozen=True)
 class Reference:
-    """Hand-drawn boxes of one video: ``boxes`` ``[T, 4]`` in the video's pixels, NaN where the
-    athlete is not visible."""
+    """Hand-drawn boxes of one video: ``boxes`` ``[A, T, 4]`` in the video's pixels for A
+    alternative competitors (A = 1 for a single athlete), NaN where one is not visible."""
 
     video: str
     frame_size: tuple[int, int]
@@ -55,24 +60,45 @@ class Reference:
 
     @property
     def visible(self) -> np.ndarray:
-        return ~np.isnan(self.boxes).any(axis=1)
+        """``[T]``: frames where some competitor is visible (the frames that are scored)."""
+        return (~np.isnan(self.boxes).any(axis=2)).any(axis=0)
+
+    def iou(self, ours: np.ndarray) -> np.ndarray:
+        """``[T]`` IoU of our boxes ``[T, 4]`` with the best-matching visible competitor; NaN where none is."""
+        per_competitor = np.stack([np.where(np.isnan(boxes).any(axis=1), -1.0, box_iou(np.nan_to_num(boxes), ours))
+                                   for boxes in self.boxes])
+        return np.where(self.visible, per_competitor.max(axis=0), np.nan)
 
 
 def load_reference(path: Path) -> Reference:
     """Read a reference file and expand its key frames to every frame (see the module docstring)."""
     spec = json.loads(Path(path).read_text())
     num_frames = int(spec["num_frames"])
-    keys = sorted((int(frame), box) for frame, box in spec["boxes"].items())
+    keys = sorted((int(frame), _alternatives(box)) for frame, box in spec["boxes"].items())
     if not keys or keys[0][0] != 0 or keys[-1][0] != num_frames - 1:
         raise ValueError(f"{path}: the key frames must include the first (0) and the last ({num_frames - 1})")
-    boxes = np.full((num_frames, 4), np.nan)
-    for (start, first), (stop, last) in zip(keys, keys[1:]):
-        if first is not None and last is not None:
-            weights = np.linspace(0.0, 1.0, stop - start + 1)[:, None]
-            boxes[start:stop + 1] = (1 - weights) * np.asarray(first, float) + weights * np.asarray(last, float)
-    for frame, box in keys:  # a key frame is exactly as drawn (a null one is not visible)
-        boxes[frame] = np.nan if box is None else box
+    competitors = {len(boxes) for _, boxes in keys if boxes is not None}
+    if len(competitors) > 1:
+        raise ValueError(f"{path}: every key frame must list the same number of competitors, not {sorted(competitors)}")
+    boxes = np.full((competitors.pop() if competitors else 1, num_frames, 4), np.nan)
+    for (start, firsts), (stop, lasts) in zip(keys, keys[1:]):
+        for competitor, (first, last) in enumerate(zip(firsts or [], lasts or [])):
+            if first is not None and last is not None:
+                weights = np.linspace(0.0, 1.0, stop - start + 1)[:, None]
+                first, last = np.asarray(first, float), np.asarray(last, float)
+                boxes[competitor, start:stop + 1] = (1 - weights) * first + weights * last
+    for frame, drawn in keys:  # a key frame is exactly as drawn (a null one is not visible)
+        boxes[:, frame] = np.nan
+        for competitor, box in enumerate(drawn or []):
+            boxes[competitor, frame] = np.nan if box is None else box
     return Reference(spec["video"], tuple(spec["frame_size"]), boxes, spec.get("drawn", ""))
+
+
+def _alternatives(drawn: list | None) -> list | None:
+    """A key frame's boxes as a list of competitors' boxes (or None): one box is one competitor."""
+    if drawn is None or (drawn and not isinstance(drawn[0], list) and drawn[0] is not None):
+        return None if drawn is None else [drawn]
+    return drawn
 
 
 def athlete_boxes(video: Path, every_k: int = 1, follow: bool = True) -> tuple[np.ndarray, np.ndarray, float]:
@@ -108,10 +134,11 @@ def overlay_strip(video: Path, reference: Reference, ours: np.ndarray, out: Path
     tiles = []
     for index, image in zip(chosen, images):
         image = np.ascontiguousarray(image)
-        for box, colour in ((reference.boxes[index], REFERENCE_COLOUR), (ours[index], OURS_COLOUR)):
+        drawn = [(box, REFERENCE_COLOUR) for box in reference.boxes[:, index] if not np.isnan(box).any()]
+        for box, colour in drawn + [(ours[index], OURS_COLOUR)]:
             x1, y1, x2, y2 = np.round(box).astype(int)
             cv2.rectangle(image, (x1, y1), (x2, y2), colour, 2)
-        iou = float(box_iou(reference.boxes[index:index + 1], ours[index:index + 1])[0])
+        iou = float(reference.iou(ours)[index])
         scale = height / image.shape[0]
         tile = cv2.resize(image, (round(image.shape[1] * scale), height), interpolation=cv2.INTER_AREA)
         cv2.putText(tile, f"{index}  IoU {iou:.2f}", (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 2)
@@ -127,10 +154,10 @@ def evaluate(video: Path, reference: Reference, every_k: int = 1, follow: bool =
              quiet: bool = False) -> tuple[dict, np.ndarray]:
     """Per-frame IoU of our boxes against ``reference``; prints the frames unless ``quiet``."""
     ours, status, seconds = athlete_boxes(video, every_k, follow)
-    if len(ours) != len(reference.boxes):
-        raise SystemExit(f"{video}: {len(ours)} frames decoded, the reference has {len(reference.boxes)}")
+    if len(ours) != reference.boxes.shape[1]:
+        raise SystemExit(f"{video}: {len(ours)} frames decoded, the reference has {reference.boxes.shape[1]}")
     visible = reference.visible
-    iou = np.where(visible, box_iou(np.nan_to_num(reference.boxes), ours), np.nan)
+    iou = reference.iou(ours)
     if not quiet:
         print(f"{video.name}: frame status IoU")
         for frame, (name, value) in enumerate(zip(status, iou)):

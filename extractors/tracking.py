@@ -46,7 +46,9 @@ class TrackerConfig:
     match_threshold: least affinity for a box to join a tracklet. Affinity = (IoU + closeness) / 2,
         closeness = max(0, 1 - centre distance / (centre_gate * sqrt(predicted box area))).
     centre_gate: centre distance, in box sizes, at which closeness reaches zero.
-    max_scale_change: a box more than this many times larger or smaller (area) never matches.
+    max_scale_change: a box more than this many times larger or smaller never matches. Size is
+        the squared diagonal (equal to the area's ratio when a box only scales): a body's length
+        changes little when it tucks, twists edge-on or stretches out, its box's area a lot.
     max_gap: a tracklet unseen for more than this many frames ends (1 s at 30 fps).
     velocity_horizon: constant-velocity prediction runs at most this many frames ahead.
     velocity_baseline: velocity is measured over at least this many frames (jitter averages out).
@@ -161,6 +163,12 @@ def _area(boxes: np.ndarray) -> np.ndarray:
     return np.clip(boxes[..., 2] - boxes[..., 0], 0, None) * np.clip(boxes[..., 3] - boxes[..., 1], 0, None)
 
 
+def _scale(boxes: np.ndarray) -> np.ndarray:
+    """Squared diagonal: the box size the scale gate compares (the body's length, nearly
+    unchanged when the athlete tucks, twists edge-on or stretches, where the area is not)."""
+    return np.clip(boxes[..., 2] - boxes[..., 0], 0, None) ** 2 + np.clip(boxes[..., 3] - boxes[..., 1], 0, None) ** 2
+
+
 def _centre(boxes: np.ndarray) -> np.ndarray:
     return np.stack([boxes[..., 0] + boxes[..., 2], boxes[..., 1] + boxes[..., 3]], axis=-1) / 2
 
@@ -181,7 +189,7 @@ def _affinity(predicted: np.ndarray, boxes: np.ndarray, config: TrackerConfig) -
     gate = config.centre_gate * np.sqrt(predicted_area)
     distance = np.linalg.norm(_centre(boxes) - _centre(predicted), axis=-1) / gate
     affinity = (box_iou(predicted, boxes) + np.clip(1 - distance, 0, None)) / 2
-    ratio = _area(boxes) / predicted_area
+    ratio = _scale(boxes) / np.maximum(_scale(predicted), 1e-9)
     return np.where((ratio <= config.max_scale_change) & (ratio >= 1 / config.max_scale_change), affinity, 0.0)
 
 
@@ -270,7 +278,7 @@ def _continues(frames: list[int], boxes: list[np.ndarray], split: int, track: _T
 
     for frame, box in ((start, track.boxes[0]), (end, track.boxes[-1])):
         guess, gap = expected(frame)
-        ratio = _area(box) / max(_area(guess), 1e-9)
+        ratio = _scale(box) / max(_scale(guess), 1e-9)
         distance = np.linalg.norm(_centre(box) - _centre(guess)) / np.sqrt(max(_area(guess), 1e-9))
         if not (1 / config.max_scale_change <= ratio <= config.max_scale_change
                 and distance <= config.chain_gate + config.chain_gate_per_frame * gap):

@@ -196,3 +196,18 @@ def test_chunked_smoothing_equals_smoothing_at_once():
     boxes = np.concatenate([corners, corners + rng.uniform(5, 50, (700, 2)), rng.uniform(0.1, 1, (700, 1))], axis=1)
     boxes = boxes.astype(np.float32)
     np.testing.assert_allclose(_smooth(frames, boxes, 3.0, chunk=7), _smooth(frames, boxes, 3.0, chunk=1000), atol=1e-4)
+
+
+def test_a_body_that_turns_from_edge_on_to_stretched_stays_one_athlete():
+    """A twisting diver seen edge-on is a thin strip (95 x 28); a frame later, stretched out for the
+    entry, 4.4 times that area (the real dive's frames 14-15). The body's length barely changed,
+    so it is the same athlete: the scale gate compares squared diagonals, not areas (on areas
+    the stretched boxes became a second tracklet, HELD on the strip's box)."""
+    strip = np.array([198, 124, 293, 152, 0.76], np.float32)
+    stretched = np.array([179, 112, 328, 190, 0.71], np.float32)
+    detections = [strip[None] + [[0, -2 * t, 0, -2 * t, 0]] for t in range(6, 0, -1)]
+    detections += [stretched[None] + [[0, 3 * t, 0, 3 * t, 0]] for t in range(3)]
+    track = track_actor(detections, (500, 280), TrackerConfig(smooth_sigma=0))
+    assert (track.status == DETECTED).all()
+    np.testing.assert_allclose(track.boxes[-3:], np.stack([box[0, :4] for box in detections[-3:]]))
+
