@@ -30,6 +30,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -46,9 +47,12 @@ class TrackerConfig:
     match_threshold: least affinity for a box to join a tracklet. Affinity = (IoU + closeness) / 2,
         closeness = max(0, 1 - centre distance / (centre_gate * sqrt(predicted box area))).
     centre_gate: centre distance, in box sizes, at which closeness reaches zero.
-    max_scale_change: a box more than this many times larger or smaller never matches. Size is
-        the squared diagonal (equal to the area's ratio when a box only scales): a body's length
-        changes little when it tucks, twists edge-on or stretches out, its box's area a lot.
+    max_scale_change: a box more than this many times larger or smaller never matches, size
+        measured as ``scale_by`` says.
+    scale_by: "diagonal" (the squared diagonal; equal to the area's ratio when a box only scales):
+        a body's length changes little when it tucks, twists edge-on or stretches out, its box's
+        area a lot; "area" is how boxes were compared before (the two give different boxes, so
+        the setting is part of a feature store's identity).
     max_gap: a tracklet unseen for more than this many frames ends (1 s at 30 fps).
     velocity_horizon: constant-velocity prediction runs at most this many frames ahead.
     velocity_baseline: velocity is measured over at least this many frames (jitter averages out).
@@ -69,6 +73,7 @@ class TrackerConfig:
     match_threshold: float = 0.2
     centre_gate: float = 1.0
     max_scale_change: float = 4.0
+    scale_by: Literal["diagonal", "area"] = "diagonal"
     max_gap: int = 30
     velocity_horizon: int = 8
     velocity_baseline: int = 6
@@ -78,6 +83,10 @@ class TrackerConfig:
     chain_seeds: int = 5
     smooth_sigma: float = 2.0
     max_bridge: int = 60
+
+    def __post_init__(self) -> None:
+        if self.scale_by not in ("diagonal", "area"):
+            raise ValueError(f"scale_by must be 'diagonal' or 'area', got {self.scale_by!r}")
 
 
 @dataclass
@@ -163,9 +172,10 @@ def _area(boxes: np.ndarray) -> np.ndarray:
     return np.clip(boxes[..., 2] - boxes[..., 0], 0, None) * np.clip(boxes[..., 3] - boxes[..., 1], 0, None)
 
 
-def _scale(boxes: np.ndarray) -> np.ndarray:
-    """Squared diagonal: the box size the scale gate compares (the body's length, nearly
-    unchanged when the athlete tucks, twists edge-on or stretches, where the area is not)."""
+def _scale(boxes: np.ndarray, scale_by: str) -> np.ndarray:
+    """The box size the scale gate compares (``TrackerConfig.scale_by``)."""
+    if scale_by == "area":
+        return _area(boxes)
     return np.clip(boxes[..., 2] - boxes[..., 0], 0, None) ** 2 + np.clip(boxes[..., 3] - boxes[..., 1], 0, None) ** 2
 
 
@@ -189,7 +199,7 @@ def _affinity(predicted: np.ndarray, boxes: np.ndarray, config: TrackerConfig) -
     gate = config.centre_gate * np.sqrt(predicted_area)
     distance = np.linalg.norm(_centre(boxes) - _centre(predicted), axis=-1) / gate
     affinity = (box_iou(predicted, boxes) + np.clip(1 - distance, 0, None)) / 2
-    ratio = _scale(boxes) / np.maximum(_scale(predicted), 1e-9)
+    ratio = _scale(boxes, config.scale_by) / np.maximum(_scale(predicted, config.scale_by), 1e-9)
     return np.where((ratio <= config.max_scale_change) & (ratio >= 1 / config.max_scale_change), affinity, 0.0)
 
 
@@ -278,7 +288,7 @@ def _continues(frames: list[int], boxes: list[np.ndarray], split: int, track: _T
 
     for frame, box in ((start, track.boxes[0]), (end, track.boxes[-1])):
         guess, gap = expected(frame)
-        ratio = _scale(box) / max(_scale(guess), 1e-9)
+        ratio = _scale(box, config.scale_by) / max(_scale(guess, config.scale_by), 1e-9)
         distance = np.linalg.norm(_centre(box) - _centre(guess)) / np.sqrt(max(_area(guess), 1e-9))
         if not (1 / config.max_scale_change <= ratio <= config.max_scale_change
                 and distance <= config.chain_gate + config.chain_gate_per_frame * gap):

@@ -247,12 +247,14 @@ def test_detector_and_tracker_settings_are_part_of_the_features_identity():
     backbone = build_backbone(base.backbone, pretrained=False)
     with BlazePoseDetector(DetectorConfig()) as detector:
         made = feature_provenance(base, backbone, detector)
-    for changed in (replace(base, tracker=replace(base.tracker, smooth_sigma=0.0)),
-                    replace(base, detector=replace(base.detector, presence_confidence=0.3))):
+    for changed, key in ((replace(base, tracker=replace(base.tracker, smooth_sigma=0.0)), "tracker.smooth_sigma"),
+                         (replace(base, tracker=replace(base.tracker, scale_by="area")), "tracker.scale_by"),
+                         (replace(base, detector=replace(base.detector, presence_confidence=0.3)),
+                          "detector.presence_confidence")):
         assert feature_config_hash(changed) != feature_config_hash(base)
         differing = provenance_differences(made, feature_provenance(changed, backbone, detector))
         assert "config_hash" in differing
-        assert any(key.endswith(("tracker.smooth_sigma", "detector.presence_confidence")) for key in differing)
+        assert any(found.endswith(key) for found in differing)
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -210,4 +210,8 @@ def test_a_body_that_turns_from_edge_on_to_stretched_stays_one_athlete():
     track = track_actor(detections, (500, 280), TrackerConfig(smooth_sigma=0))
     assert (track.status == DETECTED).all()
     np.testing.assert_allclose(track.boxes[-3:], np.stack([box[0, :4] for box in detections[-3:]]))
+    by_area = track_actor(detections, (500, 280), TrackerConfig(smooth_sigma=0, scale_by="area"))
+    assert (by_area.status[-3:] == HELD).all()
+    with pytest.raises(ValueError, match="scale_by"):
+        TrackerConfig(scale_by="width")
 
