@@ -280,14 +280,20 @@ def test_a_ctrl_c_while_writing_is_never_lost(tmp_path):
     """h5py swallowed about a third of the SIGINTs that landed while it wrote (the extraction then
     ran on, and once its whole run: a failing Ctrl-C test); each now surfaces when the write ends."""
     path = tmp_path / "features.h5"
-    for trial in range(15):
-        timer = threading.Timer(0.03 + 0.01 * trial, os.kill, (os.getpid(), signal.SIGINT))
-        with pytest.raises(KeyboardInterrupt), ShardWriter(path, PROVENANCE) as writer:
-            timer.start()
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline:  # nearly all of the time is spent inside h5py
-                writer.write(synthetic_video(trial % 7))
-        timer.join()
+    # Ctrl-C as in a terminal: a suite started in the background by a non-interactive shell has
+    # SIGINT ignored (the ignored case is the next test's), and then this test failed every time.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        for trial in range(15):
+            timer = threading.Timer(0.03 + 0.01 * trial, os.kill, (os.getpid(), signal.SIGINT))
+            with pytest.raises(KeyboardInterrupt), ShardWriter(path, PROVENANCE) as writer:
+                timer.start()
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline:  # nearly all of the time is spent inside h5py
+                    writer.write(synthetic_video(trial % 7))
+            timer.join()
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     with open_feature_store(path) as store:
         assert len(store) == 7 and all(store.read(name) for name in store.names)
 
