@@ -45,6 +45,8 @@ from aqa.pipeline.cli import (
     run_cli,
 )
 from aqa.pipeline.devices import resolve_device, resolve_workers
+from aqa.pipeline.extract_ray import RayConfig, run_ray_extraction, start_ray
+from aqa.pipeline.shards import shard_of, shard_path, videos_of_shard
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,8 @@ class ExtractConfig:
     decode_timeout_s: float = 120.0
     isolate_decoding: bool = True  # decode in child processes (hangs can be timed out)
     min_part_frames: int = 256  # long videos are split into parts of at least this many frames
+    engine: Literal["local", "ray"] = "local"  # local: this machine's worker pool; ray: a Ray cluster
+    ray: RayConfig = field(default_factory=RayConfig)  # the Ray engine's actors (docs/scale-out.md)
 
     def pool_config(self) -> PoolConfig:
         """How the :class:`WorkerPool` spreads the work (``workers`` 0 resolved to this machine)."""
@@ -171,7 +175,7 @@ def run_extraction(videos: Sequence[tuple[str, Path]], output: Path, config: Ext
                 for result in pool.extract(todo, on_clips=on_clips):
                     clips_seen.pop(result.name, None)
                     if isinstance(result, ExtractedVideo):
-                        writer.write(_video_features(result, labels_of(result.name)))
+                        writer.write(video_features(result, labels_of(result.name)))
                         written.append(result.name)
                     else:
                         failures[result.name] = result.reason
@@ -182,7 +186,8 @@ def run_extraction(videos: Sequence[tuple[str, Path]], output: Path, config: Ext
     return written, failures
 
 
-def _video_features(result: ExtractedVideo, label) -> VideoFeatures:
+def video_features(result: ExtractedVideo, label) -> VideoFeatures:
+    """What the store keeps of one extracted video (both engines write this)."""
     plan = result.features.plan
     return VideoFeatures(
         name=result.name, scene=result.features.scene, actor=result.features.actor,
@@ -202,7 +207,8 @@ def get_args_parser() -> argparse.ArgumentParser:
                "with one line, finished videos kept. docs/video-inputs.md lists every case. "
                + exit_status_epilog("all done", "some videos failed (each named with its reason; the others are kept)"))
     parser.add_argument("videos", nargs="+", type=Path, help="video files and/or folders (searched recursively)")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="feature shard to write (.h5)")
+    parser.add_argument("-o", "--output", type=Path, required=True,
+                        help="feature shard to write (.h5); a folder of shards with --engine ray or --num-shards")
     parser.add_argument("--backbone", choices=list_backbones(), help="clip backbone (default: i3d, Kinetics-400)")
     parser.add_argument("--weights", help="backbone weights file (default: the backbone's offline source)")
     parser.add_argument("--detector", choices=["auto", "yolo", "blazepose"],
@@ -215,6 +221,17 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", help="cpu, cuda, cuda:N or auto (default)")
     add_workers_argument(parser, default=None)
     parser.add_argument("--overwrite", action="store_true", help="replace the output instead of resuming into it")
+    many = parser.add_argument_group("many machines (docs/scale-out.md)")
+    many.add_argument("--engine", choices=["local", "ray"],
+                      help="local: this machine's worker pool (default); ray: a Ray cluster, -o a folder of shards "
+                           "(one per writer actor) with index.json")
+    many.add_argument("--ray-address", help="the cluster to join (auto, HOST:PORT); default: start Ray on this machine")
+    many.add_argument("--gpus-per-actor", type=float,
+                      help="GPUs per backbone actor, fractions allowed (default 1; ignored without GPUs)")
+    many.add_argument("--num-shards", type=int, help="split the videos over N independent jobs (SLURM arrays) "
+                                                      "by a stable hash of their names; -o is the shared folder")
+    many.add_argument("--shard-index", type=int, help="which of the --num-shards jobs this is (0 .. N-1); "
+                                                       "afterwards aqa-index STORE_DIR writes the index")
     add_label_arguments(parser)
     add_config_arguments(parser, example="features.clips.clip_length=16")
     add_common_arguments(parser)
@@ -227,7 +244,8 @@ def config_from_args(args: argparse.Namespace) -> ExtractConfig:
         "features.backbone": args.backbone, "features.weights": args.weights, "features.detector.kind": args.detector,
         "features.detector.weights": args.detector_weights, "features.detector.every_k": args.every_k,
         "features.clips.clip_length": args.clip_length, "features.clips.target_fps": args.target_fps,
-        "device": args.device, "workers": args.workers,
+        "device": args.device, "workers": args.workers, "engine": args.engine,
+        "ray.address": args.ray_address, "ray.gpus_per_actor": args.gpus_per_actor,
     }
     args.overrides = list(args.overrides) + [f"{key}={value}" for key, value in flags.items() if value is not None]
     return resolve_config(ExtractConfig, args)
@@ -248,13 +266,31 @@ def extract_from_args(args: argparse.Namespace) -> ExtractionResult:
     """The whole of aqa-extract but the printing (``aqa.extract`` calls it too)."""
     config = config_from_args(args)
     found = find_videos(args.videos)
-    videos = found.videos
+    videos, refused, output = found.videos, found.refused, args.output
+    if args.num_shards is not None or args.shard_index is not None:
+        if args.num_shards is None or args.shard_index is None:
+            raise ExtractionError("--num-shards and --shard-index go together")
+        if config.engine == "ray":
+            raise ExtractionError("--num-shards splits work over jobs without Ray; with --engine ray, Ray splits it")
+        videos = videos_of_shard(videos, args.num_shards, args.shard_index)
+        refused = {path: why for path, why in refused.items() if shard_of(path, args.num_shards) == args.shard_index}
+        if config.engine == "local":
+            output = shard_path(args.output, args.shard_index, args.num_shards)
     labels = read_label_files(args.labels, parse_column_names(args.columns)) if args.labels else None
-    written, failures = run_extraction(videos, args.output, config, labels=labels, overwrite=args.overwrite,
-                                       progress=not args.quiet)
+    if config.engine == "ray":
+        if args.overwrite:
+            raise ExtractionError("--overwrite is not offered with --engine ray; delete the folder instead")
+        start_ray(config.ray.address)
+        summary = run_ray_extraction(videos, output, config, labels=labels, progress=not args.quiet,
+                                     ray_config=config.ray)
+        written, failures = summary.written, summary.failures
+        output = summary.index
+    else:
+        written, failures = run_extraction(videos, output, config, labels=labels, overwrite=args.overwrite,
+                                           progress=not args.quiet)
     skipped = len(videos) - len(written) - len(failures)
-    failures.update(found.refused)
-    return ExtractionResult(args.output, written, skipped, dict(sorted(failures.items())))
+    failures.update(refused)
+    return ExtractionResult(output, written, skipped, dict(sorted(failures.items())))
 
 
 def main(args: argparse.Namespace) -> int:

@@ -1,0 +1,442 @@
+"""``aqa-extract --engine ray``: the same extraction spread over a Ray cluster.
+
+Why Ray Core actors (not Ray Data, not tasks): both stages hold a model that is slow to build
+(the person detector, the backbone), so they live in long-lived actors that take one video per
+call; Ray Data's streaming operators would add a second, block-based scheduler between videos
+whose sizes differ by 100x, and plain tasks would rebuild the models per video. The same stage
+functions as the local engine do the work (:func:`extractors.siamese.plan_video`,
+:func:`~extractors.siamese.clip_batches`, :func:`~extractors.siamese.embed_batch`), so there is
+no second copy of the extraction logic.
+
+The path of one video:
+
+1. a **planner** actor (CPU; ``planners`` of them) probes it, runs the person detector on its key
+   frames, follows the misses and tracks the athlete: a :class:`VideoPlan` of a few kilobytes;
+2. the driver hands the plan to the **writer** actor with the fewest videos queued (GPU,
+   ``gpus_per_actor`` each, fractions allowed; CPU when the cluster has none). The writer decodes
+   the video again, cuts both streams from the plan, embeds them, and commits the features to its
+   own shard (``STORE_DIR/ray-shard-00003.h5``) through the crash-safe :class:`ShardWriter`.
+   Decoded frames never leave the machine that decoded them; only plans and names travel.
+3. at the end each writer merges its shard and the driver writes ``STORE_DIR/index.json``.
+
+Faults: actors restart when their process dies (killed, out of memory) and Ray retries the call
+they were running (``max_retries``); a writer's retry lands in the same shard, whose
+``name in writer`` check skips a video committed just before the death, so no video is stored
+twice. A video that fails for its own reason (an unreadable file) comes back as its one-line
+reason, once, and is not retried. A killed driver leaves shards whose committed videos the next
+run skips (every shard in the folder is read, whatever writer made it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from aqa.data.feature_store import PARTS_SUFFIX, FeatureStore, write_index
+from aqa.data.labels import LabelTable
+from aqa.errors import AqaError, one_line
+
+log = logging.getLogger(__name__)
+
+INDEX_NAME = "index.json"
+SHARD_PREFIX = "ray-shard-"
+
+
+class RayEngineError(AqaError):
+    """The Ray engine cannot run (no Ray, an unreachable cluster, impossible resources)."""
+
+
+@dataclass(frozen=True)
+class RayConfig:
+    """How the Ray engine spreads the work; none of it changes the features.
+
+    address: a running cluster (``auto``, ``HOST:PORT``, ``ray://HOST:PORT``); None starts a local
+        Ray instance on this machine.
+    gpus_per_actor: GPUs each writer (backbone) actor takes; fractions share a GPU. 0 on a cluster
+        without GPUs.
+    writers: writer actors (one shard each); 0: as many as the cluster's GPUs allow, else 1.
+    planners: planner actors (detector on CPU); 0: the cluster's CPUs minus the writers', at least 1.
+    cpus_per_actor: CPUs each actor takes (Ray's bookkeeping; the planners' torch threads).
+    writer_threads: torch threads of each writer's backbone; 0: its machine's cores, as the local
+        engine's backbone has (on a GPU the backbone barely uses them; on a CPU it needs them all).
+    max_retries: how often a call is retried after its actor's process died.
+    queue_per_writer: plans waiting per writer (small: a slow writer does not hoard work).
+    """
+
+    address: str | None = None
+    gpus_per_actor: float = 1.0
+    writers: int = 0
+    planners: int = 0
+    cpus_per_actor: int = 1
+    writer_threads: int = 0
+    max_retries: int = 3
+    queue_per_writer: int = 2
+
+    def __post_init__(self) -> None:
+        if self.gpus_per_actor < 0 or self.writers < 0 or self.planners < 0 or self.cpus_per_actor < 1 \
+                or self.max_retries < 0 or self.queue_per_writer < 1 or self.writer_threads < 0:
+            raise ValueError(f"impossible Ray engine settings: {self}")
+
+
+def shard_name(index: int) -> str:
+    return f"{SHARD_PREFIX}{index:05d}.h5"
+
+
+def stored_names(store_dir: Path) -> set[str]:
+    """Every video committed in any shard of ``store_dir``: merged ones and those an interrupted
+    run left as part files (a part file exists only once its video is complete)."""
+    names: set[str] = set()
+    for shard in sorted(store_dir.glob("*.h5")):
+        with FeatureStore([shard], str(shard)) as store:
+            names.update(store.names)
+    for parts in store_dir.glob(f"*.h5{PARTS_SUFFIX}"):
+        names.update(part.name[:-len(".h5")] for part in parts.glob("*.h5"))
+    return names
+
+
+# ---------------------------------------------------------------------------------- the actors
+
+
+class Planner:
+    """Probe, detect, follow and track (the first decoding pass), one video per call."""
+
+    def __init__(self, config, pool, threads: int) -> None:
+        from aqa.extractors.detect import build_detector
+
+        _limit_threads(threads)
+        self.config, self.backend = config, pool.decode_backend
+        self.decoder = _decoder(pool)
+        self.detector = build_detector(config.detector)
+
+    def plan(self, name: str, path: str):
+        """``(name, VideoPlan, node)``, or ``(name, reason, node)`` when the video cannot be planned."""
+        from aqa.extractors.siamese import plan_video
+
+        try:
+            return name, plan_video(self.decoder, path, self.detector, self.config, self.backend), _node()
+        except Exception as error:  # this video's own problem: reported, never retried
+            return name, _reason(error), _node()
+
+    def identity(self) -> tuple[str, str]:
+        """The detector's name and weights id (for the features' provenance)."""
+        return self.detector.name, self.detector.weights_id
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+class Writer:
+    """Cut both streams from a plan, embed them and commit the video to this actor's shard."""
+
+    def __init__(self, config, shard: str, detector: tuple[str, str], weights: str | None, device: str,
+                 precision: str, pool, threads: int) -> None:
+        from aqa.data.provenance import feature_provenance
+        from aqa.data.shard_writer import ShardWriter
+        from aqa.extractors.backbones import build_backbone
+        from aqa.pipeline.devices import resolve_device
+
+        _limit_threads(threads or os.cpu_count() or 1)
+        device = resolve_device(device)  # "auto": the GPU Ray gave this actor, else the CPU
+        self.config, self.device, self.precision = config, device, precision
+        self.clips_per_batch, self.backend = pool.clips_per_batch, pool.decode_backend
+        self.backbone = build_backbone(config.backbone, weights=weights, device=device)
+        self.decoder = _decoder(pool)
+        provenance = feature_provenance(config, self.backbone, _DetectorIdentity(*detector))
+        self.writer = ShardWriter(shard, provenance)
+
+    def embed(self, name: str, path: str, plan, label) -> tuple[str, int, str | None, str]:
+        """``(name, frames, failure reason or None, node)``; a video already in the shard (a retry
+        after this actor died past its commit) is not written again."""
+        from aqa.extractors.parallel import ExtractedVideo
+        from aqa.extractors.siamese import SiameseFeatures, clip_batches, embed_batch
+        from aqa.pipeline.extract import video_features
+
+        frames = int(plan.layout.clips.indices.size)
+        if name in self.writer:
+            return name, frames, None, _node()
+        try:
+            scene, actor = [], []
+            batches = clip_batches(self.decoder, plan, self.config, self.config.resolved_input_size,
+                                   self.clips_per_batch, self.backend)
+            for batch in _ahead(batches, depth=2):
+                scene_part, actor_part = embed_batch(self.backbone, batch, device=self.device,
+                                                     precision=self.precision)
+                scene.append(scene_part)
+                actor.append(actor_part)
+        except Exception as error:
+            return name, frames, _reason(error), _node()
+        import numpy as np
+
+        features = SiameseFeatures(plan, np.concatenate(scene), np.concatenate(actor))
+        self.writer.write(video_features(ExtractedVideo(name, Path(path), features), label))
+        return name, frames, None, _node()
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def provenance(self):
+        return self.writer.provenance
+
+    def close(self) -> str:
+        self.writer.close()
+        return str(self.writer.path)
+
+
+def _ahead(items: Iterator, depth: int) -> Iterator:
+    """``items``, produced by a thread up to ``depth`` ahead: the next batch is decoded and cut
+    while the backbone embeds this one, as the local engine's workers do for its backbone."""
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                buffer.put((item, None))
+        except BaseException as error:  # re-raised on the consuming side
+            buffer.put((None, error))
+        buffer.put((done, None))
+
+    threading.Thread(target=produce, daemon=True, name="aqa-ray-cut").start()
+    while True:
+        item, error = buffer.get()
+        if error is not None:
+            raise error
+        if item is done:
+            return
+        yield item
+
+
+@dataclass(frozen=True)
+class _DetectorIdentity:
+    name: str
+    weights_id: str
+
+
+def _decoder(pool):
+    """The decoder the local engine's workers use: a child process (timed out and replaced when it
+    hangs) unless ``isolate_decoding`` is off; it also decodes beside, not inside, the actor."""
+    from aqa.extractors.decode_worker import DecodeWorker, InlineDecoder
+
+    return DecodeWorker(timeout_s=pool.decode_timeout_s) if pool.isolate_decoding else InlineDecoder()
+
+
+def _limit_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _node() -> str:
+    import ray
+
+    return ray.get_runtime_context().get_node_id()
+
+
+def _reason(error: BaseException) -> str:
+    known = isinstance(error, (AqaError, IndexError, ValueError))
+    return one_line(error) if known else f"{type(error).__name__}: {one_line(error)}"
+
+
+# ---------------------------------------------------------------------------------- the driver
+
+
+@dataclass
+class RayRunSummary:
+    """What the driver saw: videos written and failed, and which node did each video's stages."""
+
+    written: list[str]
+    failures: dict[str, str]
+    nodes: dict[str, tuple[str, str]]  # name -> (planner node, writer node)
+    index: Path | None
+    startup_s: float = 0.0  # from the call to every actor built (models loaded), before any video
+
+
+def start_ray(address: str | None, *, num_cpus: int | None = None, num_gpus: float | None = None) -> None:
+    """Join the cluster at ``address``, or start a local instance (this machine's CPUs and GPUs;
+    ``num_gpus`` may declare logical GPUs on a CPU machine, which tests do)."""
+    try:
+        import ray
+    except ImportError:
+        raise RayEngineError("--engine ray needs Ray: pip install ray (setup.sh installs it)") from None
+    if ray.is_initialized():
+        return
+    if address and address != "auto":
+        _check_reachable(address)
+    try:
+        if address:
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        else:
+            ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False,
+                     logging_level=logging.WARNING, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        raise RayEngineError(f"cannot start or reach Ray at {address or 'a local instance'}: "
+                             f"{one_line(error)}") from None
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds, with one line, on a cluster address nobody answers at (Ray itself waits
+    minutes for its head node before it gives up)."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise RayEngineError(f"--ray-address must be auto or HOST:PORT, got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as error:
+        raise RayEngineError(f"cannot reach the Ray cluster at {address}: {error.strerror or error}") from None
+
+
+def run_ray_extraction(videos: Sequence[tuple[str, Path]], store_dir: Path, config, *,
+                       labels: LabelTable | None = None, progress: bool = True,
+                       ray_config: RayConfig | None = None) -> RayRunSummary:
+    """Extract every video not yet in ``store_dir`` on the Ray cluster (see the module docstring).
+
+    ``config`` is the :class:`~pipeline.extract.ExtractConfig`; Ray must be started
+    (:func:`start_ray`).
+    """
+    import ray
+
+    called = time.perf_counter()
+    ray_config = ray_config or RayConfig()
+    store_dir = Path(store_dir)
+    if store_dir.exists() and not store_dir.is_dir():
+        raise RayEngineError(f"--engine ray writes a folder of shards; {store_dir} is a file")
+    store_dir.mkdir(parents=True, exist_ok=True)
+    done = stored_names(store_dir)
+    todo = [(name, path) for name, path in videos if name not in done]
+    if len(todo) < len(videos):
+        log.info("%s: %d of %d videos already extracted; skipping them", store_dir, len(videos) - len(todo),
+                 len(videos))
+    writers_n, planners_n, gpus = _actor_counts(ray_config)
+    retry = {"max_restarts": -1, "max_task_retries": ray_config.max_retries}
+    cpus = ray_config.cpus_per_actor
+    planner_cls = ray.remote(Planner).options(num_cpus=cpus, **retry)
+    writer_cls = ray.remote(Writer).options(num_cpus=cpus, num_gpus=gpus, **retry)
+    features, pool = config.features, config.pool_config()
+    planners = [planner_cls.remote(features, pool, cpus) for _ in range(planners_n)]
+    identity = ray.get(planners[0].identity.remote())
+    writers = [writer_cls.remote(features, str(store_dir / shard_name(index)), identity, features.weights,
+                                 config.device, config.precision, pool, ray_config.writer_threads)
+               for index in range(writers_n)]
+    summary = RayRunSummary([], {}, {}, None)
+    try:
+        ray.get([actor.pid.remote() for actor in planners + writers])  # every actor built
+        summary.startup_s = time.perf_counter() - called
+        provenance = ray.get(writers[0].provenance.remote())
+        _drive(todo, planners, writers, summary, labels, ray_config, progress)
+    finally:
+        shards = ray.get([writer.close.remote() for writer in writers])
+        for actor in planners + writers:
+            ray.kill(actor)
+    _merge_leftovers(store_dir, provenance)
+    everything = sorted({Path(shard) for shard in shards} | set(store_dir.glob("*.h5")))
+    summary.index = write_index(store_dir / INDEX_NAME, everything)
+    return summary
+
+
+def _merge_leftovers(store_dir: Path, provenance) -> None:
+    """Merge the part files an interrupted run left in shards no writer of this run owned (that run
+    had more writers), so that the index names every committed video."""
+    from aqa.data.shard_writer import ShardWriter
+
+    for parts in sorted(store_dir.glob(f"*.h5{PARTS_SUFFIX}")):
+        if any(parts.glob("*.h5")):
+            with ShardWriter(parts.with_name(parts.name[:-len(PARTS_SUFFIX)]), provenance):
+                pass
+
+
+def _actor_counts(ray_config: RayConfig) -> tuple[int, int, float]:
+    """(writers, planners, GPUs per writer) for the cluster Ray is connected to."""
+    import ray
+
+    resources = ray.cluster_resources()
+    cluster_gpus, cluster_cpus = float(resources.get("GPU", 0)), int(resources.get("CPU", 1))
+    gpus = ray_config.gpus_per_actor if cluster_gpus > 0 else 0.0
+    writers = ray_config.writers or (max(1, int(cluster_gpus // gpus)) if gpus > 0 else 1)
+    if gpus * writers > cluster_gpus + 1e-9:
+        raise RayEngineError(f"{writers} writer actors x {gpus} GPUs each need more than the cluster's "
+                             f"{cluster_gpus:g} GPUs")
+    cpus_left = cluster_cpus - writers * ray_config.cpus_per_actor
+    if cpus_left < ray_config.cpus_per_actor:
+        needed = (writers + 1) * ray_config.cpus_per_actor
+        raise RayEngineError(f"{writers} writer actors and one planner need {needed} CPUs at "
+                             f"{ray_config.cpus_per_actor} per actor; the cluster has {cluster_cpus}")
+    planners = ray_config.planners or max(1, cpus_left // ray_config.cpus_per_actor)
+    return writers, planners, gpus
+
+
+def _drive(todo, planners, writers, summary: RayRunSummary, labels, ray_config: RayConfig, progress: bool) -> None:
+    """Keep every planner busy, hand each plan to the least-loaded writer, collect the results."""
+    import ray
+
+    labels_of = labels.get if labels is not None else (lambda name: None)
+    paths = dict(todo)
+    waiting = deque(todo)
+    in_flight: dict = {}  # ref -> ("plan", planner) | ("embed", writer index, planner node)
+    queued = [0] * len(writers)
+    plans: deque = deque()  # (name, plan, planner node) waiting for a writer
+    free_planners = deque(planners)
+    bar = tqdm(total=len(todo), unit="video", desc="extract (ray)", disable=not progress)
+    started, frames_done = time.perf_counter(), 0
+
+    def finish(name: str, reason: str | None) -> None:
+        if reason is None:
+            summary.written.append(name)
+        else:
+            summary.failures[name] = reason
+            log.warning("%s: %s", name, reason)
+        bar.update(1)
+
+    try:
+        while waiting or plans or in_flight:
+            while waiting and free_planners:
+                planner = free_planners.popleft()
+                name, path = waiting.popleft()
+                in_flight[planner.plan.remote(name, str(path))] = ("plan", planner, name)
+            while plans and min(queued) < ray_config.queue_per_writer:
+                name, plan, planner_node = plans.popleft()
+                index = queued.index(min(queued))
+                queued[index] += 1
+                ref = writers[index].embed.remote(name, str(paths[name]), plan, labels_of(name))
+                in_flight[ref] = ("embed", index, name, planner_node)
+            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            kind, *rest = in_flight.pop(ready[0])
+            try:
+                result = ray.get(ready[0])
+            except ray.exceptions.RayError as error:
+                name = rest[1]
+                if kind == "plan":
+                    free_planners.append(rest[0])
+                else:
+                    queued[rest[0]] -= 1
+                if isinstance(error, ray.exceptions.RayTaskError):  # raised in the actor: its message
+                    finish(name, _reason(error.cause if error.cause is not None else error))
+                else:  # the actor's process died more often than it may
+                    finish(name, f"its worker died {ray_config.max_retries + 1} times ({type(error).__name__})")
+                continue
+            if kind == "plan":
+                free_planners.append(rest[0])
+                name, plan, node = result
+                if isinstance(plan, str):
+                    finish(name, plan)
+                else:
+                    plans.append((name, plan, node))
+            else:
+                queued[rest[0]] -= 1
+                name, frames, reason, node = result
+                summary.nodes[name] = (rest[2], node)
+                frames_done += frames
+                bar.set_postfix(fps=f"{frames_done / (time.perf_counter() - started):.0f}")
+                finish(name, reason)
+    finally:
+        bar.close()
