@@ -64,8 +64,13 @@ class RayConfig:
     gpus_per_actor: GPUs each writer (backbone) actor takes; fractions share a GPU. 0 on a cluster
         without GPUs.
     writers: writer actors (one shard each); 0: as many as the cluster's GPUs allow, else 1.
-    planners: planner actors (detector on CPU); 0: the cluster's CPUs minus the writers', at least 1.
-    cpus_per_actor: CPUs each actor takes (Ray's bookkeeping; the planners' torch threads).
+    planners: planner actors (detector on CPU); 0: the cluster's CPUs left by the writers' reserve
+        (``writer_cpus``), at least 1.
+    planner_cpus: CPUs each planner takes (Ray's bookkeeping, and its torch threads).
+    writer_cpus: CPUs reserved for each writer. 0 (default): none; a writer's heavy work is on its
+        GPU, and on a run without GPUs it time-shares the cores with the planners, as the local
+        engine's backbone does with its workers (reserving a core for it left the planners one
+        core short and the cores idle whenever the two stages were out of step).
     writer_threads: torch threads of each writer's backbone; 0: its machine's cores, as the local
         engine's backbone has (on a GPU the backbone barely uses them; on a CPU it needs them all).
     max_retries: how often a call is retried after its actor's process died.
@@ -76,13 +81,15 @@ class RayConfig:
     gpus_per_actor: float = 1.0
     writers: int = 0
     planners: int = 0
-    cpus_per_actor: int = 1
+    planner_cpus: int = 1
+    writer_cpus: float = 0.0
     writer_threads: int = 0
     max_retries: int = 3
     queue_per_writer: int = 2
 
     def __post_init__(self) -> None:
-        if self.gpus_per_actor < 0 or self.writers < 0 or self.planners < 0 or self.cpus_per_actor < 1 \
+        if self.gpus_per_actor < 0 or self.writers < 0 or self.planners < 0 or self.planner_cpus < 1 \
+                or self.writer_cpus < 0 \
                 or self.max_retries < 0 or self.queue_per_writer < 1 or self.writer_threads < 0:
             raise ValueError(f"impossible Ray engine settings: {self}")
 
@@ -319,9 +326,9 @@ def run_ray_extraction(videos: Sequence[tuple[str, Path]], store_dir: Path, conf
                  len(videos))
     writers_n, planners_n, gpus = _actor_counts(ray_config)
     retry = {"max_restarts": -1, "max_task_retries": ray_config.max_retries}
-    cpus = ray_config.cpus_per_actor
+    cpus = ray_config.planner_cpus
     planner_cls = ray.remote(Planner).options(num_cpus=cpus, **retry)
-    writer_cls = ray.remote(Writer).options(num_cpus=cpus, num_gpus=gpus, **retry)
+    writer_cls = ray.remote(Writer).options(num_cpus=ray_config.writer_cpus, num_gpus=gpus, **retry)
     features, pool = config.features, config.pool_config()
     planners = [planner_cls.remote(features, pool, cpus) for _ in range(planners_n)]
     identity = ray.get(planners[0].identity.remote())
@@ -366,12 +373,12 @@ def _actor_counts(ray_config: RayConfig) -> tuple[int, int, float]:
     if gpus * writers > cluster_gpus + 1e-9:
         raise RayEngineError(f"{writers} writer actors x {gpus} GPUs each need more than the cluster's "
                              f"{cluster_gpus:g} GPUs")
-    cpus_left = cluster_cpus - writers * ray_config.cpus_per_actor
-    if cpus_left < ray_config.cpus_per_actor:
-        needed = (writers + 1) * ray_config.cpus_per_actor
-        raise RayEngineError(f"{writers} writer actors and one planner need {needed} CPUs at "
-                             f"{ray_config.cpus_per_actor} per actor; the cluster has {cluster_cpus}")
-    planners = ray_config.planners or max(1, cpus_left // ray_config.cpus_per_actor)
+    cpus_left = cluster_cpus - writers * ray_config.writer_cpus
+    if cpus_left < ray_config.planner_cpus:
+        needed = writers * ray_config.writer_cpus + ray_config.planner_cpus
+        raise RayEngineError(f"{writers} writer actors and one planner need {needed:g} CPUs; the cluster has "
+                             f"{cluster_cpus}")
+    planners = ray_config.planners or max(1, int(cpus_left // ray_config.planner_cpus))
     return writers, planners, gpus
 
 
