@@ -75,7 +75,7 @@ def main(args: argparse.Namespace) -> None:
                     written, _ = run_extraction(videos, out.with_suffix(".h5"), config, progress=False)
                 else:
                     summary = run_ray_extraction(videos, out, config, progress=False,
-                                                 ray_config=RayConfig(gpus_per_actor=0))  # default: planners on every core, the writer sharing them
+                                                 ray_config=RayConfig(gpus_per_actor=0))
                     written, startup = summary.written, summary.startup_s
                 seconds = time.perf_counter() - started
                 assert len(written) == args.videos, f"{engine}: {len(written)} of {args.videos} videos written"
