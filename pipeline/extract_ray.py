@@ -19,6 +19,11 @@ The path of one video:
    Decoded frames never leave the machine that decoded them; only plans and names travel.
 3. at the end each writer merges its shard and the driver writes ``STORE_DIR/index.json``.
 
+A long video is split as the local engine splits it (``count_parts``: parts of at least
+``min_part_frames``): its key frames over several planners (one joins the detections, follows the
+misses and tracks), its clips over several writers (each embeds its part; one commits the
+joined features). Features do not depend on the split.
+
 Faults: actors restart when their process dies (killed, out of memory) and Ray retries the call
 they were running (``max_retries``); a writer's retry lands in the same shard, whose
 ``name in writer`` check skips a video committed just before the death, so no video is stored
@@ -36,7 +41,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
@@ -114,7 +119,8 @@ def stored_names(store_dir: Path) -> set[str]:
 
 
 class Planner:
-    """Probe, detect, follow and track (the first decoding pass), one video per call."""
+    """Probe, detect, follow and track (the first decoding pass): a video's layout, a part of its key
+    frames, or its plan from all parts' detections, per call."""
 
     def __init__(self, config, pool, threads: int) -> None:
         from aqa.extractors.detect import build_detector
@@ -124,13 +130,32 @@ class Planner:
         self.decoder = _decoder(pool)
         self.detector = build_detector(config.detector)
 
-    def plan(self, name: str, path: str):
-        """``(name, VideoPlan, node)``, or ``(name, reason, node)`` when the video cannot be planned."""
-        from aqa.extractors.siamese import plan_video
+    def layout(self, name: str, path: str):
+        """``(name, VideoLayout or failure reason)``: probe, clip plan, key frames."""
+        from aqa.extractors.siamese import layout_video
 
         try:
-            return name, plan_video(self.decoder, path, self.detector, self.config, self.backend), _node()
+            return name, layout_video(self.decoder, path, self.config)
         except Exception as error:  # this video's own problem: reported, never retried
+            return name, _reason(error)
+
+    def detect(self, name: str, layout, keys):
+        """``(name, boxes per key frame or failure reason)`` for the key frames ``keys`` (one part)."""
+        from aqa.extractors.siamese import detect_key_frames
+
+        try:
+            return name, detect_key_frames(self.decoder, layout, keys, self.detector, self.config, self.backend)
+        except Exception as error:
+            return name, _reason(error)
+
+    def plan(self, name: str, layout, detections: list):
+        """``(name, VideoPlan or failure reason, node)``: the parts joined, misses followed, tracked."""
+        from aqa.extractors.siamese import follow_missed_key_frames, plan_from_detections
+
+        try:
+            follow_missed_key_frames(self.decoder, layout, detections, self.detector, self.config, self.backend)
+            return name, plan_from_detections(layout, detections, self.config), _node()
+        except Exception as error:
             return name, _reason(error), _node()
 
     def identity(self) -> tuple[str, str]:
@@ -158,34 +183,56 @@ class Writer:
         self.backbone = build_backbone(config.backbone, weights=weights, device=device)
         self.decoder = _decoder(pool)
         provenance = feature_provenance(config, self.backbone, _DetectorIdentity(*detector))
-        self.writer = ShardWriter(shard, provenance)
+        self.writer, self.refusal = None, None
+        try:
+            self.writer = ShardWriter(shard, provenance)
+        except AqaError as error:  # a shard of other settings, an unwritable folder: the driver says so
+            self.refusal = one_line(error)
+
+    def ready(self) -> str | None:
+        """None, or why this writer cannot write its shard (one line)."""
+        return self.refusal
 
     def embed(self, name: str, path: str, plan, label) -> tuple[str, int, str | None, str]:
-        """``(name, frames, failure reason or None, node)``; a video already in the shard (a retry
-        after this actor died past its commit) is not written again."""
-        from aqa.extractors.parallel import ExtractedVideo
-        from aqa.extractors.siamese import SiameseFeatures, clip_batches, embed_batch
-        from aqa.pipeline.extract import video_features
-
-        frames = int(plan.layout.clips.indices.size)
+        """All of a video's clips, embedded and committed: ``(name, frames, failure reason or None,
+        node)``. A video already in the shard (a retry after this actor died past its commit) is not
+        written again."""
         if name in self.writer:
-            return name, frames, None, _node()
+            return name, int(plan.layout.clips.indices.size), None, _node()
+        _, _, streams = self.embed_clips(name, plan, range(plan.layout.clips.num_clips))
+        if isinstance(streams, str):
+            return name, int(plan.layout.clips.indices.size), streams, _node()
+        return self.commit(name, path, plan, *streams, label)
+
+    def embed_clips(self, name: str, plan, clips: range):
+        """``(name, first clip, (scene, actor) or failure reason)`` for the clips ``clips`` (one part)."""
+        import numpy as np
+
+        from aqa.extractors.siamese import clip_batches, embed_batch
+
         try:
             scene, actor = [], []
             batches = clip_batches(self.decoder, plan, self.config, self.config.resolved_input_size,
-                                   self.clips_per_batch, self.backend)
+                                   self.clips_per_batch, self.backend, clips=clips)
             for batch in _ahead(batches, depth=2):
                 scene_part, actor_part = embed_batch(self.backbone, batch, device=self.device,
                                                      precision=self.precision)
                 scene.append(scene_part)
                 actor.append(actor_part)
         except Exception as error:
-            return name, frames, _reason(error), _node()
-        import numpy as np
+            return name, clips.start, _reason(error)
+        return name, clips.start, (np.concatenate(scene), np.concatenate(actor))
 
-        features = SiameseFeatures(plan, np.concatenate(scene), np.concatenate(actor))
-        self.writer.write(video_features(ExtractedVideo(name, Path(path), features), label))
-        return name, frames, None, _node()
+    def commit(self, name: str, path: str, plan, scene, actor, label) -> tuple[str, int, str | None, str]:
+        """Write a video whose clips are embedded (here or by other writers) to this actor's shard."""
+        from aqa.extractors.parallel import ExtractedVideo
+        from aqa.extractors.siamese import SiameseFeatures
+        from aqa.pipeline.extract import video_features
+
+        if name not in self.writer:
+            features = SiameseFeatures(plan, scene, actor)
+            self.writer.write(video_features(ExtractedVideo(name, Path(path), features), label))
+        return name, int(plan.layout.clips.indices.size), None, _node()
 
     def pid(self) -> int:
         return os.getpid()
@@ -193,7 +240,9 @@ class Writer:
     def provenance(self):
         return self.writer.provenance
 
-    def close(self) -> str:
+    def close(self) -> str | None:
+        if self.writer is None:
+            return None
         self.writer.close()
         return str(self.writer.path)
 
@@ -265,6 +314,7 @@ class RayRunSummary:
     nodes: dict[str, tuple[str, str]]  # name -> (planner node, writer node)
     index: Path | None
     startup_s: float = 0.0  # from the call to every actor built (models loaded), before any video
+    parts: dict[str, int] = field(default_factory=dict)  # name -> parts of its key frames
 
 
 def start_ray(address: str | None, *, num_cpus: int | None = None, num_gpus: float | None = None) -> None:
@@ -337,16 +387,19 @@ def run_ray_extraction(videos: Sequence[tuple[str, Path]], store_dir: Path, conf
                for index in range(writers_n)]
     summary = RayRunSummary([], {}, {}, None)
     try:
-        ray.get([actor.pid.remote() for actor in planners + writers])  # every actor built
-        summary.startup_s = time.perf_counter() - called
+        ray.get([planner.pid.remote() for planner in planners])
+        refusals = [refusal for refusal in ray.get([writer.ready.remote() for writer in writers]) if refusal]
+        if refusals:
+            raise RayEngineError(refusals[0])
+        summary.startup_s = time.perf_counter() - called  # every actor built, its model loaded
         provenance = ray.get(writers[0].provenance.remote())
-        _drive(todo, planners, writers, summary, labels, ray_config, progress)
+        _drive(todo, planners, writers, summary, labels, config, ray_config, progress)
     finally:
         shards = ray.get([writer.close.remote() for writer in writers])
         for actor in planners + writers:
             ray.kill(actor)
     _merge_leftovers(store_dir, provenance)
-    everything = sorted({Path(shard) for shard in shards} | set(store_dir.glob("*.h5")))
+    everything = sorted({Path(shard) for shard in shards if shard} | set(store_dir.glob("*.h5")))
     summary.index = write_index(store_dir / INDEX_NAME, everything)
     return summary
 
@@ -382,68 +435,160 @@ def _actor_counts(ray_config: RayConfig) -> tuple[int, int, float]:
     return writers, planners, gpus
 
 
-def _drive(todo, planners, writers, summary: RayRunSummary, labels, ray_config: RayConfig, progress: bool) -> None:
-    """Keep every planner busy, hand each plan to the least-loaded writer, collect the results."""
+@dataclass
+class _Flight:
+    """A video in flight: what its finished parts gave so far."""
+
+    order: int
+    name: str
+    path: Path
+    layout: object = None
+    detections: list | None = None
+    parts: int = 1
+    parts_left: int = 0
+    plan: object = None
+    pieces: dict = field(default_factory=dict)  # first clip -> (scene, actor)
+    planner_node: str = ""
+    done: bool = False  # stored or failed: whatever of it is still running is ignored
+
+
+def _drive(todo, planners, writers, summary: RayRunSummary, labels, config, ray_config: RayConfig,
+           progress: bool) -> None:
+    """Keep every planner busy, the earliest video's work first; hand plans (or a long video's clip
+    parts) to the least-loaded writers; collect the results. A long video is split as the local
+    engine splits it (``count_parts``): its key frames over planners, its clips over writers."""
+    import heapq
+
+    import numpy as np
     import ray
 
+    from aqa.extractors.parallel import count_parts, split_evenly
+
     labels_of = labels.get if labels is not None else (lambda name: None)
-    paths = dict(todo)
-    waiting = deque(todo)
-    in_flight: dict = {}  # ref -> ("plan", planner) | ("embed", writer index, planner node)
+    pool = config.pool_config()
+    planner_jobs: list = []  # heap of (order, stage, sequence, flight, method, args)
+    writer_jobs: list = []
+    sequence = iter(range(1 << 62))
+    for order, (name, path) in enumerate(todo):
+        flight = _Flight(order, name, Path(path))
+        heapq.heappush(planner_jobs, (order, 0, next(sequence), flight, "layout", (name, str(path))))
+    in_flight: dict = {}  # ref -> (flight, actor kind, actor index, method)
     queued = [0] * len(writers)
-    plans: deque = deque()  # (name, plan, planner node) waiting for a writer
-    free_planners = deque(planners)
+    free_planners = deque(range(len(planners)))
     bar = tqdm(total=len(todo), unit="video", desc="extract (ray)", disable=not progress)
     started, frames_done = time.perf_counter(), 0
 
-    def finish(name: str, reason: str | None) -> None:
+    def finish(flight: _Flight, reason: str | None) -> None:
+        if flight.done:
+            return
+        flight.done = True
         if reason is None:
-            summary.written.append(name)
+            summary.written.append(flight.name)
         else:
-            summary.failures[name] = reason
-            log.warning("%s: %s", name, reason)
+            summary.failures[flight.name] = reason
+            log.warning("%s: %s", flight.name, reason)
         bar.update(1)
 
+    def to_writers(flight: _Flight, stage: int, method: str, args: tuple) -> None:
+        heapq.heappush(writer_jobs, (flight.order, stage, next(sequence), flight, method, args))
+
+    def planned(flight: _Flight, plan) -> None:
+        flight.plan = plan
+        pieces = split_evenly(plan.layout.clips.num_clips, min(len(writers), flight.parts))
+        if len(pieces) == 1:
+            to_writers(flight, 0, "embed", (flight.name, str(flight.path), plan, labels_of(flight.name)))
+        for piece in pieces if len(pieces) > 1 else []:
+            to_writers(flight, 0, "embed_clips", (flight.name, plan, piece))
+        flight.parts_left = len(pieces)
+
+    def on_result(flight: _Flight, method: str, result) -> None:
+        nonlocal frames_done
+        if method == "layout":
+            layout = result[1]
+            if isinstance(layout, str):
+                return finish(flight, layout)
+            single = pool.decode_backend == "pyav" or layout.info.codec == "gif"  # PyAV restarts on each seek
+            parts = 1 if single else count_parts(layout.info.num_frames, len(planners), pool.min_part_frames)
+            flight.layout, flight.detections = layout, [None] * layout.info.num_frames
+            pieces = split_evenly(len(layout.key_frames), parts)
+            flight.parts = flight.parts_left = summary.parts[flight.name] = len(pieces)
+            for piece in pieces:
+                keys = layout.key_frames[piece.start:piece.stop]
+                heapq.heappush(planner_jobs, (flight.order, 1, next(sequence), flight, "detect",
+                                              (flight.name, layout, keys)))
+        elif method == "detect":
+            found = result[1]
+            if isinstance(found, str):
+                return finish(flight, found)
+            keys = result[2]
+            for frame, boxes in zip(keys.tolist(), found):
+                flight.detections[frame] = boxes
+            flight.parts_left -= 1
+            if flight.parts_left == 0:
+                heapq.heappush(planner_jobs, (flight.order, 2, next(sequence), flight, "plan",
+                                              (flight.name, flight.layout, flight.detections)))
+        elif method == "plan":
+            _, plan, flight.planner_node = result
+            if isinstance(plan, str):
+                return finish(flight, plan)
+            flight.detections = None
+            planned(flight, plan)
+        elif method == "embed_clips":
+            _, first, streams = result
+            if isinstance(streams, str):
+                return finish(flight, streams)
+            flight.pieces[first] = streams
+            flight.parts_left -= 1
+            if flight.parts_left == 0:
+                ordered = [flight.pieces[key] for key in sorted(flight.pieces)]
+                scene, actor = (np.concatenate([piece[stream] for piece in ordered]) for stream in (0, 1))
+                flight.pieces = {}
+                to_writers(flight, 1, "commit", (flight.name, str(flight.path), flight.plan, scene, actor,
+                                                 labels_of(flight.name)))
+        else:  # embed, commit: the video is stored (or failed)
+            name, frames, reason, node = result
+            summary.nodes[name] = (flight.planner_node, node)
+            frames_done += frames
+            bar.set_postfix(fps=f"{frames_done / (time.perf_counter() - started):.0f}")
+            finish(flight, reason)
+
+    def call(actor, method: str, args: tuple, flight: _Flight, kind: str, index: int) -> None:
+        if method == "detect":  # the keys come back with the boxes
+            ref = actor.detect.remote(*args)
+            in_flight[ref] = (flight, kind, index, method, args[2])
+            return
+        in_flight[getattr(actor, method).remote(*args)] = (flight, kind, index, method, None)
+
     try:
-        while waiting or plans or in_flight:
-            while waiting and free_planners:
-                planner = free_planners.popleft()
-                name, path = waiting.popleft()
-                in_flight[planner.plan.remote(name, str(path))] = ("plan", planner, name)
-            while plans and min(queued) < ray_config.queue_per_writer:
-                name, plan, planner_node = plans.popleft()
-                index = queued.index(min(queued))
-                queued[index] += 1
-                ref = writers[index].embed.remote(name, str(paths[name]), plan, labels_of(name))
-                in_flight[ref] = ("embed", index, name, planner_node)
+        while planner_jobs or writer_jobs or in_flight:
+            while planner_jobs and free_planners:
+                *_, flight, method, args = heapq.heappop(planner_jobs)
+                if not flight.done:
+                    index = free_planners.popleft()
+                    call(planners[index], method, args, flight, "planner", index)
+            while writer_jobs and min(queued) < ray_config.queue_per_writer:
+                *_, flight, method, args = heapq.heappop(writer_jobs)
+                if not flight.done:
+                    index = queued.index(min(queued))
+                    queued[index] += 1
+                    call(writers[index], method, args, flight, "writer", index)
+            if not in_flight:
+                continue
             ready, _ = ray.wait(list(in_flight), num_returns=1)
-            kind, *rest = in_flight.pop(ready[0])
+            flight, kind, index, method, keys = in_flight.pop(ready[0])
+            if kind == "planner":
+                free_planners.append(index)
+            else:
+                queued[index] -= 1
             try:
                 result = ray.get(ready[0])
             except ray.exceptions.RayError as error:
-                name = rest[1]
-                if kind == "plan":
-                    free_planners.append(rest[0])
-                else:
-                    queued[rest[0]] -= 1
                 if isinstance(error, ray.exceptions.RayTaskError):  # raised in the actor: its message
-                    finish(name, _reason(error.cause if error.cause is not None else error))
+                    finish(flight, _reason(error.cause if error.cause is not None else error))
                 else:  # the actor's process died more often than it may
-                    finish(name, f"its worker died {ray_config.max_retries + 1} times ({type(error).__name__})")
+                    finish(flight, f"its worker died {ray_config.max_retries + 1} times ({type(error).__name__})")
                 continue
-            if kind == "plan":
-                free_planners.append(rest[0])
-                name, plan, node = result
-                if isinstance(plan, str):
-                    finish(name, plan)
-                else:
-                    plans.append((name, plan, node))
-            else:
-                queued[rest[0]] -= 1
-                name, frames, reason, node = result
-                summary.nodes[name] = (rest[2], node)
-                frames_done += frames
-                bar.set_postfix(fps=f"{frames_done / (time.perf_counter() - started):.0f}")
-                finish(name, reason)
+            if not flight.done:
+                on_result(flight, method, result + (keys,) if method == "detect" else result)
     finally:
         bar.close()

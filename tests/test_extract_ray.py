@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (setup.sh installs
 
 import aqa  # noqa: E402
 from aqa.data.feature_store import open_feature_store  # noqa: E402
+from aqa.errors import AqaError  # noqa: E402
 from aqa.pipeline.extract_ray import RayConfig, run_ray_extraction, start_ray  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -64,6 +66,29 @@ def test_ray_features_equal_the_local_engines(videos, tmp_path, local_ray):
     # A second run finds everything stored, in whichever shard: nothing is redone.
     again = aqa.extract(videos, tmp_path / "store", engine="ray", **FAST)
     assert again.written == [] and again.already_done == 5
+    # Other settings into the same folder: refused in one line, as the local engine refuses.
+    with pytest.raises(AqaError, match="holds features made with other settings"):
+        aqa.extract(videos, tmp_path / "store", engine="ray",
+                    **{**FAST, "overrides": {**FAST["overrides"], "features.clips.clip_length": 16}})
+
+
+def test_a_long_video_is_split_over_actors_and_equals_the_local_engine(tmp_path, make_video, local_ray):
+    """Parts as the local engine cuts them (min_part_frames 24 here): the key frames over the
+    planners, the clips over the writers, joined into one video in one shard."""
+    import torch
+
+    from aqa.pipeline.extract import ExtractConfig, find_videos
+
+    make_video("videos/long.mp4", num_frames=96, height=64, width=96, seed=7)
+    settings = {**FAST, "overrides": {**FAST["overrides"], "min_part_frames": 24}}
+    local = aqa.extract(tmp_path / "videos", tmp_path / "local.h5", **settings)
+    config = replace(_fast(ExtractConfig()), min_part_frames=24)
+    summary = run_ray_extraction(find_videos([tmp_path / "videos"]).videos, tmp_path / "store", config,
+                                 progress=False, ray_config=RayConfig(writer_threads=torch.get_num_threads()))
+    assert summary.written == local.written == ["long"] and summary.parts["long"] == 2
+    ours, theirs = read_all(summary.index)["long"], read_all(tmp_path / "local.h5")["long"]
+    assert np.array_equal(ours.scene, theirs.scene) and np.array_equal(ours.actor, theirs.actor)
+    assert np.array_equal(ours.boxes, theirs.boxes)
 
 
 def test_a_bad_video_is_reported_once_with_its_reason(videos, tmp_path, local_ray):
@@ -94,8 +119,6 @@ def test_two_nodes_share_the_work(videos, tmp_path):
 
 
 def _fast(config):
-    from dataclasses import replace
-
     from aqa.extractors.clips import ClipPlanConfig
     from aqa.extractors.detect import DetectorConfig
 
