@@ -274,8 +274,7 @@ def extract_from_args(args: argparse.Namespace) -> ExtractionResult:
             raise ExtractionError("--num-shards splits work over jobs without Ray; with --engine ray, Ray splits it")
         videos = videos_of_shard(videos, args.num_shards, args.shard_index)
         refused = {path: why for path, why in refused.items() if shard_of(path, args.num_shards) == args.shard_index}
-        if config.engine == "local":
-            output = shard_path(args.output, args.shard_index, args.num_shards)
+        output = shard_path(args.output, args.shard_index, args.num_shards)
     labels = read_label_files(args.labels, parse_column_names(args.columns)) if args.labels else None
     if config.engine == "ray":
         if args.overwrite:
