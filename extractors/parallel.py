@@ -83,6 +83,18 @@ class PoolConfig:
         if self.workers < 1 or self.clips_per_batch < 1 or self.min_part_frames < 1 or self.batch_queue < 1:
             raise ValueError(f"workers, clips_per_batch, min_part_frames and batch_queue must be >= 1: {self}")
 
+    def make_decoder(self) -> DecodeWorker | InlineDecoder:
+        """A worker's decoder: a child process (timed out and replaced if it hangs) unless
+        ``isolate_decoding`` is off."""
+        return DecodeWorker(timeout_s=self.decode_timeout_s) if self.isolate_decoding else InlineDecoder()
+
+    def parts_of(self, layout: VideoLayout, workers: int) -> int:
+        """How many parts ``layout``'s video is cut into for ``workers`` workers; PyAV-only videos
+        (GIF) stay whole, since PyAV decodes from the start on every backward seek."""
+        if self.decode_backend == "pyav" or layout.info.codec == "gif":
+            return 1
+        return count_parts(layout.info.num_frames, workers, self.min_part_frames)
+
 
 @dataclass(frozen=True)
 class ExtractedVideo:
@@ -113,6 +125,13 @@ def count_parts(num_frames: int, workers: int, min_part_frames: int) -> int:
     """How many parts to cut a video of ``num_frames`` into: one per worker, none shorter than
     ``min_part_frames``."""
     return max(1, min(workers, num_frames // min_part_frames))
+
+
+def failure_reason(error: BaseException) -> str:
+    """A video's failure as one line: our own and the decoders' errors by their message, anything
+    else with its type first (it may be a bug)."""
+    known = isinstance(error, (AqaError, IndexError, ValueError))
+    return one_line(error) if known else f"{type(error).__name__}: {one_line(error)}"
 
 
 class _Cancelled(Exception):
@@ -259,8 +278,7 @@ class WorkerPool:
     # ------------------------------------------------------------------ the workers' side
 
     def _work(self) -> None:
-        decoder = (DecodeWorker(timeout_s=self.settings.decode_timeout_s) if self.settings.isolate_decoding
-                   else InlineDecoder())
+        decoder = self.settings.make_decoder()
         detector = None
         try:
             try:
@@ -282,8 +300,7 @@ class WorkerPool:
                 except _Cancelled:
                     continue
                 except Exception as error:  # whatever went wrong, it is this video's problem alone
-                    known = isinstance(error, (AqaError, IndexError, ValueError))
-                    self._fail(job.video, one_line(error) if known else f"{type(error).__name__}: {one_line(error)}")
+                    self._fail(job.video, failure_reason(error))
         finally:
             decoder.close()
             if detector is not None:
@@ -294,9 +311,7 @@ class WorkerPool:
         backend = self.settings.decode_backend
         if job.stage == "layout":
             layout = layout_video(decoder, str(video.path), self.config)
-            single = backend == "pyav" or layout.info.codec == "gif"  # PyAV restarts on every backward seek
-            parts = 1 if single else count_parts(layout.info.num_frames, self.workers,
-                                                 self.settings.min_part_frames)
+            parts = self.settings.parts_of(layout, self.workers)
             video.layout, video.detections = layout, [None] * layout.info.num_frames
             pieces = split_evenly(len(layout.key_frames), parts)
             video.parts = video.parts_left = len(pieces)

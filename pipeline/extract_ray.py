@@ -49,6 +49,7 @@ from tqdm import tqdm
 from aqa.data.feature_store import PARTS_SUFFIX, FeatureStore, write_index
 from aqa.data.labels import LabelTable
 from aqa.errors import AqaError, one_line
+from aqa.extractors.parallel import failure_reason
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class Planner:
 
         _limit_threads(threads)
         self.config, self.backend = config, pool.decode_backend
-        self.decoder = _decoder(pool)
+        self.decoder = pool.make_decoder()  # as the local engine's workers decode
         self.detector = build_detector(config.detector)
 
     def layout(self, name: str, path: str):
@@ -137,16 +138,17 @@ class Planner:
         try:
             return name, layout_video(self.decoder, path, self.config)
         except Exception as error:  # this video's own problem: reported, never retried
-            return name, _reason(error)
+            return name, failure_reason(error)
 
     def detect(self, name: str, layout, keys):
-        """``(name, boxes per key frame or failure reason)`` for the key frames ``keys`` (one part)."""
+        """``(name, keys, boxes per key frame or failure reason)`` for the key frames ``keys`` (one part)."""
         from aqa.extractors.siamese import detect_key_frames
 
         try:
-            return name, detect_key_frames(self.decoder, layout, keys, self.detector, self.config, self.backend)
+            return name, keys, detect_key_frames(self.decoder, layout, keys, self.detector, self.config,
+                                                 self.backend)
         except Exception as error:
-            return name, _reason(error)
+            return name, keys, failure_reason(error)
 
     def plan(self, name: str, layout, detections: list):
         """``(name, VideoPlan or failure reason, node)``: the parts joined, misses followed, tracked."""
@@ -156,7 +158,7 @@ class Planner:
             follow_missed_key_frames(self.decoder, layout, detections, self.detector, self.config, self.backend)
             return name, plan_from_detections(layout, detections, self.config), _node()
         except Exception as error:
-            return name, _reason(error), _node()
+            return name, failure_reason(error), _node()
 
     def identity(self) -> tuple[str, str]:
         """The detector's name and weights id (for the features' provenance)."""
@@ -181,7 +183,7 @@ class Writer:
         self.config, self.device, self.precision = config, device, precision
         self.clips_per_batch, self.backend = pool.clips_per_batch, pool.decode_backend
         self.backbone = build_backbone(config.backbone, weights=weights, device=device)
-        self.decoder = _decoder(pool)
+        self.decoder = pool.make_decoder()
         provenance = feature_provenance(config, self.backbone, _DetectorIdentity(*detector))
         self.writer, self.refusal = None, None
         try:
@@ -220,7 +222,7 @@ class Writer:
                 scene.append(scene_part)
                 actor.append(actor_part)
         except Exception as error:
-            return name, clips.start, _reason(error)
+            return name, clips.start, failure_reason(error)
         return name, clips.start, (np.concatenate(scene), np.concatenate(actor))
 
     def commit(self, name: str, path: str, plan, scene, actor, label) -> tuple[str, int, str | None, str]:
@@ -277,14 +279,6 @@ class _DetectorIdentity:
     weights_id: str
 
 
-def _decoder(pool):
-    """The decoder the local engine's workers use: a child process (timed out and replaced when it
-    hangs) unless ``isolate_decoding`` is off; it also decodes beside, not inside, the actor."""
-    from aqa.extractors.decode_worker import DecodeWorker, InlineDecoder
-
-    return DecodeWorker(timeout_s=pool.decode_timeout_s) if pool.isolate_decoding else InlineDecoder()
-
-
 def _limit_threads(threads: int) -> None:
     import torch
 
@@ -295,11 +289,6 @@ def _node() -> str:
     import ray
 
     return ray.get_runtime_context().get_node_id()
-
-
-def _reason(error: BaseException) -> str:
-    known = isinstance(error, (AqaError, IndexError, ValueError))
-    return one_line(error) if known else f"{type(error).__name__}: {one_line(error)}"
 
 
 # ---------------------------------------------------------------------------------- the driver
@@ -393,7 +382,7 @@ def run_ray_extraction(videos: Sequence[tuple[str, Path]], store_dir: Path, conf
             raise RayEngineError(refusals[0])
         summary.startup_s = time.perf_counter() - called  # every actor built, its model loaded
         provenance = ray.get(writers[0].provenance.remote())
-        _drive(todo, planners, writers, summary, labels, config, ray_config, progress)
+        _drive(todo, planners, writers, summary, labels, pool, ray_config, progress)
     finally:
         shards = ray.get([writer.close.remote() for writer in writers])
         for actor in planners + writers:
@@ -452,27 +441,27 @@ class _Flight:
     done: bool = False  # stored or failed: whatever of it is still running is ignored
 
 
-def _drive(todo, planners, writers, summary: RayRunSummary, labels, config, ray_config: RayConfig,
+def _drive(todo, planners, writers, summary: RayRunSummary, labels, pool, ray_config: RayConfig,
            progress: bool) -> None:
     """Keep every planner busy, the earliest video's work first; hand plans (or a long video's clip
     parts) to the least-loaded writers; collect the results. A long video is split as the local
     engine splits it (``count_parts``): its key frames over planners, its clips over writers."""
     import heapq
+    import itertools
 
     import numpy as np
     import ray
 
-    from aqa.extractors.parallel import count_parts, split_evenly
+    from aqa.extractors.parallel import split_evenly
 
     labels_of = labels.get if labels is not None else (lambda name: None)
-    pool = config.pool_config()
     planner_jobs: list = []  # heap of (order, stage, sequence, flight, method, args)
     writer_jobs: list = []
-    sequence = iter(range(1 << 62))
+    sequence = itertools.count()  # ties in the heaps keep their order
     for order, (name, path) in enumerate(todo):
         flight = _Flight(order, name, Path(path))
         heapq.heappush(planner_jobs, (order, 0, next(sequence), flight, "layout", (name, str(path))))
-    in_flight: dict = {}  # ref -> (flight, actor kind, actor index, method)
+    in_flight: dict = {}  # ref -> (flight, "planner" or "writer", actor index, method)
     queued = [0] * len(writers)
     free_planners = deque(range(len(planners)))
     bar = tqdm(total=len(todo), unit="video", desc="extract (ray)", disable=not progress)
@@ -495,11 +484,12 @@ def _drive(todo, planners, writers, summary: RayRunSummary, labels, config, ray_
     def planned(flight: _Flight, plan) -> None:
         flight.plan = plan
         pieces = split_evenly(plan.layout.clips.num_clips, min(len(writers), flight.parts))
-        if len(pieces) == 1:
-            to_writers(flight, 0, "embed", (flight.name, str(flight.path), plan, labels_of(flight.name)))
-        for piece in pieces if len(pieces) > 1 else []:
-            to_writers(flight, 0, "embed_clips", (flight.name, plan, piece))
         flight.parts_left = len(pieces)
+        if len(pieces) == 1:  # embedded and committed in one call
+            to_writers(flight, 0, "embed", (flight.name, str(flight.path), plan, labels_of(flight.name)))
+        else:
+            for piece in pieces:
+                to_writers(flight, 0, "embed_clips", (flight.name, plan, piece))
 
     def on_result(flight: _Flight, method: str, result) -> None:
         nonlocal frames_done
@@ -507,8 +497,7 @@ def _drive(todo, planners, writers, summary: RayRunSummary, labels, config, ray_
             layout = result[1]
             if isinstance(layout, str):
                 return finish(flight, layout)
-            single = pool.decode_backend == "pyav" or layout.info.codec == "gif"  # PyAV restarts on each seek
-            parts = 1 if single else count_parts(layout.info.num_frames, len(planners), pool.min_part_frames)
+            parts = pool.parts_of(layout, len(planners))
             flight.layout, flight.detections = layout, [None] * layout.info.num_frames
             pieces = split_evenly(len(layout.key_frames), parts)
             flight.parts = flight.parts_left = summary.parts[flight.name] = len(pieces)
@@ -517,10 +506,9 @@ def _drive(todo, planners, writers, summary: RayRunSummary, labels, config, ray_
                 heapq.heappush(planner_jobs, (flight.order, 1, next(sequence), flight, "detect",
                                               (flight.name, layout, keys)))
         elif method == "detect":
-            found = result[1]
+            _, keys, found = result
             if isinstance(found, str):
                 return finish(flight, found)
-            keys = result[2]
             for frame, boxes in zip(keys.tolist(), found):
                 flight.detections[frame] = boxes
             flight.parts_left -= 1
@@ -553,11 +541,7 @@ def _drive(todo, planners, writers, summary: RayRunSummary, labels, config, ray_
             finish(flight, reason)
 
     def call(actor, method: str, args: tuple, flight: _Flight, kind: str, index: int) -> None:
-        if method == "detect":  # the keys come back with the boxes
-            ref = actor.detect.remote(*args)
-            in_flight[ref] = (flight, kind, index, method, args[2])
-            return
-        in_flight[getattr(actor, method).remote(*args)] = (flight, kind, index, method, None)
+        in_flight[getattr(actor, method).remote(*args)] = (flight, kind, index, method)
 
     try:
         while planner_jobs or writer_jobs or in_flight:
@@ -575,7 +559,7 @@ def _drive(todo, planners, writers, summary: RayRunSummary, labels, config, ray_
             if not in_flight:
                 continue
             ready, _ = ray.wait(list(in_flight), num_returns=1)
-            flight, kind, index, method, keys = in_flight.pop(ready[0])
+            flight, kind, index, method = in_flight.pop(ready[0])
             if kind == "planner":
                 free_planners.append(index)
             else:
@@ -584,11 +568,11 @@ def _drive(todo, planners, writers, summary: RayRunSummary, labels, config, ray_
                 result = ray.get(ready[0])
             except ray.exceptions.RayError as error:
                 if isinstance(error, ray.exceptions.RayTaskError):  # raised in the actor: its message
-                    finish(flight, _reason(error.cause if error.cause is not None else error))
+                    finish(flight, failure_reason(error.cause if error.cause is not None else error))
                 else:  # the actor's process died more often than it may
                     finish(flight, f"its worker died {ray_config.max_retries + 1} times ({type(error).__name__})")
                 continue
             if not flight.done:
-                on_result(flight, method, result + (keys,) if method == "detect" else result)
+                on_result(flight, method, result)
     finally:
         bar.close()

@@ -74,15 +74,13 @@ def find_shards(store_dir: Path) -> StoreShards:
     found: dict[int, Path] = {}
     splits: set[int] = set()
     for path in sorted(store_dir.iterdir()):
-        match = _SHARD_NAME.match(path.name)
-        if match:
-            index, num_shards = int(match[1]), int(match[2])
-            splits.add(num_shards)
-            unfinished = path.with_name(path.name + PARTS_SUFFIX)
-            if not (unfinished.is_dir() and any(unfinished.glob("*.h5"))):
-                found[index] = path
-        elif path.name.endswith(PARTS_SUFFIX) and _SHARD_NAME.match(path.name[:-len(PARTS_SUFFIX)]):
-            splits.add(int(_SHARD_NAME.match(path.name[:-len(PARTS_SUFFIX)])[2]))
+        match = _SHARD_NAME.match(path.name.removesuffix(PARTS_SUFFIX))  # a shard, or a run's part files
+        if not match:
+            continue
+        splits.add(int(match[2]))
+        unfinished = path.with_name(path.name + PARTS_SUFFIX)
+        if path.name.endswith(".h5") and not (unfinished.is_dir() and any(unfinished.glob("*.h5"))):
+            found[int(match[1])] = path
     if not splits:
         raise ShardSplitError(f"{store_dir}: no shard-I-of-N.h5 files (written by aqa-extract --num-shards N "
                               "--shard-index I -o this folder)")
