@@ -96,9 +96,10 @@ def load_reference(path: Path) -> Reference:
 
 def _alternatives(drawn: list | None) -> list | None:
     """A key frame's boxes as a list of competitors' boxes (or None): one box is one competitor."""
-    if drawn is None or (drawn and not isinstance(drawn[0], list) and drawn[0] is not None):
-        return None if drawn is None else [drawn]
-    return drawn
+    if drawn is None:
+        return None
+    one_box = bool(drawn) and drawn[0] is not None and not isinstance(drawn[0], list)  # [x1, y1, x2, y2]
+    return [drawn] if one_box else drawn
 
 
 def athlete_boxes(video: Path, every_k: int = 1, follow: bool = True) -> tuple[np.ndarray, np.ndarray, float]:
@@ -131,6 +132,7 @@ def overlay_strip(video: Path, reference: Reference, ours: np.ndarray, out: Path
     with open_video(video) as source:
         images = source.get_batch(list(chosen))
     height = 240
+    iou_per_frame = reference.iou(ours)
     tiles = []
     for index, image in zip(chosen, images):
         image = np.ascontiguousarray(image)
@@ -138,7 +140,7 @@ def overlay_strip(video: Path, reference: Reference, ours: np.ndarray, out: Path
         for box, colour in drawn + [(ours[index], OURS_COLOUR)]:
             x1, y1, x2, y2 = np.round(box).astype(int)
             cv2.rectangle(image, (x1, y1), (x2, y2), colour, 2)
-        iou = float(reference.iou(ours)[index])
+        iou = float(iou_per_frame[index])
         scale = height / image.shape[0]
         tile = cv2.resize(image, (round(image.shape[1] * scale), height), interpolation=cv2.INTER_AREA)
         cv2.putText(tile, f"{index}  IoU {iou:.2f}", (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 2)
