@@ -229,11 +229,14 @@ class WorkerPool:
     # ------------------------------------------------------------------ the caller's side
 
     def extract(self, videos: Sequence[tuple[str, Path]],
-                on_clips: Callable[[str, int, int], None] | None = None) -> Iterator[ExtractedVideo | FailedVideo]:
+                on_clips: Callable[[str, int, int], None] | None = None,
+                on_tracking: Callable[[str, int], None] | None = None) -> Iterator[ExtractedVideo | FailedVideo]:
         """Extract ``videos`` ((name, path) pairs), yielding each as it finishes or fails.
 
         ``on_clips(name, clips_done, clips_total)`` follows the backbone's progress (0 done when a
-        video's plan is ready). Stopping the iteration early cancels the videos still in flight.
+        video's plan is ready, that is, once its athlete is tracked); ``on_tracking(name,
+        num_frames)`` says a video was opened and its athlete tracking began. Stopping the
+        iteration early cancels the videos still in flight.
         """
         run = _Run(queue.Queue(maxsize=self.settings.batch_queue * self.workers))
         self._runs.add(run)
@@ -247,6 +250,10 @@ class WorkerPool:
                 kind, video, payload = run.results.get()
                 if video.order in finished:
                     continue  # late news of a video already handed out
+                if kind == "layout":
+                    if on_tracking is not None:
+                        on_tracking(video.name, payload)
+                    continue
                 if kind == "plan":
                     assemblies[video.order] = _Assembly(payload)
                     if on_clips is not None:
@@ -315,6 +322,7 @@ class WorkerPool:
             video.layout, video.detections = layout, [None] * layout.info.num_frames
             pieces = split_evenly(len(layout.key_frames), parts)
             video.parts = video.parts_left = len(pieces)
+            video.run.post(("layout", video, layout.info.num_frames))
             for piece in pieces:
                 self._submit(_Job("detect", video, piece))
         elif job.stage == "detect":

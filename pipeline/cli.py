@@ -84,7 +84,7 @@ def setup_logging(*, verbose: bool = False, quiet: bool = False) -> None:
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S", force=True)
-    for noisy in ("matplotlib", "PIL", "h5py", "fsspec"):
+    for noisy in ("matplotlib", "PIL", "h5py", "fsspec", "httpx"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     warnings.showwarning = _log_warning
 

@@ -79,3 +79,41 @@ def plot_cumulative_score(path: str | Path, curves: Mapping[str, Sequence[Sequen
     figure.tight_layout()
     figure.savefig(path)
     return Path(path)
+
+
+def timeline_figure(report: Mapping, clip_spans: np.ndarray) -> Figure:
+    """One scored video along time, for a page to show: CoFInAl's attention of each procedure on
+    each clip (one line per procedure), FSPN's parsed sub-actions as coloured bands, and the clips
+    themselves (``clip_spans`` ``[T, 2]``: start and end in seconds) as ticks along the bottom.
+
+    Returned undrawn (the caller saves it or hands it to a page), never registered with pyplot.
+    """
+    clip_spans = np.asarray(clip_spans, dtype=float).reshape(-1, 2)
+    centres = clip_spans.mean(axis=1)
+    figure = Figure(figsize=(8, 3), dpi=100)
+    axes = figure.add_subplot()
+    procedures = report.get("procedures") or []
+    for index, procedure in enumerate(procedures):
+        axes.plot(centres, procedure["attention"], marker="o", markersize=3, linewidth=1.4, color=f"C{index % 10}",
+                  label=f"procedure {procedure['procedure']}")
+    for index, span in enumerate(report.get("sub_actions") or []):
+        axes.axvspan(span["start_s"], span["end_s"], color=f"C{index % 10}", alpha=0.25,
+                     label=f"sub-action {span['sub_action']}")
+    if procedures:
+        axes.set_ylabel("attention")
+        title = "where each procedure looks (CoFInAl attention per clip)"
+    elif report.get("sub_actions"):
+        axes.set_yticks([])
+        title = "parsed sub-actions (FSPN)"
+    else:
+        axes.set_yticks([])
+        title = f"clips scored ({report.get('head', 'this head')} gives no per-clip detail)"
+    axes.vlines(clip_spans[:, 0], 0, 0.04, transform=axes.get_xaxis_transform(), color="grey", linewidth=0.8)
+    axes.set_xlim(0, max(float(clip_spans[:, 1].max(initial=0.0)), 1e-3))
+    axes.set_xlabel("time (s)")
+    axes.set_title(title, fontsize=10)
+    axes.grid(alpha=0.3)
+    if procedures or report.get("sub_actions"):
+        axes.legend(fontsize=7, loc="upper right", ncol=2)
+    figure.tight_layout()
+    return figure

@@ -16,7 +16,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -87,24 +87,36 @@ def load_predictor(checkpoint: Path, *, device: str = "auto", weights: str | Non
     return Predictor(head, normalizer, info, config, backbone, pool, device)
 
 
-def predict_video(predictor: Predictor, path: Path, *, progress: bool = False,
-                  difficulty: float | None = None) -> tuple[dict[str, Any], SiameseFeatures]:
+StageCallback = Callable[[str, int, int], None]
+"""``(stage, done, total)`` as one video is scored: ``("decoding", 0, 0)``, ``("tracking", 0,
+frames)`` once the video is open, ``("features", clips_done, clips)`` after each batch of clips,
+``("scoring", 0, 0)`` when the head runs."""
+
+
+def predict_video(predictor: Predictor, path: Path, *, progress: bool = False, difficulty: float | None = None,
+                  on_stage: StageCallback | None = None) -> tuple[dict[str, Any], SiameseFeatures]:
     """Score one video (of this ``difficulty`` degree, when known): the report (plain data,
-    JSON-ready) and the features it was made from. Every worker helps with this one video."""
+    JSON-ready) and the features it was made from. Every worker helps with this one video.
+    ``on_stage`` follows the work (a page's progress bar); ``progress`` draws a terminal bar."""
     bar = tqdm(desc=path.name, unit="clip", disable=not progress, leave=False)
+    say = on_stage or (lambda stage, done, total: None)
 
     def on_clips(name: str, done: int, total: int) -> None:
         bar.total = total
         bar.n = done
         bar.refresh()
+        say("features", done, total)
 
+    say("decoding", 0, 0)
     try:
-        (result,) = predictor.pool.extract([(path.stem, path)], on_clips=on_clips)
+        (result,) = predictor.pool.extract([(path.stem, path)], on_clips=on_clips,
+                                           on_tracking=lambda name, frames: say("tracking", 0, frames))
     finally:
         bar.close()
     if isinstance(result, FailedVideo):
         raise VideoError(result.reason)
     features = result.features
+    say("scoring", 0, 0)
     score, details = predict_features(predictor.head, predictor.normalizer, features.scene, features.actor,
                                       streams=predictor.info.streams, difficulty=difficulty)
     report = build_report(path, score, details, features, predictor.info)

@@ -70,7 +70,7 @@ def foreign_research_folder(folder: Path) -> Path:
 def test_tools_and_api_work_beside_foreign_models_and_data_packages(tmp_path):
     folder = foreign_research_folder(tmp_path)
     bin_dir = Path(sys.executable).parent
-    for tool in ("aqa-extract", "aqa-train", "aqa-predict", "aqa-import"):
+    for tool in ("aqa-extract", "aqa-train", "aqa-predict", "aqa-import", "aqa-app", "aqa-index"):
         result = subprocess.run([str(bin_dir / tool), "--help"], cwd=folder, capture_output=True, text=True,
                                 timeout=300)
         assert result.returncode == 0 and "usage:" in result.stdout, (tool, result.stderr[-2000:])

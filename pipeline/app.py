@@ -1,0 +1,272 @@
+"""``aqa-app``: score a video in the browser.
+
+    aqa-app                                   # the model `make demo` trained
+    aqa-app --checkpoint runs/dive/model.pt --checkpoint runs/fspn/model.pt
+    aqa-app --checkpoint model.pt --host 0.0.0.0 --port 7860 --max-concurrent 2
+
+A Gradio page: upload a video (or pick an example), press Score, follow the progress (decoding,
+athlete tracking, features, scoring) and get the score with its grade or sub-actions, the overlay
+video with the tracked athlete, a timeline of the clips, warnings, and the JSON ``aqa-predict
+--json`` prints. The models load once, at start-up, with their worker pools kept warm; jobs queue
+and at most ``--max-concurrent`` run at once. The server reads no path but the uploaded file, and
+listens on localhost unless ``--host`` says otherwise. Everything runs offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aqa.data.labels import read_label_files
+from aqa.errors import AqaError, one_line
+from aqa.pipeline.app_scoring import AppLimits, JobGauge, check_upload, prune_jobs, score_upload
+from aqa.pipeline.cli import add_common_arguments, add_workers_argument, exit_status_epilog, run_cli
+from aqa.pipeline.extract import VIDEO_SUFFIXES
+from aqa.pipeline.predict import Predictor, PredictSetupError, load_predictor
+from aqa.pipeline.train_data import difficulty_use
+
+log = logging.getLogger(__name__)
+
+DEMO_OUT = Path("demo_out")
+DEMO_CHECKPOINT = DEMO_OUT / "run" / "model.pt"
+EXAMPLES_FROM_DEMO = 3
+
+# Progress along one job, as the page's bar shows it: where each stage starts (0-1).
+STAGE_AT = {"decoding": 0.02, "tracking": 0.08, "features": 0.35, "scoring": 0.9, "overlay": 0.93}
+STAGE_SAYS = {"decoding": "decoding the video", "tracking": "tracking the athlete", "scoring": "scoring",
+              "overlay": "drawing the overlay video"}
+
+
+@dataclass
+class AppService:
+    """What the page's handlers share: the loaded models (by the name the page lists), the
+    limits, the job gauge and the folder where each job's overlay and JSON are written."""
+
+    predictors: dict[str, Predictor]
+    limits: AppLimits
+    work_dir: Path
+    examples: list[Path] = field(default_factory=list)
+    gauge: JobGauge = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.gauge = JobGauge(self.limits.max_concurrent)
+
+    @property
+    def uses_difficulty(self) -> bool:
+        """Whether any model offered needs, or picks its exemplars by, the video's difficulty degree."""
+        return any(any(difficulty_use(predictor.head.config)) for predictor in self.predictors.values())
+
+
+def checkpoint_names(paths: Sequence[Path]) -> list[str]:
+    """A short, distinct name per checkpoint for the page's list: its folder and file name."""
+    names = [f"{path.parent.name}/{path.name}" if path.parent.name else path.name for path in paths]
+    if len(set(names)) < len(names):
+        names = [str(path) for path in paths]
+    return names
+
+
+def demo_examples(out: Path = DEMO_OUT, count: int = EXAMPLES_FROM_DEMO) -> list[Path]:
+    """A few of the demo's held-out videos (never seen in training), when ``make demo`` has run."""
+    test_list = out / "dataset" / "test.txt"
+    if not test_list.is_file():
+        return []
+    names = [record.name for record in read_label_files([test_list])]
+    return [path for path in (out / "dataset" / "videos" / f"{name}.mp4" for name in names[:count]) if path.is_file()]
+
+
+def copy_examples(examples: Sequence[Path], folder: Path) -> list[Path]:
+    """The example videos, copied where the server may serve files from: serving them from their own
+    folders would let the page hand out whatever else lies beside them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    copies = []
+    for index, path in enumerate(examples):
+        copy = folder / (path.name if path.name not in {c.name for c in copies} else f"{index}_{path.name}")
+        shutil.copyfile(path, copy)
+        copies.append(copy.resolve())
+    return copies
+
+
+def score_handler(service: AppService):
+    """The Score button's function: outputs (summary Markdown, overlay video, timeline figure,
+    JSON file). Any failure becomes a line in the summary, never a stack trace."""
+    import gradio as gr
+
+    def score(upload: str | None, checkpoint: str, difficulty: float | None,
+              progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008 (how Gradio finds it)
+        if not upload:
+            return "**Nothing to score:** upload a video (or pick an example) first.", None, None, None
+        path = Path(upload)
+
+        def on_stage(stage: str, done: int, total: int) -> None:
+            if stage == "features":
+                share = done / max(total, 1)
+                progress(STAGE_AT["features"] + share * (STAGE_AT["scoring"] - STAGE_AT["features"]),
+                         desc=f"features: clip {done} of {total}")
+            else:
+                frames = f" ({total} frames)" if stage == "tracking" and total else ""
+                progress(STAGE_AT[stage], desc=STAGE_SAYS[stage] + frames)
+
+        prune_jobs(service.work_dir)
+        with service.gauge.job(path.name) as number:
+            try:
+                check_upload(path, service.limits)
+                result = score_upload(service.predictors[checkpoint], path,
+                                      Path(tempfile.mkdtemp(prefix=f"job-{number}-", dir=service.work_dir)),
+                                      checkpoint_name=checkpoint, difficulty=difficulty or None, on_stage=on_stage)
+            except AqaError as error:  # the page names the upload, never where the server keeps it
+                return f"**Could not score {path.name}:** {one_line(error).replace(str(path), path.name)}", \
+                    None, None, None
+            except Exception as error:  # a bug: one line on the page, the traceback in the server's log
+                log.exception("job %d (%s) failed", number, path.name)
+                return f"**Internal error while scoring {path.name}:** {type(error).__name__}", None, None, None
+        overlay = str(result.overlay) if result.overlay else None
+        return result.summary, overlay, result.figure, str(result.json_path)
+
+    return score
+
+
+def build_page(service: AppService):
+    """The Gradio page (a ``gr.Blocks``), not yet launched."""
+    import gradio as gr
+
+    names = list(service.predictors)
+    with gr.Blocks(title="aqa: action quality assessment") as page:
+        gr.Markdown("# Score a sports video\nUpload a video of one athlete's performance, press **Score**, and get "
+                    "a judge-like score with the tracked athlete and where in the video the score comes from.")
+        with gr.Row():
+            with gr.Column(scale=1):
+                upload = gr.File(label="video", file_types=sorted(VIDEO_SUFFIXES), type="filepath",
+                                 elem_id="upload")
+                checkpoint = gr.Dropdown(names, value=names[0], label="model", elem_id="checkpoint",
+                                         interactive=len(names) > 1)
+                difficulty = gr.Number(label="difficulty degree of the dive (this model uses it)", value=None,
+                                       minimum=0, elem_id="difficulty", visible=service.uses_difficulty)
+                button = gr.Button("Score", variant="primary", elem_id="score-button")
+                if service.examples:
+                    gr.Examples([[str(path)] for path in service.examples], inputs=[upload],
+                                label="examples")
+            with gr.Column(scale=2):
+                summary = gr.Markdown(elem_id="summary")
+                overlay = gr.Video(label="tracked athlete and clip timeline", elem_id="overlay", interactive=False)
+                timeline = gr.Plot(label="timeline", elem_id="timeline")
+                report = gr.File(label="report (aqa-predict --json)", elem_id="report", interactive=False)
+        button.click(score_handler(service), inputs=[upload, checkpoint, difficulty],
+                     outputs=[summary, overlay, timeline, report], concurrency_limit=service.limits.max_concurrent,
+                     concurrency_id="score", api_name="score")
+    page.queue(max_size=service.limits.max_queue)
+    return page
+
+
+def launch(service: AppService, host: str, port: int) -> None:
+    """Serve the page until Ctrl-C."""
+    import gradio as gr
+
+    page = build_page(service)
+    system_fonts = ["ui-sans-serif", "system-ui", "sans-serif"]  # no web-font download: the page works offline
+    theme = gr.themes.Default(font=system_fonts, font_mono=["ui-monospace", "monospace"])
+    log.info("aqa-app: serving on http://%s:%d", host, port)
+    page.launch(server_name=host, server_port=port, max_file_size=f"{service.limits.max_upload_mb:g}mb",
+                allowed_paths=[str(service.work_dir)],
+                theme=theme, show_error=False, quiet=True, footer_links=[], ssr_mode=False, mcp_server=False,
+                pwa=False)
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Serve a web page that scores an uploaded video: the score with its grade or sub-actions, the "
+                    "overlay video with the tracked athlete, a timeline plot, warnings and the JSON report.",
+        epilog="Without --checkpoint the page offers the model `make demo` trained (demo_out/run/model.pt) and its "
+               "held-out videos as examples. Uploads over --max-upload-mb, files that are not videos and videos "
+               "that cannot be decoded get a message in the page. " + exit_status_epilog("stopped with Ctrl-C"))
+    parser.add_argument("--checkpoint", type=Path, action="append",
+                        help="model.pt written by aqa-train; repeat to offer several (picked from a list in the page)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 for the network)")
+    parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    parser.add_argument("--max-concurrent", type=int, default=1,
+                        help="videos scored at once; the others wait in the queue (default 1)")
+    parser.add_argument("--max-queue", type=int, default=8, help="videos waiting at most; more are refused (default 8)")
+    parser.add_argument("--max-upload-mb", type=float, default=200.0, help="largest upload accepted (default 200 MB)")
+    parser.add_argument("--examples", type=Path, nargs="+", metavar="VIDEO",
+                        help="videos offered as examples in the page (default: the demo's held-out videos)")
+    parser.add_argument("--work-dir", type=Path,
+                        help="where each job's overlay and JSON are written (default: a new temporary folder; "
+                             "jobs older than an hour are deleted)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    add_workers_argument(parser)
+    add_common_arguments(parser)
+    return parser
+
+
+def resolve_checkpoints(given: Sequence[Path] | None) -> list[Path]:
+    """The checkpoints to serve: those given, else the demo's, else a message saying how to get one."""
+    checkpoints = list(given or [])
+    if not checkpoints:
+        if not DEMO_CHECKPOINT.is_file():
+            raise PredictSetupError(f"no --checkpoint given and no demo model at {DEMO_CHECKPOINT}: run `make demo` "
+                                    "(about 3 minutes) or train one with aqa-train, then aqa-app --checkpoint "
+                                    "runs/x/model.pt")
+        checkpoints = [DEMO_CHECKPOINT]
+    for path in checkpoints:
+        if not path.is_file():
+            raise PredictSetupError(f"--checkpoint {path}: no such file")
+    return checkpoints
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuse, in one line, an address this machine cannot listen on (a port in use, a foreign host)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise PredictSetupError(f"cannot listen on {host}:{port} ({error.strerror or error}): pick another "
+                                    "--port, or stop what uses it") from None
+
+
+def main(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    checkpoints = resolve_checkpoints(args.checkpoint)
+    try:
+        limits = AppLimits(args.max_upload_mb, args.max_concurrent, args.max_queue)
+    except ValueError:
+        raise PredictSetupError("--max-upload-mb, --max-concurrent and --max-queue must be positive") from None
+    examples = list(args.examples) if args.examples else (demo_examples() if not args.checkpoint else [])
+    for path in examples:
+        if not path.is_file() or path.suffix.lower() not in VIDEO_SUFFIXES:
+            raise PredictSetupError(f"--examples {path}: not a video file")
+    check_port_free(args.host, args.port)  # before minutes of loading, not after
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="aqa-app-"))
+    work_dir.mkdir(parents=True, exist_ok=True)
+    predictors: dict[str, Predictor] = {}
+    try:
+        for name, path in zip(checkpoint_names(checkpoints), checkpoints):
+            predictors[name] = load_predictor(path, device=args.device, workers=args.workers)
+        service = AppService(predictors, limits, work_dir.resolve(), copy_examples(examples, work_dir / "examples"))
+        log.info("aqa-app: %d model(s) loaded in %.1f s", len(predictors), time.perf_counter() - started)
+        launch(service, args.host, args.port)
+    finally:
+        for predictor in predictors.values():
+            predictor.close()
+        if args.work_dir is None:
+            shutil.rmtree(work_dir, ignore_errors=True)
+    return 0
+
+
+def cli(argv: Sequence[str] | None = None) -> int:
+    """Console-script entry point: ``aqa-app``."""
+    return run_cli("aqa-app", get_args_parser, main, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())

@@ -1,0 +1,166 @@
+"""What ``aqa-app`` does with one uploaded video, without the web page: check the upload, score it
+with a loaded :class:`~aqa.pipeline.predict.Predictor`, and lay out what the page shows (the text,
+the overlay video, the timeline figure, the downloadable JSON).
+
+Kept apart from :mod:`aqa.pipeline.app` (the Gradio page) so that the rules a server must keep
+(limits on what is accepted, one-line messages instead of stack traces, no path but the upload's,
+a bounded number of jobs at once) are plain code that tests can call directly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from aqa.errors import AqaError, one_line
+from aqa.pipeline.checkpoint import check_difficulty
+from aqa.pipeline.extract import VIDEO_SUFFIXES
+from aqa.pipeline.plots import timeline_figure
+from aqa.pipeline.predict import Predictor, StageCallback, predict_video, save_prediction_overlay
+
+log = logging.getLogger(__name__)
+
+
+class UploadError(AqaError):
+    """An upload the app will not score (too large, not a video file); its message is for the page."""
+
+
+@dataclass(frozen=True)
+class AppLimits:
+    """How much one server accepts: the largest upload, jobs scored at once, jobs waiting."""
+
+    max_upload_mb: float = 200.0
+    max_concurrent: int = 1
+    max_queue: int = 8
+
+    def __post_init__(self) -> None:
+        if self.max_upload_mb <= 0 or self.max_concurrent < 1 or self.max_queue < 1:
+            raise ValueError(f"limits must be positive, got {self}")
+
+
+def check_upload(path: Path, limits: AppLimits) -> None:
+    """Refuse, with a line for the page, what is too large or is plainly not a video; whether the
+    bytes really are a video is for the decoder to say (a text file renamed ``.mp4`` passes here)."""
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise UploadError(f"{path.name}: not a video file (expected one of {', '.join(sorted(VIDEO_SUFFIXES))})")
+    size_mb = path.stat().st_size / 1e6
+    if size_mb > limits.max_upload_mb:
+        raise UploadError(f"{path.name}: {size_mb:.1f} MB is over this server's upload limit of "
+                          f"{limits.max_upload_mb:g} MB")
+    if size_mb == 0:
+        raise UploadError(f"{path.name}: the file is empty")
+
+
+class JobGauge:
+    """Counts the scoring jobs running and logs each start and end with that count, so whoever
+    runs the server (and the concurrency test) can see that the limit held."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.running = 0
+        self.peak = 0
+        self._numbers = iter(range(1, 1 << 62))
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def job(self, name: str) -> Iterator[int]:
+        with self._lock:
+            number = next(self._numbers)
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+            log.info("job %d started at %.3f: %s (%d running, limit %d)", number, time.time(), name, self.running,
+                     self.limit)
+        started = time.perf_counter()
+        try:
+            yield number
+        finally:
+            with self._lock:
+                self.running -= 1
+                log.info("job %d finished at %.3f after %.1f s (%d running)", number, time.time(),
+                         time.perf_counter() - started, self.running)
+
+
+@dataclass(frozen=True)
+class ScoredUpload:
+    """Everything the page shows for one scored video."""
+
+    report: dict[str, Any]
+    summary: str  # Markdown
+    figure: Figure
+    json_path: Path
+    overlay: Path | None  # None when it could not be drawn (the report's warnings say why)
+
+
+def score_upload(predictor: Predictor, upload: Path, job_dir: Path, *, checkpoint_name: str,
+                 difficulty: float | None = None, on_stage: StageCallback | None = None) -> ScoredUpload:
+    """Score ``upload`` and write its overlay video and JSON report into ``job_dir`` (made here).
+
+    The report names the video by its uploaded file name, never by where the server keeps it.
+    Raises :class:`AqaError` (one line) when the video cannot be scored.
+    """
+    check_difficulty(predictor.head, difficulty)
+    report, features = predict_video(predictor, upload, difficulty=difficulty, on_stage=on_stage)
+    job_dir.mkdir(parents=True, exist_ok=True)
+    overlay: Path | None = job_dir / f"{upload.stem}_overlay.mp4"
+    if on_stage is not None:
+        on_stage("overlay", 0, 0)
+    try:
+        save_prediction_overlay(overlay, report, features, f"{report['score_name']} {report['score']:.2f}")
+    except (AqaError, OSError) as error:  # the score stands whatever happens to its picture
+        report["warnings"].append(f"the overlay video could not be drawn: {one_line(error)}")
+        overlay = None
+    report["video"] = upload.name
+    plan = features.plan
+    spans = plan.layout.clips.frame_ranges.astype(np.float64) / plan.layout.info.fps
+    json_path = job_dir / f"{upload.stem}_aqa.json"
+    json_path.write_text(json.dumps({"checkpoint": checkpoint_name, "predictions": [report], "failures": []},
+                                    indent=2) + "\n")
+    return ScoredUpload(report, summary_markdown(report), timeline_figure(report, spans), json_path, overlay)
+
+
+def summary_markdown(report: dict[str, Any]) -> str:
+    """The result as a judge reads it: the score and grade first, then what stands behind it."""
+    headline = f"## {report['score_name']}: {report['score']:.2f}"
+    if "grade" in report:
+        headline += f" (grade {report['grade']} of {report['grades']}"
+        headline += f", sub-grade {report['subgrade']})" if "subgrade" in report else ")"
+    lines = [headline, ""]
+    lines += [f"> **Warning:** {warning}" for warning in report.get("warnings", [])]
+    if report.get("warnings"):
+        lines.append("")
+    athlete = ", ".join(f"{name} {count}" for name, count in report["athlete_frames"].items() if count)
+    lines.append(f"**{report['video']}**: {report['frames']} frames at {report['fps']:g} fps, {report['clips']} clips, "
+                 f"scored by a {report['head']} head. Athlete boxes: {athlete}.")
+    for procedure in report.get("procedures", []):
+        lines.append(f"- procedure {procedure['procedure']} attends most to {procedure['peak_start_s']:.1f}-"
+                     f"{procedure['peak_end_s']:.1f} s (clip {procedure['peak_clip']})")
+    for span in report.get("sub_actions", []):
+        lines.append(f"- sub-action {span['sub_action']}: {span['start_s']:.2f}-{span['end_s']:.2f} s")
+    if report.get("exemplars"):
+        votes = ", ".join(f"{entry.get('name', '#' + str(entry['bank_index']))} ({entry['vote']:.2f})"
+                          for entry in report["exemplars"])
+        lines.append(f"- voted over {len(report['exemplars'])} exemplars: {votes}")
+    return "\n".join(lines)
+
+
+def prune_jobs(work_dir: Path, *, older_than_s: float = 3600.0) -> None:
+    """Delete job folders older than ``older_than_s``: a long-running server keeps only the recent
+    overlays (the page has copied what it shows by then)."""
+    cutoff = time.time() - older_than_s
+    for folder in work_dir.glob("job-*"):
+        try:
+            if folder.stat().st_mtime < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
+        except FileNotFoundError:
+            continue

@@ -1,0 +1,263 @@
+"""aqa-app in a real browser: a real server on a free localhost port, Debian's headless chromium
+driven through its chromedriver, real clips from ../shared/data/videos uploaded and scored.
+
+Skips with its reason where chromium or chromedriver is missing (``.ci/run`` installs them).
+The screenshot it takes lands in the test's folder; with ``AQA_SCREENSHOT_TO=docs/images/aqa-app.png``
+it is also copied there: that is how the README's picture is made.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = shutil.which("chromium")
+CHROMEDRIVER = shutil.which("chromedriver")
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[dev]')")
+from selenium.webdriver.common.by import By  # noqa: E402
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.real_data,
+    pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
+                       reason="Debian's chromium and chromedriver are not installed (.ci/run installs them with "
+                              "apt-get install chromium chromium-driver)"),
+]
+
+MAX_UPLOAD_MB = 5
+RESULT_TIMEOUT_S = 300  # a 10-second clip on a 2-core CI machine, waiting behind another job
+PROGRESS_STAGES = ("decoding the video", "tracking the athlete (300 frames)", "features: clip", "scoring")
+JOB_LINE = re.compile(r"job (\d+) (started|finished) at ([\d.]+)(?:: (\S+) \((\d+) running, limit (\d+)\))?")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app(trained, tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    """``aqa-app`` serving the tiny trained checkpoint, one job at a time: (its URL, its log)."""
+    _, dataset, checkpoint = trained
+    folder = tmp_path_factory.mktemp("app")
+    log = folder / "server.log"
+    port = free_port()
+    example = sorted((dataset / "videos").glob("*.mp4"))[0]
+    command = [sys.executable, "-m", "aqa.pipeline.app", "--checkpoint", str(checkpoint), "--port", str(port),
+               "--max-concurrent", "1", "--max-queue", "4", "--max-upload-mb", str(MAX_UPLOAD_MB), "--workers", "2",
+               "--examples", str(example), "--work-dir", str(folder / "jobs")]
+    with open(log, "w") as out:
+        server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=folder)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"aqa-app exited with {server.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"aqa-app did not answer within 240 s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url, log
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@contextmanager
+def browser() -> Iterator:
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1500",
+                     "--mute-audio"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def wait_for(condition, timeout: float, what: str, driver=None):
+    """Poll ``condition()`` until it returns something truthy; fail naming ``what`` (and the page)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            page = driver.find_element(By.TAG_NAME, "body").text if driver else ""
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}; the page says:\n{page[-2000:]}")
+        time.sleep(0.3)
+
+
+def open_page(driver, url: str) -> None:
+    driver.get(url)
+    wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#upload input[type=file]"), 60, "the page", driver)
+
+
+def upload(driver, path: Path) -> None:
+    driver.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(path))
+
+
+def wait_uploaded(driver, path: Path) -> None:
+    wait_for(lambda: path.stem in driver.find_element(By.ID, "upload").text, 60, f"{path.name} to upload", driver)
+
+
+def press_score(driver, path: Path) -> None:
+    """Score ``path`` once its upload shows in the page."""
+    wait_uploaded(driver, path)
+    driver.find_element(By.ID, "score-button").click()
+
+
+def summary(driver, timeout: float = RESULT_TIMEOUT_S) -> str:
+    return wait_for(lambda: driver.find_element(By.ID, "summary").text.strip(), timeout, "the result", driver)
+
+
+def job_lines(log: Path) -> list[tuple[int, str, float, str | None, int | None]]:
+    """The server's job log: (job, started/finished, epoch seconds, video, jobs running)."""
+    found = []
+    for match in JOB_LINE.finditer(log.read_text()):
+        number, event, at, video, running, _ = match.groups()
+        found.append((int(number), event, float(at), video, int(running) if running else None))
+    return found
+
+
+def test_scores_a_real_clip_and_shows_score_overlay_plot_and_json(app, shared_videos, tmp_path):
+    url, _ = app
+    clip = shared_videos / "basketball.mp4"  # 10 s, 300 frames at 29.97 fps, 426x240
+    with browser() as driver:
+        open_page(driver, url)
+        upload(driver, clip)
+        press_score(driver, clip)
+        stages_seen = set()
+
+        def result_watching_progress() -> str:
+            body = driver.find_element(By.TAG_NAME, "body").text
+            stages_seen.update(stage for stage in PROGRESS_STAGES if stage in body)
+            return driver.find_element(By.ID, "summary").text.strip()
+
+        text = wait_for(result_watching_progress, RESULT_TIMEOUT_S, "the result", driver)
+        assert {"tracking the athlete (300 frames)", "features: clip"} <= stages_seen, stages_seen
+        assert re.match(r"score: -?\d+\.\d\d \(grade \d+ of \d+, sub-grade \d+\)", text), text
+        link = driver.find_element(By.CSS_SELECTOR, "#report a").get_attribute("href")
+        with urllib.request.urlopen(link, timeout=30) as response:
+            document = json.load(response)
+        (report,) = document["predictions"]
+        assert report["video"] == "basketball.mp4" and report["frames"] == 300  # its name, not the server's path
+        assert text.startswith(f"score: {report['score']:.2f} (grade {report['grade']} of {report['grades']}")
+        assert "/tmp" not in driver.find_element(By.TAG_NAME, "body").text
+        playable = wait_for(lambda: driver.execute_script(
+            "const v = document.querySelector('#overlay video');"
+            "return v && v.readyState >= 1 ? [v.duration, v.videoWidth, v.videoHeight] : null;"), 30,
+            "the overlay video to load", driver)
+        duration, width, height = playable
+        assert duration == pytest.approx(300 / 29.97, abs=0.2) and width == 426  # the overlay adds a timeline strip
+        assert height > 240
+        plot_width = wait_for(lambda: driver.execute_script(
+            "const i = document.querySelector('#timeline img'); return i && i.complete ? i.naturalWidth : 0;"),
+            30, "the timeline plot", driver)
+        assert plot_width >= 400
+        screenshot = tmp_path / "aqa-app.png"
+        driver.save_screenshot(str(screenshot))
+        assert screenshot.stat().st_size > 50_000
+        if os.environ.get("AQA_SCREENSHOT_TO"):
+            shutil.copyfile(screenshot, os.environ["AQA_SCREENSHOT_TO"])
+
+
+def test_a_text_file_named_mp4_and_an_oversized_upload_get_messages_an_example_a_score(app, trained, tmp_path):
+    url, _ = app
+    notes = tmp_path / "notes.mp4"
+    notes.write_text("These are a coach's notes, not a video.\n")
+    large = tmp_path / "large.mp4"
+    large.write_bytes(os.urandom((MAX_UPLOAD_MB + 1) * 1_000_000))
+    with browser() as driver:
+        open_page(driver, url)
+        upload(driver, notes)
+        press_score(driver, notes)
+        text = summary(driver, 60)
+        assert text.startswith("Could not score notes.mp4: notes.mp4: not a readable video"), text
+        body = driver.find_element(By.TAG_NAME, "body").text
+        assert "Traceback" not in body and "/tmp" not in body
+        assert not driver.find_elements(By.CSS_SELECTOR, "#overlay video")
+
+        open_page(driver, url)
+        upload(driver, large)
+        wait_for(lambda: "exceed the maximum allowed size" in driver.find_element(By.TAG_NAME, "body").text, 60,
+                 "the upload limit's message", driver)
+
+        open_page(driver, url)
+        example = sorted((trained[1] / "videos").glob("*.mp4"))[0]
+        driver.find_element(By.XPATH, f"//button[contains(., '{example.name}')]").click()
+        press_score(driver, example)
+        assert re.match(r"score: -?\d+\.\d\d", summary(driver)) and example.name in summary(driver)
+
+
+def test_two_sessions_at_once_both_get_results_one_job_at_a_time(app, shared_videos):
+    url, log = app
+    clips = [shared_videos / "makeup.avi", shared_videos / "olympic_dive.gif"]
+    with browser() as first, browser() as second:
+        for driver, clip in zip((first, second), clips):
+            open_page(driver, url)
+            upload(driver, clip)
+        for driver, clip in zip((first, second), clips):
+            wait_uploaded(driver, clip)
+        before = len(job_lines(log))
+        for driver in (first, second):
+            driver.find_element(By.ID, "score-button").click()
+        both_asked_at = time.time()
+        results = [summary(driver) for driver in (first, second)]
+    for clip, text in zip(clips, results):
+        assert re.match(r"score: -?\d+\.\d\d", text), (clip.name, text)
+        assert clip.name in text
+    events = job_lines(log)[before:]
+    started = sorted((at, number, running) for number, event, at, _, running in events if event == "started")
+    finished = {number: at for number, event, at, _, _ in events if event == "finished"}
+    assert len(started) == 2 and len(finished) == 2, events
+    assert all(running == 1 for _, _, running in started)  # never two jobs inside the scorer
+    (first_start, first_job, _), (second_start, _, _) = started
+    assert second_start >= finished[first_job]  # the second waited for the first to finish...
+    assert both_asked_at < finished[first_job]  # ...although both were asked for while the first ran
+
+
+def test_the_server_reads_no_path_but_an_upload(app, shared_videos):
+    """Gradio's API takes file references: one naming a file on the server that nobody uploaded is
+    refused before our scorer sees it (no job starts)."""
+    url, log = app
+    before = len(job_lines(log))
+    payload = {"data": [{"path": str(shared_videos / "olympic_dive.gif"), "meta": {"_type": "gradio.FileData"}},
+                        "run/model.pt", None]}
+    request = urllib.request.Request(url + "gradio_api/call/score", data=json.dumps(payload).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        event = json.load(response)["event_id"]
+    with urllib.request.urlopen(f"{url}gradio_api/call/score/{event}", timeout=120) as response:
+        stream = response.read().decode()
+    assert stream.startswith("event: error"), stream
+    assert len(job_lines(log)) == before and "was not uploaded by a user" in log.read_text()
+    with pytest.raises(urllib.error.HTTPError):  # nor does it serve files from beside the examples
+        urllib.request.urlopen(f"{url}gradio_api/file={shared_videos / 'olympic_dive.gif'}", timeout=30)

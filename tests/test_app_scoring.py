@@ -1,0 +1,131 @@
+"""aqa-app's rules without a browser: what uploads it accepts, the job gauge, one scored upload's
+outputs, the timeline figure and the command line's refusals (the page itself: test_app_browser)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aqa.pipeline.app import checkpoint_names
+from aqa.pipeline.app import cli as app_cli
+from aqa.pipeline.app_scoring import AppLimits, JobGauge, UploadError, check_upload, score_upload, summary_markdown
+from aqa.pipeline.plots import timeline_figure
+from aqa.pipeline.predict import load_predictor
+
+
+def test_uploads_that_are_not_videos_or_too_large_are_refused_in_one_line(tmp_path):
+    limits = AppLimits(max_upload_mb=0.01)
+    cases = {"notes.txt": b"hello", "empty.mp4": b"", "large.mp4": b"\0" * 20_000}
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+    with pytest.raises(UploadError, match=r"notes.txt: not a video file \(expected one of .*\.mp4"):
+        check_upload(tmp_path / "notes.txt", limits)
+    with pytest.raises(UploadError, match="empty.mp4: the file is empty"):
+        check_upload(tmp_path / "empty.mp4", limits)
+    with pytest.raises(UploadError, match="large.mp4: 0.0 MB is over this server's upload limit of 0.01 MB"):
+        check_upload(tmp_path / "large.mp4", limits)
+    (tmp_path / "small.MP4").write_bytes(b"\0" * 100)
+    check_upload(tmp_path / "small.MP4", limits)  # the bytes are the decoder's business
+
+
+def test_limits_must_be_positive():
+    for bad in ({"max_upload_mb": 0}, {"max_concurrent": 0}, {"max_queue": 0}):
+        with pytest.raises(ValueError):
+            AppLimits(**bad)
+
+
+def test_the_gauge_counts_jobs_running_at_once_and_logs_each(caplog):
+    gauge = JobGauge(limit=2)
+    inside = threading.Barrier(2)
+
+    def job(name):
+        with gauge.job(name):
+            inside.wait(timeout=10)  # both are inside at the same moment
+
+    with caplog.at_level(logging.INFO, logger="aqa.pipeline.app_scoring"):
+        threads = [threading.Thread(target=job, args=(f"v{i}.mp4",)) for i in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert gauge.peak == 2 and gauge.running == 0
+    started = [r.getMessage() for r in caplog.records if " started at " in r.getMessage()]
+    assert len(started) == 2 and any("(2 running, limit 2)" in line for line in started)
+    assert sum(" finished at " in r.getMessage() for r in caplog.records) == 2
+
+
+def test_a_scored_upload_names_the_upload_and_writes_the_json_and_overlay(trained, tmp_path):
+    _, dataset, checkpoint = trained
+    upload = sorted((dataset / "videos").glob("*.mp4"))[0]
+    stages = []
+    with load_predictor(checkpoint, device="cpu", workers=1) as predictor:
+        result = score_upload(predictor, upload, tmp_path / "job-1", checkpoint_name="run/model.pt",
+                              on_stage=lambda stage, done, total: stages.append((stage, done, total)))
+    document = json.loads(result.json_path.read_text())
+    assert document["checkpoint"] == "run/model.pt" and document["failures"] == []
+    (report,) = document["predictions"]
+    assert report["video"] == upload.name  # never the server's path
+    assert report == json.loads(json.dumps(result.report))
+    assert result.overlay is not None and result.overlay.stat().st_size > 1000
+    assert f"## score: {report['score']:.2f} (grade {report['grade']} of {report['grades']}" in result.summary
+    order = [stage for stage, _, _ in stages]
+    assert order[:2] == ["decoding", "tracking"] and order[-2:] == ["scoring", "overlay"]
+    features = [(done, total) for stage, done, total in stages if stage == "features"]
+    assert features[0][0] == 0 and features[-1] == (report["clips"], report["clips"])
+    assert ("tracking", 0, report["frames"]) in stages
+    lines = result.figure.axes[0].get_lines()
+    assert len(lines) == len(report["procedures"])  # one attention line per procedure
+    assert len(lines[0].get_xdata()) == report["clips"]
+
+
+def test_the_summary_and_timeline_of_an_fspn_report():
+    report = {"video": "dive.mp4", "score": 81.234, "score_name": "total", "head": "fspn", "frames": 96, "fps": 24.0,
+              "clips": 4, "athlete_frames": {"detected": 90, "fallback": 6, "held": 0},
+              "warnings": ["the video is damaged: only its readable frames were scored"],
+              "sub_actions": [{"sub_action": 1, "start_s": 0.0, "end_s": 1.5},
+                              {"sub_action": 2, "start_s": 1.5, "end_s": 4.0}],
+              "exemplars": [{"bank_index": 3, "name": "dive_017", "vote": 80.5}, {"bank_index": 5, "vote": 82.0}]}
+    text = summary_markdown(report)
+    assert text.startswith("## total: 81.23\n")
+    assert "> **Warning:** the video is damaged" in text
+    assert "Athlete boxes: detected 90, fallback 6." in text
+    assert "- sub-action 2: 1.50-4.00 s" in text and "voted over 2 exemplars: dive_017 (80.50), #5 (82.00)" in text
+    figure = timeline_figure(report, np.array([[0, 1], [1, 2], [2, 3], [3, 4]], float))
+    axes = figure.axes[0]
+    assert len(axes.patches) == 2 and axes.get_title() == "parsed sub-actions (FSPN)"
+    assert axes.get_xlim() == (0.0, 4.0)
+
+
+def test_checkpoints_get_short_distinct_names():
+    assert checkpoint_names([Path("runs/dive/model.pt"), Path("runs/fspn/model.pt")]) == \
+        ["dive/model.pt", "fspn/model.pt"]
+    assert checkpoint_names([Path("a/run/model.pt"), Path("b/run/model.pt")]) == \
+        ["a/run/model.pt", "b/run/model.pt"]
+
+
+def test_the_command_line_refuses_in_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # no demo_out/ here
+    assert app_cli([]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("aqa-app: error: no --checkpoint given and no demo model at demo_out/run/model.pt: "
+                            "run `make demo`") and "\n" not in error
+    assert app_cli(["--checkpoint", "missing.pt"]) == 2
+    assert capsys.readouterr().err.strip() == "aqa-app: error: --checkpoint missing.pt: no such file"
+    (tmp_path / "model.pt").write_bytes(b"x")
+    assert app_cli(["--checkpoint", "model.pt", "--max-concurrent", "0"]) == 2
+    assert "must be positive" in capsys.readouterr().err
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert app_cli(["--checkpoint", "model.pt", "--port", str(port)]) == 2
+    assert capsys.readouterr().err.strip().startswith(f"aqa-app: error: cannot listen on 127.0.0.1:{port} (")
+    (tmp_path / "notes.txt").write_text("x")
+    assert app_cli(["--checkpoint", "model.pt", "--examples", "notes.txt"]) == 2
+    assert "--examples notes.txt: not a video file" in capsys.readouterr().err
