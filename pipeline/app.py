@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 DEMO_OUT = Path("demo_out")
 DEMO_CHECKPOINT = DEMO_OUT / "run" / "model.pt"
 EXAMPLES_FROM_DEMO = 3
+UPLOADS_KEPT_S = 3 * 3600
 
 # Progress along one job, as the page's bar shows it: where each stage starts (0-1).
 STAGE_AT = {"decoding": 0.02, "tracking": 0.08, "features": 0.35, "scoring": 0.9, "overlay": 0.93}
@@ -139,7 +140,8 @@ def build_page(service: AppService):
     import gradio as gr
 
     names = list(service.predictors)
-    with gr.Blocks(title="aqa: action quality assessment") as page:
+    # Uploads and results live in Gradio's cache: files older than UPLOADS_KEPT_S go, every hour.
+    with gr.Blocks(title="aqa: action quality assessment", delete_cache=(3600, UPLOADS_KEPT_S)) as page:
         gr.Markdown("# Score a sports video\nUpload a video of one athlete's performance, press **Score**, and get "
                     "a judge-like score with the tracked athlete and where in the video the score comes from.")
         with gr.Row():

@@ -54,6 +54,9 @@ def check_upload(path: Path, limits: AppLimits) -> None:
     bytes really are a video is for the decoder to say (a text file renamed ``.mp4`` passes here)."""
     if path.suffix.lower() not in VIDEO_SUFFIXES:
         raise UploadError(f"{path.name}: not a video file (expected one of {', '.join(sorted(VIDEO_SUFFIXES))})")
+    if not path.is_file():
+        raise UploadError(f"{path.name}: the upload is no longer on the server (uploads are kept a few hours); "
+                          "upload it again")
     size_mb = path.stat().st_size / 1e6
     if size_mb > limits.max_upload_mb:
         raise UploadError(f"{path.name}: {size_mb:.1f} MB is over this server's upload limit of "

@@ -30,6 +30,8 @@ def test_uploads_that_are_not_videos_or_too_large_are_refused_in_one_line(tmp_pa
         check_upload(tmp_path / "empty.mp4", limits)
     with pytest.raises(UploadError, match="large.mp4: 0.0 MB is over this server's upload limit of 0.01 MB"):
         check_upload(tmp_path / "large.mp4", limits)
+    with pytest.raises(UploadError, match="gone.mp4: the upload is no longer on the server"):
+        check_upload(tmp_path / "gone.mp4", limits)
     (tmp_path / "small.MP4").write_bytes(b"\0" * 100)
     check_upload(tmp_path / "small.MP4", limits)  # the bytes are the decoder's business
 
@@ -129,3 +131,27 @@ def test_the_command_line_refuses_in_one_line(tmp_path, monkeypatch, capsys):
     (tmp_path / "notes.txt").write_text("x")
     assert app_cli(["--checkpoint", "model.pt", "--examples", "notes.txt"]) == 2
     assert "--examples notes.txt: not a video file" in capsys.readouterr().err
+
+
+def test_jobs_sharing_one_predictor_at_once_score_as_they_do_alone(trained, tmp_path):
+    """``--max-concurrent 2``: two jobs run ``score_upload`` on the same Predictor (its worker pool
+    and backbone) from two threads; each gets exactly the score it gets alone."""
+    _, dataset, checkpoint = trained
+    videos = sorted((dataset / "videos").glob("*.mp4"))[:2]
+    with load_predictor(checkpoint, device="cpu", workers=2) as predictor:
+        alone = [score_upload(predictor, video, tmp_path / f"alone-{i}", checkpoint_name="m").report
+                 for i, video in enumerate(videos)]
+        together: dict[int, dict] = {}
+        start = threading.Barrier(len(videos))
+
+        def job(index: int) -> None:
+            start.wait(timeout=30)
+            together[index] = score_upload(predictor, videos[index], tmp_path / f"together-{index}",
+                                           checkpoint_name="m").report
+
+        threads = [threading.Thread(target=job, args=(i,)) for i in range(len(videos))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=300)
+    assert [together[i] for i in range(len(videos))] == alone
