@@ -150,7 +150,7 @@ def build_page(service: AppService):
                                  elem_id="upload")
                 checkpoint = gr.Dropdown(names, value=names[0], label="model", elem_id="checkpoint",
                                          interactive=len(names) > 1)
-                difficulty = gr.Number(label="difficulty degree of the dive (this model uses it)", value=None,
+                difficulty = gr.Number(label="difficulty degree (for models trained with it; 0: not given)", value=None,
                                        minimum=0, elem_id="difficulty", visible=service.uses_difficulty)
                 button = gr.Button("Score", variant="primary", elem_id="score-button")
                 if service.examples:

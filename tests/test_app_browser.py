@@ -30,6 +30,8 @@ CHROMEDRIVER = shutil.which("chromedriver")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[dev]')")
 from selenium.webdriver.common.by import By  # noqa: E402
 
+from aqa.pipeline.train import cli as train_cli  # noqa: E402
+
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.real_data,
@@ -50,15 +52,26 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+# An FSPN small enough to train in a second on the tiny store (3 clips a video, 4 training videos).
+TINY_FSPN = ["--head", "fspn", *(item for key, value in [
+    ("parser_channels", "[32,16,16]"), ("smt_widths", "[16,32]"), ("smt_blocks", 1), ("smt_heads", 4),
+    ("fusion_dim", 32), ("regressor_dim", 32), ("num_bins", 4), ("num_exemplars", 2), ("train_window", 3)]
+    for item in ("--set", f"head.{key}={value}"))]
+
+
 @pytest.fixture(scope="module")
 def app(trained, tmp_path_factory) -> Iterator[tuple[str, Path]]:
-    """``aqa-app`` serving the tiny trained checkpoint, one job at a time: (its URL, its log)."""
-    _, dataset, checkpoint = trained
+    """``aqa-app`` serving the tiny trained CoFInAl checkpoint and an FSPN trained on the same
+    features, one job at a time: (its URL, its log)."""
+    root, dataset, checkpoint = trained
     folder = tmp_path_factory.mktemp("app")
     log = folder / "server.log"
+    assert train_cli([str(root / "f.h5"), *TINY_FSPN, "--score", "score", "--out", str(folder / "fspn"),
+                      "--epochs", "2", "--quiet"]) == 0
     port = free_port()
     example = sorted((dataset / "videos").glob("*.mp4"))[0]
-    command = [sys.executable, "-m", "aqa.pipeline.app", "--checkpoint", str(checkpoint), "--port", str(port),
+    command = [sys.executable, "-m", "aqa.pipeline.app", "--checkpoint", str(checkpoint), "--checkpoint",
+               str(folder / "fspn" / "model.pt"), "--port", str(port),
                "--max-concurrent", "1", "--max-queue", "4", "--max-upload-mb", str(MAX_UPLOAD_MB), "--workers", "2",
                "--examples", str(example), "--work-dir", str(folder / "jobs")]
     with open(log, "w") as out:
@@ -261,3 +274,23 @@ def test_the_server_reads_no_path_but_an_upload(app, shared_videos):
     assert len(job_lines(log)) == before and "was not uploaded by a user" in log.read_text()
     with pytest.raises(urllib.error.HTTPError):  # nor does it serve files from beside the examples
         urllib.request.urlopen(f"{url}gradio_api/file={shared_videos / 'olympic_dive.gif'}", timeout=30)
+
+
+def test_an_fspn_picked_from_the_list_shows_sub_actions_and_exemplars(app, shared_videos):
+    url, _ = app
+    clip = shared_videos / "olympic_dive.gif"  # 21 frames at 10 fps
+    with browser() as driver:
+        open_page(driver, url)
+        driver.find_element(By.CSS_SELECTOR, "#checkpoint input").click()
+        options = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "[role=option]"), 10, "the model list", driver)
+        assert [option.text.split("\n")[-1] for option in options] == ["run/model.pt", "fspn/model.pt"]
+        next(option for option in options if option.text.endswith("fspn/model.pt")).click()
+        upload(driver, clip)
+        press_score(driver, clip)
+        text = summary(driver)
+        assert re.match(r"score: -?\d+\.\d\d\n", text) and "scored by a fspn head" in text, text
+        assert re.search(r"sub-action 1: \d+\.\d\d-\d+\.\d\d s", text), text
+        assert re.search(r"voted over 2 exemplars: syn_\d+ \(-?\d+\.\d\d\), syn_\d+", text), text
+        wait_for(lambda: driver.execute_script(
+            "const i = document.querySelector('#timeline img'); return i && i.complete ? i.naturalWidth : 0;"),
+            30, "the timeline plot", driver)
