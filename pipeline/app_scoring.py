@@ -110,7 +110,8 @@ def score_upload(predictor: Predictor, upload: Path, job_dir: Path, *, checkpoin
     """Score ``upload`` and write its overlay video and JSON report into ``job_dir`` (made here).
 
     The report names the video by its uploaded file name, never by where the server keeps it.
-    Raises :class:`AqaError` (one line) when the video cannot be scored.
+    ``on_stage`` hears :func:`predict_video`'s stages, then ``("overlay", 0, 0)``. Raises
+    :class:`AqaError` (one line) when the video cannot be scored.
     """
     check_difficulty(predictor.head, difficulty)
     report, features = predict_video(predictor, upload, difficulty=difficulty, on_stage=on_stage)
