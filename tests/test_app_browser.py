@@ -31,6 +31,7 @@ webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not in
 from selenium.webdriver.common.by import By  # noqa: E402
 
 from aqa.pipeline.train import cli as train_cli  # noqa: E402
+from synthetic_video import write_moving_shapes  # noqa: E402
 
 pytestmark = [
     pytest.mark.slow,
@@ -202,7 +203,7 @@ def test_scores_a_real_clip_and_shows_score_overlay_plot_and_json(app, shared_vi
             shutil.copyfile(screenshot, os.environ["AQA_SCREENSHOT_TO"])
 
 
-def test_a_text_file_named_mp4_and_an_oversized_upload_get_messages_an_example_a_score(app, trained, tmp_path):
+def test_bad_uploads_get_messages_a_short_clip_warnings_and_an_example_a_score(app, trained, tmp_path):
     url, _ = app
     notes = tmp_path / "notes.mp4"
     notes.write_text("These are a coach's notes, not a video.\n")
@@ -222,6 +223,15 @@ def test_a_text_file_named_mp4_and_an_oversized_upload_get_messages_an_example_a
         upload(driver, large)
         wait_for(lambda: "exceed the maximum allowed size" in driver.find_element(By.TAG_NAME, "body").text, 60,
                  "the upload limit's message", driver)
+
+        open_page(driver, url)
+        short = tmp_path / "short.mp4"  # 5 frames of shapes: shorter than a clip, nobody in it
+        write_moving_shapes(short, num_frames=5)
+        upload(driver, short)
+        press_score(driver, short)
+        text = summary(driver, 120)
+        assert re.match(r"score: -?\d+\.\d\d", text), text
+        assert "Warning: the athlete was never found" in text and "Warning: the video (5 frames) is shorter" in text
 
         open_page(driver, url)
         example = sorted((trained[1] / "videos").glob("*.mp4"))[0]
