@@ -12,10 +12,12 @@ if [[ "$(id -u)" -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 LOG="${TMPDIR:-/tmp}/aqa-browser-install.log"
+# Without a reachable mirror apt must give up in seconds, not retry for minutes.
+APT=(timeout 900 apt-get -y -q -o Acquire::http::Timeout=20 -o Acquire::https::Timeout=20 -o Acquire::Retries=1)
 echo "ci: installing chromium and chromium-driver for the browser test (log: $LOG)"
-if ! apt-get install -y -q chromium chromium-driver >"$LOG" 2>&1; then
+if ! "${APT[@]}" install chromium chromium-driver >"$LOG" 2>&1; then
   # Stale package lists are the usual cause: refresh them once and retry.
-  if ! { apt-get update -q && apt-get install -y -q chromium chromium-driver; } >>"$LOG" 2>&1; then
+  if ! { "${APT[@]}" update && "${APT[@]}" install chromium chromium-driver; } >>"$LOG" 2>&1; then
     tail -n 5 "$LOG"
     echo "ci: could not install chromium; the browser test will skip"
   fi
