@@ -9,6 +9,7 @@ a bounded number of jobs at once) are plain code that tests can call directly.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import shutil
@@ -27,7 +28,15 @@ from aqa.errors import AqaError, one_line
 from aqa.pipeline.checkpoint import check_difficulty
 from aqa.pipeline.extract import VIDEO_SUFFIXES
 from aqa.pipeline.plots import timeline_figure
-from aqa.pipeline.predict import Predictor, StageCallback, predict_video, save_prediction_overlay
+from aqa.pipeline.predict import (
+    Predictor,
+    StageCallback,
+    athlete_phrase,
+    exemplar_votes,
+    grade_phrase,
+    predict_video,
+    save_prediction_overlay,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +82,7 @@ class JobGauge:
         self.limit = limit
         self.running = 0
         self.peak = 0
-        self._numbers = iter(range(1, 1 << 62))
+        self._numbers = itertools.count(1)
         self._lock = threading.Lock()
 
     @contextmanager
@@ -136,25 +145,22 @@ def score_upload(predictor: Predictor, upload: Path, job_dir: Path, *, checkpoin
 def summary_markdown(report: dict[str, Any]) -> str:
     """The result as a judge reads it: the score and grade first, then what stands behind it."""
     headline = f"## {report['score_name']}: {report['score']:.2f}"
-    if "grade" in report:
-        headline += f" (grade {report['grade']} of {report['grades']}"
-        headline += f", sub-grade {report['subgrade']})" if "subgrade" in report else ")"
+    grade = grade_phrase(report)
+    if grade:
+        headline += f" ({grade})"
     lines = [headline, ""]
     lines += [f"> **Warning:** {warning}" for warning in report.get("warnings", [])]
     if report.get("warnings"):
         lines.append("")
-    athlete = ", ".join(f"{name} {count}" for name, count in report["athlete_frames"].items() if count)
     lines.append(f"**{report['video']}**: {report['frames']} frames at {report['fps']:g} fps, {report['clips']} clips, "
-                 f"scored by a {report['head']} head. Athlete boxes: {athlete}.")
+                 f"scored by a {report['head']} head. Athlete boxes: {athlete_phrase(report)}.")
     for procedure in report.get("procedures", []):
         lines.append(f"- procedure {procedure['procedure']} attends most to {procedure['peak_start_s']:.1f}-"
                      f"{procedure['peak_end_s']:.1f} s (clip {procedure['peak_clip']})")
     for span in report.get("sub_actions", []):
         lines.append(f"- sub-action {span['sub_action']}: {span['start_s']:.2f}-{span['end_s']:.2f} s")
     if report.get("exemplars"):
-        votes = ", ".join(f"{entry.get('name', '#' + str(entry['bank_index']))} ({entry['vote']:.2f})"
-                          for entry in report["exemplars"])
-        lines.append(f"- voted over {len(report['exemplars'])} exemplars: {votes}")
+        lines.append(f"- voted over {len(report['exemplars'])} exemplars: {', '.join(exemplar_votes(report))}")
     return "\n".join(lines)
 
 

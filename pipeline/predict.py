@@ -226,16 +226,33 @@ def save_prediction_overlay(target: Path, report: dict[str, Any], features: Siam
                          fps=plan.layout.info.fps)
 
 
+def grade_phrase(report: dict[str, Any]) -> str | None:
+    """"grade 3 of 5, sub-grade 12" for a head that grades (CoFInAl); None otherwise."""
+    if "grade" not in report:
+        return None
+    grade = f"grade {report['grade']} of {report['grades']}"
+    return grade + (f", sub-grade {report['subgrade']}" if "subgrade" in report else "")
+
+
+def athlete_phrase(report: dict[str, Any]) -> str:
+    """How the athlete's boxes were got, by tracking status: "detected 162, interpolated 110"."""
+    return ", ".join(f"{status} {count}" for status, count in report["athlete_frames"].items() if count)
+
+
+def exemplar_votes(report: dict[str, Any]) -> list[str]:
+    """Each exemplar an FSPN head voted with, by name (or bank row) and vote: "dive_017 (80.50)"."""
+    return [f"{entry.get('name', '#' + str(entry['bank_index']))} ({entry['vote']:.2f})"
+            for entry in report.get("exemplars", [])]
+
+
 def format_report(report: dict[str, Any]) -> str:
     """The human-readable lines for one video."""
     lines = [f"{Path(report['video']).name}: {report['score_name']} {report['score']:.2f}"]
-    if "grade" in report:
-        grade = f"grade {report['grade']} of {report['grades']}"
-        if "subgrade" in report:
-            grade += f", sub-grade {report['subgrade']}"
+    grade = grade_phrase(report)
+    if grade:
         lines[0] += f"  ({grade})"
     lines.append(f"  {report['frames']} frames at {report['fps']:g} fps, {report['clips']} clips; athlete "
-                 + ", ".join(f"{k} {v}" for k, v in report["athlete_frames"].items() if v))
+                 + athlete_phrase(report))
     lines += [f"  warning: {warning}" for warning in report.get("warnings", [])]
     for procedure in report.get("procedures", []):
         lines.append(f"  procedure {procedure['procedure']}: attends most to "
@@ -244,8 +261,7 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append("  sub-actions: " + ", ".join(f"{span['sub_action']}: {span['start_s']:.2f}-{span['end_s']:.2f} s"
                                                    for span in report["sub_actions"]))
     if "exemplars" in report:
-        votes = [f"{entry.get('name', '#' + str(entry['bank_index']))} ({entry['vote']:.2f})"
-                 for entry in report["exemplars"]]
+        votes = exemplar_votes(report)
         lines.append(f"  voted over {len(votes)} exemplars: " + ", ".join(votes))
     return "\n".join(lines)
 
