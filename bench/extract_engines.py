@@ -59,6 +59,7 @@ def main(args: argparse.Namespace) -> None:
     config = dataclasses.replace(base, features=dataclasses.replace(
         base.features, input_size=args.input_size, clips=ClipPlanConfig(clip_length=args.clip_length),
         detector=DetectorConfig(kind="blazepose")))
+    on_ray = dataclasses.replace(config, ray=RayConfig(gpus_per_actor=0))  # no GPU asked for on this machine
     cpus = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as scratch:
         videos = make_videos(Path(scratch) / "data", args.videos, args.frames)
@@ -74,8 +75,7 @@ def main(args: argparse.Namespace) -> None:
                 if engine == "local":
                     written, _ = run_extraction(videos, out.with_suffix(".h5"), config, progress=False)
                 else:
-                    summary = run_ray_extraction(videos, out, config, progress=False,
-                                                 ray_config=RayConfig(gpus_per_actor=0))
+                    summary = run_ray_extraction(videos, out, on_ray, progress=False)
                     written, startup = summary.written, summary.startup_s
                 seconds = time.perf_counter() - started
                 assert len(written) == args.videos, f"{engine}: {len(written)} of {args.videos} videos written"

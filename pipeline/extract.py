@@ -280,8 +280,7 @@ def extract_from_args(args: argparse.Namespace) -> ExtractionResult:
         if args.overwrite:
             raise ExtractionError("--overwrite is not offered with --engine ray; delete the folder instead")
         start_ray(config.ray.address)
-        summary = run_ray_extraction(videos, output, config, labels=labels, progress=not args.quiet,
-                                     ray_config=config.ray)
+        summary = run_ray_extraction(videos, output, config, labels=labels, progress=not args.quiet)
         written, failures = summary.written, summary.failures
         output = summary.index
     else:

@@ -343,17 +343,16 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
 
 
 def run_ray_extraction(videos: Sequence[tuple[str, Path]], store_dir: Path, config, *,
-                       labels: LabelTable | None = None, progress: bool = True,
-                       ray_config: RayConfig | None = None) -> RayRunSummary:
+                       labels: LabelTable | None = None, progress: bool = True) -> RayRunSummary:
     """Extract every video not yet in ``store_dir`` on the Ray cluster (see the module docstring).
 
-    ``config`` is the :class:`~pipeline.extract.ExtractConfig`; Ray must be started
-    (:func:`start_ray`).
+    ``config`` is the :class:`~pipeline.extract.ExtractConfig`, its ``ray`` the actors' settings;
+    Ray must be started (:func:`start_ray`).
     """
     import ray
 
     called = time.perf_counter()
-    ray_config = ray_config or RayConfig()
+    ray_config = config.ray
     store_dir = Path(store_dir)
     if store_dir.exists() and not store_dir.is_dir():
         raise RayEngineError(f"--engine ray writes a folder of shards; {store_dir} is a file")

@@ -82,9 +82,9 @@ def test_a_long_video_is_split_over_actors_and_equals_the_local_engine(tmp_path,
     make_video("videos/long.mp4", num_frames=96, height=64, width=96, seed=7)
     settings = {**FAST, "overrides": {**FAST["overrides"], "min_part_frames": 24}}
     local = aqa.extract(tmp_path / "videos", tmp_path / "local.h5", **settings)
-    config = replace(_fast(ExtractConfig()), min_part_frames=24)
+    config = replace(_fast(ExtractConfig()), min_part_frames=24, ray=RayConfig(writer_threads=torch.get_num_threads()))
     summary = run_ray_extraction(find_videos([tmp_path / "videos"]).videos, tmp_path / "store", config,
-                                 progress=False, ray_config=RayConfig(writer_threads=torch.get_num_threads()))
+                                 progress=False)
     assert summary.written == local.written == ["long"] and summary.parts["long"] == 2
     ours, theirs = read_all(summary.index)["long"], read_all(tmp_path / "local.h5")["long"]
     assert np.array_equal(ours.scene, theirs.scene) and np.array_equal(ours.actor, theirs.actor)
@@ -107,9 +107,8 @@ def test_two_nodes_share_the_work(videos, tmp_path):
     cluster.add_node(num_cpus=2)
     try:
         start_ray(cluster.address)
-        config = _fast(ExtractConfig())
-        summary = run_ray_extraction(find_videos([videos]).videos, tmp_path / "store", config, progress=False,
-                                     ray_config=RayConfig(writers=2, planners=4))  # every CPU of both
+        config = replace(_fast(ExtractConfig()), ray=RayConfig(writers=2, planners=4))  # every CPU of both
+        summary = run_ray_extraction(find_videos([videos]).videos, tmp_path / "store", config, progress=False)
         assert sorted(summary.written) == [f"v{index}" for index in range(5)]
         nodes = {node for pair in summary.nodes.values() for node in pair}
         assert len(nodes) == 2, summary.nodes  # actors on both nodes did stages of the videos
