@@ -50,10 +50,10 @@ from aqa.data.feature_store import PARTS_SUFFIX, FeatureStore, write_index
 from aqa.data.labels import LabelTable
 from aqa.errors import AqaError, one_line
 from aqa.extractors.parallel import failure_reason
+from aqa.pipeline.shards import INDEX_NAME  # one index name, whichever way the store was split
 
 log = logging.getLogger(__name__)
 
-INDEX_NAME = "index.json"
 SHARD_PREFIX = "ray-shard-"
 
 
