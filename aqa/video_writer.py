@@ -23,11 +23,14 @@ def write_video(
     codec: str = "libx264",
     crf: int = 18,
     pixel_format: str = "yuv420p",
+    rotation: int = 0,
 ) -> int:
     """Encode ``frames`` (each ``[H, W, 3]`` uint8 RGB, all one size) and return how many.
 
     H and W must be even for yuv420p. ``fps`` may be fractional (29.97 is stored as 30000/1001).
-    Every frame gets its own timestamp, so the file holds exactly the frames given.
+    Every frame gets its own timestamp, so the file holds exactly the frames given. ``rotation``
+    (degrees, counter-clockwise, a multiple of 90) is written as the stream's display matrix, as a
+    phone does: players show the stored frames turned by it (``np.rot90(frame, rotation // 90)``).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -40,6 +43,8 @@ def write_video(
                 raise ValueError(f"frames must be [H, W, 3] uint8, got {frame.shape} {frame.dtype}")
             if stream is None:
                 stream = _open_stream(container, codec, rate, frame.shape, pixel_format, crf)
+                if rotation % 360:
+                    stream.set_display_rotation(rotation % 360)
             elif (frame.shape[0], frame.shape[1]) != (stream.height, stream.width):
                 raise ValueError(f"frame {count} is {frame.shape[1]}x{frame.shape[0]}, "
                                  f"expected {stream.width}x{stream.height}")

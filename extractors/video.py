@@ -21,7 +21,9 @@ Outcomes, as documented in ``docs/video-inputs.md``:
 
 Both backends return bit-identical frames for the same indices at native size (checked on the
 real clips in ``../shared/data/videos``); with decode-time resize the two scalers differ by
-under one grey level on average. Rotation metadata is applied, so frames come out upright.
+under one grey level on average. Rotation metadata is applied once, so frames come out upright
+as a player shows them: decord 0.6.0 turns its frames itself (and resizes the turned frame), PyAV
+gives the stored frame, which :class:`PyAVSource` turns (``_rotate``).
 """
 
 from __future__ import annotations
@@ -87,8 +89,7 @@ class VideoSource:
             raise IndexError(f"frame indices must lie in [0, {self.info.num_frames}), got "
                              f"{int(wanted.min())}..{int(wanted.max())}")
         unique, inverse = np.unique(wanted, return_inverse=True)
-        frames = self._read_sorted(unique.tolist())
-        return _rotate(frames, self.info.rotation)[inverse]
+        return self._read_sorted(unique.tolist())[inverse]
 
     @property
     def output_size(self) -> tuple[int, int]:
@@ -96,12 +97,13 @@ class VideoSource:
         return self.resize or (self.info.width, self.info.height)
 
     def _decode_size(self) -> tuple[int, int] | None:
-        """The resize target before rotation (decoders see the stored, unrotated frame)."""
+        """The resize target before rotation (PyAV sees the stored, unrotated frame)."""
         if self.resize is None:
             return None
         return self.resize[::-1] if self.info.rotation in (90, 270) else self.resize
 
     def _read_sorted(self, indices: list[int]) -> np.ndarray:
+        """Frames at sorted unique ``indices``, upright, at ``output_size``."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -128,8 +130,7 @@ class DecordSource(VideoSource):
         self._may_fall_back = fallback
         import decord  # imported here: PyAV-only users never pay for it
 
-        size = self._decode_size()
-        width, height = size if size else (-1, -1)
+        width, height = self.resize or (-1, -1)  # decord turns first, so it resizes the upright frame
         try:
             self._reader = decord.VideoReader(info.path, ctx=decord.cpu(0), width=width, height=height,
                                               num_threads=num_threads)
@@ -158,7 +159,7 @@ class DecordSource(VideoSource):
             self._fallback = PyAVSource(self.info, self.resize)
             return self._read_with_fallback(indices)
         if len(head) < len(indices):
-            frames.append(decode_last_frame(self.info.path, self._decode_size())[None])
+            frames.append(_rotate(decode_last_frame(self.info.path, self._decode_size())[None], self.info.rotation))
         return np.concatenate(frames)
 
     def _read_with_fallback(self, indices: list[int]) -> np.ndarray:
@@ -214,7 +215,7 @@ class PyAVSource(VideoSource):
             frames.append(frame)
         self.damaged_frames = len(self._damaged_positions)
         self.check_damage()
-        return np.stack(frames)
+        return _rotate(np.stack(frames), self.info.rotation)
 
     def _next_frame(self) -> tuple[np.ndarray, bool]:
         """The next frame in presentation order; past the last decodable one, the last repeats."""
@@ -369,10 +370,11 @@ def _to_rgb(frame: av.VideoFrame, size: tuple[int, int] | None) -> np.ndarray:
 
 
 def _rotate(frames: np.ndarray, rotation: int) -> np.ndarray:
-    """Turn ``[N, H, W, 3]`` frames upright given the stream's counter-clockwise display rotation."""
+    """Turn stored ``[N, H, W, 3]`` frames as the display matrix says: ``rotation`` is counter-clockwise
+    (FFmpeg's ``av_display_rotation_get``, PyAV's ``frame.rotation``), what players and decord apply."""
     if rotation == 0:
         return frames
-    return np.ascontiguousarray(np.rot90(frames, k=-(rotation // 90), axes=(1, 2)))
+    return np.ascontiguousarray(np.rot90(frames, k=rotation // 90, axes=(1, 2)))
 
 
 def _first_line(error: BaseException) -> str:

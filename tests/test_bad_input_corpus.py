@@ -310,6 +310,30 @@ def predict_overlay_that_cannot_be_written_keeps_the_score(folder, corpus):
                            "--quiet"], 1, "scored, but the overlay")
 
 
+def predict_into(corpus: Corpus, videos: list[Path], overlay: Path, code: int = 0, says: str | None = None,
+                 **more) -> Run:
+    return Run("predict", [*map(str, videos), "--checkpoint", str(corpus.checkpoint), "--save-overlay", str(overlay),
+                           "--quiet"], code, says, **more)
+
+
+@case(4)
+def predict_overlay_of_a_portrait_phone_video(folder, corpus):
+    """Stored 96x64 with a display rotation of 90 degrees: shown 64x96, scored and drawn upright
+    (seen failing before the fix: exit 1, decord's turned frames met PyAV's unturned last frame)."""
+    from aqa.extractors.video import probe_video
+    from aqa.video_writer import write_video
+    from synthetic_video import moving_shapes
+
+    clip = moving_shapes(num_frames=12, height=64, width=96, seed=7)
+    write_video(folder / "phone.mp4", clip.frames, clip.fps, rotation=90)
+
+    def portrait() -> None:
+        info = probe_video(folder / "phone_overlay.mp4")
+        assert (info.width, info.height, info.rotation) == (64, 96 + 24, 0)
+
+    return predict_into(corpus, [folder / "phone.mp4"], folder / "phone_overlay.mp4", then=portrait)
+
+
 # --- 5. No silent corruption ----------------------------------------------------------------------
 
 @case(5)

@@ -8,6 +8,8 @@ import numpy as np
 from aqa.extractors.tracking import DETECTED, HELD
 from aqa.extractors.video import open_video
 from aqa.pipeline.overlay import TIMELINE_HEIGHT, timeline_row, write_overlay
+from aqa.video_writer import write_video
+from synthetic_video import moving_shapes
 
 
 def test_overlay_video_draws_the_box_on_every_frame(make_video, tmp_path):
@@ -26,6 +28,25 @@ def test_overlay_video_draws_the_box_on_every_frame(make_video, tmp_path):
     x1, y1, _, y2 = clip.figure_boxes[11].astype(int)
     edge = frames[1, (y1 + y2) // 2, x1]  # held: drawn yellow
     assert edge[0] > 150 and edge[1] > 150 and edge[2] < 120
+
+
+def test_overlay_of_a_portrait_phone_video_is_upright(tmp_path):
+    """Stored 64x36 with a display rotation of 90 degrees, shown 36x64: the overlay is the picture a
+    player shows (it once crashed here: decord's turned frames met PyAV's unturned last frame)."""
+    clip = moving_shapes(num_frames=12, height=36, width=64)
+    path = tmp_path / "phone.mp4"
+    write_video(path, clip.frames, clip.fps, rotation=90)
+    shown = np.rot90(clip.frames, k=1, axes=(1, 2))  # [12, 64, 36, 3]
+    boxes = np.tile(np.array([[2, 2, 8, 8]], np.float32), (12, 1))
+    out = write_overlay(tmp_path / "overlay.mp4", path, boxes, np.full(12, DETECTED, np.uint8), np.array([[0, 12]]),
+                        np.array([1.0]), "", fps=clip.fps)
+    with open_video(out) as video:
+        assert (video.info.width, video.info.height) == (36, 64 + TIMELINE_HEIGHT)
+        frames = video.get_batch(range(12))
+    picture = frames[:, 12:60, 12:34].astype(int)  # away from the box
+    upright, upside_down = (np.abs(picture - turned[:, 12:60, 12:34]).mean()
+                            for turned in (shown, shown[:, ::-1, ::-1]))
+    assert upright < 10 < upside_down, (upright, upside_down)  # measured 6.3 (twice encoded at 36 px) and 28
 
 
 def test_png_strip_has_one_panel_per_picked_frame(make_video, tmp_path):

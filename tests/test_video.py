@@ -7,8 +7,9 @@ import pytest
 
 from aqa.errors import VideoError
 from aqa.extractors.video import decode_last_frame, open_video, probe_video
+from aqa.video_writer import write_video
 from bad_videos import _remux_faststart, make_bad_inputs
-from synthetic_video import read_frame_index, write_moving_shapes
+from synthetic_video import moving_shapes, read_frame_index, write_moving_shapes
 
 REAL_VIDEOS = {  # name: (codec, width, height, frames, fps), from ../shared/data/README.md
     "arm_wrestling.mp4": ("h264", 340, 256, 280, 28.0),
@@ -168,15 +169,28 @@ def test_one_frame_and_short_videos_read_fully(bad_inputs, backend):
         assert [read_frame_index(f) for f in video.get_batch(range(12))] == list(range(12))
 
 
-def test_rotation_metadata_turns_frames_upright():
-    from aqa.extractors.video import _rotate
-
-    # A frame stored sideways: its top row (red) should end up on the right after a 90 degree
-    # counter-clockwise display rotation is undone by turning the frame clockwise.
-    stored = np.zeros((1, 4, 6, 3), np.uint8)
-    stored[0, 0, :, 0] = 255
-    upright = _rotate(stored, 90)
-    assert upright.shape == (1, 6, 4, 3)
-    assert (upright[0, :, -1, 0] == 255).all() and upright[0, :, :-1, 0].max() == 0
-    np.testing.assert_array_equal(_rotate(_rotate(stored, 90), 270), stored)
-    np.testing.assert_array_equal(_rotate(stored, 0), stored)
+@pytest.mark.parametrize("stored", [(64, 64), (64, 36)], ids=["square", "landscape-stored"])
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_rotated_videos_come_out_upright_and_the_same_from_both_backends(tmp_path, rotation, stored):
+    """A phone video: frames stored as shot, the display matrix (real side data in the MP4) saying
+    how to turn them. Players, FFmpeg and decord show ``np.rot90(stored, rotation // 90)`` (the
+    matrix's rotation is counter-clockwise); both readers must give exactly that, once, at native
+    size and resized, the last frame (decord's PyAV path) included."""
+    width, height = stored
+    clip = moving_shapes(num_frames=12, height=height, width=width)
+    path = tmp_path / "phone.mp4"
+    write_video(path, clip.frames, clip.fps, rotation=rotation)
+    shown = np.rot90(clip.frames, k=rotation // 90, axes=(1, 2))  # [T, H', W', 3] as a player shows it
+    indices = [11, 0, 5]
+    info = probe_video(path)
+    assert info.rotation == rotation and (info.width, info.height) == (shown.shape[2], shown.shape[1])
+    read = {}
+    for backend in ("decord", "pyav"):
+        with open_video(path, backend=backend) as video:
+            read[backend] = video.get_batch(indices)
+        with open_video(path, backend=backend, resize=(shown.shape[2] // 2, shown.shape[1] // 2)) as video:
+            assert video.get_batch(indices).shape == (3, shown.shape[1] // 2, shown.shape[2] // 2, 3), backend
+        assert read[backend].shape == shown[indices].shape, backend
+        error = np.abs(read[backend].astype(int) - shown[indices]).mean()
+        assert error < 3, f"{backend}: frames differ from the upright ones by {error:.1f} grey levels"
+    np.testing.assert_array_equal(read["decord"], read["pyav"])
