@@ -4,7 +4,8 @@
 detected, yellow where interpolated or held, grey where the whole frame was used), a caption with
 the score, and a timeline strip under the picture: one cell per clip, shaded by a per-clip curve
 (e.g. a head's attention over time), with a cursor at the current frame. An output ending in
-``.png`` gets a strip of evenly spaced frames instead of a video.
+``.png`` gets a strip of evenly spaced frames instead of a video. Either is written to a temporary
+file beside the output and renamed into place, so a failed write keeps what was there before.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from aqa.atomic import written_then_renamed
 from aqa.extractors.tracking import DETECTED, FALLBACK
 from aqa.extractors.video import open_video
 from aqa.video_writer import write_video
@@ -73,16 +75,21 @@ def overlay_frames(video_path: str | Path, boxes: np.ndarray, status: np.ndarray
 def write_overlay(output: str | Path, video_path: str | Path, boxes: np.ndarray, status: np.ndarray,
                   clip_ranges: np.ndarray, curve: np.ndarray, caption: str, *, fps: float,
                   strip_frames: int = 6) -> Path:
-    """Write the overlay video (any extension PyAV muxes, e.g. ``.mp4``) or, for ``.png``, a frame strip."""
+    """Write the overlay video (any extension PyAV muxes, e.g. ``.mp4``) or, for ``.png``, a frame strip.
+    ``output`` is never the video itself (``ValueError``: callers refuse that before any work)."""
     output = Path(output)
+    if output.exists() and output.samefile(video_path):
+        raise ValueError(f"{output} is the video the overlay is drawn from")
+    output.parent.mkdir(parents=True, exist_ok=True)
     if output.suffix.lower() == ".png":
         num_frames = len(status)
         picks = np.unique(np.linspace(0, num_frames - 1, min(strip_frames, num_frames)).round().astype(int))
         frames = list(overlay_frames(video_path, boxes, status, clip_ranges, curve, caption, max_width=480,
                                      indices=picks))
-        output.parent.mkdir(parents=True, exist_ok=True)
-        if not cv2.imwrite(str(output), cv2.cvtColor(np.concatenate(frames, axis=1), cv2.COLOR_RGB2BGR)):
-            raise OSError(f"could not write {output}")  # OpenCV reports a failed write only by its result
+        with written_then_renamed(output) as temporary:
+            if not cv2.imwrite(str(temporary), cv2.cvtColor(np.concatenate(frames, axis=1), cv2.COLOR_RGB2BGR)):
+                raise OSError(f"could not write {output}")  # OpenCV reports a failed write only by its result
         return output
-    write_video(output, overlay_frames(video_path, boxes, status, clip_ranges, curve, caption), fps)
+    with written_then_renamed(output) as temporary:
+        write_video(temporary, overlay_frames(video_path, boxes, status, clip_ranges, curve, caption), fps)
     return output

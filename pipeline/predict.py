@@ -266,29 +266,51 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def overlay_path(option: Path, video: Path, many: bool) -> Path:
-    """``--save-overlay`` names the file for one video, a folder for several."""
-    if many or option.is_dir():
-        return option / f"{video.stem}_overlay.mp4"
-    return option
+def overlay_paths(option: Path, videos: Sequence[Path]) -> list[Path]:
+    """Where ``--save-overlay`` puts each video's overlay: the file it names, for one video; for
+    several (or a folder), ``<stem>_overlay.mp4`` in that folder, numbered ``<stem>_2_overlay.mp4``...
+    where that name is already another video's overlay or one of the videos (two ``dive.mp4`` from
+    two days' folders must not draw over each other)."""
+    if not (len(videos) > 1 or option.is_dir()):
+        return [option]
+    taken = {video.resolve() for video in videos}
+    paths = []
+    for video in videos:
+        path, number = option / f"{video.stem}_overlay.mp4", 1
+        while path.resolve() in taken:
+            number += 1
+            path = option / f"{video.stem}_{number}_overlay.mp4"
+        taken.add(path.resolve())
+        paths.append(path)
+    return paths
 
 
 OVERLAY_SUFFIXES = (".mp4", ".png")
 
 
-def check_overlay_option(option: Path | None, many: bool) -> None:
-    """Refuse an unusable ``--save-overlay`` before any video is decoded: an unknown extension, or a
-    folder that does not exist and cannot be made."""
+def check_overlay_option(option: Path | None, videos: Sequence[Path]) -> list[Path] | None:
+    """Each video's overlay path (:func:`overlay_paths`), or None without ``--save-overlay``. Refuses,
+    before any video is decoded, an unknown extension, a folder that does not exist and cannot be
+    made, and an overlay that would replace one of the videos (``--save-overlay dive.mp4`` for
+    ``dive.mp4``, through a link too)."""
     if option is None:
-        return
-    if not (many or option.is_dir()) and option.suffix.lower() not in OVERLAY_SUFFIXES:
+        return None
+    many = len(videos) > 1 or option.is_dir()
+    if not many and option.suffix.lower() not in OVERLAY_SUFFIXES:
         raise PredictSetupError(f"--save-overlay {option}: unknown extension {option.suffix or '(none)'!r}; "
                                 f"use {' or '.join(OVERLAY_SUFFIXES)}, or a folder")
-    folder = option if (many or option.is_dir()) else option.parent
+    paths = overlay_paths(option, videos)
+    for path in paths:
+        for video in videos:
+            if path.resolve() == video.resolve() or (path.exists() and video.exists() and path.samefile(video)):
+                raise PredictSetupError(f"--save-overlay {option}: {path} is the input video {video}; an overlay "
+                                        "never replaces a video, name another file")
+    folder = option if many else option.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise PredictSetupError(f"--save-overlay {option}: cannot create {folder}: {error.strerror or error}") from None
+    return paths
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -313,27 +335,29 @@ def get_args_parser() -> argparse.ArgumentParser:
                              "(FSPN w/ DD), and picks an FSPN head's exemplars of that difficulty")
     parser.add_argument("--save-overlay", type=Path, metavar="PATH",
                         help="write the video with the tracked athlete and a timeline (.mp4, or .png for a "
-                             "strip); a folder when several videos are given")
+                             "strip); a folder when several videos are given (NAME_overlay.mp4 each, numbered "
+                             "NAME_2_overlay.mp4... where names repeat). Never one of the videos; written to a "
+                             "temporary file and renamed into place")
     add_common_arguments(parser)
     return parser
 
 
 def main(args: argparse.Namespace) -> int:
-    check_overlay_option(args.save_overlay, len(args.videos) > 1)  # before any work (and before the pool starts)
+    overlays = check_overlay_option(args.save_overlay, args.videos)  # before any work (and before the pool starts)
     predictor = load_predictor(args.checkpoint, device=args.device, weights=args.weights,
                                detector_weights=args.detector_weights, workers=args.workers)
     reports, failures = [], {}
     with predictor:
         check_difficulty(predictor.head, args.difficulty)  # once, before any video is decoded
-        for path in args.videos:
+        for number, path in enumerate(args.videos):
             try:
                 report, features = predict_video(predictor, path, progress=not (args.quiet or args.json),
                                                  difficulty=args.difficulty)
             except AqaError as error:
                 failures[str(path)] = one_line(error)
                 continue
-            if args.save_overlay:  # the score stands whatever happens to its picture
-                target = overlay_path(args.save_overlay, path, len(args.videos) > 1)
+            if overlays:  # the score stands whatever happens to its picture
+                target = overlays[number]
                 try:
                     save_prediction_overlay(target, report, features, f"{report['score_name']} {report['score']:.2f}")
                     report["overlay"] = str(target)

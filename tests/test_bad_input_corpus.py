@@ -316,6 +316,52 @@ def predict_into(corpus: Corpus, videos: list[Path], overlay: Path, code: int = 
                            "--quiet"], code, says, **more)
 
 
+def unchanged(*paths: Path) -> Callable[[], None]:
+    """The follow-up check: these files hold what they held before the run."""
+    before = {path: path.read_bytes() for path in paths}
+
+    def check() -> None:
+        for path, data in before.items():
+            assert path.read_bytes() == data, f"{path} was changed"
+    return check
+
+
+@case(4)
+def predict_overlay_onto_its_own_input_is_refused(folder, corpus):
+    video = new_clip(folder)  # seen failing before the fix: exit 0, new_clip.mp4 replaced by its overlay
+    return predict_into(corpus, [video], video, 2, "is the input video", then=unchanged(video))
+
+
+@case(4)
+def predict_overlays_of_two_videos_with_one_name_are_both_kept(folder, corpus):
+    first, second = new_clip(folder / "day1", "dive", num_frames=12), new_clip(folder / "day2", "dive", num_frames=16)
+
+    def both_kept() -> None:  # seen failing before the fix: one dive_overlay.mp4, of 16 frames
+        from aqa.extractors.video import probe_video
+
+        written = sorted((folder / "overlays").glob("*.mp4"))
+        assert [path.name for path in written] == ["dive_2_overlay.mp4", "dive_overlay.mp4"], written
+        assert [probe_video(path).num_frames for path in written] == [16, 12]
+
+    return predict_into(corpus, [first, second], folder / "overlays", then=both_kept)
+
+
+@case(4)
+def predict_overlay_that_fails_midway_keeps_the_file_it_would_replace(folder, corpus):
+    video = new_clip(folder)
+    target = folder / "overlay.mp4"
+    target.write_bytes(b"an earlier overlay" * 300)
+
+    kept = unchanged(target)
+
+    def kept_and_no_leftovers() -> None:  # seen failing before the fix: a 2000-byte fragment instead
+        kept()
+        assert sorted(path.name for path in folder.iterdir()) == ["new_clip.mp4", "overlay.mp4"]
+
+    return predict_into(corpus, [video], target, 1, "scored, but the overlay", fault=writes_fail_past(2000),
+                        then=kept_and_no_leftovers)
+
+
 @case(4)
 def predict_overlay_of_a_portrait_phone_video(folder, corpus):
     """Stored 96x64 with a display rotation of 90 degrees: shown 64x96, scored and drawn upright
