@@ -20,7 +20,8 @@ head's ``train_lr`` / ``train_weight_decay`` / ``train_batch_size`` (the SGD set
 needs both streams unless ``head.use_actor=false``. ``--set head.train_divide_by_difficulty=true``
 trains on score / difficulty ("w/ DD") when every video has a difficulty.
 
-Outputs in ``--out`` (one sub-folder per score when several are trained, plus a top-level
+Outputs in ``--out`` (one sub-folder per score when several are trained, named after it, a score
+that cannot name a folder of its own refused before training; plus a top-level
 ``metrics.json`` that averages rho over scores with Fisher's z): ``model.pt`` (see
 :mod:`pipeline.checkpoint`; of the seed with the best validation rho, or with fixed epochs the
 best rho on the whole training videos; never chosen by test), ``metrics.json``,
@@ -373,6 +374,7 @@ def train_from_args(args: argparse.Namespace, say: Callable[[str], None] = print
     several scores their Fisher-z mean under ``"combined"``; ``say`` gets the one-line summaries."""
     started = time.perf_counter()
     config = config_from_args(args)
+    folders = score_folders(args.out, config.scores)
     check_output_folder(args.out, args.overwrite)
     device = resolve_device(args.device)
     labels = read_label_files(args.labels, parse_column_names(args.columns)) if args.labels else None
@@ -385,12 +387,12 @@ def train_from_args(args: argparse.Namespace, say: Callable[[str], None] = print
     check_head_streams(config, data.streams)
     digest = config_hash(config)
     if folds_asked:
-        return cross_validation_main(args, data, config, digest, device, say)
+        return cross_validation_main(args, data, config, digest, device, folders, say)
     several = len(config.scores) > 1
     reports: dict[str, Any] = {}
     for score in config.scores:
         run, head = train_score(data, score, config, device, progress=not args.quiet)
-        folder = args.out / _folder_name(score) if several else args.out
+        folder = folders[score]
         report = reports[score] = write_score_outputs(folder, run, head, data, config, digest, device)
         shown = "test" if data.test is not None else "train"
         say(f"aqa-train: {score}: {shown} rho {report[f'{shown}_srcc']:.4f} ± {report[f'{shown}_srcc_std']:.4f}, "
@@ -411,7 +413,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def cross_validation_main(args: argparse.Namespace, data: TrainingData, config: RunConfig, digest: str,
-                          device: str, say: Callable[[str], None] = print) -> dict[str, Any]:
+                          device: str, folders: dict[str, Path], say: Callable[[str], None] = print) -> dict[str, Any]:
     """``--folds K`` / ``--folds-file F``: every score cross-validated on the training split."""
     if args.folds_file is not None:
         folds = read_folds(args.folds_file)
@@ -424,7 +426,7 @@ def cross_validation_main(args: argparse.Namespace, data: TrainingData, config: 
         started = time.perf_counter()
         train_fold = functools.partial(_train_fold, score=score, config=config, device=device)
         runs = cross_validate(data, folds, train_fold, label=score, progress=not args.quiet)
-        folder = args.out / _folder_name(score) if several else args.out
+        folder = folders[score]
         report = reports[score] = write_cv_outputs(folder, data.train, score, runs, folds, config, digest, device)
         say(f"aqa-train: {score}: {len(folds)}-fold CV rho {report['fold_srcc']:.4f} ± "
             f"{report['fold_srcc_std']:.4f} (Fisher-z over folds; pooled {report['pooled_srcc']:.4f}; "
@@ -442,8 +444,28 @@ def _train_fold(data: TrainingData, *, score: str, config: RunConfig, device: st
     return train_score(data, score, config, device, progress=False)[0]
 
 
-def _folder_name(score: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", score) or "score"
+def score_folders(out: Path, scores: Sequence[str]) -> dict[str, Path]:
+    """Where each score's outputs go: ``out`` itself for one score; for several, ``out/<name>`` with
+    the characters outside ``A-Za-z0-9._-`` turned into ``_``. Refuses, before any training, a score
+    whose folder would not be a folder of its own inside ``out`` (``..`` wrote model.pt beside
+    ``out``; ``.``, an empty name, ``metrics.json``, the run's own file) and two scores that would
+    share one (``a/b`` and ``a_b``; ``TES`` and ``tes`` on macOS and Windows): one's outputs would
+    overwrite the other's."""
+    if len(scores) <= 1:
+        return {score: out for score in scores}
+    folders: dict[str, Path] = {}
+    for score in scores:
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", score)
+        if not name.strip(".") or name == "metrics.json":
+            raise TrainingSetupError(f"score {score!r} cannot name a folder in --out {out}; rename it in the labels "
+                                     "or train it alone (one score writes into --out itself)")
+        for other, folder in folders.items():
+            if folder.name.casefold() == name.casefold():
+                raise TrainingSetupError(f"scores {other!r} and {score!r} would share the folder {out / name} in "
+                                         "--out (names are made of letters, digits, '.', '-' and '_', any case); "
+                                         "rename one in the labels or train them in separate runs")
+        folders[score] = out / name
+    return folders
 
 
 def cli(argv: Sequence[str] | None = None) -> int:

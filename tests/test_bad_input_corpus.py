@@ -380,6 +380,35 @@ def predict_overlay_of_a_portrait_phone_video(folder, corpus):
     return predict_into(corpus, [folder / "phone.mp4"], folder / "phone_overlay.mp4", then=portrait)
 
 
+@case(4)
+def train_score_named_dot_dot_stays_inside_out(folder, corpus):
+    store = score_names_store(folder, "..")
+
+    def nothing_outside() -> None:  # seen failing before the fix: exit 0 and folder/model.pt written
+        assert {path.name for path in folder.iterdir()} <= {"run", "scores.h5"}
+        assert not list(folder.rglob("model.pt"))
+
+    return Run("train", [str(store), *TINY_HEAD, "--score", "..", "--out", str(folder / "run")], 2,
+               "'..' cannot name a folder", store, ("tr_0000",), then=nothing_outside)
+
+
+@case(4)
+def train_scores_that_would_share_a_folder_are_refused(folder, corpus):
+    store = score_names_store(folder, "a/b", "a_b")  # seen failing before the fix: exit 0, one a_b folder
+    return Run("train", [str(store), *TINY_HEAD, "--score", "a/b", "--score", "a_b", "--out", str(folder / "run")], 2,
+               "would share the folder", store, ("tr_0000",))
+
+
+def score_names_store(folder: Path, *names: str) -> Path:
+    """A labelled synthetic store whose scores are ``total`` and ``names`` (each a copy of total)."""
+    def renamed(videos):
+        return [replace(video, scores={"total": video.scores["total"],
+                                       **{name: video.scores["total"] for name in names}}) for video in videos]
+    return write_synthetic_store(folder / "scores.h5", {"train": renamed(make_videos(24, TASK, seed=1, prefix="tr")),
+                                                        "test": renamed(make_videos(12, TASK, seed=2, prefix="te"))},
+                                 TASK)
+
+
 # --- 5. No silent corruption ----------------------------------------------------------------------
 
 @case(5)

@@ -22,7 +22,7 @@ from aqa.models.masking import masked_mean
 from aqa.models.metrics import fisher_z_mean, spearman
 from aqa.models.registry import HeadConfig, HeadNeeds, ScoringHead, list_heads, register_head
 from aqa.pipeline.checkpoint import MissingDifficultyError, load_checkpoint, predict_features
-from aqa.pipeline.train import cli
+from aqa.pipeline.train import TrainingSetupError, cli, score_folders
 from aqa.synthetic.features import SyntheticTask, make_videos, synthetic_provenance, write_synthetic_store
 from torch_threads import single_thread
 
@@ -166,6 +166,19 @@ def test_two_scores_train_one_model_each_and_average_with_fisher_z(store, tmp_pa
         assert row["test_rl2"] == pytest.approx((total["seeds"][index]["test_rl2"]
                                                  + execution["seeds"][index]["test_rl2"]) / 2)
     assert combined["test_srcc"] == pytest.approx(np.mean([row["test_srcc"] for row in combined["seeds"]]))
+
+
+def test_each_score_gets_a_folder_of_its_own_inside_out(tmp_path):
+    out = tmp_path / "run"
+    assert score_folders(out, ["TES"]) == {"TES": out}  # one score: --out itself, whatever its name
+    assert score_folders(out, ["TES", "PCS total", "a.b-c"]) == {
+        "TES": out / "TES", "PCS total": out / "PCS_total", "a.b-c": out / "a.b-c"}
+    for bad in ("..", ".", "...", "", "metrics.json"):  # ".." wrote model.pt beside --out
+        with pytest.raises(TrainingSetupError, match="cannot name a folder"):
+            score_folders(out, ["TES", bad])
+    for first, second in (("a/b", "a_b"), ("TES", "tes"), ("TES", "TES")):  # one overwrote the other
+        with pytest.raises(TrainingSetupError, match=f"{first!r} and {second!r} would share the folder"):
+            score_folders(out, [first, second])
 
 
 def test_a_preset_picks_score_window_and_apparatus(tmp_path, capsys):
