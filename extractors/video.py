@@ -14,8 +14,9 @@ Outcomes, as documented in ``docs/video-inputs.md``:
 * fewer frames present than the header claims: if at least ``min_present_fraction`` (90 %) are
   there the video opens *partial* (``info.partial``, ``info.claimed_frames``) with the frames
   that exist, else :class:`VideoError`;
-* a frame that fails to decode mid-stream (PyAV) is replaced by the previous frame and counted in
-  ``source.damaged_frames``; once more than 10 % of the video's frames are damaged it is a
+* a frame that fails to decode anywhere, the first packet included (PyAV), is replaced by the
+  previous frame and counted in ``source.damaged_frames``; once more than 10 % of the video's frames
+  are damaged it is a
   :class:`VideoError` (a limit per video, not per read: a read of two frames at a cut tail must
   not refuse a video whose other 98 % decode).
 
@@ -305,27 +306,39 @@ def _open_container(path: str | Path):
 def _scan_stream(container, stream, path: Path) -> tuple[int, int, int, int]:
     """Count packets with data (one per frame for video codecs) and decode the first frame.
 
-    Returns (frames present, rotation in degrees, stored width, stored height).
+    Returns (frames present, rotation in degrees, stored width, stored height). A packet that fails
+    to decode is still present (the readers count it as damaged, against the video's damage limit);
+    the first frame is then taken from the next packet that decodes. Only the demuxer stopping
+    ends the count (a cut file).
     """
     present, rotation, size = 0, 0, (stream.width, stream.height)
-    first_decoded = False
+    first = None
     try:
         for packet in container.demux(stream):
             if packet.size == 0 or packet.is_corrupt:  # a cut file's last packet is flagged corrupt
                 continue
             present += 1
-            if not first_decoded:
-                for frame in packet.decode():
-                    rotation = int(round(getattr(frame, "rotation", 0) or 0)) % 360
-                    size = (frame.width, frame.height)
-                    first_decoded = True
-                    break
+            if first is None:
+                first = _decoded_frame(packet, path)
+                if first is not None:
+                    rotation = int(round(getattr(first, "rotation", 0) or 0)) % 360
+                    size = (first.width, first.height)
     except (av.FFmpegError, ValueError) as error:
         log.debug("%s: demux stopped after %d packets: %s", path, present, error)
     if rotation not in (0, 90, 180, 270):
         log.warning("%s: rotation %d degrees is not a multiple of 90; ignored", path, rotation)
         rotation = 0
     return present, rotation, size[0], size[1]
+
+
+def _decoded_frame(packet: av.Packet, path: Path) -> av.VideoFrame | None:
+    """The first frame ``packet`` gives, or None when it gives none or fails to decode."""
+    try:
+        frames = packet.decode()
+    except (av.FFmpegError, ValueError) as error:
+        log.debug("%s: packet at byte %s fails to decode: %s", path, packet.pos, error)
+        return None
+    return frames[0] if frames else None
 
 
 def _frame_rate(stream, num_frames: int) -> float:

@@ -47,6 +47,18 @@ def _remux_faststart(source: Path, target: Path) -> Path:
     return target
 
 
+def damage_packet(source: Path, target: Path, index: int) -> Path:
+    """Copy ``source`` with its ``index``-th video packet made undecodable: the length of its first
+    H.264 unit set past the packet's end, so the decoder refuses the packet (the demuxer still
+    reads it, as a bad sector or a botched edit leaves a file)."""
+    with av.open(str(source)) as container:
+        packet = [packet for packet in container.demux(video=0) if packet.size][index]
+    data = bytearray(source.read_bytes())
+    data[packet.pos:packet.pos + 4] = (0x7FFFFFFF).to_bytes(4, "big")
+    target.write_bytes(bytes(data))
+    return target
+
+
 def _write_audio_only(path: Path) -> None:
     with av.open(str(path), "w") as container:
         stream = container.add_stream("aac", rate=16000)

@@ -8,7 +8,7 @@ import pytest
 from aqa.errors import VideoError
 from aqa.extractors.video import decode_last_frame, open_video, probe_video
 from aqa.video_writer import write_video
-from bad_videos import _remux_faststart, make_bad_inputs
+from bad_videos import _remux_faststart, damage_packet, make_bad_inputs
 from synthetic_video import moving_shapes, read_frame_index, write_moving_shapes
 
 REAL_VIDEOS = {  # name: (codec, width, height, frames, fps), from ../shared/data/README.md
@@ -167,6 +167,21 @@ def test_one_frame_and_short_videos_read_fully(bad_inputs, backend):
     with open_video(bad_inputs["short.mp4"], backend=backend) as video:
         assert video.info.num_frames == 12
         assert [read_frame_index(f) for f in video.get_batch(range(12))] == list(range(12))
+
+
+@pytest.mark.parametrize("packet", [0, 100, 101], ids=["first", "keyframe-mid-stream", "mid-stream"])
+def test_an_undecodable_packet_is_damage_first_or_mid_stream(make_video, tmp_path, packet):
+    """One packet the decoder refuses: the probe counts it as present wherever it is (the first one
+    was decoded inside the demuxing ``try``, so its error ended the count: "truncated: only 1 of the
+    260 frames"); the readers count what it costs against the damage limit. Measured: the first
+    packet (the only reference of the first 25 frames) costs 25 frames, mid-stream ones 1."""
+    path, _ = make_video(num_frames=260, height=64, width=96)
+    damaged = damage_packet(path, tmp_path / "damaged.mp4", packet)
+    info = probe_video(damaged)
+    assert (info.num_frames, info.partial, info.width, info.height) == (260, False, 96, 64)
+    with open_video(damaged) as video:
+        assert video.get_batch(range(260)).shape == (260, 64, 96, 3)
+        assert 1 <= video.damaged_frames <= 26
 
 
 @pytest.mark.parametrize("stored", [(64, 64), (64, 36)], ids=["square", "landscape-stored"])
