@@ -52,8 +52,8 @@ def extract(videos: PathLike | Iterable[PathLike], store: PathLike, *, progress:
     ``labels``, ``columns``...).
     """
     paths = [videos] if isinstance(videos, (str, Path)) else list(videos)
-    args = _parse(extract_tool.get_args_parser,
-                  [*map(str, paths), "--output", str(store), *_options(settings, overrides, progress)])
+    args = _parse(extract_tool.get_args_parser, [f"--output={store}", *_options(settings, overrides, progress), "--",
+                                                 *map(str, paths)])
     configure_library_environment()
     return extract_tool.extract_from_args(args)
 
@@ -67,7 +67,7 @@ def train(store: PathLike, *, out: PathLike, head: str = "cofinal", progress: bo
     ``score``, ``epochs``, ``seeds``, ``device``, ``overwrite``...).
     """
     args = _parse(train_tool.get_args_parser,
-                  [str(store), "--out", str(out), "--head", head, *_options(settings, overrides, progress)])
+                  [f"--out={out}", f"--head={head}", *_options(settings, overrides, progress), "--", str(store)])
     configure_library_environment()
     reports = train_tool.train_from_args(args, say=lambda line: None)
     return reports if len(reports) > 1 else next(iter(reports.values()))
@@ -158,7 +158,9 @@ class Predictor:
 
 
 def _options(settings: Mapping[str, Any], overrides: Mapping[str, Any] | None, progress: bool) -> list[str]:
-    """Keyword settings as the tool's command-line options (see the module docstring)."""
+    """Keyword settings as the tool's command-line options (see the module docstring), each value
+    joined to its option (``--labels=-a.txt``) so that no value, and no path after the ``--`` that
+    the callers put before their paths, is ever read as an option."""
     argv: list[str] = []
     for key, value in settings.items():
         option = "--" + key.replace("_", "-")
@@ -167,14 +169,13 @@ def _options(settings: Mapping[str, Any], overrides: Mapping[str, Any] | None, p
         if value is True:
             argv.append(option)
         elif key == "seeds":
-            argv += [option, ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)]
+            argv.append(f"{option}=" + (",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)))
         elif isinstance(value, (list, tuple)):
-            for item in value:
-                argv += [option, str(item)]
+            argv += [f"{option}={item}" for item in value]
         else:
-            argv += [option, str(value)]
+            argv.append(f"{option}={value}")
     for key, value in (overrides or {}).items():
-        argv += ["--set", f"{key}={json.dumps(value)}"]
+        argv.append(f"--set={key}={json.dumps(value)}")
     if not progress:
         argv.append("--quiet")
     return argv

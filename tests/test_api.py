@@ -52,3 +52,21 @@ def test_extract_reports_a_folder_without_videos_as_the_tool_does(tmp_path):
 
     with pytest.raises(ExtractionError, match="no videos found"):
         aqa.extract(tmp_path, tmp_path / "features.h5", device="cpu")
+
+
+@pytest.mark.slow
+def test_paths_that_look_like_options_stay_paths(tmp_path, monkeypatch):
+    """``aqa.extract([video, "--overwrite"], store)`` read "--overwrite" as the option and wiped the
+    store; a video named ``-dash.mp4`` (given relative, as a script in its folder does) could not be
+    extracted ("unknown settings: -dash.mp4"). Both are paths: one missing, one extracted."""
+    from synthetic_video import write_moving_shapes
+
+    monkeypatch.chdir(tmp_path)
+    write_moving_shapes(tmp_path / "-dash.mp4", num_frames=12, height=64, width=96)
+    settings = {"device": "cpu", "detector": "blazepose", "clip_length": 8, "overrides": {"features.input_size": 64}}
+    assert aqa.extract(["-dash.mp4"], "features.h5", **settings).written == ["-dash"]
+    again = aqa.extract(["-dash.mp4", "--overwrite"], "features.h5", **settings)
+    assert (again.written, again.already_done, list(again.failures)) == ([], 1, ["--overwrite"])
+    assert "no such file" in again.failures["--overwrite"]
+    with aqa.open_store("features.h5") as store:
+        assert store.names == ["-dash"]
