@@ -25,6 +25,7 @@ prediction combines streams and maps scores back exactly as training did.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import warnings
@@ -162,8 +163,11 @@ def _check_layout(payload: Any, path: Path) -> None:
 
 
 def check_difficulty(head: ScoringHead, difficulty: float | None) -> None:
-    """A head trained on score / difficulty ("w/ DD") needs a positive difficulty to predict a score."""
-    if difficulty_use(head.config)[0] and not (difficulty is not None and difficulty > 0):
+    """A head trained on score / difficulty ("w/ DD") needs a positive difficulty to predict a score;
+    a difficulty given to any head is a positive number (``nan`` once reached the JSON report)."""
+    if difficulty is not None and not (math.isfinite(difficulty) and difficulty > 0):
+        raise MissingDifficultyError(f"difficulty {difficulty}: a difficulty degree is a positive number")
+    if difficulty_use(head.config)[0] and difficulty is None:
         raise MissingDifficultyError(f"this {head.head_name} head predicts score / difficulty (trained w/ DD): give "
                                      f"the video's positive difficulty (aqa-predict --difficulty), got {difficulty}")
 

@@ -173,6 +173,18 @@ def test_an_unusable_overlay_option_is_refused_before_decoding(trained, tmp_path
     assert len(captured.err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("difficulty", ["nan", "inf", "-1", "0"])
+def test_a_difficulty_that_is_not_a_positive_number_is_refused(trained, capsys, difficulty):
+    """``--difficulty nan --json`` printed ``"difficulty": NaN``, which is not JSON, for a head that
+    does not use it (and a w/ DD head would have scored NaN)."""
+    _, dataset, checkpoint = trained
+    video = str(sorted((dataset / "videos").glob("*.mp4"))[0])
+    assert cli([video, "--checkpoint", str(checkpoint), "--difficulty", difficulty, "--json", "--quiet"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
+    assert f"difficulty {float(difficulty)}: a difficulty degree is a positive number" in captured.err
+
+
 def test_an_overlay_that_cannot_be_written_keeps_the_score(trained, tmp_path, capsys):
     _, dataset, checkpoint = trained
     video = sorted((dataset / "videos").glob("*.mp4"))[0]
