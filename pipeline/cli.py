@@ -102,7 +102,10 @@ def run_cli(
     argv: Sequence[str] | None = None,
 ) -> int:
     """Parse ``argv``, run ``main`` and map its outcome to an exit code (never a traceback)."""
-    configure_library_environment()
+    try:
+        configure_library_environment()
+    except AqaError as error:  # before the arguments are parsed: nothing else can be said yet
+        return _user_error(prog, error)
     parser = get_args_parser()
     parser.prog = prog
     args = parser.parse_args(argv)
@@ -111,8 +114,7 @@ def run_cli(
     try:
         return int(main(args) or 0)
     except AqaError as error:
-        print(f"{prog}: error: {one_line(error)}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        return _user_error(prog, error)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -123,3 +125,8 @@ def run_cli(
               f"(re-run with --debug for the traceback)", file=sys.stderr)
         return EXIT_INTERNAL_ERROR
 
+
+def _user_error(prog: str, error: AqaError) -> int:
+    """An error the user can fix: one line on stderr, exit 2."""
+    print(f"{prog}: error: {one_line(error)}", file=sys.stderr)
+    return EXIT_USER_ERROR

@@ -3,7 +3,8 @@
 ultralytics writes a settings file on import and matplotlib a font cache on first use, both
 under ``~`` by default. Before either is imported we point them at ``AQA_CACHE_DIR``: the
 repository's ``.cache/`` when running from a checkout, else a per-user temporary folder.
-Variables the user already set are respected.
+Variables the user already set are respected; a folder that cannot be made there is an error
+naming the variable (one line at the tools' edge), never a traceback.
 """
 
 from __future__ import annotations
@@ -12,7 +13,13 @@ import os
 import tempfile
 from pathlib import Path
 
+from aqa.errors import AqaError
+
 _REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class CacheFolderError(AqaError):
+    """A library cache folder (under ``AQA_CACHE_DIR``, or one the user named) cannot be made."""
 
 
 def default_cache_dir() -> Path:
@@ -42,8 +49,15 @@ def configure_library_environment(*, offline: bool = False) -> Path:
     }
     if offline:
         defaults.update({"YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "false"})
+    set_by_user = {name for name in ("YOLO_CONFIG_DIR", "MPLCONFIGDIR") if os.environ.get(name)}
     for name, value in defaults.items():
         os.environ.setdefault(name, value)
     for name in ("YOLO_CONFIG_DIR", "MPLCONFIGDIR"):
-        Path(os.environ[name]).mkdir(parents=True, exist_ok=True)
+        folder = Path(os.environ[name])
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            named = f"{name} {folder}" if name in set_by_user else f"AQA_CACHE_DIR {os.environ['AQA_CACHE_DIR']}"
+            raise CacheFolderError(f"{named}: cannot make {folder}: {error.strerror or error}; point it at a "
+                                   "folder you can write") from None
     return Path(os.environ["AQA_CACHE_DIR"])

@@ -164,6 +164,20 @@ def test_an_internal_error_has_its_own_exit_code_apart_from_some_videos_failed()
     assert len({EXIT_INTERNAL_ERROR, EXIT_SOME_FAILED, EXIT_USER_ERROR, 0}) == 4
 
 
+def test_an_unusable_cache_folder_is_one_line_not_a_traceback(tmp_path, monkeypatch, capsys):
+    """``AQA_CACHE_DIR`` under a file (unusable even by root): the tools' library caches cannot be
+    made there. It raised NotADirectoryError from run_cli's first line, a traceback."""
+    from aqa.pipeline.cli import EXIT_USER_ERROR, run_cli
+
+    (tmp_path / "notes.txt").write_text("a file")
+    monkeypatch.setenv("AQA_CACHE_DIR", str(tmp_path / "notes.txt" / "cache"))
+    for name in ("YOLO_CONFIG_DIR", "MPLCONFIGDIR"):
+        monkeypatch.delenv(name, raising=False)
+    assert run_cli("aqa-x", argparse.ArgumentParser, lambda args: 0, []) == EXIT_USER_ERROR
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("aqa-x: error: AQA_CACHE_DIR ") and "notes.txt" in line and "Not a directory" in line
+
+
 @pytest.mark.parametrize("tool", ["extract", "train", "predict", "synthetic", "import_features", "demo"])
 def test_every_tools_help_lists_its_exit_codes(tool):
     import importlib
