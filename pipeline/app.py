@@ -225,7 +225,10 @@ def resolve_checkpoints(given: Sequence[Path] | None) -> list[Path]:
 
 
 def check_port_free(host: str, port: int) -> None:
-    """Refuse, in one line, an address this machine cannot listen on (a port in use, a foreign host)."""
+    """Refuse, in one line, an address this machine cannot listen on (a port in use, a foreign host,
+    a number no port has)."""
+    if not 0 < port < 65536:  # bind() raises OverflowError for these, not OSError
+        raise PredictSetupError(f"--port {port}: a port is a number from 1 to 65535")
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:

@@ -128,6 +128,9 @@ def test_the_command_line_refuses_in_one_line(tmp_path, monkeypatch, capsys):
         port = busy.getsockname()[1]
         assert app_cli(["--checkpoint", "model.pt", "--port", str(port)]) == 2
     assert capsys.readouterr().err.strip().startswith(f"aqa-app: error: cannot listen on 127.0.0.1:{port} (")
+    for port in ("99999", "-1"):  # 99999 was exit 3, an OverflowError from bind
+        assert app_cli(["--checkpoint", "model.pt", "--port", port]) == 2
+        assert capsys.readouterr().err.strip() == f"aqa-app: error: --port {port}: a port is a number from 1 to 65535"
     (tmp_path / "notes.txt").write_text("x")
     assert app_cli(["--checkpoint", "model.pt", "--examples", "notes.txt"]) == 2
     assert "--examples notes.txt: not a video file" in capsys.readouterr().err
