@@ -39,7 +39,7 @@ import logging
 import re
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -350,14 +350,21 @@ def _seed_list(text: str) -> list[int]:
     return seeds
 
 
-def check_output_folder(folder: Path, overwrite: bool) -> None:
+def check_output_folder(folder: Path, overwrite: bool, *, digest: str = "", own: Collection[Path] = ()) -> None:
     """Fail before any training if ``folder`` cannot take the run's outputs: it is a file, cannot be
     created or written, or already holds a finished run (``metrics.json`` or ``model.pt``, at any
-    depth) and ``overwrite`` is off. Found only after training, each of these lost the run."""
+    depth) and ``overwrite`` is off. Found only after training, each of these lost the run.
+
+    A run stopped before its end (Ctrl-C; its top-level ``metrics.json`` is written last) left its
+    finished scores' folders: those of this run's folders (``own``) whose outputs were made with
+    the same settings (``digest``; a folder with no ``metrics.json`` yet was stopped while being
+    written) are not a finished run, so the same command runs again."""
     if folder.exists() and not folder.is_dir():
         raise TrainingSetupError(f"--out {folder} is a file, not a folder")
     finished = [path for pattern in ("metrics.json", "model.pt") for path in folder.rglob(pattern)] \
         if folder.is_dir() else []
+    if not (folder / "metrics.json").exists():
+        finished = [path for path in finished if not (path.parent in own and _same_settings(path.parent, digest))]
     if finished and not overwrite:
         raise TrainingSetupError(f"--out {folder} already holds a finished run ({finished[0]}); choose another "
                                  "folder or pass --overwrite")
@@ -369,13 +376,25 @@ def check_output_folder(folder: Path, overwrite: bool) -> None:
         raise TrainingSetupError(f"--out {folder} cannot be written: {error.strerror or error}") from None
 
 
+def _same_settings(folder: Path, digest: str) -> bool:
+    """Whether ``folder``'s outputs were made with settings of hash ``digest`` (True while its
+    ``metrics.json``, written last, is not there yet)."""
+    try:
+        return json.loads((folder / "metrics.json").read_text()).get("config_hash") == digest
+    except FileNotFoundError:
+        return True
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def train_from_args(args: argparse.Namespace, say: Callable[[str], None] = print) -> dict[str, Any]:
     """The whole of aqa-train (``aqa.train`` calls it too): the metrics report of each score, and with
     several scores their Fisher-z mean under ``"combined"``; ``say`` gets the one-line summaries."""
     started = time.perf_counter()
     config = config_from_args(args)
     folders = score_folders(args.out, config.scores)
-    check_output_folder(args.out, args.overwrite)
+    digest = config_hash(config)
+    check_output_folder(args.out, args.overwrite, digest=digest, own=folders.values())
     device = resolve_device(args.device)
     labels = read_label_files(args.labels, parse_column_names(args.columns)) if args.labels else None
     folds_asked = args.folds is not None or args.folds_file is not None
@@ -385,7 +404,6 @@ def train_from_args(args: argparse.Namespace, say: Callable[[str], None] = print
                               video_prefix=config.video_prefix, labels=labels,
                               expect_provenance=expected_provenance(args.expect_provenance))
     check_head_streams(config, data.streams)
-    digest = config_hash(config)
     if folds_asked:
         return cross_validation_main(args, data, config, digest, device, folders, say)
     several = len(config.scores) > 1

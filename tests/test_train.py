@@ -417,6 +417,26 @@ def test_an_unusable_out_is_refused_before_training_and_a_finished_run_needs_ove
     assert train(capsys, store, *quick, "--out", run, "--overwrite")[0] == 0
 
 
+def test_a_two_score_run_stopped_by_ctrl_c_runs_again_with_the_same_command(store, tmp_path, capsys):
+    """Ctrl-C while the second score trains leaves the first score's folder complete and no
+    top-level metrics.json: the same command was refused as "already holds a finished run", and
+    only --overwrite (of anything) went on. Now the same settings run again over their own
+    leftovers; other settings, and a run that finished, are still refused."""
+    command = ["--score", "total", "--score", "execution", "--head", "ridge", "--out", tmp_path / "run"]
+    assert train(capsys, store, *command)[0] == 0
+    run = tmp_path / "run"
+    (run / "metrics.json").unlink()  # what Ctrl-C during the second score leaves: the first one's folder
+    for path in (run / "execution").iterdir():
+        if path.name != "model.pt":  # the checkpoint is written first, metrics.json last
+            path.unlink()
+    code, err = train(capsys, store, *command, "--set", "head.alphas=[1.0]")
+    assert code == 2 and "already holds a finished run" in err  # another run's leftovers
+    assert train(capsys, store, *command)[0] == 0
+    assert metrics(run)["scores"] == ["total", "execution"] and (run / "execution" / "metrics.json").is_file()
+    code, err = train(capsys, store, *command)
+    assert code == 2 and "already holds a finished run" in err
+
+
 def test_a_preset_can_choose_the_training_loop_for_one_head():
     from aqa.pipeline.train import base_config
 
