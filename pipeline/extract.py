@@ -82,7 +82,8 @@ class ExtractionError(AqaError):
 
 @dataclass
 class FoundVideos:
-    """What :func:`find_videos` found: videos to extract, and files refused on their name alone."""
+    """What :func:`find_videos` found: videos to extract, and files refused on their name alone (and
+    folders that could not be read)."""
 
     videos: list[tuple[str, Path]]  # (name, path), sorted by name
     refused: dict[str, str] = field(default_factory=dict)  # path -> why it cannot be extracted
@@ -95,19 +96,23 @@ def find_videos(inputs: Sequence[Path]) -> FoundVideos:
     Names are file stems; they key labels and store groups and name part files on disk. A file whose
     name cannot (empty, too long for the file system once the part suffix is added, not UTF-8) or
     whose stem another video already has is refused *alone*, with its reason: one odd file never
-    ends the run for the others.
+    ends the run for the others. A folder that cannot be listed is named in ``refused`` too, its
+    reason saying so (its videos are missing from the run).
     """
     found: list[Path] = []
+    refused: dict[str, str] = {}
     for item in inputs:
         if item.is_dir():
-            found += sorted(p for p in walk_files(item) if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+            files, unreadable = walk_files(item)
+            found += sorted(p for p in files if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+            refused.update(unreadable)
         else:
             found.append(item)  # a missing or odd file fails later, as that video's own error
     if not found:
+        unreadable_note = "".join(f"; {path}: {why}" for path, why in refused.items())
         raise ExtractionError(f"no videos found in {', '.join(map(str, inputs))} "
-                              f"(looked for {', '.join(sorted(VIDEO_SUFFIXES))})")
+                              f"(looked for {', '.join(sorted(VIDEO_SUFFIXES))}){unreadable_note}")
     named: dict[str, Path] = {}
-    refused: dict[str, str] = {}
     for path in found:
         name = path.stem
         try:
@@ -122,11 +127,17 @@ def find_videos(inputs: Sequence[Path]) -> FoundVideos:
     return FoundVideos(sorted(named.items()), refused)
 
 
-def walk_files(folder: Path) -> list[Path]:
+def walk_files(folder: Path) -> tuple[list[Path], dict[str, str]]:
     """Every file under ``folder``, following linked sub-folders (``Path.rglob`` does not before
-    Python 3.13), each real folder once, so a link loop ends."""
-    files, seen = [], set()
-    for root, folders, names in os.walk(folder, followlinks=True):
+    Python 3.13), each real folder once, so a link loop ends; and each folder that could not be
+    listed (``os.walk`` would skip it without a word), with why."""
+    files, seen, unreadable = [], set(), {}
+
+    def note(error: OSError) -> None:
+        unreadable[str(error.filename)] = f"this folder cannot be read ({error.strerror or error}): its videos, " \
+                                          "if any, are not extracted"
+
+    for root, folders, names in os.walk(folder, followlinks=True, onerror=note):
         real = os.path.realpath(root)
         if real in seen:
             folders[:] = []
@@ -134,7 +145,7 @@ def walk_files(folder: Path) -> list[Path]:
         seen.add(real)
         folders.sort()
         files += [Path(root) / name for name in sorted(names)]
-    return files
+    return files, unreadable
 
 
 def run_extraction(videos: Sequence[tuple[str, Path]], output: Path, config: ExtractConfig, *,

@@ -212,6 +212,34 @@ def test_find_videos_follows_linked_folders_once(tmp_path):
     assert find_videos([tmp_path / "top"]).videos == [("x", tmp_path / "top" / "linked" / "x.mp4")]
 
 
+def test_a_sub_folder_that_cannot_be_read_is_named_not_skipped(tmp_path):
+    """os.walk drops a folder it cannot list without a word: its videos were silently missing from
+    the run. Made unreadable for root too: a folder whose full path exceeds PATH_MAX (4096), built
+    through directory descriptors; and, where the user is not root, a folder with mode 000."""
+    (tmp_path / "ok.mp4").write_bytes(b"")
+    name, descriptor = "d" * 200, os.open(tmp_path, os.O_RDONLY)
+    try:
+        for _ in range(22):  # 22 levels of 201 characters: past 4096
+            os.mkdir(name, dir_fd=descriptor)
+            deeper = os.open(name, os.O_RDONLY, dir_fd=descriptor)
+            os.close(descriptor)
+            descriptor = deeper
+    finally:
+        os.close(descriptor)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0)
+    try:
+        found = find_videos([tmp_path])
+    finally:
+        locked.chmod(0o700)
+    assert [video for video, _ in found.videos] == ["ok"]
+    too_deep = [why for path, why in found.refused.items() if path.startswith(str(tmp_path / name))]
+    assert len(too_deep) == 1 and "this folder cannot be read (File name too long)" in too_deep[0]
+    if os.geteuid() != 0:  # root lists any folder
+        assert "this folder cannot be read (Permission denied)" in found.refused[str(locked)]
+
+
 def test_names_that_cannot_key_the_store_are_refused_alone(tmp_path):
     long_name = "l" * 250
     for name in ("ok.mp4", f"{long_name}.mp4"):
