@@ -70,16 +70,23 @@ def merge(folders: list[Path], out: Path) -> dict:
         "config": {**reports[0]["config"], "seeds": seeds},
         "merged_from": [str(folder) for folder in folders],
     }
+    write_run(out, folders[0], merged, names, fold_of, true, seeds, predicted)
+    return merged
+
+
+def write_run(out: Path, like: Path, report: dict, names: list[str], fold_of: np.ndarray, true: np.ndarray,
+              seeds: list[int], predicted: np.ndarray) -> None:
+    """A run folder as aqa-train --folds writes it: ``like``'s folds.json, ``report`` as metrics.json,
+    and cv_predictions.csv of ``predicted`` ``[seeds, videos]``."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "folds.json").write_text((folders[0] / "folds.json").read_text())
-    (out / "metrics.json").write_text(json.dumps(merged, indent=2) + "\n")
+    (out / "folds.json").write_text((like / "folds.json").read_text())
+    (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
     with (out / "cv_predictions.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["name", "fold", "true", *[f"seed_{seed}" for seed in seeds], "mean"])
         for column, name in enumerate(names):
             writer.writerow([name, fold_of[column], true[column], *predicted[:, column].tolist(),
                              predicted[:, column].mean()])
-    return merged
 
 
 def main(argv: list[str] | None = None) -> int:

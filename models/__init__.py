@@ -1,11 +1,11 @@
-"""Stage 3: scoring heads (CoFInAl, FSPN, MLP, ridge), their losses and the evaluation metrics.
+"""Stage 3: scoring heads (CoFInAl, FSPN, MLP, ridge, an ensemble of them), their losses and the evaluation metrics.
 
 Build a head by name: ``build_head("cofinal", "rg-ball", input_dim=1024)``; every head has the
 face of :class:`ScoringHead` (``forward`` / ``loss`` / ``predict_details``). Importing this
 package registers the heads.
 """
 
-from aqa.models import cofinal, fspn, mlp, ridge  # noqa: F401  (registers the heads)
+from aqa.models import cofinal, ensemble, fspn, mlp, ridge  # noqa: F401  (registers the heads)
 from aqa.models.normalization import ScoreNormalizer
 from aqa.models.registry import (
     PRESETS,

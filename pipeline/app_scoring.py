@@ -34,6 +34,7 @@ from aqa.pipeline.predict import (
     athlete_phrase,
     exemplar_votes,
     grade_phrase,
+    member_scores,
     predict_video,
     save_prediction_overlay,
 )
@@ -161,6 +162,9 @@ def summary_markdown(report: dict[str, Any]) -> str:
         lines.append(f"- sub-action {span['sub_action']}: {span['start_s']:.2f}-{span['end_s']:.2f} s")
     if report.get("exemplars"):
         lines.append(f"- voted over {len(report['exemplars'])} exemplars: {', '.join(exemplar_votes(report))}")
+    members = member_scores(report)
+    if members:
+        lines.append(f"- the mean of {len(report['members'])} members: {members}")
     return "\n".join(lines)
 
 

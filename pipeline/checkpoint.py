@@ -14,7 +14,8 @@ A checkpoint is one ``torch.save``'d dict of tensors and plain containers only, 
     provenance        what made the training features (data.provenance.Provenance.to_dict())
     config            the resolved aqa-train config     config_hash   its short sha256
     state_dict        {name: tensor}, fixed buffers included (CoFInAl's ETF)
-    extra             plain data: seed, selected epoch, selection rule, metrics; for a pairwise head
+    extra             plain data: seed, selected epoch, selection rule, metrics; for an ensemble
+                      members (the member labels, in the order of its member_scores); for a pairwise head
                       exemplar_names (the training videos in its exemplar bank, in bank order; the
                       bank's features, scores and groups are buffers in state_dict)
 
@@ -183,8 +184,8 @@ def predict_features(head: ScoringHead, normalizer: ScoreNormalizer, scene: Tens
     needs it (its prediction is multiplied by it), and a pairwise head grouped by difficulty votes
     over the exemplars of that difficulty (else its shared set). Returns the score on the original
     scale and the head's details with the batch axis removed (tensors on the CPU); every
-    ``score*`` entry is a float and ``votes`` a tensor on the original scale, and ``score_unit``
-    is the raw [0, 1) prediction. Puts the head in eval mode.
+    ``score*`` entry is a float and ``votes`` (an ensemble: ``member_scores``) a tensor on the
+    original scale, and ``score_unit`` is the raw [0, 1) prediction. Puts the head in eval mode.
     """
     check_difficulty(head, difficulty)
     divide, grouped = difficulty_use(head.config)
@@ -200,6 +201,7 @@ def predict_features(head: ScoringHead, normalizer: ScoreNormalizer, scene: Tens
     factor = float(difficulty) if divide else 1.0
     for key in [key for key in details if key.startswith("score") and key != "score_unit"]:
         details[key] = float(normalizer.from_unit(float(details[key]))) * factor
-    if "votes" in details:
-        details["votes"] = normalizer.from_unit(details["votes"].double()) * factor
+    for key in ("votes", "member_scores"):  # an FSPN head's exemplar votes, an ensemble's members' scores
+        if key in details:
+            details[key] = normalizer.from_unit(details[key].double()) * factor
     return details["score"], details

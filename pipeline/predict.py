@@ -163,6 +163,10 @@ def build_report(path: Path, score: float, details: dict[str, Any], features: Si
     if "exemplar_index" in details:
         report["exemplars"] = exemplars_used(details["exemplar_index"], details["votes"],
                                              info.extra.get("exemplar_names") or [])
+    if "member_scores" in details:  # an ensemble: each member's score beside the combined one
+        labels = info.extra.get("members") or [f"member {index + 1}" for index in range(len(details["member_scores"]))]
+        report["members"] = [{"member": label, "score": round(float(value), 4)}
+                             for label, value in zip(labels, np.asarray(details["member_scores"]).tolist())]
     return report
 
 
@@ -245,6 +249,13 @@ def exemplar_votes(report: dict[str, Any]) -> list[str]:
             for entry in report.get("exemplars", [])]
 
 
+def member_scores(report: dict[str, Any]) -> str | None:
+    """An ensemble's members and their scores, "cofinal 25.10, mlp 24.37"; None for another head."""
+    if "members" not in report:
+        return None
+    return ", ".join(f"{entry['member']} {entry['score']:.2f}" for entry in report["members"])
+
+
 def format_report(report: dict[str, Any]) -> str:
     """The human-readable lines for one video."""
     lines = [f"{Path(report['video']).name}: {report['score_name']} {report['score']:.2f}"]
@@ -263,6 +274,9 @@ def format_report(report: dict[str, Any]) -> str:
     if "exemplars" in report:
         votes = exemplar_votes(report)
         lines.append(f"  voted over {len(votes)} exemplars: " + ", ".join(votes))
+    members = member_scores(report)
+    if members:
+        lines.append(f"  mean of {len(report['members'])} members: {members}")
     return "\n".join(lines)
 
 

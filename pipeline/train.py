@@ -51,7 +51,7 @@ from aqa.config import ConfigError, config_hash
 from aqa.data.feature_store import open_feature_store
 from aqa.data.labels import parse_column_names, read_label_files
 from aqa.data.provenance import Provenance
-from aqa.errors import AqaError
+from aqa.errors import AqaError, printable
 from aqa.models import registry
 from aqa.models.normalization import ScoreNormalizer
 from aqa.models.training import (
@@ -208,6 +208,7 @@ class SeedRun:
     selected: SeedMetrics
     last: SeedMetrics
     exemplar_names: list[str] = field(default_factory=list)  # a pairwise head's bank, in bank order
+    head: torch.nn.Module | None = None  # the kept weights (an ensemble keeps every seed's)
 
 
 @dataclass
@@ -220,11 +221,18 @@ class ScoreRun:
     saved: int  # index into seeds
     saved_by: str  # the metric that chose it: "val_srcc" or "train_srcc"
     sizes: dict[str, int]
+    combined: SeedMetrics | None = None  # an ensemble: its checkpoint's predictions (members' means over seeds)
+    members: dict[str, SeedMetrics] = field(default_factory=dict)  # an ensemble: each member's mean over seeds
 
 
 def train_score(data: TrainingData, score: str, config: RunConfig, device: str, *,
                 progress: bool = True) -> tuple[ScoreRun, torch.nn.Module]:
-    """Train one head per seed for ``score``; returns the run and the saved seed's head (kept weights)."""
+    """Train one head per seed for ``score``; returns the run and the saved seed's head (kept weights).
+    An ensemble trains each member so (:mod:`pipeline.train_ensemble`) and returns all of them in one head."""
+    if config.head_name == "ensemble":
+        from aqa.pipeline.train_ensemble import train_ensemble  # it trains its members through this function
+
+        return train_ensemble(data, score, config, device, progress=progress)
     train_split, val_split = carve_validation(data.train, config.val_fraction, config.val_seed)
     divide, grouped = difficulty_use(config.head)
     normalizer = ScoreNormalizer.fit(train_split.targets(score, divide))
@@ -233,7 +241,7 @@ def train_score(data: TrainingData, score: str, config: RunConfig, device: str, 
     val, test = (split.padded(score, normalizer, device, **options) if split is not None else None
                  for split in (val_split, data.test))
     splits = {"train": (train, train_split), "val": (val, val_split), "test": (test, data.test)}
-    runs, heads = [], []
+    runs = []
     for seed in config.seeds:
         seed_everything(seed)
         head = registry.build_head(config.head_name, config.head, input_dim=data.train.input_dim).to(device)
@@ -249,8 +257,7 @@ def train_score(data: TrainingData, score: str, config: RunConfig, device: str, 
             selected = measure()
         bank = recipe.bank_index if recipe is not None else None
         names = [train_split.names[i] for i in bank.tolist()] if bank is not None else []
-        runs.append(SeedRun(seed, result, selected, last, names))
-        heads.append(head)
+        runs.append(SeedRun(seed, result, selected, last, names, head))
         shown = "test" if data.test is not None else "train"
         log.info("%s seed %d: %s rho %.4f, R-L2 %.4f (epoch %d of %d, %s)", score, seed, shown,
                  selected.values[f"{shown}_srcc"], selected.values[f"{shown}_rl2"], result.best_epoch,
@@ -259,7 +266,7 @@ def train_score(data: TrainingData, score: str, config: RunConfig, device: str, 
     saved = max(range(len(runs)), key=lambda i: (nan_to_minus_inf(runs[i].selected.values[saved_by]), -i))
     sizes = {name: len(split) if split is not None else 0
              for name, split in (("train", train_split), ("val", val_split), ("test", data.test))}
-    return ScoreRun(score, normalizer, runs, saved, saved_by, sizes), heads[saved]
+    return ScoreRun(score, normalizer, runs, saved, saved_by, sizes), runs[saved].head
 
 
 def _advance(bar: tqdm, record: dict) -> None:
@@ -426,7 +433,7 @@ def train_from_args(args: argparse.Namespace, say: Callable[[str], None] = print
 
 
 def main(args: argparse.Namespace) -> int:
-    train_from_args(args)
+    train_from_args(args, say=lambda line: print(printable(line)))  # score names come from label files
     return 0
 
 

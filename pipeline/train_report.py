@@ -17,6 +17,9 @@
     cumulative_score  the saved seed's test curve, [[threshold, fraction], ...]: the share of test
                       videos within each absolute error (models.metrics.cumulative_score)
     summary           {key: {mean, std, n}} over seeds for every number of the rows
+    combined, members an ensemble (``--head ensemble``) only: the metrics of what its checkpoint predicts
+                      (the members' means over seeds, combined; predictions.csv holds these), and
+                      each member's mean over seeds alone
     saved_seed, saved_by ("val_srcc" | "train_srcc"), checkpoint ("model.pt")
     videos, streams, input_dim, normalizer, provenance, config, config_hash, device, package_version
 
@@ -109,7 +112,8 @@ def write_score_outputs(folder: Path, run: ScoreRun, head: torch.nn.Module, data
     true = shown_split.column(run.score).double().tolist()
     rows = [seed_row(seed_run, config.train.epochs, shown, true) for seed_run in run.seeds]
     saved = run.seeds[run.saved]
-    predicted = saved.selected.predictions[shown]
+    kept = run.combined or saved.selected  # an ensemble keeps every seed: its predictions are their combination
+    predicted = kept.predictions[shown]
     plain_config = config_to_dict(config)
     report = {
         "score": run.score, "head": config.head_name, "preset": config.preset, "selection": saved.fit.selection,
@@ -124,6 +128,10 @@ def write_score_outputs(folder: Path, run: ScoreRun, head: torch.nn.Module, data
     }
     extra = {"seed": saved.seed, "epoch": saved.fit.best_epoch, "selection": saved.fit.selection,
              "saved_by": run.saved_by, "metrics": rows[run.saved]}
+    if run.combined is not None:  # an ensemble: the checkpoint's own numbers, and each member's
+        report["combined"] = extra["metrics"] = run.combined.values
+        report["members"] = {label: part.values for label, part in run.members.items()}
+        extra["members"] = list(run.members)
     if saved.exemplar_names:  # names of the bank's rows: the bank itself is in the state dict
         extra["exemplar_names"] = saved.exemplar_names
     save_checkpoint(folder / "model.pt", head, run.normalizer, score_name=run.score, streams=data.streams,
@@ -133,7 +141,10 @@ def write_score_outputs(folder: Path, run: ScoreRun, head: torch.nn.Module, data
         writer.writerow(["name", "true", "predicted"])
         writer.writerows(zip(shown_split.names, true, predicted))
     title = (f"{config.head_name} {run.score}, seed {saved.seed}, {saved.fit.selection} "
-             f"(epoch {saved.fit.best_epoch}): {shown} rho {saved.selected.values[f'{shown}_srcc']:.3f}")
+             f"(epoch {saved.fit.best_epoch}): {shown} rho {kept.values[f'{shown}_srcc']:.3f}")
+    if run.combined is not None:
+        title = f"ensemble {run.score}, {len(run.members)} members x {len(run.seeds)} seeds: {shown} rho " \
+                f"{kept.values[f'{shown}_srcc']:.3f}"
     plot_predictions(folder / "predictions.png", true, predicted, title=title, score_name=run.score)
     plot_curves(folder / "curves.png", {seed_run.seed: seed_run.fit.history for seed_run in run.seeds},
                 title=f"{config.head_name} {run.score}")

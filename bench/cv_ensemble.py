@@ -1,0 +1,86 @@
+"""Score the plain average of several heads' cross-validation runs as one run (an ensemble's CV row).
+
+    python bench/cv_ensemble.py runs/fisv-cv/cofinal-tes runs/fisv-cv/likert-tes runs/fisv-cv/mlp-tes \\
+        --out runs/fisv-cv/ens-cofinal+likert+mlp-tes
+
+Every input is a finished ``aqa-train --folds-file ... --seeds S`` run of one score, on the same
+folds and seeds. Each member of an ensemble checkpoint (``aqa-train --head ensemble``) trains as
+its own ``--head`` run does with the same seed (``pipeline.train_ensemble``), so the mean of the
+members' out-of-fold predictions, seed by seed, is what the ensemble's own CV would predict
+(``tests/test_ensemble.py`` checks that on a subset), at no extra training. Seed ``s`` of the
+result is the members' mean for seed ``s``; its ``ensemble`` entry (the seeds' mean) is what the
+checkpoint, which keeps every seed, predicts. ``--weights`` gives one weight per run (default
+equal). Written as ``bench/cv_table.py`` reads it; ``seconds`` is the members' sum.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from aqa.pipeline.cross_validation import FoldRun, fold_metrics  # noqa: E402
+from aqa.pipeline.train_report import summarize_seeds  # noqa: E402
+from bench.cv_merge_seeds import load, write_run  # noqa: E402
+
+
+def average(folders: list[Path], out: Path, weights: list[float] | None = None) -> dict:
+    loaded = [load(folder) for folder in folders]
+    reports, tables = [report for report, _ in loaded], [table for _, table in loaded]
+    seeds = [row["seed"] for row in reports[0]["seeds"]]
+    for report, folder in zip(reports, folders):
+        if [row["seed"] for row in report["seeds"]] != seeds or report["score"] != reports[0]["score"]:
+            raise SystemExit(f"{folder}: another score or other seeds than {folders[0]}")
+    if len({(folder / "folds.json").read_text() for folder in folders}) != 1:
+        raise SystemExit("the runs were made on different folds")
+    names = [item["name"] for item in tables[0]]
+    if any([item["name"] for item in table] != names for table in tables):
+        raise SystemExit("the runs list different videos")
+    share = np.array(weights or [1.0] * len(folders), dtype=np.float64)
+    share = share / share.sum()
+    true = np.array([float(item["true"]) for item in tables[0]])
+    fold_of = np.array([int(item["fold"]) for item in tables[0]])
+    runs = [FoldRun(np.flatnonzero(fold_of == fold).tolist(), [], [], 0.0) for fold in sorted(set(fold_of))]
+    # [runs, seeds, videos] -> the weighted mean over runs, [seeds, videos]
+    member = np.array([[[float(item[f"seed_{seed}"]) for item in table] for seed in seeds] for table in tables])
+    predicted = np.tensordot(share, member, axes=1)
+    rows = [{"seed": seed, **fold_metrics(true, runs, values),
+             "train_srcc": float(share @ [report["seeds"][index]["train_srcc"] for report in reports])}
+            for index, (seed, values) in enumerate(zip(seeds, predicted))]
+    summary = summarize_seeds([{key: value for key, value in row.items() if isinstance(value, float)} for row in rows])
+    merged = {
+        "score": reports[0]["score"], "head": "ensemble", "preset": reports[0]["preset"], "folds": len(runs),
+        "videos": len(names), "seeds": rows, "summary": summary,
+        **{key: stats["mean"] for key, stats in summary.items()},
+        **{f"{key}_std": stats["std"] for key, stats in summary.items()},
+        "ensemble": fold_metrics(true, runs, predicted.mean(axis=0)), "true_std": float(np.std(true)),
+        "seconds": float(sum(report["seconds"] for report in reports)),
+        "members": [str(folder) for folder in folders], "weights": share.tolist(),
+        "member_fold_srcc": {str(folder): report["fold_srcc"] for folder, report in zip(folders, reports)},
+    }
+    write_run(out, folders[0], merged, names, fold_of, true, seeds, predicted)
+    return merged
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="CV run folders of one score (aqa-train --folds ... --out)")
+    parser.add_argument("--out", type=Path, required=True, help="the ensemble's run folder")
+    parser.add_argument("--weights", type=lambda text: [float(part) for part in text.split(",")],
+                        help="one weight per run, comma-separated (default: equal)")
+    args = parser.parse_args(argv)
+    if args.weights and len(args.weights) != len(args.runs):
+        parser.error(f"--weights: {len(args.weights)} weights for {len(args.runs)} runs")
+    merged = average(args.runs, args.out, args.weights)
+    members = ", ".join(f"{rho:.4f}" for rho in merged["member_fold_srcc"].values())
+    print(f"{args.out}: CV rho {merged['fold_srcc']:.4f} ± {merged['fold_srcc_std']:.4f}, seeds' mean "
+          f"{merged['ensemble']['fold_srcc']:.4f} (members {members})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

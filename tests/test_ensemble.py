@@ -1,0 +1,136 @@
+"""models.ensemble and pipeline.train_ensemble: several trained heads in one checkpoint.
+
+The ensemble must predict the mean of its members, each member exactly as its own ``--head`` run
+trains it (so bench/cv_ensemble.py's average of member CV runs is the ensemble's CV), and its
+checkpoint must load with ``weights_only=True`` and report each member's score.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from aqa.models import HeadConfigError, build_head
+from aqa.models.ensemble import EnsembleConfig, assemble, parse_member
+from aqa.models.normalization import ScoreNormalizer
+from aqa.pipeline.checkpoint import load_checkpoint, predict_features
+from aqa.pipeline.predict import format_report, member_scores
+from aqa.pipeline.train import cli
+from aqa.synthetic.features import SyntheticTask, make_videos, write_synthetic_store
+from torch_threads import single_thread
+
+ROOT = Path(__file__).resolve().parent.parent
+TASK = SyntheticTask(dim=16, min_clips=8, max_clips=20)
+MEMBERS = '["ridge", "mlp(hidden_dims=[8], train_window=12)"]'
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ensemble") / "train_only.h5"
+    return write_synthetic_store(path, {"train": make_videos(30, TASK, seed=3, prefix="v")}, TASK)
+
+
+def train(*argv) -> None:
+    with single_thread():
+        assert cli(["-q", "--device", "cpu", *map(str, argv)]) == 0
+
+
+def test_members_are_heads_with_overrides():
+    assert parse_member("cofinal(coarse=likert, dropout=0.5)") == ("cofinal", {"coarse": "likert", "dropout": 0.5})
+    assert parse_member(" mlp(hidden_dims=[]) ") == ("mlp", {"hidden_dims": []})
+    assert parse_member("ridge") == ("ridge", {})
+    for bad, message in (("cofinal(coarse)", "not key=value"), ("co final", "head name"),
+                         ("nohead", "unknown head"), ("mlp(depth=2)", "no setting 'depth'")):
+        with pytest.raises(ValueError, match=message):  # HeadConfigError, UnknownHeadError
+            EnsembleConfig(members=(bad,))
+    with pytest.raises(HeadConfigError, match="named twice"):
+        EnsembleConfig(members=("mlp", "mlp"))
+    with pytest.raises(HeadConfigError, match="weights"):
+        EnsembleConfig(members=("mlp", "ridge"), weights=(1.0,))
+    with pytest.raises(HeadConfigError, match="different streams"):
+        EnsembleConfig(members=("fspn", "fspn(use_actor=false)")).needs()
+
+
+def _members(dim: int = 6) -> list[tuple[str, int, torch.nn.Module]]:
+    features = torch.randn(8, 4, dim, generator=torch.Generator().manual_seed(1))
+    ridge = build_head("ridge", None, input_dim=dim)
+    ridge.solve(features, torch.ones(8, 4, dtype=torch.bool), torch.linspace(0.1, 0.9, 8))
+    torch.manual_seed(0)
+    return [("ridge", 0, ridge)] + [("mlp(hidden_dims=[4])", seed, build_head("mlp", {"hidden_dims": (4,)}, dim))
+                                    for seed in (0, 1)]
+
+
+def test_the_ensemble_is_the_weighted_mean_of_its_members_means_over_seeds():
+    trained = _members()
+    config = EnsembleConfig(members=("ridge", "mlp(hidden_dims=[4])"), weights=(3.0, 1.0))
+    head = assemble(config, trained, input_dim=6).eval()
+    features = torch.randn(5, 7, 6, generator=torch.Generator().manual_seed(2))
+    mask = torch.ones(5, 7, dtype=torch.bool)
+    mask[0, 3:] = False
+    outputs = head(features, mask)
+    ridge, mlp0, mlp1 = (member.eval()(features, mask)["score"] for _, _, member in trained)
+    torch.testing.assert_close(outputs["member_scores"], torch.stack([ridge, (mlp0 + mlp1) / 2], dim=1))
+    torch.testing.assert_close(outputs["score"], 0.75 * ridge + 0.25 * (mlp0 + mlp1) / 2)
+
+
+def test_an_ensemble_checkpoint_loads_weights_only_and_reports_every_member(store, tmp_path):
+    train(store, "--score", "total", "--test-split", "none", "--head", "ensemble", "--set", f"head.members={MEMBERS}",
+          "--seeds", "0,1", "--epochs", 3, "--out", tmp_path / "run")
+    payload = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    assert payload["head_name"] == "ensemble" and len(payload["head_config"]["trained"]) == 4  # 2 members x 2 seeds
+    head, normalizer, info = load_checkpoint(tmp_path / "run" / "model.pt")
+    assert info.extra["members"] == ["ridge", "mlp(hidden_dims=[8], train_window=12)"]
+    video = make_videos(1, TASK, seed=11, prefix="new")[0]
+    score, details = predict_features(head, normalizer, video.scene, video.actor, streams=info.streams)
+    assert details["member_scores"].shape == (2,)
+    assert score == pytest.approx(float(details["member_scores"].mean()), rel=1e-5)
+    # What training reported for the training videos is what the checkpoint predicts for them.
+    report = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert set(report["members"]) == set(info.extra["members"]) and "train_srcc" in report["combined"]
+    with open(tmp_path / "run" / "predictions.csv") as handle:
+        first = next(csv.DictReader(handle))
+    assert first["name"] and float(first["predicted"]) == pytest.approx(report_prediction(head, normalizer, info,
+                                                                                          store, first["name"]),
+                                                                        abs=1e-3)
+    text = format_report({"video": "x.mp4", "score_name": "total", "score": score, "frames": 1, "fps": 25.0,
+                          "clips": 1, "athlete_frames": {}, "members": [
+                              {"member": label, "score": float(value)}
+                              for label, value in zip(info.extra["members"], details["member_scores"])]})
+    assert "mean of 2 members: ridge " in text and member_scores({}) is None
+
+
+def report_prediction(head, normalizer: ScoreNormalizer, info, store, name: str) -> float:
+    from aqa.data.feature_store import open_feature_store
+
+    with open_feature_store(store) as features:
+        video = features.read(name)
+    return predict_features(head, normalizer, video.scene, video.actor, streams=info.streams)[0]
+
+
+def test_the_ensembles_cv_is_the_average_of_its_members_own_cv_runs(store, tmp_path):
+    """Each member trains as its own run does with the same seed: bench/cv_ensemble.py's average of
+    the members' CV runs is the ensemble's own CV, prediction for prediction."""
+    common = ["--score", "total", "--folds", 3, "--seeds", "0,1", "--epochs", 3]
+    train(store, *common, "--head", "ensemble", "--set", f"head.members={MEMBERS}", "--out", tmp_path / "ens")
+    train(store, *common, "--head", "ridge", "--out", tmp_path / "ridge")
+    train(store, *common, "--head", "mlp", "--set", "head.hidden_dims=[8]", "--set", "head.train_window=12",
+          "--out", tmp_path / "mlp")
+    subprocess.run([sys.executable, ROOT / "bench" / "cv_ensemble.py", tmp_path / "ridge", tmp_path / "mlp", "--out",
+                    tmp_path / "avg"], check=True, capture_output=True)
+
+    def predictions(folder: Path) -> np.ndarray:
+        with open(folder / "cv_predictions.csv") as handle:
+            rows = list(csv.DictReader(handle))
+        return np.array([[float(row[key]) for key in ("seed_0", "seed_1", "mean")] for row in rows])
+
+    np.testing.assert_allclose(predictions(tmp_path / "ens"), predictions(tmp_path / "avg"), rtol=1e-6)
+    own, averaged = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("ens", "avg"))
+    assert own["fold_srcc"] == pytest.approx(averaged["fold_srcc"])
+    assert own["ensemble"]["fold_srcc"] == pytest.approx(averaged["ensemble"]["fold_srcc"])
