@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from aqa.config import ConfigT, load_config
-from aqa.errors import AqaError, one_line
+from aqa.errors import AqaError, one_line, printable
 from aqa.extractors.video import quiet_decoder_logs
 from aqa.pipeline.environment import configure_library_environment
 
@@ -82,11 +82,20 @@ def resolve_config(config_type: type[ConfigT], args: argparse.Namespace, base: C
 def setup_logging(*, verbose: bool = False, quiet: bool = False) -> None:
     """One root handler on stderr; library modules only ever call ``logging.getLogger``."""
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S", force=True)
+    handler = logging.StreamHandler()  # stderr
+    handler.setFormatter(_PrintableFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
     for noisy in ("matplotlib", "PIL", "h5py", "fsspec", "httpx"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     warnings.showwarning = _log_warning
+
+
+class _PrintableFormatter(logging.Formatter):
+    """Log lines with the control characters a file name may hold escaped (``aqa.errors.printable``);
+    a traceback (``--debug``) is left as it is."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return printable(super().formatMessage(record))
 
 
 def _log_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -29,7 +29,7 @@ from aqa.data.feature_store import FeatureStoreError, VideoFeatures, check_video
 from aqa.data.labels import LabelTable, parse_column_names, read_label_files
 from aqa.data.provenance import feature_provenance
 from aqa.data.shard_writer import ShardWriter
-from aqa.errors import AqaError, one_line
+from aqa.errors import AqaError, one_line, printable
 from aqa.extractors.backbones import VideoBackbone, build_backbone, list_backbones
 from aqa.extractors.parallel import ExtractedVideo, PoolConfig, WorkerPool
 from aqa.extractors.siamese import SiameseConfig
@@ -304,10 +304,10 @@ def extract_from_args(args: argparse.Namespace) -> ExtractionResult:
 
 def main(args: argparse.Namespace) -> int:
     result = extract_from_args(args)
-    print(f"aqa-extract: {len(result.written)} extracted, {result.already_done} already done, "
-          f"{len(result.failures)} failed -> {result.store}")
+    print(printable(f"aqa-extract: {len(result.written)} extracted, {result.already_done} already done, "
+                    f"{len(result.failures)} failed -> {result.store}"))
     for name, reason in result.failures.items():
-        print(f"  failed {name}: {reason}")
+        print(printable(f"  failed {name}: {reason}"))
     return EXIT_SOME_FAILED if result.failures else 0
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from aqa.data.provenance import check_reproducible, extraction_config
-from aqa.errors import AqaError, VideoError, one_line
+from aqa.errors import AqaError, VideoError, one_line, printable
 from aqa.extractors.backbones import VideoBackbone, build_backbone
 from aqa.extractors.parallel import FailedVideo, PoolConfig, WorkerPool
 from aqa.extractors.siamese import SiameseConfig, SiameseFeatures
@@ -98,7 +98,7 @@ def predict_video(predictor: Predictor, path: Path, *, progress: bool = False, d
     """Score one video (of this ``difficulty`` degree, when known): the report (plain data,
     JSON-ready) and the features it was made from. Every worker helps with this one video.
     ``on_stage`` follows the work (a page's progress bar); ``progress`` draws a terminal bar."""
-    bar = tqdm(desc=path.name, unit="clip", disable=not progress, leave=False)
+    bar = tqdm(desc=printable(path.name), unit="clip", disable=not progress, leave=False)
     say = on_stage or (lambda stage, done, total: None)
 
     def on_clips(name: str, done: int, total: int) -> None:
@@ -380,13 +380,14 @@ def main(args: argparse.Namespace) -> int:
                                                     f"{one_line(error)}"
             reports.append(report)
             if not args.json:
-                print(format_report(report) + (f"\n  overlay: {report['overlay']}" if "overlay" in report else ""))
+                print(printable(format_report(report) + (f"\n  overlay: {report['overlay']}" if "overlay" in report
+                                                         else "")))
     if args.json:
         json.dump({"checkpoint": str(args.checkpoint), "predictions": reports,
                    "failures": [{"video": v, "error": e} for v, e in failures.items()]}, sys.stdout, indent=2)
         print()
     for reason in failures.values():
-        print(f"aqa-predict: error: {reason}", file=sys.stderr)
+        print(printable(f"aqa-predict: error: {reason}"), file=sys.stderr)
     return 1 if failures else 0
 
 

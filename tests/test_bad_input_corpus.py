@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import threading
 from collections.abc import Callable
@@ -46,6 +47,7 @@ EXTRACT = ["--set", "features.input_size=64", "--clip-length", "8", "--detector"
 GOOD = ("good_a", "good_b")
 TOOLS: dict[str, Callable[[list[str]], int]] = {"extract": extract.cli, "train": train.cli, "predict": predict.cli}
 TASK = SyntheticTask(dim=16, min_clips=8, max_clips=20)
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # what a terminal acts on, tab and newline aside
 TINY_HEAD = ["--head", "mlp", "--score", "total", "--epochs", "2", "--device", "cpu", "-q"]
 
 
@@ -159,6 +161,15 @@ def name_another_video_already_has(folder, corpus):
     (videos / "other").mkdir()
     shutil.copy(videos / "good_a.mp4", videos / "other" / "good_a.mov")
     return extract_into(videos, folder / "f.h5", code=1, says="already taken")
+
+
+@case(1)
+def names_with_terminal_escape_codes_are_printed_escaped(folder, corpus):
+    """A name that would clear the screen and turn the rest red (printed raw before the fix; every
+    case now asserts no control character reaches the terminal)."""
+    videos = folder_with_good(folder, corpus)
+    (videos / "\x1b[2J\x1b[31mbroken.mp4").write_bytes(b"not a video")
+    return extract_into(videos, folder / "f.h5", code=1, says="\\x1b[2J\\x1b[31mbroken.mp4: not a readable video")
 
 
 @case(1)
@@ -532,6 +543,7 @@ def test_bad_input(name, corpus, tmp_path, capfd):
     everything = out + err
     assert "Traceback" not in everything and "internal error" not in everything, everything
     assert "weights_only=False" not in everything  # advice that would run a stranger's pickle
+    assert not CONTROL.findall(everything), CONTROL.findall(everything)  # a file name cannot drive the terminal
     assert code == run.code, f"class {klass} case {name}: exit {code}, expected {run.code}\n{everything}"
     if run.code == 2:
         assert len(err.strip().splitlines()) == 1, err
