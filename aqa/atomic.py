@@ -7,7 +7,7 @@ whatever the place held before: the rename is atomic within one folder.
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,9 +20,13 @@ def written_then_renamed(target: str | Path) -> Iterator[Path]:
     such as PyAV and OpenCV choose the format by it) and starts with a dot (hidden meanwhile). A
     ``target`` that is a symbolic link is followed: the file it points at is replaced, the link stays."""
     final = Path(target).resolve()
-    handle, name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.stem}.", suffix=final.suffix)
-    os.close(handle)
-    temporary = Path(name)
+    while True:  # created here, like mkstemp, but with the mode any new file gets (umask), not 0600
+        temporary = final.with_name(f".{final.stem}.{secrets.token_hex(4)}{final.suffix}")
+        try:
+            os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            break
+        except FileExistsError:
+            continue
     try:
         yield temporary
         os.replace(temporary, final)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ import torch
 from torch import Tensor
 
 from aqa import __version__
+from aqa.atomic import written_then_renamed
 from aqa.config import config_from_dict, config_to_dict
 from aqa.data.provenance import Provenance
 from aqa.errors import AqaError, CorruptFileError, MissingFileError
@@ -91,9 +91,8 @@ def save_checkpoint(path: str | Path, head: ScoringHead, normalizer: ScoreNormal
         "extra": extra or {},
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(path.name + ".tmp")
-    torch.save(payload, temp)
-    os.replace(temp, path)
+    with written_then_renamed(path) as temporary:  # a failed or interrupted save leaves no file behind
+        torch.save(payload, temporary)
     return path
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import pytest
 import torch
 
@@ -38,6 +41,22 @@ def test_round_trip_restores_head_range_and_metadata(tmp_path):
     assert (info.score_name, info.input_dim, info.config_hash, info.extra["seed"]) == ("TES", 2 * D, "1234", 7)
     features, mask = torch.randn(3, 9, 2 * D), torch.ones(3, 9, dtype=torch.bool)
     assert torch.equal(head(features, mask)["score"], loaded(features, mask)["score"])
+
+
+def test_a_write_that_fails_keeps_the_old_checkpoint_and_leaves_no_temporary_file(tmp_path):
+    """A full disk (or Ctrl-C) while saving: model.pt keeps the previous run's head, and nothing is left
+    beside it (a fixed model.pt.tmp was left behind, half written, and stayed there)."""
+    from faults import writes_fail_past
+
+    _, path = saved(tmp_path)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask  # a new file's mode, not a temporary file's 0600
+    before = path.read_bytes()
+    with writes_fail_past(4096), pytest.raises((OSError, RuntimeError)):
+        saved(tmp_path, config={**TINY_COFINAL, "score_dim": 32})
+    assert path.read_bytes() == before
+    assert [entry.name for entry in tmp_path.iterdir()] == ["model.pt"]
 
 
 def test_the_file_holds_only_tensors_and_plain_containers(tmp_path):
