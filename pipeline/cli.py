@@ -20,9 +20,9 @@ from aqa.config import ConfigT, load_config
 from aqa.errors import AqaError, one_line, printable
 from aqa.extractors.video import quiet_decoder_logs
 from aqa.pipeline.environment import configure_library_environment
+from aqa.pipeline.launch import EXIT_INTERRUPTED
 
 EXIT_USER_ERROR = 2
-EXIT_INTERRUPTED = 130
 EXIT_SOME_FAILED = 1
 EXIT_INTERNAL_ERROR = 3
 
