@@ -33,6 +33,7 @@ from aqa.extractors.actor import detect_people, follow_misses, keyframe_indices
 from aqa.extractors.backbones import VideoBackbone, backbone_spec
 from aqa.extractors.clips import ClipPlan, ClipPlanConfig, plan_clips
 from aqa.extractors.crops import square_crop_boxes
+from aqa.extractors.cuts import colour_change
 from aqa.extractors.decode_worker import ReadResult
 from aqa.extractors.detect import DetectorConfig, PersonDetector
 from aqa.extractors.tracking import ActorTrack, TrackerConfig, track_actor
@@ -173,28 +174,71 @@ def _frame_reader(decoder: Decoder, layout: VideoLayout, backend: Backend):
     return read_frames
 
 
+@dataclass(frozen=True)
+class KeyFrameFindings:
+    """What the first pass learns from one key frame: the people in it (``[K, 5]``, working
+    pixels) and how much its colours changed since the key frame before it (a camera cut is
+    near 1, :mod:`extractors.cuts`; None for the first key frame, or where shots are not split)."""
+
+    boxes: np.ndarray
+    change: float | None = None
+
+
+class _ChangeRecorder:
+    """Wraps a frame reader: measures each frame's colour change against the frame read before
+    it, so the detector's frames are decoded once for both. ``previous`` is the key frame before
+    the first one read (one extra frame decoded; None at the video's start)."""
+
+    def __init__(self, read_frames, previous: int | None):
+        self._read_frames = read_frames
+        self._last = read_frames([previous])[0] if previous is not None else None
+        self.changes: list[float | None] = []
+
+    def read(self, indices) -> np.ndarray:
+        frames = self._read_frames(indices)
+        for frame in frames:
+            self.changes.append(None if self._last is None else colour_change(self._last, frame))
+            self._last = frame
+        return frames
+
+
 def detect_key_frames(decoder: Decoder, layout: VideoLayout, keys: np.ndarray, detector: PersonDetector,
-                      config: SiameseConfig, backend: Backend = "auto") -> list[np.ndarray]:
-    """Person boxes ``[K, 5]`` (working pixels) in each of the key frames ``keys`` (sorted): one
-    part of a video, for :func:`plan_from_detections` to join with the others."""
-    return detect_people(_frame_reader(decoder, layout, backend), keys.tolist(), layout.work_size, detector,
-                         config.detector.batch_size)
+                      config: SiameseConfig, backend: Backend = "auto") -> list[KeyFrameFindings]:
+    """People and colour change in each of the key frames ``keys`` (sorted, consecutive among the
+    layout's key frames): one part of a video, for :func:`plan_from_detections` to join with the
+    others. The change is measured when the tracker splits the video at cuts (``tracker.split_shots``)."""
+    reader = _frame_reader(decoder, layout, backend)
+    if not config.tracker.split_shots:
+        return [KeyFrameFindings(boxes) for boxes in detect_people(reader, keys.tolist(), layout.work_size, detector,
+                                                                   config.detector.batch_size)]
+    position = int(np.searchsorted(layout.key_frames, keys[0]))
+    previous = int(layout.key_frames[position - 1]) if position > 0 else None
+    recorder = _ChangeRecorder(reader, previous)
+    found = detect_people(recorder.read, keys.tolist(), layout.work_size, detector, config.detector.batch_size)
+    return [KeyFrameFindings(boxes, change) for boxes, change in zip(found, recorder.changes)]
 
 
-def follow_missed_key_frames(decoder: Decoder, layout: VideoLayout, detections: list[np.ndarray | None],
+def follow_missed_key_frames(decoder: Decoder, layout: VideoLayout, findings: list[KeyFrameFindings | None],
                              detector: PersonDetector, config: SiameseConfig, backend: Backend = "auto") -> None:
     """Fill, in place, the key frames the detector missed between two finds (all parts joined), by
     following the athlete from the last find (:func:`extractors.actor.follow_misses`), when
     ``config.detector.follow_misses``."""
-    if config.detector.follow_misses:
-        follow_misses(_frame_reader(decoder, layout, backend), detections, detector, config.tracker.max_bridge)
+    if not config.detector.follow_misses:
+        return
+    boxes = [None if found is None else found.boxes for found in findings]
+    follow_misses(_frame_reader(decoder, layout, backend), boxes, detector, config.tracker.max_bridge)
+    for frame, found in enumerate(findings):
+        if found is not None and found.boxes is not boxes[frame]:
+            findings[frame] = KeyFrameFindings(boxes[frame], found.change)
 
 
-def plan_from_detections(layout: VideoLayout, detections: list[np.ndarray | None],
+def plan_from_detections(layout: VideoLayout, findings: list[KeyFrameFindings | None],
                          config: SiameseConfig) -> VideoPlan:
-    """Track the athlete through all frames (``detections[t]``: boxes, or None where the detector
-    did not run) and fix the square actor crop of each frame."""
-    track = track_actor(detections, layout.work_size, config.tracker)
+    """Track the athlete through all frames (``findings[t]``: what key frame t showed, or None
+    where the detector did not run) and fix the square actor crop of each frame."""
+    boxes = [None if found is None else found.boxes for found in findings]
+    changes = [None if found is None else found.change for found in findings]
+    track = track_actor(boxes, layout.work_size, config.tracker, changes)
     crop_boxes = square_crop_boxes(track.boxes, layout.work_size, margin=config.crop_margin)
     return VideoPlan(layout, track, crop_boxes)
 
@@ -204,10 +248,10 @@ def plan_video(decoder: Decoder, path: str, detector: PersonDetector, config: Si
     """Probe, plan the clips and track the athlete (the first of two decoding passes), in one go:
     the worker pool's stages (:mod:`extractors.parallel`) in sequence, with every key frame in one part."""
     layout = layout_video(decoder, path, config)
-    detections: list[np.ndarray | None] = [None] * layout.info.num_frames
+    detections: list[KeyFrameFindings | None] = [None] * layout.info.num_frames
     found = detect_key_frames(decoder, layout, layout.key_frames, detector, config, backend)
-    for frame, boxes in zip(layout.key_frames.tolist(), found):
-        detections[frame] = boxes
+    for frame, findings in zip(layout.key_frames.tolist(), found):
+        detections[frame] = findings
     follow_missed_key_frames(decoder, layout, detections, detector, config, backend)
     return plan_from_detections(layout, detections, config)
 

@@ -14,7 +14,11 @@ athlete is tucked, blurred or half out of frame. From those we build one box per
    (the camera follows the athlete). The best few tracklets each seed a chain, which takes on
    the tracklets that fit in its time gaps where the chain expects the athlete (on the line
    between the boxes either side); the chain with the highest total score is the athlete. So
-   one athlete seen in pieces between misses beats a spectator seen throughout.
+   one athlete seen in pieces between misses beats a spectator seen throughout. A piece may
+   share up to ``chain_overlap`` frames with the chain (the detector and the follower both box
+   the athlete where one piece ends and the next begins), and sizes are compared as the median
+   of ``size_window`` boxes at each end: one box of a tucked, blurred diver is often a sliver of
+   the body, and on a real dive a single 11 x 22 box kept the whole fall to the water out.
 3. **Smoothing.** The chain's boxes are smoothed as (centre x, centre y, log w, log h) by a
    score-weighted local linear fit over a Gaussian window in time (``smooth_sigma`` frames):
    centred, so no lag, and unbiased at the ends of a moving track.
@@ -23,6 +27,20 @@ athlete is tucked, blurred or half out of frame. From those we build one box per
    misses alike); any other frame is HELD: it keeps the last box (frames before the first
    detection take the first box; across gaps longer than ``max_bridge``, the box before the
    gap). With no athlete at all every frame is the full frame, FALLBACK.
+
+**Camera cuts** (``split_shots``, with the key frames' colour change from
+:mod:`extractors.cuts`). A key frame whose colours change at once (colour histogram distance to
+the key frame before above ``cut_threshold`` and ``cut_spike`` times its neighbours') starts a
+new shot: each shot is tracked on its own, so no box, tracklet or bridge crosses a cut, and a
+shot where nobody is found is FALLBACK (not located). Association stays in the image's
+coordinates: a broadcast camera follows the athlete, so a falling diver moves little in the
+frame while the scene rushes past (measured on four real dives: in the scene's coordinates, the
+camera's motion taken out, the same detections chain worse).
+
+Each frame's **confidence** (``ActorTrack.scores``, 0..1) says how sure the box is: the
+detector's score where DETECTED; where INTERPOLATED, the score falling linearly to half at
+``max_bridge`` frames from the nearest detection; 0 where HELD or FALLBACK (the athlete not
+located).
 """
 
 from __future__ import annotations
@@ -33,6 +51,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+
+from aqa.extractors.cuts import shot_starts
 
 DETECTED, INTERPOLATED, HELD, FALLBACK = 1, 2, 3, 4
 STATUS_NAMES = {DETECTED: "detected", INTERPOLATED: "interpolated", HELD: "held", FALLBACK: "fallback"}
@@ -63,9 +83,18 @@ class TrackerConfig:
     chain_gate_per_frame: how fast the chaining gate widens with the gap between the pieces.
     chain_seeds: this many of the best-scoring tracklets each seed a chain; the chain with the
         highest total score is the athlete.
+    chain_overlap: a tracklet that shares up to this many frames with the chain joins it without
+        them (0: only tracklets disjoint from the chain in time join, the behaviour before).
+    size_window: the chain's gates compare the median size of this many boxes at each end of
+        the pieces, not one box's (1: one box's, the behaviour before).
     smooth_sigma: Gaussian smoothing of the athlete's boxes over time, in frames (0: off).
     max_bridge: longest run of frames between two athlete boxes that is interpolated; longer
         gaps hold the last box (2 s at 30 fps).
+    split_shots: track each shot between camera cuts on its own (module docstring); needs the
+        key frames' colour change (:mod:`extractors.cuts`).
+    cut_threshold: colour histogram distance (0..1) between consecutive key frames above which a
+        new shot may start (:mod:`extractors.cuts`)...
+    cut_spike: ...when the distance is also this many times the median of its neighbours'.
     """
 
     min_score: float = 0.0
@@ -81,12 +110,20 @@ class TrackerConfig:
     chain_gate: float = 1.0
     chain_gate_per_frame: float = 0.05
     chain_seeds: int = 5
+    chain_overlap: int = 2
+    size_window: int = 5
     smooth_sigma: float = 2.0
     max_bridge: int = 60
+    split_shots: bool = True
+    cut_threshold: float = 0.25
+    cut_spike: float = 2.5
 
     def __post_init__(self) -> None:
         if self.scale_by not in ("diagonal", "area"):
             raise ValueError(f"scale_by must be 'diagonal' or 'area', got {self.scale_by!r}")
+        if not 0 < self.cut_threshold <= 1 or self.cut_spike < 1:
+            raise ValueError(f"cut_threshold must be in (0, 1] and cut_spike at least 1, got {self.cut_threshold} "
+                             f"and {self.cut_spike}")
 
 
 @dataclass
@@ -94,8 +131,9 @@ class ActorTrack:
     """The athlete's box in every frame.
 
     boxes: ``[T, 4]`` float32 (x1, y1, x2, y2) in frame pixels, inside the frame.
-    scores: ``[T]`` float32: detector score where DETECTED, interpolated between the two boxes
-        where INTERPOLATED, 0 where HELD or FALLBACK.
+    scores: ``[T]`` float32 confidence 0..1: the detector's score where DETECTED, lower the
+        further an INTERPOLATED frame is from a detection, 0 where HELD or FALLBACK (module
+        docstring).
     status: ``[T]`` uint8, one of DETECTED, INTERPOLATED, HELD, FALLBACK.
     """
 
@@ -109,6 +147,18 @@ class ActorTrack:
     def summary(self) -> dict[str, int]:
         """Frames per status name, for logs and provenance."""
         return {name: int((self.status == code).sum()) for code, name in STATUS_NAMES.items()}
+
+    def not_located(self, min_confidence: float = 0.25) -> np.ndarray:
+        """``[T]`` bool: frames whose box is not the athlete's by any evidence (HELD, FALLBACK) or
+        below ``min_confidence``: what a score's warning counts."""
+        return np.isin(self.status, (HELD, FALLBACK)) | (self.scores < min_confidence)
+
+    @staticmethod
+    def concatenate(tracks: Sequence[ActorTrack]) -> ActorTrack:
+        """The tracks of consecutive pieces of a video (its shots), joined in order."""
+        return ActorTrack(np.concatenate([track.boxes for track in tracks]),
+                          np.concatenate([track.scores for track in tracks]),
+                          np.concatenate([track.status for track in tracks]))
 
 
 @dataclass
@@ -134,25 +184,43 @@ class _Tracklet:
 
 
 def track_actor(detections: Sequence[np.ndarray | None], frame_size: tuple[int, int],
-                config: TrackerConfig | None = None) -> ActorTrack:
+                config: TrackerConfig | None = None,
+                changes: Sequence[float | None] | None = None) -> ActorTrack:
     """One box per frame around the athlete (see the module docstring for how).
 
     detections: length T; entry t is ``None`` when the detector did not run on frame t, else
         ``[K, 5]`` (x1, y1, x2, y2, score), ``[0, 5]`` when it ran and found nobody.
     frame_size: (W, H) of the frames the boxes refer to.
+    changes: length T; entry t is key frame t's colour change against the key frame before it
+        (:mod:`extractors.cuts`; None where unknown). Without it (or with ``split_shots`` off) the
+        video is one shot.
     """
     config = config or TrackerConfig()
+    num_frames = len(detections)
+    if num_frames == 0:
+        return ActorTrack(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.uint8))
+    split = changes is not None and config.split_shots
+    starts = shot_starts(list(changes), config.cut_threshold, config.cut_spike) if split else []
+    bounds = [0, *starts, num_frames]
+    return ActorTrack.concatenate([_track_shot(list(detections[start:stop]), frame_size, config)
+                                   for start, stop in zip(bounds, bounds[1:])])
+
+
+def _track_shot(detections: list[np.ndarray | None], frame_size: tuple[int, int],
+                config: TrackerConfig) -> ActorTrack:
+    """The athlete through one shot (module docstring, steps 1-4)."""
     width, height = frame_size
     num_frames = len(detections)
     tracklets = _build_tracklets([_clean(boxes, frame_size, config) for boxes in detections], config)
-    if num_frames == 0:
-        return ActorTrack(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.uint8))
     if not tracklets:
         boxes = np.tile(np.array([0, 0, width, height], np.float32), (num_frames, 1))
         return ActorTrack(boxes, np.zeros(num_frames, np.float32), np.full(num_frames, FALLBACK, np.uint8))
     frames, boxes = _chain(tracklets, frame_size, config)
     boxes[:, :4] = _smooth(frames, boxes, config.smooth_sigma)
-    return _densify(frames, boxes, num_frames, frame_size, config.max_bridge)
+    track = _densify(frames, boxes, num_frames, config.max_bridge, config.size_window)
+    track.boxes[:, [0, 2]] = track.boxes[:, [0, 2]].clip(0, width)
+    track.boxes[:, [1, 3]] = track.boxes[:, [1, 3]].clip(0, height)
+    return track
 
 
 def _clean(boxes: np.ndarray | None, frame_size: tuple[int, int], config: TrackerConfig) -> np.ndarray | None:
@@ -251,16 +319,32 @@ def _chain(tracklets: list[_Tracklet], frame_size: tuple[int, int],
         while grown:  # a piece may become reachable once another piece filled the gap before it
             grown = False
             for track in list(candidates):
-                split = bisect.bisect_left(frames, track.frames[0])
-                if _continues(frames, boxes, split, track, config):
-                    frames[split:split] = track.frames
-                    boxes[split:split] = track.boxes
-                    total += score[id(track)]
+                piece = _in_one_gap(frames, track, config.chain_overlap)
+                split = bisect.bisect_left(frames, piece.frames[0]) if piece else 0
+                if piece and _continues(frames, boxes, split, piece, config):
+                    frames[split:split] = piece.frames
+                    boxes[split:split] = piece.boxes
+                    total += score[id(track)] * len(piece.frames) / len(track.frames)
                     candidates.remove(track)
                     grown = True
         if total > best[0]:
             best = (total, frames, boxes)
     return np.array(best[1]), np.stack(best[2]).astype(np.float32)
+
+
+def _in_one_gap(frames: list[int], track: _Tracklet, overlap: int) -> _Tracklet | None:
+    """``track`` cut to the one gap of the chain's sorted ``frames`` that holds most of it, or None
+    when that drops more than ``overlap`` of its frames. The detector and the follower can both
+    box the athlete on the frame where one tracklet ends and the next begins: a frame in common
+    must not keep the rest of the athlete out of the chain."""
+    gap_of = [bisect.bisect_left(frames, frame) if frame not in frames else -1 for frame in track.frames]
+    counts = np.bincount([gap for gap in gap_of if gap >= 0], minlength=1)
+    best = int(counts.argmax())
+    if len(track.frames) - counts[best] > overlap or counts[best] == 0:
+        return None
+    keep = [index for index, gap in enumerate(gap_of) if gap == best]
+    return track if len(keep) == len(track.frames) else _Tracklet([track.frames[i] for i in keep],
+                                                                  [track.boxes[i] for i in keep])
 
 
 def _continues(frames: list[int], boxes: list[np.ndarray], split: int, track: _Tracklet,
@@ -272,28 +356,45 @@ def _continues(frames: list[int], boxes: list[np.ndarray], split: int, track: _T
     the track's ends must lie within ``chain_gate`` box sizes of that (widening with the
     distance in frames to the nearer chain box) and match its size within ``max_scale_change``.
     ``split`` is where the track's first frame would go in the chain's sorted ``frames``.
+    Sizes are the median over ``size_window`` boxes at each end (:func:`_steady_box`): one
+    box of a tucked or blurred athlete can be a sliver of the body.
     """
     start, end = track.frames[0], track.frames[-1]
     if split < len(frames) and frames[split] <= end:
         return False  # overlaps the chain in time
-    before = (frames[split - 1], boxes[split - 1][:4]) if split > 0 else None
-    after = (frames[split], boxes[split][:4]) if split < len(frames) else None
+    window = config.size_window
+    before = (frames[split - 1], boxes[split - 1][:4], _steady_box(boxes[max(0, split - window):split], -1)) \
+        if split > 0 else None
+    after = (frames[split], boxes[split][:4], _steady_box(boxes[split:split + window], 0)) \
+        if split < len(frames) else None
 
-    def expected(frame: int) -> tuple[np.ndarray, int]:
+    def expected(frame: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """The chain's box at ``frame``, its steady size twin, and the frames to the nearer chain box."""
         if before and after:
             weight = (frame - before[0]) / (after[0] - before[0])
-            return (1 - weight) * before[1] + weight * after[1], min(frame - before[0], after[0] - frame)
-        frame_box = before or after
-        return frame_box[1], abs(frame - frame_box[0])
+            return ((1 - weight) * before[1] + weight * after[1], (1 - weight) * before[2] + weight * after[2],
+                    min(frame - before[0], after[0] - frame))
+        near = before or after
+        return near[1], near[2], abs(frame - near[0])
 
-    for frame, box in ((start, track.boxes[0]), (end, track.boxes[-1])):
-        guess, gap = expected(frame)
-        ratio = _scale(box, config.scale_by) / max(_scale(guess, config.scale_by), 1e-9)
+    ends = ((start, track.boxes[0], _steady_box(track.boxes[:window], 0)),
+            (end, track.boxes[-1], _steady_box(track.boxes[-window:], -1)))
+    for frame, box, steady in ends:
+        guess, steady_guess, gap = expected(frame)
+        ratio = _scale(steady, config.scale_by) / max(_scale(steady_guess, config.scale_by), 1e-9)
         distance = np.linalg.norm(_centre(box) - _centre(guess)) / np.sqrt(max(_area(guess), 1e-9))
         if not (1 / config.max_scale_change <= ratio <= config.max_scale_change
                 and distance <= config.chain_gate + config.chain_gate_per_frame * gap):
             return False
     return True
+
+
+def _steady_box(boxes: Sequence[np.ndarray], anchor: int) -> np.ndarray:
+    """``boxes[anchor]``'s centre with the median width and height of ``boxes`` (each ``[4+]``)."""
+    stacked = np.stack([box[:4] for box in boxes]).astype(np.float64)
+    centre = _centre(stacked[anchor])
+    half = np.median(stacked[:, 2:4] - stacked[:, 0:2], axis=0) / 2
+    return np.concatenate([centre - half, centre + half])
 
 
 def _smooth(frames: np.ndarray, boxes: np.ndarray, sigma: float, chunk: int = 256) -> np.ndarray:
@@ -327,25 +428,27 @@ def _smooth(frames: np.ndarray, boxes: np.ndarray, sigma: float, chunk: int = 25
     return np.concatenate([smoothed[:, :2] - half, smoothed[:, :2] + half], axis=1).astype(np.float32)
 
 
-def _densify(frames: np.ndarray, boxes: np.ndarray, num_frames: int, frame_size: tuple[int, int],
-             max_bridge: int) -> ActorTrack:
-    """Fill every frame from the chain's boxes: detected, interpolated across short gaps, else held."""
+def _densify(frames: np.ndarray, boxes: np.ndarray, num_frames: int, max_bridge: int, size_window: int) -> ActorTrack:
+    """Fill every frame from the chain's boxes: detected, interpolated across short gaps, else held
+    (the caller clamps them to the frame). Frames before the first detection hold the first box
+    with the median size of the first ``size_window`` (one box is often a sliver of the body)."""
     out_boxes = np.zeros((num_frames, 4), np.float32)
     scores = np.zeros(num_frames, np.float32)
     status = np.full(num_frames, HELD, np.uint8)
-    out_boxes[: frames[0]] = boxes[0, :4]  # before the first detection: the first box, held
+    out_boxes[: frames[0]] = _steady_box(boxes[:size_window], 0)  # before the first detection, held
+    confidence = np.clip(boxes[:, 4], 0.0, 1.0)
     for index, (frame, box) in enumerate(zip(frames, boxes)):
-        out_boxes[frame], scores[frame], status[frame] = box[:4], box[4], DETECTED
+        out_boxes[frame], scores[frame], status[frame] = box[:4], confidence[index], DETECTED
         following = frames[index + 1] if index + 1 < len(frames) else num_frames
         gap = slice(frame + 1, following)
         if following < num_frames and following - frame <= max_bridge:
-            weight = ((np.arange(frame + 1, following) - frame) / (following - frame))[:, None]
+            steps = np.arange(frame + 1, following)
+            weight = ((steps - frame) / (following - frame))[:, None]
             out_boxes[gap] = (1 - weight) * box[:4] + weight * boxes[index + 1, :4]
-            scores[gap] = ((1 - weight) * box[4] + weight * boxes[index + 1, 4])[:, 0]
+            nearest = np.minimum(steps - frame, following - steps)
+            blended = (1 - weight[:, 0]) * confidence[index] + weight[:, 0] * confidence[index + 1]
+            scores[gap] = blended * (1 - 0.5 * nearest / max_bridge)
             status[gap] = INTERPOLATED
         else:
             out_boxes[gap] = box[:4]
-    width, height = frame_size
-    out_boxes[:, [0, 2]] = out_boxes[:, [0, 2]].clip(0, width)
-    out_boxes[:, [1, 3]] = out_boxes[:, [1, 3]].clip(0, height)
     return ActorTrack(out_boxes, scores, status)

@@ -11,6 +11,7 @@ from test_detect import decode_frames
 
 from aqa.extractors.actor import detect_people, follow_misses, keyframe_indices
 from aqa.extractors.crops import square_crop_boxes
+from aqa.extractors.cuts import colour_change, shot_starts
 from aqa.extractors.detect import BlazePoseDetector, DetectorConfig, PersonDetector
 from aqa.extractors.tracking import DETECTED, HELD, INTERPOLATED, ActorTrack, TrackerConfig, box_iou, track_actor
 from synthetic_video import moving_shapes
@@ -20,16 +21,18 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def locate_actor(read_frames, num_frames: int, frame_size: tuple[int, int], detector: PersonDetector, *,
-                 every_k: int = 1, batch_size: int = 16, follow: bool = True) -> ActorTrack:
+                 every_k: int = 1, batch_size: int = 16, follow: bool = True,
+                 changes: list[float | None] | None = None) -> ActorTrack:
     """The athlete's track as extraction finds it (extractors.siamese.plan_video), from frames in memory:
-    the detector on the key frames, the misses followed, then tracking."""
+    the detector on the key frames, the misses followed, then tracking (split at cuts where ``changes``,
+    the key frames' colour changes, say so)."""
     keys = keyframe_indices(num_frames, every_k)
     detections: list[np.ndarray | None] = [None] * num_frames
     for frame, boxes in zip(keys, detect_people(read_frames, keys, frame_size, detector, batch_size)):
         detections[frame] = boxes
     if follow:
         follow_misses(read_frames, detections, detector, TrackerConfig().max_bridge)
-    return track_actor(detections, frame_size)
+    return track_actor(detections, frame_size, changes=changes)
 
 
 class ColourDetector(PersonDetector):
@@ -112,14 +115,16 @@ def test_blazepose_follows_a_real_diver_through_the_somersaults(shared_videos):
     assert kept.min() >= 0.7 and np.mean(kept >= 0.9) >= 0.75, kept.round(2)
 
 
-def inverted_athlete_scene(num_frames: int = 30, size: tuple[int, int] = (640, 360),
-                           seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def inverted_athlete_scene(num_frames: int = 30, size: tuple[int, int] = (640, 360), seed: int = 0,
+                           hidden: range = range(0), tint: tuple[float, float, float] = (1.0, 1.0, 1.0)
+                           ) -> tuple[np.ndarray, np.ndarray]:
     """A real person upside down crossing a panning scene: frames ``[T, H, W, 3]`` and the person's box ``[T, 4]``.
 
     The person is the standing man at the left of ultralytics' ``bus.jpg`` (the region a person would
     box: x 45-245, y 395-910), cut out, rotated 180 degrees, shrunk to half and pasted on a smooth
     random background that pans against him, as a diver's or gymnast's inverted phase looks to a camera
-    that follows them. The box is where the cut-out lies.
+    that follows them. The box is where the cut-out lies (on the ``hidden`` frames he is not pasted);
+    ``tint`` scales the background's colours (another venue, for a cut).
     """
     import cv2
     from test_detect import asset_rgb
@@ -129,14 +134,16 @@ def inverted_athlete_scene(num_frames: int = 30, size: tuple[int, int] = (640, 3
     person = cv2.resize(person, (person.shape[1] // 2, person.shape[0] // 2), interpolation=cv2.INTER_AREA)
     rng = np.random.default_rng(seed)
     field = cv2.resize(rng.uniform(40, 215, (9, 24, 3)).astype(np.float32), (width * 2, height),
-                       interpolation=cv2.INTER_CUBIC).clip(0, 255).astype(np.uint8)
+                       interpolation=cv2.INTER_CUBIC)
+    field = (field * np.array(tint, np.float32)).clip(0, 255).astype(np.uint8)
     frames, boxes = [], []
     for t in range(num_frames):
         pan = round(t * width / num_frames)
         frame = np.ascontiguousarray(field[:, pan:pan + width])
         x = round(60 + t * (width - 120 - person.shape[1]) / (num_frames - 1))
         y = round(40 + 40 * np.sin(np.pi * t / (num_frames - 1)))
-        frame[y:y + person.shape[0], x:x + person.shape[1]] = person
+        if t not in hidden:
+            frame[y:y + person.shape[0], x:x + person.shape[1]] = person
         frames.append(frame)
         boxes.append((x, y, x + person.shape[1], y + person.shape[0]))
     return np.stack(frames), np.array(boxes, np.float32)
@@ -149,6 +156,30 @@ def test_an_upside_down_athlete_is_found_and_boxed():
         track = locate_actor(lambda indices: frames[list(indices)], len(frames), frames.shape[2:0:-1], detector)
     iou = box_iou(track.boxes, truth)
     assert np.mean(iou >= 0.7) >= 0.9, iou.round(2)
+
+
+def test_a_camera_cut_ends_the_track_and_the_athlete_is_found_again_after_it():
+    """Issue 27: the inverted athlete crosses a panning scene; at frame 15 the broadcast cuts to another
+    scene where the athlete enters only at frame 20, elsewhere in the frame. No box may be carried
+    across the cut: frames 15-19 are not located (HELD, confidence 0), the athlete is found again after."""
+    first, truth = inverted_athlete_scene(seed=0)
+    second, second_truth = inverted_athlete_scene(seed=7, hidden=range(15, 20), tint=(0.3, 0.6, 1.2))  # nobody at first
+    second = np.ascontiguousarray(second[:, :, ::-1])  # mirrored: the athlete is elsewhere in the frame
+    second_truth[:, [0, 2]] = second.shape[2] - second_truth[:, [2, 0]]
+    frames = np.concatenate([first[:15], second[15:]])
+    truth = np.concatenate([truth[:15], second_truth[15:]])
+    changes = [None] + [colour_change(before, after) for before, after in zip(frames, frames[1:])]
+    config = TrackerConfig()
+    assert shot_starts(changes, config.cut_threshold, config.cut_spike) == [15], np.round(changes[1:], 2)
+    read = lambda indices: frames[list(indices)]  # noqa: E731
+    with BlazePoseDetector(DetectorConfig()) as detector:
+        split = locate_actor(read, len(frames), frames.shape[2:0:-1], detector, changes=changes)
+        one_shot = locate_actor(read, len(frames), frames.shape[2:0:-1], detector)
+    assert (split.status[15:20] == HELD).all() and (split.scores[15:20] == 0).all()
+    assert split.not_located()[15:20].all() and not split.not_located()[:15].any()
+    iou = box_iou(split.boxes, truth)
+    assert np.mean(iou[:15] >= 0.7) >= 0.9 and np.mean(iou[20:] >= 0.7) >= 0.9, iou.round(2)
+    assert (one_shot.status[15:20] == INTERPOLATED).all()  # without the cut, a box slides across it
 
 
 class FrameNumberFollower(PersonDetector):
