@@ -1,7 +1,8 @@
 """Overlays for people who would rather look than read: the tracked athlete and a timeline.
 
 :func:`write_overlay` draws, on every frame of the original video, the athlete box (green where
-detected, yellow where interpolated or held, grey where the whole frame was used), a caption with
+detected, yellow where interpolated, red with "athlete not located" where held, grey where the whole
+frame was used), a caption with
 the score, and a timeline strip under the picture: one cell per clip, shaded by a per-clip curve
 (e.g. a head's attention over time), with a cursor at the current frame. An output ending in
 ``.png`` gets a strip of evenly spaced frames instead of a video. Either is written to a temporary
@@ -17,12 +18,14 @@ import cv2
 import numpy as np
 
 from aqa.atomic import written_then_renamed
-from aqa.extractors.tracking import DETECTED, FALLBACK
+from aqa.extractors.tracking import DETECTED, FALLBACK, HELD
 from aqa.extractors.video import open_video
 from aqa.video_writer import write_video
 
 TIMELINE_HEIGHT = 24
-COLOURS = {"detected": (40, 220, 60), "estimated": (240, 200, 40), "fallback": (160, 160, 160)}
+COLOURS = {"detected": (40, 220, 60), "estimated": (240, 200, 40), "not located": (230, 50, 50),
+           "fallback": (160, 160, 160)}
+KINDS = {DETECTED: "detected", HELD: "not located", FALLBACK: "fallback"}  # any other status: "estimated"
 
 
 def timeline_row(width: int, clip_ranges: np.ndarray, curve: np.ndarray, num_frames: int, frame: int) -> np.ndarray:
@@ -42,11 +45,14 @@ def timeline_row(width: int, clip_ranges: np.ndarray, curve: np.ndarray, num_fra
 def draw_frame(frame: np.ndarray, box: np.ndarray, status: int, caption: str) -> np.ndarray:
     """The frame with the athlete box and the caption drawn on a copy."""
     out = frame.copy()
-    kind = "detected" if status == DETECTED else "fallback" if status == FALLBACK else "estimated"
+    kind = KINDS.get(status, "estimated")
     x1, y1, x2, y2 = (int(round(v)) for v in box)
     thickness = max(2, out.shape[0] // 180)
     cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), COLOURS[kind], thickness)
     scale = max(0.4, out.shape[0] / 600)
+    if kind == "not located":  # said in words too: a red box alone reads as "detected, badly"
+        cv2.putText(out, "athlete not located", (x1 + 2, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX,
+                    scale * 0.6, COLOURS[kind], max(1, thickness // 2), cv2.LINE_AA)
     cv2.putText(out, caption, (8, int(24 * scale) + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0),
                 thickness + 2, cv2.LINE_AA)
     cv2.putText(out, caption, (8, int(24 * scale) + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),

@@ -137,6 +137,10 @@ def build_report(path: Path, score: float, details: dict[str, Any], features: Si
         "frames": plan.layout.info.num_frames, "fps": round(fps, 3), "clips": plan.layout.clips.num_clips,
         "partial_video": plan.layout.info.partial, "athlete_frames": plan.track.summary(),
     }
+    share, spans = not_located_spans(features)
+    report["athlete_not_located_share"] = round(share, 4)
+    if spans:
+        report["athlete_not_located"] = [list(span) for span in spans]
     report["warnings"] = prediction_warnings(report, features, info)
     for key in ("score_expectation", "score_argmax"):
         if key in details:
@@ -184,7 +188,32 @@ def prediction_warnings(report: dict[str, Any], features: SiameseFeatures, info:
                         f"repeated {features.plan.layout.clips.padded_frames} times")
     if report["partial_video"]:
         warnings.append("the video is damaged: only its readable frames were scored")
+    spans = report.get("athlete_not_located", [])
+    if spans and info.streams != "scene" and found:
+        share = report["athlete_not_located_share"]
+        warnings.append(f"the athlete was not located on {share:.0%} of the scored frames (held, fallback or low "
+                        "confidence: the actor stream saw a guess there): "
+                        + ", ".join(f"{start:.1f}-{end:.1f} s" for start, end in spans))
     return warnings
+
+
+NOT_LOCATED_WARNING = 0.2  # share of the scored frames past which a score warns
+
+
+def not_located_spans(features: SiameseFeatures) -> tuple[float, list[tuple[float, float]]]:
+    """The share of the scored frames (those in some clip) where the athlete was not located
+    (:meth:`extractors.tracking.ActorTrack.not_located`), and their time ranges in seconds when
+    that share exceeds :data:`NOT_LOCATED_WARNING` (else no ranges)."""
+    plan = features.plan
+    scored = np.unique(plan.layout.clips.indices)
+    lost = np.zeros(len(plan.track), bool)
+    lost[scored] = plan.track.not_located()[scored]
+    share = float(lost[scored].mean()) if len(scored) else 0.0
+    if share <= NOT_LOCATED_WARNING:
+        return share, []
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], lost.astype(np.int8), [0]])))
+    fps = plan.layout.info.fps
+    return share, [(round(start / fps, 2), round(stop / fps, 2)) for start, stop in zip(edges[::2], edges[1::2])]
 
 
 def clip_time(position: float, ranges: np.ndarray, fps: float) -> float:
@@ -332,7 +361,8 @@ def get_args_parser() -> argparse.ArgumentParser:
         description="Score videos with a trained head: runs the extraction recorded in the checkpoint, then the "
                     "head, and prints the score with its grade and per-procedure detail.",
         epilog="A video that cannot be read fails alone. A score comes with warnings (text and JSON) when the "
-               "athlete was never found or the video is shorter than one clip. An unknown --save-overlay extension "
+               "athlete was never found, was not located on more than a fifth of the scored frames (the time ranges "
+               "are named), or the video is shorter than one clip. An unknown --save-overlay extension "
                "is refused before any work; an overlay that cannot be written keeps the score (exit 1). A "
                "checkpoint holding anything but tensors and plain values is refused, never run. "
                + exit_status_epilog("every video scored", "some videos failed, or an overlay could not be written "

@@ -26,8 +26,8 @@ def test_overlay_video_draws_the_box_on_every_frame(make_video, tmp_path):
     edge = frames[0, (y1 + y2) // 2, x1]  # left edge of the box: drawn green (detected)
     assert edge[1] > 150 and edge[0] < 120
     x1, y1, _, y2 = clip.figure_boxes[11].astype(int)
-    edge = frames[1, (y1 + y2) // 2, x1]  # held: drawn yellow
-    assert edge[0] > 150 and edge[1] > 150 and edge[2] < 120
+    edge = frames[1, (y1 + y2) // 2, x1]  # held, the athlete not located: drawn red
+    assert edge[0] > 150 and edge[1] < 120 and edge[2] < 120
 
 
 def test_overlay_of_a_portrait_phone_video_is_upright(tmp_path):

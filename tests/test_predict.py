@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from aqa.data.provenance import ProvenanceNotReproducible, check_reproducible, extraction_config, imported_provenance
+from aqa.extractors.tracking import DETECTED, HELD, ActorTrack
 from aqa.extractors.video import open_video
 from aqa.models import ScoreNormalizer, build_head
 from aqa.models.fspn_training import prepare
@@ -128,6 +129,15 @@ def test_refuses_what_it_cannot_reproduce(trained):
 RANGES = np.array([[0, 16], [16, 32], [32, 48], [48, 64]])  # 4 clips of 16 frames at 8 fps: 2 s each
 
 
+def fake_features(status: np.ndarray) -> SimpleNamespace:
+    """What build_report reads of extracted features: 4 clips of 16 frames at 8 fps, a track of ``status``."""
+    clips = SimpleNamespace(frame_ranges=RANGES, num_clips=4, padded_frames=0, indices=np.arange(64).reshape(4, 16))
+    layout = SimpleNamespace(clips=clips, info=SimpleNamespace(fps=8.0, num_frames=64, partial=False))
+    scores = np.where(status == DETECTED, 0.9, 0.0).astype(np.float32)
+    return SimpleNamespace(plan=SimpleNamespace(layout=layout, track=ActorTrack(np.zeros((64, 4), np.float32), scores,
+                                                                                 status.astype(np.uint8))))
+
+
 def test_sub_actions_are_placed_in_seconds_inside_their_clips():
     spans = sub_action_spans(np.array([0.5, 1.25, 3.0]), RANGES, fps=8.0)
     assert [(span["start_s"], span["end_s"]) for span in spans] == [(0.0, 1.0), (1.0, 2.5), (2.5, 6.0), (6.0, 8.0)]
@@ -144,12 +154,10 @@ def test_an_fspn_report_names_sub_actions_and_exemplars(capsys):
     names = [f"train_{i}" for i in bank.tolist()]
     normalizer = ScoreNormalizer(0.0, 10.0)
     score, details = predict_features(head, normalizer, torch.randn(4, 4), torch.randn(4, 4), streams="both")
-    layout = SimpleNamespace(clips=SimpleNamespace(frame_ranges=RANGES, num_clips=4, padded_frames=0),
-                             info=SimpleNamespace(fps=8.0, num_frames=64, partial=False))
-    plan = SimpleNamespace(layout=layout, track=SimpleNamespace(summary=lambda: {"detected": 64}))
     info = CheckpointInfo("fspn", "total", "both", 8, synthetic_provenance(SyntheticTask()), {}, "h", "0",
                           extra={"exemplar_names": names})
-    report = json.loads(json.dumps(build_report(Path("dive.mp4"), score, details, SimpleNamespace(plan=plan), info)))
+    features = fake_features(np.full(64, DETECTED))
+    report = json.loads(json.dumps(build_report(Path("dive.mp4"), score, details, features, info)))
     spans = report["sub_actions"]
     assert [span["sub_action"] for span in spans] == [1, 2, 3, 4] and spans[0]["start_s"] == 0.0
     assert spans[-1]["end_s"] == 8.0 and all(a["end_s"] == b["start_s"] for a, b in zip(spans, spans[1:]))
@@ -160,8 +168,24 @@ def test_an_fspn_report_names_sub_actions_and_exemplars(capsys):
     text = format_report(report)
     assert "sub-actions: 1: 0.00-" in text and f"voted over 3 exemplars: {names[0]} (" in text
     info.extra.clear()  # a checkpoint without names: bank rows instead
-    report = build_report(Path("dive.mp4"), score, details, SimpleNamespace(plan=plan), info)
+    report = build_report(Path("dive.mp4"), score, details, features, info)
     assert [entry["bank_index"] for entry in report["exemplars"]] == [0, 1, 2] and "#0 (" in format_report(report)
+    assert "athlete_not_located" not in report and not report["warnings"]  # located on every frame
+
+
+def test_a_score_warns_when_the_athlete_was_not_located_on_more_than_a_fifth_of_its_frames():
+    """Issue 27: a coach must not get a score computed on crops of the audience without a word."""
+    info = CheckpointInfo("mlp", "total", "both", 8, synthetic_provenance(SyntheticTask()), {}, "h", "0")
+    status = np.full(64, DETECTED)
+    status[20:36] = HELD  # 2.5-4.5 s: 16 of 64 frames, a quarter
+    report = json.loads(json.dumps(build_report(Path("dive.mp4"), 5.0, {}, fake_features(status), info)))
+    assert report["athlete_not_located"] == [[2.5, 4.5]] and report["athlete_not_located_share"] == 0.25
+    (warning,) = report["warnings"]
+    assert "not located on 25% of the scored frames" in warning and "2.5-4.5 s" in warning
+    assert "warning: the athlete was not located" in format_report(report)
+    status[28:36] = DETECTED  # 8 of 64, an eighth: no warning, no ranges
+    quiet = build_report(Path("dive.mp4"), 5.0, {}, fake_features(status), info)
+    assert not quiet["warnings"] and "athlete_not_located" not in quiet and quiet["athlete_not_located_share"] == 0.125
 
 
 def test_an_unusable_overlay_option_is_refused_before_decoding(trained, tmp_path, capsys):
