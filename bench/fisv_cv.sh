@@ -32,6 +32,8 @@ table_runs() {  # name, then aqa-train arguments
     # The authors'-code variant: the preset's cofinal:likert entries (docs/accuracy.md, section 5).
     echo "likert-$score --head cofinal --preset fisv-$score --set head.coarse=likert"
     echo "fspn-$score --head fspn --preset fisv-$score --set head.use_actor=false --streams scene"
+    # Ridge on the mean clip beside the per-dimension max over clips (a member for the ensembles).
+    echo "ridgemax-$score --head ridge --preset fisv-$score --set head.pool=mean+max"
   done
 }
 

@@ -14,13 +14,22 @@ matrix). The solution lives in buffers, so a checkpoint holds it like any state 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from aqa.models.masking import masked_mean
-from aqa.models.registry import HeadConfig, HeadConfigError, HeadNeeds, ScoringHead, check_targets, register_head
+from aqa.models.registry import (
+    HeadConfig,
+    HeadConfigError,
+    HeadNeeds,
+    ScoringHead,
+    check_choices,
+    check_targets,
+    register_head,
+)
 
 
 @dataclass(frozen=True)
@@ -29,11 +38,15 @@ class RidgeConfig(HeadConfig):
 
     alphas: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
     train_window: int = 68  # unused: ridge sees whole videos; kept so presets apply alike
+    # What a video becomes before the linear map: the mean clip, or the mean beside the per-dimension
+    # max (the program's peaks: jumps, spins) or std over its clips ([2 D]).
+    pool: Literal["mean", "mean+max", "mean+std"] = "mean"
 
     def needs(self) -> HeadNeeds:
         return HeadNeeds(window=self.train_window)
 
     def __post_init__(self) -> None:
+        check_choices(self)
         if not self.alphas or any(not alpha > 0 for alpha in self.alphas):
             raise HeadConfigError(f"ridge: alphas must be positive numbers, got {list(self.alphas)}")
 
@@ -77,8 +90,9 @@ class RidgeHead(ScoringHead):
 
     def __init__(self, config: RidgeConfig, input_dim: int) -> None:
         super().__init__(config, input_dim)
-        self.register_buffer("input_mean", torch.zeros(input_dim))
-        self.register_buffer("weight", torch.zeros(input_dim))
+        pooled = input_dim * (1 if config.pool == "mean" else 2)
+        self.register_buffer("input_mean", torch.zeros(pooled))
+        self.register_buffer("weight", torch.zeros(pooled))
         self.register_buffer("bias", torch.zeros(()))
         self.register_buffer("alpha", torch.zeros(()))
 
@@ -86,7 +100,7 @@ class RidgeHead(ScoringHead):
     def solve(self, features: Tensor, mask: Tensor, targets: Tensor) -> None:
         """Fit on whole training videos: ``features`` ``[N, T, D]``, ``mask`` ``[N, T]``, ``targets`` ``[N]``."""
         features, mask = self.prepare_inputs(features, mask)
-        mean, weight, bias, losses = loo_ridge(masked_mean(features, mask), targets, self.config.alphas)
+        mean, weight, bias, losses = loo_ridge(self.pool(features, mask), targets, self.config.alphas)
         self.input_mean.copy_(mean)
         self.weight.copy_(weight)
         self.bias.fill_(bias)
@@ -94,10 +108,19 @@ class RidgeHead(ScoringHead):
 
     def forward(self, features: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
         features, mask = self.prepare_inputs(features, mask)
-        pooled = masked_mean(features, mask)
-        score = (pooled - self.input_mean) @ self.weight + self.bias
+        score = (self.pool(features, mask) - self.input_mean) @ self.weight + self.bias
         weights = mask.float() / mask.float().sum(dim=1, keepdim=True)
         return {"score": score, "clip_weights": weights.unsqueeze(1)}
+
+    def pool(self, features: Tensor, mask: Tensor) -> Tensor:
+        """Standardised, masked clips ``[B, T, D]`` -> ``[B, D]`` (mean) or ``[B, 2 D]`` (``config.pool``)."""
+        mean = masked_mean(features, mask)
+        if self.config.pool == "mean":
+            return mean
+        if self.config.pool == "mean+max":
+            return torch.cat([mean, features.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1)], dim=1)
+        spread = masked_mean((features - mean.unsqueeze(1)) ** 2, mask).clamp_min(0).sqrt()
+        return torch.cat([mean, spread], dim=1)
 
     def loss(self, outputs: dict[str, Tensor], targets: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """MSE between ``score`` and the normalised targets (reported; nothing back-propagates)."""

@@ -67,3 +67,34 @@ def test_fit_solves_on_whole_videos_in_one_step_and_is_padding_invariant():
 def test_alphas_must_be_positive():
     with pytest.raises(ValueError, match="alphas must be positive"):
         build_head("ridge", {"alphas": [0.0]}, input_dim=4)
+
+
+@pytest.mark.parametrize("pool", ["mean+max", "mean+std"])
+def test_pooling_beside_the_mean_learns_what_the_mean_cannot_see_and_ignores_padding(pool):
+    """A score set by each video's peak clip (max) or its spread (std), with equal means: the mean
+    alone cannot rank it, the pooled ridge does; padded clips change nothing."""
+    torch.manual_seed(1)
+    clips, targets = [], []
+    for _ in range(60):
+        length = int(torch.randint(4, 10, ()))
+        strength = float(torch.rand(()))
+        video = torch.randn(length, 4) * 0.1
+        video[0, 0] += strength * length  # one peak ...
+        video[:, 0] -= strength  # ... with the mean of dimension 0 unchanged
+        clips.append(video)
+        targets.append(0.2 + 0.6 * strength)
+    train = PaddedVideos.from_sequences(clips, torch.tensor(targets))
+    heads = {name: build_head("ridge", {"pool": name, "alphas": [1e-3, 1e-2, 0.1]}, input_dim=4)
+             for name in ("mean", pool)}
+    rho = {}
+    for name, head in heads.items():
+        fit(head, train, TrainConfig(epochs=1, standardize_features=False), seed=0)
+        predicted = head(train.features, torch.arange(train.features.shape[1]) < train.lengths[:, None])["score"]
+        rho[name] = float(np.corrcoef(predicted.argsort().argsort(), np.argsort(np.argsort(targets)))[0, 1])
+    assert rho["mean"] < 0.5 < 0.9 < rho[pool], rho
+    one = clips[0].unsqueeze(0)
+    padded = torch.cat([one, torch.full((1, 3, 4), 50.0)], dim=1)
+    mask = torch.tensor([[True] * one.shape[1] + [False] * 3])
+    assert heads[pool](padded, mask)["score"].item() == pytest.approx(heads[pool](one)["score"].item(), abs=1e-6)
+    with pytest.raises(ValueError, match="pool"):
+        build_head("ridge", {"pool": "max"}, input_dim=4)
