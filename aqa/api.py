@@ -58,16 +58,18 @@ def extract(videos: PathLike | Iterable[PathLike], store: PathLike, *, progress:
     return extract_tool.extract_from_args(args)
 
 
-def train(store: PathLike, *, out: PathLike, head: str = "cofinal", progress: bool = False,
+def train(store: PathLike, *, out: PathLike, head: str | None = None, progress: bool = False,
           overrides: Mapping[str, Any] | None = None, **settings: Any) -> dict[str, Any]:
     """Train a scoring ``head`` on the features in ``store`` and save it under ``out``; returns the
     metrics report (what ``out/metrics.json`` holds; with several scores, a mapping of score name to
     its report, plus ``"combined"``). With ``folds=K`` (or ``folds_file=``) it cross-validates instead
     and returns the cross-validation report. Settings: those of ``aqa-train --help`` (``preset``,
-    ``score``, ``epochs``, ``seeds``, ``device``, ``overwrite``...).
+    ``score``, ``epochs``, ``seeds``, ``device``, ``overwrite``...). ``head`` None: the preset's
+    default head (``aqa-train`` without ``--head``), CoFInAl without a preset.
     """
+    chosen = [f"--head={head}"] if head is not None else []
     args = _parse(train_tool.get_args_parser,
-                  [f"--out={out}", f"--head={head}", *_options(settings, overrides, progress), "--", str(store)])
+                  [f"--out={out}", *chosen, *_options(settings, overrides, progress), "--", str(store)])
     configure_library_environment()
     reports = train_tool.train_from_args(args, say=lambda line: None)
     return reports if len(reports) > 1 else next(iter(reports.values()))

@@ -139,7 +139,10 @@ def base_config(head_name: str, preset: str | None, variant: str | None = None) 
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """Defaults < preset < ``--config`` YAML < ``--set`` < the dedicated flags."""
+    """Defaults < preset < ``--config`` YAML < ``--set`` < the dedicated flags. Without ``--head``, the
+    preset's default head (the best in its cross-validation), else CoFInAl."""
+    if args.head is None:
+        args.head = registry.dataset_preset(args.preset).default_head if args.preset else "cofinal"
     base = base_config(args.head, args.preset)
     flags = {"scores": args.score or None, "seeds": args.seeds, "val_fraction": args.val_fraction,
              "train.epochs": args.epochs, "train_split": args.train_split, "test_split": args.test_split,
@@ -317,8 +320,12 @@ def get_args_parser() -> argparse.ArgumentParser:
                              "unless --overwrite)")
     parser.add_argument("--overwrite", action="store_true", help="replace the outputs of a finished run in --out")
     heads, presets = ", ".join(registry.list_heads()), ", ".join(registry.list_presets())
-    parser.add_argument("--head", default="cofinal",
-                        help=f"scoring head: {heads} (default cofinal; ridge is the instant floor)")
+    defaults = "; ".join(f"{name}: {registry.dataset_preset(name).default_head}" for name in registry.list_presets()
+                         if registry.dataset_preset(name).default_head != "cofinal")
+    parser.add_argument("--head",
+                        help=f"scoring head: {heads} (ridge is the instant floor; ensemble: the mean of trained "
+                             f"heads, --set head.members=[...]). Default: the preset's, the best in its "
+                             f"cross-validation (docs/accuracy.md; {defaults}), else cofinal")
     parser.add_argument("--preset", help=f"per-dataset settings (models/presets.py): {presets}")
     parser.add_argument("--score", action="append", help="score name to predict (repeatable; default: the preset's)")
     parser.add_argument("--epochs", type=int, help="training epochs (default 200)")
