@@ -33,10 +33,14 @@ def colour_histogram(frame: np.ndarray) -> np.ndarray:
     return cv2.normalize(histogram, histogram, 1.0, 0.0, cv2.NORM_L1)
 
 
+def histogram_change(previous: np.ndarray, histogram: np.ndarray) -> float:
+    """The change, 0..1, between two frames' :func:`colour_histogram` (Bhattacharyya distance)."""
+    return float(np.clip(cv2.compareHist(previous, histogram, cv2.HISTCMP_BHATTACHARYYA), 0.0, 1.0))
+
+
 def colour_change(previous: np.ndarray, frame: np.ndarray) -> float:
     """How much ``frame``'s colours differ from ``previous``'s, 0..1 (module docstring)."""
-    distance = cv2.compareHist(colour_histogram(previous), colour_histogram(frame), cv2.HISTCMP_BHATTACHARYYA)
-    return float(np.clip(distance, 0.0, 1.0))
+    return histogram_change(colour_histogram(previous), colour_histogram(frame))
 
 
 def shot_starts(changes: list[float | None], threshold: float, spike: float, window: int = 5) -> list[int]:

@@ -33,7 +33,7 @@ from aqa.extractors.actor import detect_people, follow_misses, keyframe_indices
 from aqa.extractors.backbones import VideoBackbone, backbone_spec
 from aqa.extractors.clips import ClipPlan, ClipPlanConfig, plan_clips
 from aqa.extractors.crops import square_crop_boxes
-from aqa.extractors.cuts import colour_change
+from aqa.extractors.cuts import colour_histogram, histogram_change
 from aqa.extractors.decode_worker import ReadResult
 from aqa.extractors.detect import DetectorConfig, PersonDetector
 from aqa.extractors.tracking import ActorTrack, TrackerConfig, track_actor
@@ -186,19 +186,20 @@ class KeyFrameFindings:
 
 class _ChangeRecorder:
     """Wraps a frame reader: measures each frame's colour change against the frame read before
-    it, so the detector's frames are decoded once for both. ``previous`` is the key frame before
-    the first one read (one extra frame decoded; None at the video's start)."""
+    it, so the detector's frames are decoded once for both (one histogram a frame). ``previous``
+    is the key frame before the first one read (one extra frame decoded; None at the video's start)."""
 
     def __init__(self, read_frames, previous: int | None):
         self._read_frames = read_frames
-        self._last = read_frames([previous])[0] if previous is not None else None
+        self._last = colour_histogram(read_frames([previous])[0]) if previous is not None else None
         self.changes: list[float | None] = []
 
     def read(self, indices) -> np.ndarray:
         frames = self._read_frames(indices)
         for frame in frames:
-            self.changes.append(None if self._last is None else colour_change(self._last, frame))
-            self._last = frame
+            histogram = colour_histogram(frame)
+            self.changes.append(None if self._last is None else histogram_change(self._last, histogram))
+            self._last = histogram
         return frames
 
 

@@ -29,8 +29,10 @@ CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[dev]')")
 from selenium.webdriver.common.by import By  # noqa: E402
+from test_actor import inverted_athlete_scene  # noqa: E402
 
 from aqa.pipeline.train import cli as train_cli  # noqa: E402
+from aqa.video_writer import write_video  # noqa: E402
 from synthetic_video import write_moving_shapes  # noqa: E402
 
 pytestmark = [
@@ -232,6 +234,15 @@ def test_bad_uploads_get_messages_a_short_clip_warnings_and_an_example_a_score(a
         text = summary(driver, 120)
         assert re.match(r"score: -?\d+\.\d\d", text), text
         assert "Warning: the athlete was never found" in text and "Warning: the video (5 frames) is shorter" in text
+
+        open_page(driver, url)
+        lost = tmp_path / "lost.mp4"  # a real person only from frame 20 of 40: the first second not located
+        frames, _ = inverted_athlete_scene(num_frames=40, hidden=range(0, 20))
+        write_video(lost, frames, 20.0)
+        upload(driver, lost)
+        press_score(driver, lost)
+        text = summary(driver, 180)
+        assert re.search(r"Warning: the athlete was not located on \d+% of the scored frames .*0\.0-1\.0 s", text), text
 
         open_page(driver, url)
         example = sorted((trained[1] / "videos").glob("*.mp4"))[0]
