@@ -94,6 +94,7 @@ class Prediction:
         (CoFInAl's strongest procedure attention; 1.0 each otherwise).
     report: everything ``aqa-predict --json`` prints for the video (procedures, sub-actions,
         exemplars, athlete frames...), as plain JSON-ready data.
+    members: an ensemble's members and each one's score (``score`` is their mean); None for one head.
     """
 
     video: str
@@ -105,6 +106,7 @@ class Prediction:
     warnings: list[str]
     clips: list[ClipDetail]
     report: dict[str, Any] = field(repr=False)
+    members: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,9 @@ class Predictor:
         report = json.loads(json.dumps(report))  # plain data, as the JSON output holds it
         return Prediction(video=report["video"], score=report["score"], score_name=report["score_name"],
                           head=report["head"], grade=report.get("grade"), grades=report.get("grades"),
-                          warnings=list(report["warnings"]), clips=clips, report=report)
+                          warnings=list(report["warnings"]), clips=clips, report=report,
+                          members={entry["member"]: entry["score"] for entry in report["members"]}
+                          if "members" in report else None)
 
     def close(self) -> None:
         self._loaded.close()

@@ -134,3 +134,31 @@ def test_the_ensembles_cv_is_the_average_of_its_members_own_cv_runs(store, tmp_p
     own, averaged = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("ens", "avg"))
     assert own["fold_srcc"] == pytest.approx(averaged["fold_srcc"])
     assert own["ensemble"]["fold_srcc"] == pytest.approx(averaged["ensemble"]["fold_srcc"])
+
+
+def test_aqa_predict_the_api_and_the_app_report_each_members_score_on_a_real_clip(trained, shared_videos, tmp_path,
+                                                                                 capsys):
+    """An ensemble trained on extracted features scores a real video from its raw file: the combined
+    score is the mean of the members' scores in aqa-predict's JSON and text, aqa.Predictor and the
+    page's summary."""
+    import aqa
+    from aqa.pipeline.app_scoring import summary_markdown
+    from aqa.pipeline.predict import cli as predict_cli
+
+    root, _, _ = trained
+    train(root / "f.h5", "--score", "score", "--head", "ensemble", "--set", 'head.members=[ridge, "mlp(dropout=0)"]',
+          "--epochs", 2, "--out", tmp_path / "run")
+    checkpoint, video = tmp_path / "run" / "model.pt", shared_videos / "basketball.mp4"
+    capsys.readouterr()
+    assert predict_cli([str(video), "--checkpoint", str(checkpoint), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)["predictions"][0]
+    assert [entry["member"] for entry in report["members"]] == ["ridge", "mlp(dropout=0)"]
+    assert report["head"] == "ensemble"
+    assert report["score"] == pytest.approx(np.mean([entry["score"] for entry in report["members"]]), abs=1e-3)
+    assert predict_cli([str(video), "--checkpoint", str(checkpoint)]) == 0
+    assert "mean of 2 members: ridge " in capsys.readouterr().out
+    with aqa.Predictor(checkpoint) as predictor:
+        prediction = predictor.score(video)
+    assert prediction.members == {entry["member"]: entry["score"] for entry in report["members"]}
+    assert prediction.score == pytest.approx(report["score"])
+    assert "- the mean of 2 members: ridge" in summary_markdown(report)
