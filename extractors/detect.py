@@ -61,12 +61,8 @@ class DetectorConfig:
         lower finds more tucked or blurred athletes but with looser boxes.
     visibility: landmarks at least this visible make the box (occluded ones are guesses).
     box_padding: BlazePose boxes join landmark centres (joints, not the body's outline), so each
-        side is padded by this fraction of the box's width/height (``pad_by`` "sides") or of its
-        longer side (``pad_by`` "length"). 0.05 fitted hand-drawn boxes best on a real dive.
-    pad_by: "length" pads all four sides by the body's length: the outline lies a limb's
-        half-width beyond the joints, which scales with the body, not with the joints' own box (a
-        diver standing with arms at the sides has joints 13 px apart across a 150 px body, and
-        "sides" padded that by under a pixel); "sides" is the behaviour before.
+        side is padded by this fraction of the box's width/height. 0.05 fitted hand-drawn boxes
+        best on a real dive.
     max_side: BlazePose sees frames downscaled to at most this long side (pixels). MediaPipe
         resizes internally anyway, so this only bounds the copy of very large frames; 1280 leaves
         720p and smaller untouched (measured: no accuracy change at 960 on a 1080p clip).
@@ -88,7 +84,6 @@ class DetectorConfig:
     presence_confidence: float = 0.5
     visibility: float = 0.5
     box_padding: float = 0.05
-    pad_by: Literal["sides", "length"] = "length"
     max_side: int = 1280
     follow_misses: bool = True
 
@@ -98,8 +93,6 @@ class DetectorConfig:
                 raise ValueError(f"{name} must be at least {least}, got {getattr(self, name)}")
         if self.box_padding < 0:
             raise ValueError(f"box_padding must be >= 0, got {self.box_padding}")
-        if self.pad_by not in ("sides", "length"):
-            raise ValueError(f"pad_by must be 'sides' or 'length', got {self.pad_by!r}")
 
 
 class PersonDetector(ABC):
@@ -319,8 +312,7 @@ class BlazePoseDetector(PersonDetector):
         # Landmarks are normalised to the image, so the box maps back to the original frame directly.
         points = np.array([(mark.x, mark.y, mark.visibility) for mark in result.pose_landmarks.landmark],
                           dtype=np.float32)
-        return landmarks_to_box(points, (width, height), self.config.visibility, self.config.box_padding,
-                                self.config.pad_by)[None]
+        return landmarks_to_box(points, (width, height), self.config.visibility, self.config.box_padding)[None]
 
     def close(self) -> None:
         for graph in (self._pose, self._video_pose):
@@ -372,12 +364,11 @@ _native_start_up_logs_silenced = _StderrSilencer()
 
 
 def landmarks_to_box(points: np.ndarray, frame_size: tuple[int, int], visibility: float,
-                     padding: float, pad_by: Literal["sides", "length"] = "sides") -> np.ndarray:
+                     padding: float) -> np.ndarray:
     """One ``[5]`` box from landmarks ``[L, 3]`` (x, y normalised to the frame, visibility).
 
     Uses the landmarks at least ``visibility`` visible (all when none is), pads each side by
-    ``padding`` of the box's extent along it (``pad_by`` "sides") or of its longer extent
-    ("length"), clamps to the frame ``(W, H)``; score = mean visibility.
+    ``padding`` of the box's extent, clamps to the frame ``(W, H)``; score = mean visibility.
     """
     width, height = frame_size
     chosen = points[points[:, 2] >= visibility]
@@ -385,10 +376,7 @@ def landmarks_to_box(points: np.ndarray, frame_size: tuple[int, int], visibility
         chosen = points
     x1, y1 = chosen[:, 0].min() * width, chosen[:, 1].min() * height
     x2, y2 = chosen[:, 0].max() * width, chosen[:, 1].max() * height
-    if pad_by == "length":
-        pad_x = pad_y = max(x2 - x1, y2 - y1) * padding
-    else:
-        pad_x, pad_y = (x2 - x1) * padding, (y2 - y1) * padding
+    pad_x, pad_y = (x2 - x1) * padding, (y2 - y1) * padding
     box = np.array([max(0.0, x1 - pad_x), max(0.0, y1 - pad_y), min(width, x2 + pad_x), min(height, y2 + pad_y),
                     float(points[:, 2].mean())], dtype=np.float32)
     return box

@@ -176,15 +176,6 @@ def test_landmarks_to_box_uses_visible_landmarks_pads_and_clamps():
     np.testing.assert_allclose(hidden[:4], [20, 20, 40, 60], atol=1e-4)  # none visible: all of them
 
 
-def test_padding_by_length_widens_a_thin_standing_body_by_its_height():
-    """Joints of a diver standing with arms at the sides: 13 px across, 150 px tall."""
-    points = np.array([[0.50, 0.10, 1.0], [0.5325, 0.85, 1.0]], np.float32)  # on a 400 x 200 frame
-    sides = landmarks_to_box(points, (400, 200), 0.5, 0.05, "sides")
-    length = landmarks_to_box(points, (400, 200), 0.5, 0.05, "length")
-    np.testing.assert_allclose(sides[:4], [199.35, 12.5, 213.65, 177.5], atol=1e-3)  # 0.65 px either side
-    np.testing.assert_allclose(length[:4], [192.5, 12.5, 220.5, 177.5], atol=1e-3)  # 7.5 px: 5 % of 150
-
-
 @pytest.mark.real_data
 @pytest.mark.parametrize(("video", "people"), [
     ("ntu_drink_1080p.avi", [(980, 270, 1130, 770)]),
