@@ -121,6 +121,9 @@ class TrackerConfig:
     def __post_init__(self) -> None:
         if self.scale_by not in ("diagonal", "area"):
             raise ValueError(f"scale_by must be 'diagonal' or 'area', got {self.scale_by!r}")
+        if self.chain_overlap < 0 or self.size_window < 1:
+            raise ValueError(f"chain_overlap must be >= 0 and size_window >= 1, got {self.chain_overlap} and "
+                             f"{self.size_window}")
         if not 0 < self.cut_threshold <= 1 or self.cut_spike < 1:
             raise ValueError(f"cut_threshold must be in (0, 1] and cut_spike at least 1, got {self.cut_threshold} "
                              f"and {self.cut_spike}")
