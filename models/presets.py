@@ -38,7 +38,9 @@ class DatasetPreset:
     head: Mapping[str, Any]
     by_head: Mapping[str, HeadPreset] = field(default_factory=dict)
     video_prefix: str = ""
-    default_head: str = "cofinal"  # what aqa-train --preset trains without --head: the best in this dataset's CV
+    # What aqa-train --preset trains without --head, the best in this dataset's CV: a head name with
+    # optional (key=value) settings, as an ensemble member is named (models.ensemble.parse_member).
+    default_head: str = "cofinal"
 
     def head_entries(self, name: str, variant: str | None = None) -> HeadPreset:
         """Head ``name``'s own entries, then its ``variant``'s on top (both empty where none are set)."""

@@ -53,6 +53,7 @@ from aqa.data.labels import parse_column_names, read_label_files
 from aqa.data.provenance import Provenance
 from aqa.errors import AqaError, printable
 from aqa.models import registry
+from aqa.models.ensemble import parse_member
 from aqa.models.normalization import ScoreNormalizer
 from aqa.models.training import (
     FitResult,
@@ -141,8 +142,10 @@ def base_config(head_name: str, preset: str | None, variant: str | None = None) 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """Defaults < preset < ``--config`` YAML < ``--set`` < the dedicated flags. Without ``--head``, the
     preset's default head (the best in its cross-validation), else CoFInAl."""
-    if args.head is None:
-        args.head = registry.dataset_preset(args.preset).default_head if args.preset else "cofinal"
+    if args.head is None:  # a default such as "cofinal(coarse=likert)": the head, its settings before --set's
+        args.head, settings = parse_member(registry.dataset_preset(args.preset).default_head if args.preset
+                                           else "cofinal")
+        args.overrides = [f"head.{key}={json.dumps(value)}" for key, value in settings.items()] + list(args.overrides)
     base = base_config(args.head, args.preset)
     flags = {"scores": args.score or None, "seeds": args.seeds, "val_fraction": args.val_fraction,
              "train.epochs": args.epochs, "train_split": args.train_split, "test_split": args.test_split,
@@ -320,7 +323,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                              "unless --overwrite)")
     parser.add_argument("--overwrite", action="store_true", help="replace the outputs of a finished run in --out")
     heads, presets = ", ".join(registry.list_heads()), ", ".join(registry.list_presets())
-    defaults = "; ".join(f"{name}: {registry.dataset_preset(name).default_head}" for name in registry.list_presets()
+    defaults = "; ".join(f"{name}: {_default_head(name)}" for name in registry.list_presets()
                          if registry.dataset_preset(name).default_head != "cofinal")
     parser.add_argument("--head",
                         help=f"scoring head: {heads} (ridge is the instant floor; ensemble: the mean of trained "
@@ -352,6 +355,16 @@ def get_args_parser() -> argparse.ArgumentParser:
     add_config_arguments(parser, example="train.lr=0.001")
     add_common_arguments(parser)
     return parser
+
+
+def _default_head(preset: str) -> str:
+    """What ``--preset`` trains without ``--head``, in words: ``cofinal(coarse=likert)``, or an
+    ensemble's members."""
+    chosen = registry.dataset_preset(preset)
+    if parse_member(chosen.default_head)[0] != "ensemble":
+        return chosen.default_head
+    members = registry.head_config("ensemble", preset).members
+    return "the mean of " + " + ".join(members)
 
 
 def _seed_list(text: str) -> list[int]:

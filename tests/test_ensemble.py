@@ -20,6 +20,7 @@ import torch
 from aqa.models import HeadConfigError, build_head
 from aqa.models.ensemble import EnsembleConfig, assemble, parse_member
 from aqa.models.normalization import ScoreNormalizer
+from aqa.models.presets import PRESETS
 from aqa.pipeline.checkpoint import load_checkpoint, predict_features
 from aqa.pipeline.predict import format_report, member_scores
 from aqa.pipeline.train import cli
@@ -162,3 +163,17 @@ def test_aqa_predict_the_api_and_the_app_report_each_members_score_on_a_real_cli
     assert prediction.members == {entry["member"]: entry["score"] for entry in report["members"]}
     assert prediction.score == pytest.approx(report["score"])
     assert "- the mean of 2 members: ridge" in summary_markdown(report)
+
+
+@pytest.mark.parametrize(("preset", "head", "settings"), [(name, *parse_member(PRESETS[name].default_head))
+                                                         for name in ("fisv-tes", "fisv-pcs", "rg-ball")])
+def test_a_preset_without_head_trains_its_default_the_best_in_its_cv(preset, head, settings, tmp_path):
+    from aqa.pipeline.train import config_from_args, get_args_parser
+
+    config = config_from_args(get_args_parser().parse_args(["f.h5", "--out", str(tmp_path), "--preset", preset]))
+    assert config.head_name == head
+    assert all(getattr(config.head, key) == (tuple(value) if isinstance(value, list) else value)
+               for key, value in settings.items())
+    chosen = config_from_args(get_args_parser().parse_args(["f.h5", "--out", str(tmp_path), "--preset", preset,
+                                                            "--head", "mlp"]))
+    assert chosen.head_name == "mlp"  # --head still chooses
