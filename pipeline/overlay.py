@@ -68,20 +68,26 @@ def overlay_frames(video_path: str | Path, boxes: np.ndarray, status: np.ndarray
         info = video.info
         scale = min(1.0, max_width / info.width)
         size = (int(info.width * scale) // 2 * 2, int(info.height * scale) // 2 * 2)
-        video.resize = size if size != (info.width, info.height) else None
+        # Resized here, not by the reader: decord fixes its output size when it opens the file, so
+        # a size set afterwards reached only the frames PyAV decodes (a 1280-wide video's last
+        # frame came out 960 wide and the overlay failed).
+        shrink = size != (info.width, info.height)
         factor = np.array([size[0] / info.width, size[1] / info.height] * 2, np.float32)
         wanted = np.arange(info.num_frames) if indices is None else np.asarray(indices)
         for start in range(0, len(wanted), chunk):
             batch = wanted[start:start + chunk]
             for index, frame in zip(batch, video.get_batch(batch)):
+                if shrink:
+                    frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
                 drawn = draw_frame(frame, boxes[index] * factor, int(status[index]), caption)
                 yield np.concatenate([drawn, timeline_row(size[0], clip_ranges, curve, info.num_frames, index)])
 
 
 def write_overlay(output: str | Path, video_path: str | Path, boxes: np.ndarray, status: np.ndarray,
                   clip_ranges: np.ndarray, curve: np.ndarray, caption: str, *, fps: float,
-                  strip_frames: int = 6) -> Path:
-    """Write the overlay video (any extension PyAV muxes, e.g. ``.mp4``) or, for ``.png``, a frame strip.
+                  strip_frames: int = 6, max_width: int = 960) -> Path:
+    """Write the overlay video (any extension PyAV muxes, e.g. ``.mp4``; at most ``max_width`` wide)
+    or, for ``.png``, a frame strip.
     ``output`` is never the video itself (``ValueError``: callers refuse that before any work)."""
     output = Path(output)
     if output.exists() and output.samefile(video_path):
@@ -97,5 +103,6 @@ def write_overlay(output: str | Path, video_path: str | Path, boxes: np.ndarray,
                 raise OSError(f"could not write {output}")  # OpenCV reports a failed write only by its result
         return output
     with written_then_renamed(output) as temporary:
-        write_video(temporary, overlay_frames(video_path, boxes, status, clip_ranges, curve, caption), fps)
+        write_video(temporary, overlay_frames(video_path, boxes, status, clip_ranges, curve, caption,
+                                              max_width=max_width), fps)
     return output

@@ -63,3 +63,13 @@ def test_timeline_shades_by_curve_and_marks_the_cursor():
     assert row.shape == (TIMELINE_HEIGHT, 100, 3)
     assert row[10, 10, 0] < row[10, 60, 0]  # the high-curve clip is warmer
     assert (row[:, 74:76] == 255).all()
+
+
+def test_a_video_wider_than_the_overlay_is_shrunk_on_every_frame_the_last_included(make_video, tmp_path):
+    """decord fixes its output size when it opens a file: a size set afterwards reached only the last
+    frame, which PyAV decodes, and a 1280-wide dive's overlay failed on it (exit 3)."""
+    path, clip = make_video(num_frames=10, height=64, width=256)
+    out = write_overlay(tmp_path / "small.mp4", path, clip.figure_boxes, np.full(10, DETECTED, np.uint8),
+                        np.array([[0, 10]]), np.array([1.0]), "score", fps=clip.fps, max_width=128)
+    with open_video(out) as video:
+        assert (video.info.width, video.info.height, video.info.num_frames) == (128, 32 + TIMELINE_HEIGHT, 10)
