@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import numbers
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -78,6 +80,8 @@ class VideoFeatures:
         set_ = object.__setattr__
         set_(self, "scene", _array(self.scene, np.float32, 2, "scene"))
         clips = self.scene.shape[0]
+        if clips == 0:
+            raise ValueError(f"{self.name}: scene has no clips (a video has at least one)")
         if self.actor is not None:
             set_(self, "actor", _array(self.actor, np.float32, 2, "actor"))
             if self.actor.shape != self.scene.shape:
@@ -167,17 +171,40 @@ def write_shard_attrs(file: h5py.File, provenance: Provenance) -> None:
 
 
 def read_shard_provenance(file: h5py.File, where: str) -> Provenance:
-    """The provenance of an open shard; raises :class:`FeatureStoreError` if it is not one of ours."""
-    if file.attrs.get("format") != FORMAT:
-        raise FeatureStoreError(f"{where} is not an aqa feature file (no format={FORMAT!r} attribute)")
-    if "provenance" not in file.attrs:
-        raise FeatureStoreError(f"{where} has no provenance attribute; it cannot be trusted for training")
-    if int(file.attrs.get("format_version", -1)) > FORMAT_VERSION:
-        raise FeatureStoreError(f"{where} has format version {file.attrs['format_version']}, newer than this "
-                                f"aqa reads ({FORMAT_VERSION}); upgrade aqa")
-    if not isinstance(file.get(VIDEOS), h5py.Group):
-        raise FeatureStoreError(f"{where} is damaged: its {VIDEOS!r} group is missing; re-extract into a new file")
-    return Provenance.from_json(file.attrs["provenance"])
+    """The provenance of an open shard; raises :class:`FeatureStoreError` if it is not one of ours
+    or its metadata is damaged (never HDF5's or Python's own error: that would read as a bug)."""
+    try:
+        attrs = file.attrs
+        if attrs.get("format") != FORMAT:
+            raise FeatureStoreError(f"{where} is not an aqa feature file (no format={FORMAT!r} attribute)")
+        if "provenance" not in attrs:
+            raise FeatureStoreError(f"{where} has no provenance attribute; it cannot be trusted for training")
+        check_format_version(attrs.get("format_version"), where)
+        if not isinstance(file.get(VIDEOS), h5py.Group):
+            raise FeatureStoreError(f"{where} is damaged: its {VIDEOS!r} group is missing; re-extract into a new file")
+        return Provenance.from_json(attrs["provenance"])
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as error:
+        raise FeatureStoreError(f"{where} is damaged ({one_line(error)}); re-extract into a new file") from None
+
+
+def check_format_version(version: object, where: str, remedy: str = "re-extract into a new file") -> None:
+    """A shard's or an index's ``format_version``: an integer this aqa reads (a newer one asks for an upgrade)."""
+    if not isinstance(version, numbers.Integral) or isinstance(version, bool) or version < 1:
+        raise FeatureStoreError(f"{where} is damaged: its format_version {version!r} is not a version number; "
+                                f"{remedy}")
+    if version > FORMAT_VERSION:
+        raise FeatureStoreError(f"{where} has format version {version}, newer than this aqa reads "
+                                f"({FORMAT_VERSION}); upgrade aqa")
+
+
+def complete_videos(file: h5py.File, where: str) -> tuple[list[str], int]:
+    """The names of a shard's complete video groups, and how many are incomplete (one line if the
+    group index itself is damaged)."""
+    try:
+        complete = [name for name, group in file[VIDEOS].items() if is_complete(group)]
+        return complete, len(file[VIDEOS]) - len(complete)
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as error:
+        raise FeatureStoreError(f"{where} is damaged ({one_line(error)}); re-extract into a new file") from None
 
 
 def write_video(file: h5py.File, video: VideoFeatures) -> None:
@@ -210,40 +237,67 @@ def is_complete(group: h5py.Group) -> bool:
     return bool(group.attrs.get(COMPLETE, False))
 
 
-def damaged_arrays(group: h5py.Group) -> list[str]:
-    """The arrays of a video group whose bytes fail their checksum (or cannot be read at all).
-
-    Reads every array once: a resume calls it on each finished video, so flipped bytes are found
-    and the video redone instead of "already done" (arrays written before checksums existed are
-    only checked for readability)."""
-    damaged = []
-    for key in _ARRAYS:
-        if key in group:
-            try:
-                group[key][()]
-            except (OSError, ValueError, KeyError):
-                damaged.append(key)
-    return damaged
-
-
 def read_video(group: h5py.Group) -> VideoFeatures:
-    """A complete video group back into :class:`VideoFeatures`, arrays in memory (checksums verified:
-    a damaged array is a :class:`FeatureStoreError` naming the video, never garbage features)."""
+    """A complete video group back into :class:`VideoFeatures`, arrays in memory (checksums verified).
+
+    Anything that does not validate (an array that is damaged, of the wrong shape or type; a name,
+    fps or label that is missing or malformed) is a :class:`FeatureStoreError` naming the video,
+    never garbage features; :func:`video_damage` is the same check for a resume to redo the video."""
+    try:
+        return _video_from_group(group)
+    except _DamagedVideo as error:
+        raise FeatureStoreError(f"video {_group_name(group)!r} in {group.file.filename}: {error}; re-run aqa-extract "
+                                "on the same output to redo it") from None
+
+
+def video_damage(group: h5py.Group) -> str | None:
+    """Why a complete video group cannot be read back (None when it can); reads every array."""
+    try:
+        _video_from_group(group)
+    except _DamagedVideo as error:
+        return str(error)
+    return None
+
+
+class _DamagedVideo(Exception):
+    """What is wrong with one video group (said by :func:`read_video` with the video's name)."""
+
+
+def _group_name(group: h5py.Group) -> str:
+    return group.name.rsplit("/", 1)[-1]
+
+
+def _video_from_group(group: h5py.Group) -> VideoFeatures:
     data = {}
     for key in _ARRAYS:
         if key in group:
             try:
                 data[key] = group[key][()]
-            except (OSError, ValueError) as error:
-                raise FeatureStoreError(
-                    f"video {group.name.rsplit('/', 1)[-1]!r} in {group.file.filename}: its {key!r} array is damaged "
-                    f"({one_line(error)}); re-run aqa-extract on the same output to redo it") from None
-    attrs = group.attrs
-    return VideoFeatures(
-        name=str(attrs["name"]), fps=float(attrs["fps"]) if "fps" in attrs else None,
-        num_frames=int(attrs["num_frames"]) if "num_frames" in attrs else None,
-        source_path=str(attrs.get("source_path", "")), label=read_label(group), **data,
-    )
+            except (OSError, ValueError, KeyError, TypeError) as error:
+                raise _DamagedVideo(f"its {key!r} array is damaged ({one_line(error)})") from None
+    try:
+        attrs = dict(group.attrs)
+        name = attrs.get("name")
+        if name != _group_name(group):
+            raise ValueError(f"its name attribute is {name!r}, not the name of its group")
+        fps = _number(attrs, "fps", float)
+        if fps is not None and not (math.isfinite(fps) and fps > 0):
+            raise ValueError(f"fps {fps} is not a positive number")
+        return VideoFeatures(name=name, fps=fps, num_frames=_number(attrs, "num_frames", int),
+                             source_path=str(attrs.get("source_path", "")), label=_label(group, attrs), **data)
+    except (KeyError, TypeError, ValueError, OSError, FeatureStoreError) as error:
+        raise _DamagedVideo(f"it does not validate ({one_line(error)})") from None
+
+
+def _number(attrs: dict, key: str, kind: type) -> Any:
+    """An optional numeric attribute, refused when it is stored as anything but a number."""
+    if key not in attrs:
+        return None
+    value = attrs[key]
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) \
+            or (kind is int and not isinstance(value, numbers.Integral)):
+        raise ValueError(f"{key} {value!r} is not {'an integer' if kind is int else 'a number'}")
+    return kind(value)
 
 
 def label_to_json(label: LabelRecord) -> str:
@@ -254,14 +308,31 @@ def label_to_json(label: LabelRecord) -> str:
 
 def read_label(group: h5py.Group) -> LabelRecord | None:
     """The label stored with a video group, or None when it was unknown at extraction."""
-    if "label" not in group.attrs:
-        return None
     try:
-        values = json.loads(group.attrs["label"])
-        return LabelRecord(str(group.attrs["name"]), values["scores"], values["difficulty"], values["split"])
-    except (KeyError, TypeError, ValueError, AttributeError) as error:  # LabelRecord checks its values too
-        raise FeatureStoreError(f"video {group.name.rsplit('/', 1)[-1]!r} in {group.file.filename}: its stored label "
-                                f"is damaged ({type(error).__name__}: {one_line(error)}); re-extract it") from None
+        return _label(group, group.attrs)
+    except _DamagedVideo as error:
+        raise FeatureStoreError(f"video {_group_name(group)!r} in {group.file.filename}: {error}; re-extract it") \
+            from None
+
+
+def _label(group: h5py.Group, attrs: Any) -> LabelRecord | None:
+    try:
+        if "label" not in attrs:
+            return None
+        values = json.loads(attrs["label"])
+        scores, difficulty, split = values["scores"], values["difficulty"], values["split"]
+        if not isinstance(scores, dict) or not all(isinstance(key, str) and _is_number(value)
+                                                   for key, value in scores.items()):
+            raise ValueError(f"scores must map names to numbers, got {scores!r:.60}")
+        if not (difficulty is None or _is_number(difficulty)) or not (split is None or isinstance(split, str)):
+            raise ValueError(f"difficulty {difficulty!r:.20} or split {split!r:.20} is malformed")
+        return LabelRecord(_group_name(group), scores, difficulty, split)
+    except (KeyError, TypeError, ValueError, AttributeError, OSError) as error:
+        raise _DamagedVideo(f"its stored label is damaged ({type(error).__name__}: {one_line(error)})") from None
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 # --- reading a store of one or many shards ------------------------------------------------------------
@@ -297,14 +368,11 @@ class FeatureStore:
         elif differing := provenance_differences(self.provenance, provenance):
             raise ProvenanceMismatchError(f"{path} was made differently from {self.shards[0]} "
                                           f"(differing keys: {', '.join(differing)}); keep them in separate stores")
-        incomplete = 0
-        for name, group in file[VIDEOS].items():
-            if not is_complete(group):
-                incomplete += 1
-            elif name in self._where:
+        complete, incomplete = complete_videos(file, str(path))
+        for name in complete:
+            if name in self._where:
                 raise FeatureStoreError(f"video {name!r} is in both {self._where[name][1]} and {path}")
-            else:
-                self._where[name] = (file, path)
+            self._where[name] = (file, path)
         if incomplete:
             log.warning("%s: %d incomplete video(s) ignored; re-run extraction to redo them", path, incomplete)
         parts = path.with_name(path.name + PARTS_SUFFIX)
@@ -404,4 +472,10 @@ def read_index(path: Path) -> list[Path]:
     valid = isinstance(values, dict) and values.get("format") == INDEX_FORMAT
     if not valid or not isinstance(values.get("shards"), list):
         raise FeatureStoreError(f"{path} is not an aqa feature index (format={INDEX_FORMAT!r} with a shards list)")
-    return [path.parent / shard for shard in values["shards"]]
+    check_format_version(values.get("format_version", FORMAT_VERSION), str(path), "write it again with aqa-index")
+    shards = values["shards"]
+    if not all(isinstance(shard, str) and shard and "\0" not in shard for shard in shards):
+        wrong = next(shard for shard in shards if not (isinstance(shard, str) and shard and "\0" not in shard))
+        raise FeatureStoreError(f"{path} is damaged: its shards list holds {wrong!r:.60}, not a shard path; "
+                                "write it again with aqa-index")
+    return [path.parent / shard for shard in shards]

@@ -40,10 +40,10 @@ from aqa.data.feature_store import (
     FeatureStoreError,
     VideoFeatures,
     check_video_name,
-    damaged_arrays,
-    is_complete,
+    complete_videos,
     open_shard_file,
     read_shard_provenance,
+    video_damage,
     write_shard_attrs,
     write_video,
 )
@@ -160,16 +160,16 @@ class ShardWriter:
             return set()
         with open_shard_file(self.path) as file:
             self._check(read_shard_provenance(file, str(self.path)), self.path)
-            groups = file[VIDEOS]
-            complete = {name for name, group in groups.items() if is_complete(group)}
-            if len(complete) < len(groups):
-                log.warning("%s: %d incomplete video(s) will be redone", self.path, len(groups) - len(complete))
-            for name in sorted(complete):
-                damaged = damaged_arrays(groups[name])
-                if damaged:
-                    log.warning("%s: video %r is damaged (%s fail their checksums) and will be redone", self.path,
-                                name, ", ".join(damaged))
-                    complete.discard(name)
+            names, incomplete = complete_videos(file, str(self.path))
+            if incomplete:
+                log.warning("%s: %d incomplete video(s) will be redone", self.path, incomplete)
+            complete = set()
+            for name in sorted(names):  # a video whose arrays or metadata do not validate is redone
+                damage = video_damage(file[VIDEOS][name])
+                if damage:
+                    log.warning("%s: video %r is damaged and will be redone: %s", self.path, name, damage)
+                else:
+                    complete.add(name)
         return complete
 
     def _scan_parts(self) -> set[str]:
@@ -195,13 +195,16 @@ class ShardWriter:
         try:
             with open_shard_file(part) as file:
                 found = read_shard_provenance(file, str(part))
-                complete = name in file[VIDEOS] and is_complete(file[VIDEOS][name]) \
-                    and not damaged_arrays(file[VIDEOS][name])
+                if name not in complete_videos(file, str(part))[0]:
+                    raise FeatureStoreError(f"no complete video {name!r}")
+                damage = video_damage(file[VIDEOS][name])
         except (FeatureStoreError, OSError, KeyError, ValueError) as error:
             log.warning("%s: damaged part file (%s); video %r will be redone", part, one_line(error), name)
             return False
         self._check(found, self.parts)
-        return complete
+        if damage:
+            log.warning("%s: damaged part file (%s); video %r will be redone", part, damage, name)
+        return not damage
 
     def _check(self, found: Provenance, where: Path) -> None:
         differing = provenance_differences(self.provenance, found)

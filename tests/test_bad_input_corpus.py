@@ -456,6 +456,25 @@ def training_on_flipped_bytes_names_the_video(folder, corpus):
                ("tr_0000", "te_0000"))
 
 
+@case(5)
+def training_on_a_label_whose_scores_are_a_list_names_the_video(folder, corpus):
+    store = folder / "train.h5"  # seen failing before: exit 0, the list read as scores (issue 24, defect 7)
+    shutil.copy(corpus.train_store, store)
+    with h5py.File(store, "a") as file:
+        file["videos/tr_0003"].attrs["label"] = json.dumps({"scores": [1, 2], "difficulty": None, "split": "train"})
+    return Run("train", [str(store), *TINY_HEAD, "--out", str(folder / "run")], 2, "'tr_0003'", store,
+               ("tr_0000", "te_0000"))
+
+
+@case(5)
+def a_video_with_a_one_dimensional_scene_is_redone_on_resume(folder, corpus):
+    store = copy_of_done(folder, corpus)  # seen failing before: resume counted it done, aqa-train then exit 3
+    with h5py.File(store, "a") as file:
+        del file["videos/good_a/scene"]
+        file["videos/good_a/scene"] = np.zeros(5, np.float32)
+    return extract_into(folder_with_good(folder, corpus), store, says="'good_a' is damaged and will be redone")
+
+
 # --- 6. Honest numbers ----------------------------------------------------------------------------
 
 @case(6)

@@ -216,7 +216,7 @@ def test_flipped_bytes_in_a_stored_array_are_caught_on_read_and_redone_on_resume
     with caplog.at_level(logging.WARNING), ShardWriter(path, PROVENANCE) as writer:
         assert writer.done == {"video_000", "video_002"}  # not "already done"
         writer.write(synthetic_video(1))
-    assert "video 'video_001' is damaged (scene fail" in caplog.text
+    assert "video 'video_001' is damaged and will be redone: its 'scene' array is damaged" in caplog.text
     assert_store_holds(path, range(3))
 
 
@@ -549,3 +549,100 @@ def test_an_output_under_a_file_is_a_one_line_store_error(tmp_path):
     blocker.write_text("x")
     with pytest.raises(FeatureStoreError, match="a-file is a file, not a folder"):
         ShardWriter(blocker / "features.h5", PROVENANCE)
+
+
+def _replace_array(key: str, value) -> callable:
+    def damage(group: h5py.Group) -> None:
+        del group[key]
+        group[key] = value
+    return damage
+
+
+def _zero_clips(group: h5py.Group) -> None:
+    for key, dtype, width in (("scene", np.float32, 64), ("actor", np.float32, 64), ("clip_frames", np.int64, 16)):
+        del group[key]
+        group[key] = np.zeros((0, width), dtype)
+
+
+# Each seen failing before (issue 24, defect 7): a ValueError or KeyError from read (exit 3 at the
+# CLI), the video counted as done on resume; the other name and the list of scores read silently.
+METADATA_DAMAGE = {
+    "1-D scene": (_replace_array("scene", np.zeros(5, np.float32)), "scene must have 2 dimensions"),
+    "string scene": (_replace_array("scene", "hello"), "could not convert string"),
+    "zero clips": (_zero_clips, "no clips"),
+    "string fps": (lambda group: group.attrs.__setitem__("fps", "fast"), "fps 'fast' is not a number"),
+    "missing name": (lambda group: group.attrs.__delitem__("name"), "name attribute is None"),
+    "another video's name": (lambda group: group.attrs.__setitem__("name", "video_002"),
+                             "name attribute is 'video_002', not the name of its group"),
+    "scores as a list": (lambda group: group.attrs.__setitem__(
+        "label", json.dumps({"scores": [1, 2], "difficulty": None, "split": "train"})), "scores must map names"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(METADATA_DAMAGE))
+def test_a_video_whose_metadata_does_not_validate_is_refused_on_read_and_redone_on_resume(tmp_path, caplog, damage):
+    change, message = METADATA_DAMAGE[damage]
+    path = tmp_path / "features.h5"
+    write_videos(path, range(3))
+    with h5py.File(path, "a") as file:
+        change(file["videos/video_001"])
+    with open_feature_store(path) as store, pytest.raises(FeatureStoreError, match=f"'video_001'.*{message}") as error:
+        store.read("video_001")
+        store.label("video_001")
+    assert "\n" not in str(error.value)
+    with caplog.at_level(logging.WARNING), ShardWriter(path, PROVENANCE) as writer:
+        assert writer.done == {"video_000", "video_002"}  # not "already done"
+        writer.write(synthetic_video(1))
+    assert "video 'video_001' is damaged" in caplog.text
+    assert_store_holds(path, range(3))
+
+
+@pytest.mark.parametrize(("version", "message"), [("one", "format_version 'one' is not a version number"),
+                                                  (99, "format version 99, newer than this aqa reads")])
+def test_a_shard_format_version_that_is_not_ours_is_one_line(tmp_path, version, message):
+    path = tmp_path / "features.h5"
+    write_videos(path, [0])
+    with h5py.File(path, "a") as file:
+        file.attrs["format_version"] = version  # the string was a ValueError (exit 3) before
+    with pytest.raises(FeatureStoreError, match=message):
+        open_feature_store(path)
+    with pytest.raises(FeatureStoreError, match=message):
+        ShardWriter(path, PROVENANCE)
+
+
+@pytest.mark.parametrize(("index", "message"), [
+    ({"shards": [3]}, "shards list holds 3, not a shard path"),  # a TypeError (exit 3) before
+    ({"shards": [None]}, "shards list holds None"),
+    ({"shards": ["a.h5"], "format_version": 7}, "format version 7, newer than this aqa reads"),  # read before
+    ({"shards": ["a.h5"], "format_version": "1"}, "format_version '1' is not a version number"),
+])
+def test_an_index_with_entries_that_are_not_ours_is_one_line(tmp_path, index, message):
+    write_videos(tmp_path / "a.h5", [0])
+    (tmp_path / "index.json").write_text(json.dumps({"format": "aqa-feature-index", "format_version": 1, **index}))
+    with pytest.raises(FeatureStoreError, match=message):
+        open_feature_store(tmp_path / "index.json")
+
+
+def test_flipped_bytes_in_the_first_4_kib_of_a_shard_are_one_line_or_that_video_redone(tmp_path):
+    """50 bytes flipped in the shard's header and group index: whatever they hit, reading or resuming is
+    a FeatureStoreError (exit 2) or drops the damaged videos, never another error (seed 11 was a KeyError)."""
+    clean = tmp_path / "clean.h5"
+    write_videos(clean, range(3))
+    for seed in range(12):
+        path = tmp_path / f"flipped_{seed}.h5"
+        data = bytearray(clean.read_bytes())
+        rng = np.random.default_rng(seed)
+        for offset in rng.choice(4096, 50, replace=False):
+            data[offset] ^= 0xFF
+        path.write_bytes(bytes(data))
+        try:
+            with open_feature_store(path) as store:
+                for name in store.names:
+                    store.read(name)
+        except FeatureStoreError as error:
+            assert "\n" not in str(error)
+        try:
+            with ShardWriter(path, PROVENANCE) as writer:
+                assert writer.done <= {f"video_{i:03d}" for i in range(3)}
+        except FeatureStoreError as error:
+            assert "\n" not in str(error)
