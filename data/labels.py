@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 DIFFICULTY_COLUMNS = ("difficulty", "dd")
 SPLIT_COLUMN = "split"
+_MISSING = frozenset({"", "n/a", "na", "nan", "none", "null", "nil", "missing", "-", "--", "?"})  # lowercased
 
 
 class LabelError(AqaError):
@@ -128,7 +129,9 @@ def read_label_table(path: str | Path, *, columns: Sequence[str] | None = None, 
     first_line, first = rows[0]
     if len(first) < 2:
         raise LabelError(f"{path}:{first_line}: needs a name column and at least one score column")
-    has_header = not any(_is_number(value) for value in first[1:])
+    # A header has no numbers and no missing-value marker: "v0 N/A" is a row whose score is missing
+    # (refused below, by its line), never a header that silently drops the label.
+    has_header = not any(_is_number(value) or value.lower() in _MISSING for value in first[1:])
     if has_header:
         rows = rows[1:]
     names = list(columns) if columns else (first if has_header else None)
@@ -220,8 +223,8 @@ def _parse_number(path: Path, line: int, column: str, value: str) -> float:
         number = float(value)
     except ValueError:
         raise LabelError(f"{path}:{line}: column {column!r} holds {value!r}, not a number") from None
-    if math.isnan(number):
-        raise LabelError(f"{path}:{line}: column {column!r} is NaN")
+    if not math.isfinite(number):
+        raise LabelError(f"{path}:{line}: column {column!r} is {value!r}, not a finite number")
     return number
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,14 +24,17 @@ import numpy as np
 from tqdm import tqdm
 
 from aqa import __version__
-from aqa.data.feature_store import VideoFeatures
+from aqa.data.feature_store import FeatureStoreError, VideoFeatures, check_video_name
 from aqa.data.labels import LabelTable, parse_column_names, read_label_files
 from aqa.data.provenance import imported_provenance
 from aqa.data.shard_writer import ShardWriter
-from aqa.errors import AqaError, MissingFileError
+from aqa.errors import AqaError, MissingFileError, one_line
 from aqa.pipeline.cli import add_common_arguments, add_label_arguments, exit_status_epilog, run_cli
 
 log = logging.getLogger(__name__)
+
+
+_NPY_MAGIC = b"\x93NUMPY"
 
 
 class FeatureImportError(AqaError):
@@ -57,7 +62,7 @@ def main(args: argparse.Namespace) -> int:
         raise FeatureImportError(f"no .npy files in {folder}")
     labels = read_label_files(args.labels, parse_column_names(args.columns))
     check_labels_have_features(labels, arrays, folder)
-    digest = check_arrays(arrays)
+    digest, loaded = check_arrays(arrays)
     provenance = imported_provenance(folder.resolve(), digest, package_version=__version__)
 
     unlabelled = [name for name in arrays if name not in labels] if args.labels else []
@@ -67,8 +72,7 @@ def main(args: argparse.Namespace) -> int:
     with ShardWriter(args.output, provenance, overwrite=args.overwrite) as writer:
         todo = [name for name in arrays if name not in writer]
         for name in tqdm(todo, desc="import", unit="video", disable=args.quiet or not todo):
-            writer.write(VideoFeatures(name, np.load(arrays[name]), source_path=str(arrays[name]),
-                                       label=labels.get(name)))
+            writer.write(VideoFeatures(name, loaded[name], source_path=str(arrays[name]), label=labels.get(name)))
     log.info("%s: %d videos imported, %d already there", args.output, len(todo), len(arrays) - len(todo))
     return 0
 
@@ -81,15 +85,21 @@ def check_labels_have_features(labels: LabelTable, arrays: dict[str, Path], fold
                                  f"{' ...' if len(missing) > 3 else ''}")
 
 
-def check_arrays(arrays: dict[str, Path]) -> str:
-    """Check every array is a finite ``[clips, D]`` number array with one D; return their sha256.
+def check_arrays(arrays: dict[str, Path]) -> tuple[str, dict[str, np.ndarray]]:
+    """Check every name and array before anything is written: a name that can be a video's, a regular
+    file (not a folder, FIFO or device), a finite ``[clips, D]`` number array with one D, within
+    float32's range (the store's type). Return the sha256 and the arrays, memory-mapped as checked.
 
     The digest covers each name and file's bytes in name order, so it changes if any array does.
     """
     digest = hashlib.sha256()
     first: tuple[str, int] | None = None
+    loaded = {}
     for name, path in arrays.items():
-        data = path.read_bytes()
+        try:
+            check_video_name(name)
+        except FeatureStoreError as error:
+            raise FeatureImportError(f"{path}: {error}") from None
         array = _load(path)
         if array.ndim != 2 or array.shape[0] == 0 or array.dtype.kind not in "fiu":
             raise FeatureImportError(f"{path}: expected a non-empty number array [clips, D], "
@@ -101,15 +111,45 @@ def check_arrays(arrays: dict[str, Path]) -> str:
                                      "all videos must have the same D")
         if not np.isfinite(array).all():
             raise FeatureImportError(f"{path}: holds NaN or infinite values")
-        digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
-    return digest.hexdigest()
+        if array.size and np.abs(array).max() > np.finfo(np.float32).max:  # stored as float32: would become inf
+            raise FeatureImportError(f"{path}: holds values beyond float32's range (largest "
+                                     f"{np.abs(array).max():.3g}); the store keeps float32, scale the features first")
+        digest.update(name.encode() + b"\0" + bytes.fromhex(_sha256(path)))
+        loaded[name] = array
+    return digest.hexdigest(), loaded
+
+
+def _regular_file(path: Path) -> None:
+    """Refuse what is not a regular file before opening it: a FIFO would block the open forever,
+    a device (a link to /dev/zero) would be read until memory runs out, a folder cannot be read."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        raise FeatureImportError(f"{path}: cannot be read ({error.strerror})") from None
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"
+        raise FeatureImportError(f"{path}: is {kind}, not a .npy file")
 
 
 def _load(path: Path) -> np.ndarray:
+    _regular_file(path)
+    with open(path, "rb") as stream:
+        if stream.read(len(_NPY_MAGIC)) != _NPY_MAGIC:  # numpy would try it as a pickle
+            raise FeatureImportError(f"{path}: not a readable .npy array (no NumPy header)")
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as error:
-        raise FeatureImportError(f"{path}: not a readable .npy array ({error})") from None
+    except ValueError as error:
+        if "allow_pickle" in str(error) or "Python objects" in str(error):  # numpy's advice would run its code
+            raise FeatureImportError(f"{path}: holds Python objects (a pickle), which aqa-import never loads; "
+                                     "save the features as a number array") from None
+        raise FeatureImportError(f"{path}: not a readable .npy array ({one_line(error)})") from None
+    except (OSError, EOFError) as error:
+        raise FeatureImportError(f"{path}: not a readable .npy array ({one_line(error)})") from None
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
 def cli(argv: Sequence[str] | None = None) -> int:

@@ -458,7 +458,7 @@ def training_on_flipped_bytes_names_the_video(folder, corpus):
 
 @case(5)
 def training_on_a_label_whose_scores_are_a_list_names_the_video(folder, corpus):
-    store = folder / "train.h5"  # seen failing before: exit 0, the list read as scores (issue 24, defect 7)
+    store = folder / "train.h5"  # seen failing before: exit 3, a TypeError (issue 24, defect 7)
     shutil.copy(corpus.train_store, store)
     with h5py.File(store, "a") as file:
         file["videos/tr_0003"].attrs["label"] = json.dumps({"scores": [1, 2], "difficulty": None, "split": "train"})

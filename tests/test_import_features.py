@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import numpy as np
@@ -91,7 +92,26 @@ def prepare(case: str, folder, tmp) -> list:
         return ["--labels", tmp / "test.txt"]
     if case == "one column":
         return ["--columns", "id"]
-    broken = {"ragged D": np.zeros((4, D + 1)), "1-D": np.zeros(D), "NaN": np.full((2, D), np.nan)}
+    if case == "inf score":
+        (tmp / "train.txt").write_text("1 inf 29.36 1\n2 30.5 27.0 0\n")
+        return ["--labels", tmp / "train.txt", "--columns", "id,TES,PCS,ded"]
+    if case == "first line N/A with --columns":
+        (tmp / "train.txt").write_text("1 N/A\n2 30.5\n")
+        return ["--labels", tmp / "train.txt", "--columns", "id,TES"]
+    if case == "FIFO":
+        os.mkfifo(folder / "broken.npy")
+    elif case == "link to /dev/zero":
+        (folder / "broken.npy").symlink_to("/dev/zero")
+    elif case == "folder":
+        (folder / "broken.npy").mkdir()
+    elif case == "pickle":
+        np.save(folder / "broken.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    elif case == "name too long":
+        np.save(folder / f"{'x' * 250}.npy", np.zeros((2, D), np.float32))
+    if case in ("FIFO", "link to /dev/zero", "folder", "pickle", "name too long"):
+        return []
+    broken = {"beyond float32": np.full((2, D), 1e300), "ragged D": np.zeros((4, D + 1)), "1-D": np.zeros(D),
+              "NaN": np.full((2, D), np.nan)}
     if case in broken:
         np.save(folder / "broken.npy", broken[case])
     else:
@@ -107,7 +127,19 @@ def prepare(case: str, folder, tmp) -> list:
     ("1-D", "broken.npy: expected a non-empty number array"),
     ("NaN", "broken.npy: holds NaN"),
     ("not npy", "broken.npy: not a readable .npy"),
+    # Issue 24, defect 8; before: stored as inf (exit 0) | hung in open | read until memory ran out |
+    # exit 3 (IsADirectoryError) | numpy's "allow_pickle=True" advice quoted | exit 2 after the other
+    # videos were written | inf accepted as a score | the first line taken as a header (label lost, exit 0)
+    ("beyond float32", "broken.npy: holds values beyond float32's range"),
+    ("FIFO", "broken.npy: is a FIFO, not a .npy file"),
+    ("link to /dev/zero", "broken.npy: is not a regular file"),
+    ("folder", "broken.npy: is a folder"),
+    ("pickle", "broken.npy: holds Python objects \\(a pickle\\), which aqa-import never loads"),
+    ("name too long", "xxx.npy: 'xxx.*cannot be a video name"),
+    ("inf score", r"train.txt:1: column 'TES' is 'inf', not a finite number"),
+    ("first line N/A with --columns", r"train.txt:1: column 'TES' holds 'N/A', not a number"),
 ])
+@pytest.mark.timeout(60)
 def test_bad_inputs_are_one_line_errors_with_exit_code_2(tmp_path, release, capsys, case, message):
     folder, _ = release
     code, err = run(capsys, folder, "-o", tmp_path / "out.h5", *prepare(case, folder, tmp_path))
@@ -115,7 +147,9 @@ def test_bad_inputs_are_one_line_errors_with_exit_code_2(tmp_path, release, caps
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("aqa-import: error: ")
     assert re.search(message, lines[0]), lines[0]
+    assert "allow_pickle" not in lines[0]  # advice that would run a stranger's pickle
     assert not (tmp_path / "out.h5").exists()  # checked before anything is written
+    assert not (tmp_path / "out.h5.parts").exists()
 
 
 def test_missing_or_empty_folder(tmp_path, capsys):

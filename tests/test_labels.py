@@ -59,7 +59,9 @@ def test_a_text_split_column_does_not_make_a_data_line_look_like_a_header(tmp_pa
     ("name score\na 1.0\nb x\n", r"labels.txt:3: column 'score' holds 'x', not a number"),
     ("name score\na 1.0 2.0\n", r"labels.txt:2: 3 fields, expected 2"),
     ("name score\na 1.0\na 2.0\n", "'a' is labelled more than once"),
-    ("name score\na nan\n", "is NaN"),
+    ("name score\na nan\n", "is 'nan', not a finite number"),
+    ("name score\na inf\n", "is 'inf', not a finite number"),  # accepted before (issue 24, defect 8)
+    ("name score\na -Infinity\n", "is '-Infinity', not a finite number"),
     ("name\na\n", "at least one score column"),
     ("name score Score\na 1 2\n", "repeated column names"),
     ("\n# only a comment\n", "no label lines"),
