@@ -30,6 +30,8 @@ gives the stored frame, which :class:`PyAVSource` turns (``_rotate``).
 from __future__ import annotations
 
 import logging
+import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -38,12 +40,58 @@ from typing import Literal
 import av
 import numpy as np
 
-from aqa.errors import VideoError
+from aqa.errors import AqaError, VideoError
 
 log = logging.getLogger(__name__)
 
 Backend = Literal["auto", "decord", "pyav"]
 MAX_DAMAGED_FRACTION = 0.1
+
+
+@dataclass(frozen=True)
+class VideoLimits:
+    """The most work one video may cause, checked by the probe before any frame is decoded.
+
+    ``max_seconds`` bounds the duration (and with it what ``--target-fps`` resampling makes: at most
+    ``max_seconds * target_fps`` frames, however low the file's own rate); ``max_frames`` bounds the
+    frames a file holds (a small upload can hold tens of thousands of tiny frames), and the probe
+    stops counting past it. Generous by default, 3 hours and 3 hours at 30 fps; set them with
+    ``AQA_MAX_VIDEO_SECONDS`` and ``AQA_MAX_VIDEO_FRAMES`` (every tool, the decoding children too).
+    """
+
+    max_seconds: float = 3 * 3600.0
+    max_frames: int = 3 * 3600 * 30
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.max_seconds) and self.max_seconds > 0) or self.max_frames < 1:
+            raise VideoLimitError(f"video limits must be positive, got {self.max_seconds} s and {self.max_frames} "
+                                  "frames")
+
+    @classmethod
+    def from_environment(cls) -> VideoLimits:
+        """The limits ``AQA_MAX_VIDEO_SECONDS`` / ``AQA_MAX_VIDEO_FRAMES`` set (defaults where unset)."""
+        values = {}
+        for field_name, variable, kind in (("max_seconds", SECONDS_VARIABLE, float),
+                                           ("max_frames", FRAMES_VARIABLE, int)):
+            text = os.environ.get(variable, "").strip()
+            if text:
+                try:
+                    values[field_name] = kind(text)
+                except ValueError:
+                    raise VideoLimitError(f"{variable}={text!r} is not a{'n integer' if kind is int else ' number'}"
+                                          ) from None
+        try:
+            return cls(**values)
+        except VideoLimitError as error:
+            raise VideoLimitError(f"{SECONDS_VARIABLE} and {FRAMES_VARIABLE}: {error}") from None
+
+
+SECONDS_VARIABLE = "AQA_MAX_VIDEO_SECONDS"
+FRAMES_VARIABLE = "AQA_MAX_VIDEO_FRAMES"
+
+
+class VideoLimitError(AqaError):
+    """The video limits themselves are unusable (a setting the user fixes, exit 2)."""
 
 
 @dataclass(frozen=True)
@@ -244,8 +292,10 @@ class PyAVSource(VideoSource):
             self._container = None
 
 
-def probe_video(path: str | Path, *, min_present_fraction: float = 0.9) -> VideoInfo:
-    """Check the file and read its metadata with PyAV, counting the frames really present."""
+def probe_video(path: str | Path, *, min_present_fraction: float = 0.9, limits: VideoLimits | None = None) -> VideoInfo:
+    """Check the file and read its metadata with PyAV, counting the frames really present; a video
+    beyond ``limits`` (default: :meth:`VideoLimits.from_environment`) is a :class:`VideoError`."""
+    limits = limits or VideoLimits.from_environment()
     path = Path(path)
     if not path.exists():
         raise VideoError(f"{path}: no such file")
@@ -260,10 +310,17 @@ def probe_video(path: str | Path, *, min_present_fraction: float = 0.9) -> Video
         stream = container.streams.video[0]
         codec = stream.codec_context.name
         claimed = int(stream.frames or 0)
-        present, rotation, width, height = _scan_stream(container, stream, path)
+        present, rotation, width, height = _scan_stream(container, stream, path, limits.max_frames + 1)
     fps = _frame_rate(stream, present)
     if present == 0:
         raise VideoError(f"{path}: no decodable video frames")
+    if present > limits.max_frames:
+        raise VideoError(f"{path}: holds more than {limits.max_frames} frames, the limit per video "
+                         f"({FRAMES_VARIABLE} sets it)")
+    if present / fps > limits.max_seconds:
+        raise VideoError(f"{path}: lasts {_hours(present / fps)} ({present} frames at {fps:.4g} fps), longer than "
+                         f"the limit per video of {_hours(limits.max_seconds)} ({SECONDS_VARIABLE} sets it in "
+                         "seconds)")
     claimed = max(claimed, present)
     partial = present < claimed
     if partial and present < min_present_fraction * claimed:
@@ -303,8 +360,12 @@ def _open_container(path: str | Path):
         raise VideoError(f"{path}: not a readable video ({_first_line(error)})") from None
 
 
-def _scan_stream(container, stream, path: Path) -> tuple[int, int, int, int]:
-    """Count packets with data (one per frame for video codecs) and decode the first frame.
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.3g} h" if seconds >= 3600 else f"{seconds:.4g} s"
+
+
+def _scan_stream(container, stream, path: Path, stop_at: int) -> tuple[int, int, int, int]:
+    """Count packets with data (one per frame for video codecs), up to ``stop_at``, and decode the first frame.
 
     Returns (frames present, rotation in degrees, stored width, stored height). A packet that fails
     to decode is still present (the readers count it as damaged, against the video's damage limit);
@@ -318,6 +379,8 @@ def _scan_stream(container, stream, path: Path) -> tuple[int, int, int, int]:
             if packet.size == 0 or packet.is_corrupt:  # a cut file's last packet is flagged corrupt
                 continue
             present += 1
+            if present >= stop_at:  # past the limit: counting on is work the video will not get
+                break
             if first is None:
                 first = _decoded_frame(packet, path)
                 if first is not None:

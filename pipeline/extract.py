@@ -33,7 +33,7 @@ from aqa.errors import AqaError, one_line, printable
 from aqa.extractors.backbones import VideoBackbone, build_backbone, list_backbones
 from aqa.extractors.parallel import ExtractedVideo, PoolConfig, WorkerPool
 from aqa.extractors.siamese import SiameseConfig
-from aqa.extractors.video import Backend
+from aqa.extractors.video import Backend, VideoLimits
 from aqa.pipeline.cli import (
     EXIT_SOME_FAILED,
     add_common_arguments,
@@ -276,6 +276,7 @@ class ExtractionResult:
 def extract_from_args(args: argparse.Namespace) -> ExtractionResult:
     """The whole of aqa-extract but the printing (``aqa.extract`` calls it too)."""
     config = config_from_args(args)
+    VideoLimits.from_environment()  # unusable limits are one line before any video, not a failure per video
     found = find_videos(args.videos)
     videos, refused, output = found.videos, found.refused, args.output
     if args.num_shards is not None or args.shard_index is not None:

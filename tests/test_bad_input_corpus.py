@@ -22,8 +22,8 @@ import os
 import re
 import shutil
 import threading
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -36,8 +36,9 @@ from faults import flip_bytes_inside, writes_fail_past
 from aqa.data.feature_store import open_feature_store
 from aqa.pipeline import extract, predict, train
 from aqa.synthetic.features import SyntheticTask, make_videos, write_synthetic_store
+from aqa.video_writer import write_video
 from bad_videos import _remux_faststart
-from synthetic_video import write_moving_shapes
+from synthetic_video import moving_shapes, write_moving_shapes
 from torch_threads import single_thread
 
 pytestmark = pytest.mark.slow
@@ -199,6 +200,37 @@ def videos_in_a_linked_sub_folder_are_found(folder, corpus):
     return extract_into(videos, folder / "f.h5", kept=(*GOOD, "linked_clip"))
 
 
+@contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """Environment variables set for the run only (the decoding children inherit them)."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@case(2)
+def a_0001_fps_video_upsampled_by_target_fps_fails_alone(folder, corpus):
+    videos = folder_with_good(folder, corpus)  # seen failing before: its probe passed, the plan made 300,000 frames
+    write_video(videos / "slow.mp4", moving_shapes(num_frames=12, height=64, width=96, seed=3).frames, 0.001)
+    return extract_into(videos, folder / "f.h5", "--target-fps", "25", code=1,
+                        says="slow.mp4: lasts 3.33 h (12 frames at 0.001 fps), longer than the limit per video of 3 h")
+
+
+@case(2)
+def a_video_with_more_frames_than_the_limit_fails_alone(folder, corpus):
+    videos = folder_with_good(folder, corpus)  # seen failing before: extracted (no limit existed)
+    new_clip(videos, num_frames=40)
+    return extract_into(videos, folder / "f.h5", code=1, says="new_clip.mp4: holds more than 30 frames",
+                        fault=environment(AQA_MAX_VIDEO_FRAMES="30"))
+
+
 @case(2)
 def mp4_cut_with_its_index_at_the_end_fails_alone(folder, corpus):
     videos = folder_with_good(folder, corpus)
@@ -232,6 +264,13 @@ def impossible_clip_length_before_any_video(folder, corpus):
     run = extract_into(folder / "videos", store, code=2, says="clip_length")
     run.argv += ["--clip-length", "0"]
     return run
+
+
+@case(3)
+def unusable_video_limit_before_any_video(folder, corpus):
+    return extract_into(folder_with_good(folder, corpus), folder / "f.h5", code=2, kept=(),
+                        says="AQA_MAX_VIDEO_SECONDS='soon' is not a number",
+                        fault=environment(AQA_MAX_VIDEO_SECONDS="soon"))
 
 
 @case(3)

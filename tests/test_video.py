@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from aqa.errors import VideoError
-from aqa.extractors.video import decode_last_frame, open_video, probe_video
+from aqa.extractors.video import VideoLimitError, VideoLimits, decode_last_frame, open_video, probe_video
 from aqa.video_writer import write_video
 from bad_videos import _remux_faststart, damage_packet, make_bad_inputs
 from synthetic_video import moving_shapes, read_frame_index, write_moving_shapes
@@ -209,3 +209,37 @@ def test_rotated_videos_come_out_upright_and_the_same_from_both_backends(tmp_pat
         error = np.abs(read[backend].astype(int) - shown[indices]).mean()
         assert error < 3, f"{backend}: frames differ from the upright ones by {error:.1f} grey levels"
     np.testing.assert_array_equal(read["decord"], read["pyav"])
+
+
+def write_at_rate(path, fps, num_frames: int = 12):
+    write_video(path, moving_shapes(num_frames=num_frames, height=64, width=96, seed=1).frames, fps)
+    return path
+
+
+# Issue 24, defect 4: nothing bounded the work one video causes. Seen failing before: each probe
+# returned its info (the 0.001 fps file, resampled by --target-fps 25, made 300,000 frames).
+@pytest.mark.parametrize(("fps", "num_frames", "environment", "message"), [
+    (0.001, 12, {}, r"lasts 3.33 h \(12 frames at 0.001 fps\), longer than the limit per video of 3 h "
+                    r"\(AQA_MAX_VIDEO_SECONDS"),
+    (25, 30, {"AQA_MAX_VIDEO_FRAMES": "20"}, r"holds more than 20 frames, the limit per video \(AQA_MAX_VIDEO_FRAMES"),
+    (25, 30, {"AQA_MAX_VIDEO_SECONDS": "1"}, r"lasts 1.2 s .* longer than the limit per video of 1 s"),
+], ids=["0.001-fps", "frames", "seconds"])
+def test_a_video_beyond_the_limits_is_refused_by_the_probe(tmp_path, monkeypatch, fps, num_frames, environment,
+                                                           message):
+    path = write_at_rate(tmp_path / "long.mp4", fps, num_frames)
+    for variable, value in environment.items():
+        monkeypatch.setenv(variable, value)
+    with pytest.raises(VideoError, match=message) as error:
+        probe_video(path)
+    assert "\n" not in str(error.value)
+    monkeypatch.setenv("AQA_MAX_VIDEO_FRAMES", "30")  # the limit itself is allowed
+    monkeypatch.setenv("AQA_MAX_VIDEO_SECONDS", "1e9")
+    assert probe_video(path).num_frames == num_frames
+
+
+@pytest.mark.parametrize(("variable", "value"), [("AQA_MAX_VIDEO_FRAMES", "many"), ("AQA_MAX_VIDEO_SECONDS", "0"),
+                                                 ("AQA_MAX_VIDEO_SECONDS", "nan")])
+def test_unusable_video_limits_are_a_setting_error(monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(VideoLimitError, match="AQA_MAX_VIDEO"):
+        VideoLimits.from_environment()
