@@ -217,3 +217,24 @@ def test_a_body_that_turns_from_edge_on_to_stretched_stays_one_athlete():
     with pytest.raises(ValueError, match="scale_by"):
         TrackerConfig(scale_by="width")
 
+
+
+def test_a_piece_that_starts_as_a_sliver_of_the_body_still_joins_the_athlete():
+    """Issue 27, a real dive: the detector boxes a diver unfolding from a tuck as a sliver (10 x 20,
+    then 15 x 35, 22 x 55) before the whole body (30 x 80) again. One box's size failed the 4x scale
+    gate and kept the first 20 frames out of the track (held on the sliver's place); the median of
+    5 boxes at each end (size_window) lets the two pieces join."""
+    def body(t: int, width: float = 30, height: float = 80) -> np.ndarray:
+        centre_y = 50 + 3 * t  # falling 3 px a frame
+        return np.array([[155 - width / 2, centre_y - height / 2, 155 + width / 2, centre_y + height / 2, 0.9]],
+                        np.float32)
+
+    detections: list[np.ndarray | None] = [np.zeros((0, 5), np.float32)] * 80
+    detections[:20] = [body(t) for t in range(20)]
+    detections[53:56] = [body(t, *size) for t, size in zip(range(53, 56), ((10, 20), (15, 35), (22, 55)))]
+    detections[56:] = [body(t) for t in range(56, 80)]
+    track = track_actor(detections, (320, 400), TrackerConfig(smooth_sigma=0))
+    assert (track.status[:20] == DETECTED).all() and (track.status[20:53] == INTERPOLATED).all()
+    assert box_iou(track.boxes[:20], np.concatenate(detections[:20])).min() > 0.99
+    one_box = track_actor(detections, (320, 400), TrackerConfig(smooth_sigma=0, size_window=1))
+    assert (one_box.status[:53] == HELD).all()  # the behaviour before: the first piece left out
