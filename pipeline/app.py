@@ -20,8 +20,10 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ log = logging.getLogger(__name__)
 
 DEMO_OUT = Path("demo_out")
 DEMO_CHECKPOINT = DEMO_OUT / "run" / "model.pt"
+JOB_STOP_TIMEOUT_S = 120.0  # a job stops at its next step; the overlay stage (bounded by the video limits) runs on
 EXAMPLES_FROM_DEMO = 3
 UPLOADS_KEPT_S = 3 * 3600
 
@@ -45,6 +48,49 @@ UPLOADS_KEPT_S = 3 * 3600
 STAGE_AT = {"decoding": 0.02, "tracking": 0.08, "features": 0.35, "scoring": 0.9, "overlay": 0.93}
 STAGE_SAYS = {"decoding": "decoding the video", "tracking": "tracking the athlete", "scoring": "scoring",
               "overlay": "drawing the overlay video"}
+
+
+class ServerStopping(AqaError):
+    """Ctrl-C stopped the server while a job was running; the job ends at its next step."""
+
+
+class RunningJobs:
+    """The threads scoring a video now, so that one Ctrl-C stops them before the models close.
+
+    Gradio runs each job in a daemon thread and returns from ``launch`` at Ctrl-C; a job left running
+    while the interpreter shuts down aborted the process ("terminate called without an active
+    exception", status -6) or kept it waiting. :meth:`stop` makes every job raise
+    :class:`ServerStopping` at its next progress step (a clip, a stage) and waits for them."""
+
+    def __init__(self) -> None:
+        self.stopping = threading.Event()
+        self._threads: set[threading.Thread] = set()
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        with self._lock:
+            self._threads.add(threading.current_thread())
+        try:
+            self.check()
+            yield
+        finally:
+            with self._lock:
+                self._threads.discard(threading.current_thread())
+
+    def check(self) -> None:
+        if self.stopping.is_set():
+            raise ServerStopping("the server is stopping (Ctrl-C); score it again when it is back")
+
+    def stop(self, timeout_s: float) -> None:
+        self.stopping.set()
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            threads = list(self._threads)
+        if threads:
+            log.info("aqa-app: stopping %d running job(s)", len(threads))
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 @dataclass
@@ -57,6 +103,7 @@ class AppService:
     work_dir: Path
     examples: list[Path] = field(default_factory=list)
     gauge: JobGauge = field(init=False)
+    jobs: RunningJobs = field(init=False, default_factory=RunningJobs)
 
     def __post_init__(self) -> None:
         self.gauge = JobGauge(self.limits.max_concurrent)
@@ -108,6 +155,7 @@ def score_handler(service: AppService):
         path = Path(upload)
 
         def on_stage(stage: str, done: int, total: int) -> None:
+            service.jobs.check()  # Ctrl-C: the job ends here
             if stage == "features":
                 share = done / max(total, 1)
                 progress(STAGE_AT["features"] + share * (STAGE_AT["scoring"] - STAGE_AT["features"]),
@@ -119,10 +167,12 @@ def score_handler(service: AppService):
         prune_jobs(service.work_dir)
         with service.gauge.job(path.name) as number:
             try:
-                check_upload(path, service.limits)
-                result = score_upload(service.predictors[checkpoint], path,
-                                      Path(tempfile.mkdtemp(prefix=f"job-{number}-", dir=service.work_dir)),
-                                      checkpoint_name=checkpoint, difficulty=difficulty or None, on_stage=on_stage)
+                with service.jobs.running():
+                    check_upload(path, service.limits)
+                    result = score_upload(service.predictors[checkpoint], path,
+                                          Path(tempfile.mkdtemp(prefix=f"job-{number}-", dir=service.work_dir)),
+                                          checkpoint_name=checkpoint, difficulty=difficulty or None,
+                                          on_stage=on_stage)
             except AqaError as error:  # the page names the upload, never where the server keeps it
                 return f"**Could not score {path.name}:** {one_line(error).replace(str(path), path.name)}", \
                     None, None, None
@@ -254,6 +304,7 @@ def main(args: argparse.Namespace) -> int:
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="aqa-app-"))
     work_dir.mkdir(parents=True, exist_ok=True)
     predictors: dict[str, Predictor] = {}
+    service: AppService | None = None
     try:
         for name, path in zip(checkpoint_names(checkpoints), checkpoints):
             predictors[name] = load_predictor(path, device=args.device, workers=args.workers)
@@ -261,6 +312,8 @@ def main(args: argparse.Namespace) -> int:
         log.info("aqa-app: %d model(s) loaded in %.1f s", len(predictors), time.perf_counter() - started)
         launch(service, args.host, args.port)
     finally:
+        if service is not None:  # launch returns at Ctrl-C: the running jobs end before their models close
+            service.jobs.stop(timeout_s=JOB_STOP_TIMEOUT_S)
         for predictor in predictors.values():
             predictor.close()
         if args.work_dir is None:

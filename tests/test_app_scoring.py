@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -158,3 +163,50 @@ def test_jobs_sharing_one_predictor_at_once_score_as_they_do_alone(trained, tmp_
         for thread in threads:
             thread.join(timeout=300)
     assert [together[i] for i in range(len(videos))] == alone
+
+
+def test_one_ctrl_c_with_a_job_running_stops_the_job_and_the_server(trained, tmp_path):
+    """Issue 24, defect 4: Ctrl-C while a video is being scored. Seen failing before: the job went on
+    in Gradio's daemon thread while the interpreter shut down and the process aborted ("terminate
+    called without an active exception", status -6), or waited on the job; now the job stops at its
+    next step, the models close after it, and the server exits 0 after that one SIGINT."""
+    from gradio_client import Client, handle_file
+
+    from synthetic_video import write_moving_shapes
+
+    _, _, checkpoint = trained
+    video = tmp_path / "long.mp4"
+    write_moving_shapes(video, num_frames=1200, height=128, width=128, seed=1)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log_path = tmp_path / "server.log"
+    with open(log_path, "w") as out:
+        server = subprocess.Popen([sys.executable, "-m", "aqa.pipeline.app", "--checkpoint", str(checkpoint),
+                                   "--port", str(port), "--work-dir", str(tmp_path / "jobs"), "--workers", "1"],
+                                  stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 240
+        while True:
+            assert server.poll() is None, log_path.read_text()[-3000:]
+            try:
+                urllib.request.urlopen(url, timeout=5).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+                time.sleep(0.5)
+        job = Client(url, verbose=False).submit(handle_file(str(video)), checkpoint_names([checkpoint])[0], None,
+                                                api_name="/score")
+        while "clip" not in str(job.status().progress_data):  # the backbone is at work on its clips
+            assert time.monotonic() < deadline and not job.done(), log_path.read_text()[-3000:]
+            time.sleep(0.2)
+        server.send_signal(signal.SIGINT)
+        code = server.wait(timeout=150)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    text = log_path.read_text()
+    assert code == 0, text[-3000:]
+    assert "stopping 1 running job(s)" in text and "terminate called" not in text and "Traceback" not in text
