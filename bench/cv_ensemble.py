@@ -1,16 +1,17 @@
 """Score the plain average of several heads' cross-validation runs as one run (an ensemble's CV row).
 
-    python bench/cv_ensemble.py runs/fisv-cv/cofinal-tes runs/fisv-cv/likert-tes runs/fisv-cv/mlp-tes \\
-        --out runs/fisv-cv/ens-cofinal+likert+mlp-tes
+    python bench/cv_ensemble.py runs/fisv-cv/cofinal-pcs runs/fisv-cv/mlp-pcs runs/fisv-cv/ridgemax-pcs \\
+        --out runs/ens/cofinal+mlp+ridgemax-pcs
 
 Every input is a finished ``aqa-train --folds-file ... --seeds S`` run of one score, on the same
-folds and seeds. Each member of an ensemble checkpoint (``aqa-train --head ensemble``) trains as
-its own ``--head`` run does with the same seed (``pipeline.train_ensemble``), so the mean of the
-members' out-of-fold predictions, seed by seed, is what the ensemble's own CV would predict
-(``tests/test_ensemble.py`` checks that on a subset), at no extra training. Seed ``s`` of the
-result is the members' mean for seed ``s``; its ``ensemble`` entry (the seeds' mean) is what the
-checkpoint, which keeps every seed, predicts. ``--weights`` gives one weight per run (default
-equal). Written as ``bench/cv_table.py`` reads it; ``seconds`` is the members' sum.
+folds; the seeds all of them have are joined. Each member of an ensemble checkpoint
+(``aqa-train --head ensemble``) trains as its own ``--head`` run does with the same seed
+(``pipeline.train_ensemble``), so the mean of the members' out-of-fold predictions, seed by seed,
+is what the ensemble's own CV would predict (``tests/test_ensemble.py`` checks that on a subset),
+at no extra training. Seed ``s`` of the result is the members' mean for seed ``s``; its
+``ensemble`` entry (the seeds' mean) is what the checkpoint, which keeps every seed, predicts.
+``--weights`` gives one weight per run (default equal). Written as ``bench/cv_table.py`` reads it;
+``seconds`` is the members' sum (of all their seeds).
 """
 
 from __future__ import annotations
@@ -31,10 +32,13 @@ from bench.cv_merge_seeds import load, write_run  # noqa: E402
 def average(folders: list[Path], out: Path, weights: list[float] | None = None) -> dict:
     loaded = [load(folder) for folder in folders]
     reports, tables = [report for report, _ in loaded], [table for _, table in loaded]
-    seeds = [row["seed"] for row in reports[0]["seeds"]]
+    # The seeds every run has (a run of seed 0 alone joins the seed-0 predictions of 3-seed runs).
+    seeds = [row["seed"] for row in reports[0]["seeds"]
+             if all(row["seed"] in [other["seed"] for other in report["seeds"]] for report in reports)]
     for report, folder in zip(reports, folders):
-        if [row["seed"] for row in report["seeds"]] != seeds or report["score"] != reports[0]["score"]:
-            raise SystemExit(f"{folder}: another score or other seeds than {folders[0]}")
+        if not seeds or report["score"] != reports[0]["score"]:
+            raise SystemExit(f"{folder}: another score than {folders[0]}, or no seed in common")
+        report["seeds"] = [row for seed in seeds for row in report["seeds"] if row["seed"] == seed]
     if len({(folder / "folds.json").read_text() for folder in folders}) != 1:
         raise SystemExit("the runs were made on different folds")
     names = [item["name"] for item in tables[0]]
@@ -60,7 +64,8 @@ def average(folders: list[Path], out: Path, weights: list[float] | None = None) 
         "ensemble": fold_metrics(true, runs, predicted.mean(axis=0)), "true_std": float(np.std(true)),
         "seconds": float(sum(report["seconds"] for report in reports)),
         "members": [str(folder) for folder in folders], "weights": share.tolist(),
-        "member_fold_srcc": {str(folder): report["fold_srcc"] for folder, report in zip(folders, reports)},
+        "member_fold_srcc": {str(folder): float(np.mean([row["fold_srcc"] for row in report["seeds"]]))
+                             for folder, report in zip(folders, reports)},
     }
     write_run(out, folders[0], merged, names, fold_of, true, seeds, predicted)
     return merged
