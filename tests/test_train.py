@@ -456,8 +456,9 @@ def test_the_likert_variant_takes_its_own_preset_entries(tmp_path):
     (the paper formulation's weight decay of 0.05 collapsed it: TES CV 0.35, predictions' std 0.3)."""
     from aqa.pipeline.train import config_from_args, get_args_parser
 
-    def resolved(*argv: str):
-        return config_from_args(get_args_parser().parse_args(["f.h5", "--out", str(tmp_path), *argv]))
+    def resolved(*argv: str):  # CoFInAl (fisv-tes's default head is an ensemble of it and the MLP)
+        return config_from_args(get_args_parser().parse_args(["f.h5", "--out", str(tmp_path), "--head", "cofinal",
+                                                              *argv]))
 
     paper = resolved("--preset", "fisv-tes")
     likert = resolved("--preset", "fisv-tes", "--set", "head.coarse=likert")
