@@ -357,7 +357,34 @@ def _open_container(path: str | Path):
     try:
         return av.open(str(path))
     except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as error:
-        raise VideoError(f"{path}: not a readable video ({_first_line(error)})") from None
+        raise VideoError(f"{path}: not a readable video: {_unreadable_reason(Path(path), error)}") from None
+
+
+# The box types an ISO base media file (MP4, MOV, M4V, 3GP) starts with: what its first 8 bytes show.
+_MP4_FIRST_BOXES = (b"ftyp", b"mdat", b"moov", b"free", b"skip", b"wide", b"pnot")
+
+
+def _unreadable_reason(path: Path, error: BaseException) -> str:
+    """Why FFmpeg cannot open ``path``, in words a user acts on. FFmpeg's own text ("[Errno
+    1094995529] Invalid data found when processing input: '/tmp/...'; last error log: [mov,mp4...]
+    moov atom not found") names the server's path and a log line that may be another file's; the
+    error's kind and the file's first bytes say what happened."""
+    if isinstance(error, av.error.InvalidDataError):
+        try:
+            with open(path, "rb") as head:
+                start = head.read(8)
+        except OSError:
+            start = b""
+        if start[4:8] in _MP4_FIRST_BOXES:
+            return ("an MP4 without its index (the 'moov' box), which a recording or a copy that was cut "
+                    "short leaves; record or copy it again")
+        return "its contents are not in a video format FFmpeg reads (a file of another kind renamed, or damaged)"
+    if isinstance(error, PermissionError):
+        return "permission denied"
+    if isinstance(error, UnicodeDecodeError):
+        return "its metadata is not valid text"
+    reason = getattr(error, "strerror", None)
+    return reason if isinstance(reason, str) and reason else type(error).__name__
 
 
 def _hours(seconds: float) -> str:

@@ -62,7 +62,8 @@ def test_an_undecodable_video_fails_alone(trained, tmp_path, capsys):
     captured = capsys.readouterr()
     assert good.name in captured.out
     errors = captured.err.strip().splitlines()
-    assert errors == [f"aqa-predict: error: {broken}: not a readable video " + errors[0].split("video ", 1)[1]]
+    assert errors == [f"aqa-predict: error: {broken}: not a readable video: its contents are not in a video format "
+                      "FFmpeg reads (a file of another kind renamed, or damaged)"]
 
 
 @pytest.mark.parametrize("case", ["missing", "corrupt", "not-a-checkpoint"])
