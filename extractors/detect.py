@@ -398,10 +398,24 @@ def build_detector(config: DetectorConfig) -> PersonDetector:
     if config.kind != "auto":
         raise ValueError(f"unknown detector kind {config.kind!r}; choose 'auto', 'yolo' or 'blazepose'")
     if config.weights is None:
-        logger.info("person detector: no YOLO weights configured; using the embedded BlazePose detector")
+        _log_once("person detector: no YOLO weights configured; using the embedded BlazePose detector")
         return BlazePoseDetector(config)
     try:
         return YoloPersonDetector(config)
     except WeightsNotFoundError as error:
-        logger.info("person detector: %s. Using the embedded BlazePose detector instead", error)
+        _log_once(f"person detector: {error}. Using the embedded BlazePose detector instead")
         return BlazePoseDetector(config)
+
+
+_said: set[str] = set()
+_said_lock = threading.Lock()
+
+
+def _log_once(message: str) -> None:
+    """Log ``message`` (INFO) the first time this process says it: each worker of a pool builds its
+    own detector from the same settings, and the choice is one fact, said in one line."""
+    with _said_lock:
+        if message in _said:
+            return
+        _said.add(message)
+    logger.info("%s", message)

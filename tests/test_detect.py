@@ -192,12 +192,18 @@ def test_blazepose_on_real_video_frames(blazepose, shared_videos, video, people)
 # --------------------------------------------------------------------------- choice
 
 
-def test_auto_without_weights_falls_back_to_blazepose_and_says_why(caplog):
+def test_auto_without_weights_falls_back_to_blazepose_and_says_why_once(caplog, monkeypatch):
+    """Said once per process, not once per worker's detector (seen twice per aqa-app start and per
+    aqa-predict run with two workers before)."""
+    from aqa.extractors import detect
+
+    monkeypatch.setattr(detect, "_said", set())  # as in a new process: earlier tests may have said it
     with caplog.at_level(logging.INFO, logger="aqa.extractors.detect"):
-        detector = build_detector(DetectorConfig(kind="auto"))
-    with detector:
-        assert isinstance(detector, BlazePoseDetector)
-    assert "BlazePose" in caplog.text and "no YOLO weights" in caplog.text
+        detectors = [build_detector(DetectorConfig(kind="auto")) for _ in range(2)]
+    for detector in detectors:
+        with detector:
+            assert isinstance(detector, BlazePoseDetector)
+    assert caplog.text.count("no YOLO weights configured; using the embedded BlazePose detector") == 1, caplog.text
 
 
 def test_auto_with_missing_weights_falls_back_and_names_the_path(tmp_path, monkeypatch, caplog):
