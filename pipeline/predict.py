@@ -267,9 +267,19 @@ def grade_phrase(report: dict[str, Any]) -> str | None:
     return grade + (f", sub-grade {report['subgrade']}" if "subgrade" in report else "")
 
 
+ATHLETE_BOX_WORDS = {"detected": "found by the detector on {} frames",
+                     "interpolated": "filled in between detections on {}",
+                     "held": "held where last seen on {}",
+                     "fallback": "the whole frame (athlete not found) on {}"}
+"""What each tracking status (``report["athlete_frames"]``, ``extractors.tracking``) means, in words."""
+
+
 def athlete_phrase(report: dict[str, Any]) -> str:
-    """How the athlete's boxes were got, by tracking status: "detected 162, interpolated 110"."""
-    return ", ".join(f"{status} {count}" for status, count in report["athlete_frames"].items() if count)
+    """How the athlete's boxes were got, by tracking status, each in words: "found by the detector on
+    162 frames, filled in between detections on 110, held where last seen on 64" (a bare "held 64"
+    left a reader guessing)."""
+    return ", ".join(ATHLETE_BOX_WORDS.get(status, status + " on {}").format(count)
+                     for status, count in report["athlete_frames"].items() if count)
 
 
 def exemplar_votes(report: dict[str, Any]) -> list[str]:

@@ -101,7 +101,7 @@ def test_the_summary_and_timeline_of_an_fspn_report():
     text = summary_markdown(report)
     assert text.startswith("## total: 81.23\n")
     assert "> **Warning:** the video is damaged" in text
-    assert "Athlete boxes: detected 90, fallback 6." in text
+    assert "Athlete boxes: found by the detector on 90 frames, the whole frame (athlete not found) on 6." in text
     assert "- sub-action 2: 1.50-4.00 s" in text and "voted over 2 exemplars: dive_017 (80.50), #5 (82.00)" in text
     figure = timeline_figure(report, np.array([[0, 1], [1, 2], [2, 3], [3, 4]], float))
     axes = figure.axes[0]
