@@ -18,6 +18,13 @@ A checkpoint is one ``torch.save``'d dict of tensors and plain containers only, 
                       members (the member labels, in the order of its member_scores); for a pairwise head
                       exemplar_names (the training videos in its exemplar bank, in bank order; the
                       bank's features, scores and groups are buffers in state_dict)
+    description       optional: the model's one-line description (its model card's; ``--description``)
+    scale             optional: the scores seen in training, {"low", "high", "videos"} (the training
+                      split's lowest and highest true score and how many videos it holds)
+
+``description`` and ``scale`` travel in the checkpoint as well as in the model card beside it, so
+that a ``model.pt`` moved without its card still says what it is; checkpoints written before they
+existed load without them (:attr:`CheckpointInfo.description` None).
 
 :func:`predict_features` is the one way to score a video's features with a loaded head, so
 prediction combines streams and maps scores back exactly as training did.
@@ -75,12 +82,16 @@ class CheckpointInfo:
     config_hash: str
     package_version: str
     extra: dict[str, Any] = field(default_factory=dict)
+    description: str | None = None  # None: a checkpoint from before descriptions were recorded
+    scale: dict[str, Any] | None = None  # {"low", "high", "videos"}: scores seen in training; None when not recorded
 
 
 def save_checkpoint(path: str | Path, head: ScoringHead, normalizer: ScoreNormalizer, *, score_name: str,
                     streams: str, provenance: Provenance, config: dict[str, Any], config_hash: str,
-                    extra: dict[str, Any] | None = None) -> Path:
-    """Write ``head`` and what it needs to be used again; atomic (temp file, then rename)."""
+                    extra: dict[str, Any] | None = None, description: str | None = None,
+                    scale: dict[str, Any] | None = None) -> Path:
+    """Write ``head`` and what it needs to be used again; atomic (temp file, then rename).
+    ``description`` and ``scale``: see the module doc (left out when None)."""
     path = Path(path)
     payload = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "package_version": __version__,
@@ -89,6 +100,8 @@ def save_checkpoint(path: str | Path, head: ScoringHead, normalizer: ScoreNormal
         "provenance": provenance.to_dict(), "config": config, "config_hash": config_hash,
         "state_dict": {name: value.detach().cpu().clone() for name, value in head.state_dict().items()},
         "extra": extra or {},
+        **({"description": description} if description is not None else {}),
+        **({"scale": dict(scale)} if scale is not None else {}),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     with written_then_renamed(path) as temporary:  # a failed or interrupted save leaves no file behind
@@ -131,6 +144,7 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu"
         head_name=payload["head_name"], score_name=payload["score_name"], streams=payload["streams"],
         input_dim=int(payload["input_dim"]), provenance=provenance, config=payload["config"],
         config_hash=payload["config_hash"], package_version=payload["package_version"], extra=payload["extra"],
+        description=payload.get("description"), scale=payload.get("scale"),
     )
     return head.to(device).eval(), normalizer, info
 
@@ -160,6 +174,15 @@ def _check_layout(payload: Any, path: Path) -> None:
     if int(payload["format_version"]) > FORMAT_VERSION:
         raise CorruptFileError(f"{path} has checkpoint format {payload['format_version']}, newer than this aqa "
                                f"reads ({FORMAT_VERSION}); upgrade aqa")
+    if not isinstance(payload.get("description", ""), str):
+        raise CorruptFileError(f"{path}: checkpoint description is not text")
+    scale = payload.get("scale", {"low": 0.0, "high": 0.0, "videos": 0})
+    if not (isinstance(scale, dict) and all(_is_number(scale.get(key)) for key in ("low", "high", "videos"))):
+        raise CorruptFileError(f"{path}: checkpoint scale is not {{low, high, videos}} numbers")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def check_difficulty(head: ScoringHead, difficulty: float | None) -> None:

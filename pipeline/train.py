@@ -25,8 +25,9 @@ that cannot name a folder of its own refused before training; plus a top-level
 ``metrics.json`` that averages rho over scores with Fisher's z): ``model.pt`` (see
 :mod:`pipeline.checkpoint`; of the seed with the best validation rho, or with fixed epochs the
 best rho on the whole training videos; never chosen by test), ``metrics.json``,
-``predictions.csv`` (test videos: name, true, predicted), ``predictions.png``, ``curves.png`` and
-``cumulative_score.png``.
+``predictions.csv`` (test videos: name, true, predicted), ``predictions.png``, ``curves.png``,
+``cumulative_score.png`` and the model card beside ``model.pt`` (``model_card.md`` and
+``model_card.json``, :mod:`pipeline.model_card`; ``--description`` gives its one line).
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ from aqa.pipeline.cross_validation import (
     write_cv_outputs,
 )
 from aqa.pipeline.devices import resolve_device
+from aqa.pipeline.model_card import check_description
 from aqa.pipeline.train_data import (
     Streams,
     TrainingData,
@@ -349,6 +351,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--streams", choices=["auto", "scene", "actor", "both"],
                         help="feature streams fed to the head (default auto: both when there is an actor stream)")
     parser.add_argument("--video-prefix", help="only videos whose name starts with this (the RG presets set it)")
+    parser.add_argument("--description", metavar="TEXT",
+                        help="one line saying what the model scores, for its model card, its checkpoint and "
+                             "aqa-predict (default: one made from the head, score, features and videos)")
     parser.add_argument("--expect-provenance", type=Path, metavar="PATH",
                         help="refuse features made differently from this checkpoint (.pt) or feature store")
     add_label_arguments(parser)
@@ -419,6 +424,7 @@ def train_from_args(args: argparse.Namespace, say: Callable[[str], None] = print
     several scores their Fisher-z mean under ``"combined"``; ``say`` gets the one-line summaries."""
     started = time.perf_counter()
     config = config_from_args(args)
+    description = check_description(args.description)
     folders = score_folders(args.out, config.scores)
     digest = config_hash(config)
     check_output_folder(args.out, args.overwrite, digest=digest, own=folders.values())
@@ -432,13 +438,16 @@ def train_from_args(args: argparse.Namespace, say: Callable[[str], None] = print
                               expect_provenance=expected_provenance(args.expect_provenance))
     check_head_streams(config, data.streams)
     if folds_asked:
+        if description is not None:
+            raise TrainingSetupError("--description describes a saved model; a cross-validation run saves none")
         return cross_validation_main(args, data, config, digest, device, folders, say)
     several = len(config.scores) > 1
     reports: dict[str, Any] = {}
     for score in config.scores:
         run, head = train_score(data, score, config, device, progress=not args.quiet)
         folder = folders[score]
-        report = reports[score] = write_score_outputs(folder, run, head, data, config, digest, device)
+        report = reports[score] = write_score_outputs(folder, run, head, data, config, digest, device,
+                                                      description=description)
         shown = "test" if data.test is not None else "train"
         say(f"aqa-train: {score}: {shown} rho {report[f'{shown}_srcc']:.4f} ± {report[f'{shown}_srcc_std']:.4f}, "
             f"R-L2 {report[f'{shown}_rl2']:.4f}, MSE {report[f'{shown}_mse']:.4f} "

@@ -20,7 +20,8 @@
     combined, members an ensemble (``--head ensemble``) only: the metrics of what its checkpoint predicts
                       (the members' means over seeds, combined; predictions.csv holds these), and
                       each member's mean over seeds alone
-    saved_seed, saved_by ("val_srcc" | "train_srcc"), checkpoint ("model.pt")
+    saved_seed, saved_by ("val_srcc" | "train_srcc"), checkpoint ("model.pt"); its model card beside it
+                      (model_card.md and model_card.json: pipeline.model_card)
     videos, streams, input_dim, normalizer, provenance, config, config_hash, device, package_version
 
 When several scores are trained, the top-level ``metrics.json`` holds per seed the Fisher-z mean
@@ -45,6 +46,7 @@ from aqa import __version__
 from aqa.config import config_to_dict
 from aqa.models.metrics import cumulative_score, fisher_z_mean, mse, relative_l2, spearman, summarize_seeds
 from aqa.pipeline.checkpoint import save_checkpoint
+from aqa.pipeline.model_card import build_card, default_description, score_scale, write_model_card
 from aqa.pipeline.plots import plot_cumulative_score, plot_curves, plot_predictions
 
 if TYPE_CHECKING:
@@ -105,8 +107,9 @@ def headline(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def write_score_outputs(folder: Path, run: ScoreRun, head: torch.nn.Module, data: TrainingData, config: RunConfig,
-                        digest: str, device: str) -> dict[str, Any]:
-    """Write one score's checkpoint, metrics.json, predictions.csv and plots; return the metrics."""
+                        digest: str, device: str, description: str | None = None) -> dict[str, Any]:
+    """Write one score's checkpoint, model card (``model_card.md`` / ``.json``; ``description`` None:
+    one made from the run's facts), metrics.json, predictions.csv and plots; return the metrics."""
     folder.mkdir(parents=True, exist_ok=True)
     shown, shown_split = ("test", data.test) if data.test is not None else ("train", data.train)
     true = shown_split.column(run.score).double().tolist()
@@ -134,8 +137,11 @@ def write_score_outputs(folder: Path, run: ScoreRun, head: torch.nn.Module, data
         extra["members"] = list(run.members)
     if saved.exemplar_names:  # names of the bank's rows: the bank itself is in the state dict
         extra["exemplar_names"] = saved.exemplar_names
+    scale = score_scale(data.train.column(run.score).tolist())
+    description = description or default_description(report, scale)
     save_checkpoint(folder / "model.pt", head, run.normalizer, score_name=run.score, streams=data.streams,
-                    provenance=data.provenance, config=plain_config, config_hash=digest, extra=plain_json(extra))
+                    provenance=data.provenance, config=plain_config, config_hash=digest, extra=plain_json(extra),
+                    description=description, scale=scale)
     with open(folder / "predictions.csv", "w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(["name", "true", "predicted"])
@@ -152,6 +158,7 @@ def write_score_outputs(folder: Path, run: ScoreRun, head: torch.nn.Module, data
                           {f"seed {row['seed']}": row[f"{shown}_cumulative_score"] for row in rows},
                           title=f"{config.head_name} {run.score}: {shown} videos within each error",
                           score_name=run.score)
+    write_model_card(folder, plain_json(build_card(report, description=description, scale=scale)))
     _write_json(folder / "metrics.json", report)
     return report
 

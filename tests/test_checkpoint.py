@@ -183,3 +183,25 @@ def test_an_fspn_checkpoint_from_before_the_parse_cap_keeps_its_uncapped_parser(
     del payload["head_config"]["parse_max_steps"]
     torch.save(payload, path)
     assert load_checkpoint(path)[0].config.parse_max_steps == 0
+
+
+def test_the_description_and_scale_travel_in_the_checkpoint_and_older_ones_load_without(tmp_path):
+    """Issue 24: a model.pt moved without its model card still says what it is; one written before
+    descriptions existed loads with none (aqa-predict then says "no description recorded")."""
+    head = build_head("mlp", {"hidden_dims": []}, input_dim=D)
+    scale = {"low": 12.5, "high": 48.0, "videos": 40}
+    path = save_checkpoint(tmp_path / "model.pt", head, NORMALIZER, score_name="TES", streams="scene",
+                           provenance=PROVENANCE, config={}, config_hash="1234", description="a test model",
+                           scale=scale)
+    info = load_checkpoint(path)[2]
+    assert (info.description, info.scale) == ("a test model", scale)
+    payload = torch.load(path, weights_only=True)
+    for key in ("description", "scale"):  # as every checkpoint before model cards
+        del payload[key]
+    torch.save(payload, path)
+    info = load_checkpoint(path)[2]
+    assert info.description is None and info.scale is None
+    for key, value in (("description", 7), ("scale", {"low": "x", "high": 1.0, "videos": 3}), ("scale", [1, 2])):
+        torch.save({**payload, key: value}, path)
+        with pytest.raises(CorruptFileError, match=f"checkpoint {key} is not"):
+            load_checkpoint(path)

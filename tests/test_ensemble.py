@@ -88,6 +88,9 @@ def test_an_ensemble_checkpoint_loads_weights_only_and_reports_every_member(stor
     assert payload["head_name"] == "ensemble" and len(payload["head_config"]["trained"]) == 4  # 2 members x 2 seeds
     head, normalizer, info = load_checkpoint(tmp_path / "run" / "model.pt")
     assert info.extra["members"] == ["ridge", "mlp(hidden_dims=[8], train_window=12)"]
+    card = json.loads((tmp_path / "run" / "model_card.json").read_text())  # the ensemble's card names its members
+    assert card["model"]["members"] == info.extra["members"] and card["evaluation"]["split"] == "train"
+    assert "ensemble of ridge + mlp(" in card["description"] == info.description
     video = make_videos(1, TASK, seed=11, prefix="new")[0]
     score, details = predict_features(head, normalizer, video.scene, video.actor, streams=info.streams)
     assert details["member_scores"].shape == (2,)

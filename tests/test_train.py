@@ -35,7 +35,8 @@ TINY_FSPN = ["--head", "fspn", *(item for key, value in [
     ("parser_channels", "[32,16,16]"), ("smt_widths", "[16,32]"), ("smt_blocks", 1), ("smt_heads", 4),
     ("fusion_dim", 32), ("regressor_dim", 32), ("num_bins", 8), ("num_exemplars", 5), ("train_window", 12)]
     for item in ("--set", f"head.{key}={value}"))]
-OUTPUTS = ["cumulative_score.png", "curves.png", "metrics.json", "model.pt", "predictions.csv", "predictions.png"]
+OUTPUTS = ["cumulative_score.png", "curves.png", "metrics.json", "model.pt", "model_card.json", "model_card.md",
+           "predictions.csv", "predictions.png"]
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +103,40 @@ def test_outputs_and_metrics_of_a_fixed_epoch_run(store, tmp_path, capsys):
         assert fraction == pytest.approx(np.mean([error <= threshold for error in errors]))
 
 
+def test_a_model_card_beside_the_checkpoint_says_what_the_model_is(store, tmp_path, capsys):
+    """Issue 24: the card (and the checkpoint itself) carry the description, the scores seen in
+    training and the rho the run measured; without --description a line is made from the facts."""
+    out = tmp_path / "run"
+    described = "predicts the synthetic total; a test model, not a judge"
+    assert train(capsys, store, "--score", "total", "--epochs", 2, "--out", out, "--description", f" {described} ",
+                 *TINY)[0] == 0
+    card, report = json.loads((out / "model_card.json").read_text()), metrics(out)
+    with open_feature_store(store) as features:
+        seen = [features.read(name).label.scores["total"] for name in features.names
+                if features.read(name).label.split == "train"]
+    assert card["description"] == described
+    assert card["score"] == {"name": "total", "low": min(seen), "high": max(seen), "videos": 48}
+    assert card["evaluation"]["split"] == "test" and card["evaluation"]["videos"] == 24
+    assert card["evaluation"]["spearman_rho"] == report["test_srcc"]
+    assert card["model"]["head"] == "cofinal" and card["model"]["config_hash"] == report["config_hash"]
+    assert card["trained_on"]["features"] == str(store) and card["trained_on"]["videos"]["train"] == 48
+    assert card["features"]["backbone"] == "synthetic" and card["package_version"] == report["package_version"]
+    text = (out / "model_card.md").read_text()
+    assert text.splitlines()[2] == described and f"from {min(seen):.4g} to {max(seen):.4g}" in text
+    assert f"Spearman rho {report['test_srcc']:.3f}" in text
+    _, _, info = load_checkpoint(out / "model.pt")  # a model.pt moved without its card still says what it is
+    assert info.description == described and info.scale == {"low": min(seen), "high": max(seen), "videos": 48}
+    assert not list(out.glob(".*"))  # written atomically: no temporary file left
+    plain = tmp_path / "plain"
+    assert train(capsys, store, "--score", "total", "--epochs", 1, "--test-split", "none", "--head", "mlp",
+                 "--out", plain)[0] == 0
+    card = json.loads((plain / "model_card.json").read_text())
+    assert card["description"].startswith("Predicts total (") and "48 training videos in synthetic.h5" in \
+        card["description"]
+    assert card["evaluation"]["split"] == "train" and "not a measure of accuracy" in card["evaluation"]["note"]
+    assert load_checkpoint(plain / "model.pt")[2].description == card["description"]
+
+
 def test_checkpoint_round_trip_predicts_what_training_reported(store, tmp_path, capsys):
     out = tmp_path / "run"
     assert train(capsys, store, "--score", "total", "--epochs", 2, "--out", out, *TINY)[0] == 0
@@ -159,6 +194,9 @@ def test_two_scores_train_one_model_each_and_average_with_fisher_z(store, tmp_pa
     assert code == 0
     total, execution, combined = metrics(out / "total"), metrics(out / "execution"), metrics(out)
     assert (out / "total" / "model.pt").is_file() and (out / "execution" / "model.pt").is_file()
+    for score in ("total", "execution"):  # each score's model has its own card
+        assert json.loads((out / score / "model_card.json").read_text())["score"]["name"] == score
+    assert not (out / "model_card.json").exists()
     assert combined["scores"] == ["total", "execution"] and combined["val_srcc"] is None
     for index, row in enumerate(combined["seeds"]):
         expected = fisher_z_mean([total["seeds"][index]["test_srcc"], execution["seeds"][index]["test_srcc"]])
@@ -345,6 +383,9 @@ def test_user_errors_are_one_line(store, tmp_path, capsys):
                                                         *out)
     if not torch.cuda.is_available():
         assert "no CUDA device" in fails(capsys, store, "--score", "total", "--device", "cuda", *out)
+    assert "--description must be one line" in fails(capsys, store, "--score", "total", "--description", "a\nb", *out)
+    assert "--description is empty" in fails(capsys, store, "--score", "total", "--description", " ", *out)
+    assert "saves none" in fails(capsys, store, "--score", "total", "--folds", 2, "--description", "x", *out)
 
 
 def test_features_made_differently_are_refused(store, tmp_path, capsys):
