@@ -39,7 +39,11 @@ from aqa.pipeline.train_data import difficulty_use
 log = logging.getLogger(__name__)
 
 DEMO_OUT = Path("demo_out")
-DEMO_CHECKPOINT = DEMO_OUT / "run" / "model.pt"
+DEMO_CHECKPOINT = Path("run") / "model.pt"  # inside DEMO_OUT
+# The source checkout this aqa runs from (an editable install, as setup.sh makes), where `make demo`
+# writes its demo_out/; None for an installed wheel.
+CHECKOUT: Path | None = next((folder for folder in [Path(__file__).resolve().parents[1]]
+                              if (folder / "Makefile").is_file() and (folder / "setup.sh").is_file()), None)
 JOB_STOP_TIMEOUT_S = 120.0  # a job stops at its next step; the overlay stage (bounded by the video limits) runs on
 EXAMPLES_FROM_DEMO = 3
 UPLOADS_KEPT_S = 3 * 3600
@@ -122,6 +126,15 @@ def checkpoint_names(paths: Sequence[Path]) -> list[str]:
     return names
 
 
+def demo_places() -> list[Path]:
+    """Where ``make demo``'s output may be, in the order looked at: ``demo_out/`` in this folder,
+    then in the checkout aqa runs from (so that aqa-app finds the demo from any folder)."""
+    places = [Path.cwd() / DEMO_OUT]
+    if CHECKOUT is not None and (CHECKOUT / DEMO_OUT).resolve() != places[0].resolve():
+        places.append(CHECKOUT / DEMO_OUT)
+    return places
+
+
 def demo_examples(out: Path = DEMO_OUT, count: int = EXAMPLES_FROM_DEMO) -> list[Path]:
     """A few of the demo's held-out videos (never seen in training), when ``make demo`` has run."""
     test_list = out / "dataset" / "test.txt"
@@ -151,7 +164,7 @@ def score_handler(service: AppService):
     def score(upload: str | None, checkpoint: str, difficulty: float | None,
               progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008 (how Gradio finds it)
         if not upload:
-            return "**Nothing to score:** upload a video (or pick an example) first.", None, None, None
+            return "**Nothing to score:** upload a video (or pick an example) first.", None, "", None, None
         path = Path(upload)
 
         def on_stage(stage: str, done: int, total: int) -> None:
@@ -174,15 +187,34 @@ def score_handler(service: AppService):
                                           checkpoint_name=checkpoint, difficulty=difficulty or None,
                                           on_stage=on_stage)
             except AqaError as error:  # the page names the upload, never where the server keeps it
-                return f"**Could not score {path.name}:** {one_line(error).replace(str(path), path.name)}", \
-                    None, None, None
+                return f"**Could not score {path.name}:** {page_reason(error, path)}", None, "", None, None
             except Exception as error:  # a bug: one line on the page, the traceback in the server's log
                 log.exception("job %d (%s) failed", number, path.name)
-                return f"**Internal error while scoring {path.name}:** {type(error).__name__}", None, None, None
+                return f"**Internal error while scoring {path.name}:** {type(error).__name__}", None, "", None, None
         overlay = str(result.overlay) if result.overlay else None
-        return result.summary, overlay, result.figure, str(result.json_path)
+        return result.summary, overlay, result.legend, result.figure, str(result.json_path)
 
     return score
+
+
+def page_reason(error: AqaError, upload: Path) -> str:
+    """An error's line for the page: the upload by its name, never where the server keeps it, and
+    not named twice ("Could not score a.mp4: a.mp4: not a readable video...")."""
+    text = one_line(error).replace(str(upload), upload.name)
+    return text.removeprefix(f"{upload.name}: ")
+
+
+# The page's own layout rules. The overlay video at its own size (never blown up: a 320-pixel video
+# stretched to the column's 790 looked broken), at most the column's width.
+PAGE_CSS = """
+#overlay video { width: auto !important; height: auto !important; max-width: 100%; max-height: none !important;
+                 object-fit: contain; margin: 0 auto; display: block; }
+#timeline img { width: auto !important; max-width: 100%; height: auto !important; }
+"""
+# On a narrow screen the results column comes under the inputs: Score brings its summary (where
+# the progress shows) into view.
+SHOW_PROGRESS_JS = """() => { if (window.innerWidth < 768) {
+    document.getElementById('summary')?.scrollIntoView({behavior: 'instant', block: 'start'}); } }"""
 
 
 def build_page(service: AppService):
@@ -207,13 +239,19 @@ def build_page(service: AppService):
                     gr.Examples([[str(path)] for path in service.examples], inputs=[upload],
                                 label="examples")
             with gr.Column(scale=2):
-                summary = gr.Markdown(elem_id="summary")
-                overlay = gr.Video(label="tracked athlete and clip timeline", elem_id="overlay", interactive=False)
-                timeline = gr.Plot(label="timeline", elem_id="timeline")
+                summary = gr.Markdown(elem_id="summary", min_height=80)
+                # No labels on the video and the plot: Gradio draws them over the picture's top left,
+                # where the overlay's caption (the score) and the plot's title are; the legend under
+                # the video says what it shows.
+                overlay = gr.Video(show_label=False, elem_id="overlay", interactive=False)
+                legend = gr.Markdown(elem_id="legend")
+                timeline = gr.Plot(show_label=False, elem_id="timeline")  # the figure has its own title
                 report = gr.File(label="report (aqa-predict --json)", elem_id="report", interactive=False)
+        # One progress bar, on the summary (every output showed its own: three bars).
         button.click(score_handler(service), inputs=[upload, checkpoint, difficulty],
-                     outputs=[summary, overlay, timeline, report], concurrency_limit=service.limits.max_concurrent,
-                     concurrency_id="score", api_name="score")
+                     outputs=[summary, overlay, legend, timeline, report], show_progress_on=[summary],
+                     concurrency_limit=service.limits.max_concurrent, concurrency_id="score", api_name="score")
+        button.click(None, js=SHOW_PROGRESS_JS)
     page.queue(max_size=service.limits.max_queue)
     return page
 
@@ -228,17 +266,18 @@ def launch(service: AppService, host: str, port: int) -> None:
     log.info("aqa-app: serving on http://%s:%d", host, port)
     page.launch(server_name=host, server_port=port, max_file_size=f"{service.limits.max_upload_mb:g}mb",
                 allowed_paths=[str(service.work_dir)],
-                theme=theme, show_error=False, quiet=True, footer_links=[], ssr_mode=False, mcp_server=False,
-                pwa=False)
+                theme=theme, css=PAGE_CSS, show_error=False, quiet=True, footer_links=[], ssr_mode=False,
+                mcp_server=False, pwa=False)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Serve a web page that scores an uploaded video: the score with its grade or sub-actions, the "
                     "overlay video with the tracked athlete, a timeline plot, warnings and the JSON report.",
-        epilog="Without --checkpoint the page offers the model `make demo` trained (demo_out/run/model.pt) and its "
-               "held-out videos as examples. Uploads over --max-upload-mb, files that are not videos and videos "
-               "that cannot be decoded get a message in the page. " + exit_status_epilog("stopped with Ctrl-C"))
+        epilog="Without --checkpoint the page offers the model `make demo` trained (demo_out/run/model.pt, looked "
+               "for in this folder, then in aqa's source checkout) and its held-out videos as examples. Uploads "
+               "over --max-upload-mb, files that are not videos and videos that cannot be decoded get a message in "
+               "the page. " + exit_status_epilog("stopped with Ctrl-C"))
     parser.add_argument("--checkpoint", type=Path, action="append",
                         help="model.pt written by aqa-train; repeat to offer several (picked from a list in the page)")
     parser.add_argument("--host", default="127.0.0.1",
@@ -259,15 +298,22 @@ def get_args_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def find_demo() -> Path:
+    """The demo's output folder (the first of :func:`demo_places` holding its model), or a message
+    naming every path looked at and how to make one."""
+    places = demo_places()
+    for place in places:
+        if (place / DEMO_CHECKPOINT).is_file():
+            return place
+    looked = " or ".join(str(place / DEMO_CHECKPOINT) for place in places)
+    where = f"`make demo` in {CHECKOUT}" if CHECKOUT is not None else "`make demo` in aqa's source checkout"
+    raise PredictSetupError(f"no --checkpoint given and no demo model at {looked}: run {where} (about 3 minutes) "
+                            "or train one with aqa-train, then aqa-app --checkpoint runs/x/model.pt")
+
+
 def resolve_checkpoints(given: Sequence[Path] | None) -> list[Path]:
     """The checkpoints to serve: those given, else the demo's, else a message saying how to get one."""
-    checkpoints = list(given or [])
-    if not checkpoints:
-        if not DEMO_CHECKPOINT.is_file():
-            raise PredictSetupError(f"no --checkpoint given and no demo model at {DEMO_CHECKPOINT}: run `make demo` "
-                                    "(about 3 minutes) or train one with aqa-train, then aqa-app --checkpoint "
-                                    "runs/x/model.pt")
-        checkpoints = [DEMO_CHECKPOINT]
+    checkpoints = list(given or []) or [find_demo() / DEMO_CHECKPOINT]
     for path in checkpoints:
         if not path.is_file():
             raise PredictSetupError(f"--checkpoint {path}: no such file")
@@ -295,7 +341,7 @@ def main(args: argparse.Namespace) -> int:
         limits = AppLimits(args.max_upload_mb, args.max_concurrent, args.max_queue)
     except ValueError:
         raise PredictSetupError("--max-upload-mb, --max-concurrent and --max-queue must be positive") from None
-    examples = list(args.examples) if args.examples else (demo_examples() if not args.checkpoint else [])
+    examples = list(args.examples) if args.examples else (demo_examples(find_demo()) if not args.checkpoint else [])
     for path in examples:
         if not path.is_file() or path.suffix.lower() not in VIDEO_SUFFIXES:
             raise PredictSetupError(f"--examples {path}: not a video file")

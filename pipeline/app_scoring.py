@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 from aqa.errors import AqaError, one_line
 from aqa.pipeline.checkpoint import check_difficulty
 from aqa.pipeline.extract import VIDEO_SUFFIXES
+from aqa.pipeline.overlay import box_legend, strip_legend
 from aqa.pipeline.plots import timeline_figure
 from aqa.pipeline.predict import (
     Predictor,
@@ -37,6 +38,7 @@ from aqa.pipeline.predict import (
     member_scores,
     predict_video,
     save_prediction_overlay,
+    timeline_curve,
 )
 
 log = logging.getLogger(__name__)
@@ -113,6 +115,7 @@ class ScoredUpload:
     figure: Figure
     json_path: Path
     overlay: Path | None  # None when it could not be drawn (the report's warnings say why)
+    legend: str = ""  # Markdown: what the overlay's box colours and strip mean ("" without an overlay)
 
 
 def score_upload(predictor: Predictor, upload: Path, job_dir: Path, *, checkpoint_name: str,
@@ -137,10 +140,24 @@ def score_upload(predictor: Predictor, upload: Path, job_dir: Path, *, checkpoin
     report["video"] = upload.name
     plan = features.plan
     spans = plan.layout.clips.frame_ranges.astype(np.float64) / plan.layout.info.fps
-    json_path = job_dir / f"{upload.stem}_aqa.json"
+    json_path = job_dir / f"{upload.stem}_score.json"  # the name the page's download link offers
     json_path.write_text(json.dumps({"checkpoint": checkpoint_name, "predictions": [report], "failures": []},
                                     indent=2) + "\n")
-    return ScoredUpload(report, summary_markdown(report), timeline_figure(report, spans), json_path, overlay)
+    return ScoredUpload(report, summary_markdown(report), timeline_figure(report, spans, size=PAGE_FIGURE),
+                        json_path, overlay, overlay_legend(report) if overlay else "")
+
+
+# The timeline's size on the page, in inches at 130 dpi (585 x 416 pixels, shown at its own size on a
+# computer): on a phone, about 335 px wide for the plot, its 10-point text stays about 10 px tall
+# (at 8 x 3 inches it was 6 px).
+PAGE_FIGURE = (4.5, 3.2, 130)
+
+
+def overlay_legend(report: dict[str, Any]) -> str:
+    """What the overlay's box colours and its strip mean, one line each, for this video's kinds of
+    box and whether its strip is shaded by the model (:func:`timeline_curve`, as it is drawn)."""
+    weighted = bool(np.ptp(timeline_curve(report, report["clips"])) > 0)
+    return f"{box_legend(report['athlete_frames'])}  \n{strip_legend(report['clips'], weighted)}"
 
 
 def summary_markdown(report: dict[str, Any]) -> str:

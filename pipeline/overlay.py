@@ -11,14 +11,14 @@ file beside the output and renamed into place, so a failed write keeps what was 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from aqa.atomic import written_then_renamed
-from aqa.extractors.tracking import DETECTED, FALLBACK, HELD
+from aqa.extractors.tracking import DETECTED, FALLBACK, HELD, STATUS_NAMES
 from aqa.extractors.video import open_video
 from aqa.video_writer import write_video
 
@@ -26,6 +26,25 @@ TIMELINE_HEIGHT = 24
 COLOURS = {"detected": (40, 220, 60), "estimated": (240, 200, 40), "not located": (230, 50, 50),
            "fallback": (160, 160, 160)}
 KINDS = {DETECTED: "detected", HELD: "not located", FALLBACK: "fallback"}  # any other status: "estimated"
+# What each box colour tells a viewer, in the words a legend under the video uses.
+MEANINGS = {"detected": "green detected", "estimated": "yellow estimated between detections",
+            "not located": "red not located (the last box kept)", "fallback": "grey never found (the whole frame used)"}
+
+
+def box_legend(status_counts: Mapping[str, int]) -> str:
+    """One line saying what the box colours of this video mean, for the kinds it has, from its frames
+    per tracking status name (:meth:`~aqa.extractors.tracking.ActorTrack.summary`)."""
+    codes = {name: code for code, name in STATUS_NAMES.items()}
+    kinds = {KINDS.get(codes.get(name, 0), "estimated") for name, count in status_counts.items() if count}
+    return "Athlete boxes: " + ", ".join(MEANINGS[kind] for kind in MEANINGS if kind in kinds) + "."
+
+
+def strip_legend(num_clips: int, weighted: bool) -> str:
+    """One line saying what the strip under the video shows; ``weighted`` when its cells are shaded by
+    a per-clip curve (:func:`timeline_row`), else they are all alike and only mark the clips."""
+    cells = f"one cell per scored clip ({num_clips})"
+    shade = ", blue turning orange where the model's attention is highest" if weighted else ""
+    return f"Strip under the video: {cells}{shade}; the white line is the frame shown."
 
 
 def timeline_row(width: int, clip_ranges: np.ndarray, curve: np.ndarray, num_frames: int, frame: int) -> np.ndarray:

@@ -81,16 +81,19 @@ def plot_cumulative_score(path: str | Path, curves: Mapping[str, Sequence[Sequen
     return Path(path)
 
 
-def timeline_figure(report: Mapping, clip_spans: np.ndarray) -> Figure:
+def timeline_figure(report: Mapping, clip_spans: np.ndarray,
+                    size: tuple[float, float, int] = (8.0, 3.0, 100)) -> Figure:
     """One scored video along time, for a page to show: CoFInAl's attention of each procedure on
     each clip (one line per procedure), FSPN's parsed sub-actions as coloured bands, and the clips
     themselves (``clip_spans`` ``[T, 2]``: start and end in seconds) as ticks along the bottom.
+    ``size`` is (width, height in inches, dots per inch): the inches set how large the text is
+    against the plot, the dots how sharp it is.
 
     Returned undrawn (the caller saves it or hands it to a page), never registered with pyplot.
     """
     clip_spans = np.asarray(clip_spans, dtype=float).reshape(-1, 2)
     centres = clip_spans.mean(axis=1)
-    figure = Figure(figsize=(8, 3), dpi=100)
+    figure = Figure(figsize=size[:2], dpi=size[2])
     axes = figure.add_subplot()
     procedures = report.get("procedures") or []
     for index, procedure in enumerate(procedures):
@@ -114,6 +117,6 @@ def timeline_figure(report: Mapping, clip_spans: np.ndarray) -> Figure:
     axes.set_title(title, fontsize=10)
     axes.grid(alpha=0.3)
     if procedures or report.get("sub_actions"):
-        axes.legend(fontsize=7, loc="upper right", ncol=2)
+        axes.legend(fontsize=8, loc="upper right", ncol=2)
     figure.tight_layout()
     return figure

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from aqa.pipeline import app
 from aqa.pipeline.app import checkpoint_names
 from aqa.pipeline.app import cli as app_cli
 from aqa.pipeline.app_scoring import AppLimits, JobGauge, UploadError, check_upload, score_upload, summary_markdown
@@ -80,6 +81,12 @@ def test_a_scored_upload_names_the_upload_and_writes_the_json_and_overlay(traine
     assert report["video"] == upload.name  # never the server's path
     assert report == json.loads(json.dumps(result.report))
     assert result.overlay is not None and result.overlay.stat().st_size > 1000
+    assert result.json_path.name == f"{upload.stem}_score.json"  # the name the download link offers
+    boxes, strip = result.legend.split("  \n")
+    assert boxes.startswith("Athlete boxes: green detected") and boxes.endswith(".")
+    assert strip.startswith(f"Strip under the video: one cell per scored clip ({report['clips']})")
+    width, height = result.figure.get_size_inches() * result.figure.dpi
+    assert width <= 600 and height >= 0.65 * width  # legible on a phone's 335 px (8 x 3 inches was not)
     assert f"## score: {report['score']:.2f} (grade {report['grade']} of {report['grades']}" in result.summary
     order = [stage for stage, _, _ in stages]
     assert order[:2] == ["decoding", "tracking"] and order[-2:] == ["scoring", "overlay"]
@@ -109,6 +116,30 @@ def test_the_summary_and_timeline_of_an_fspn_report():
     assert axes.get_xlim() == (0.0, 4.0)
 
 
+def test_the_overlay_legend_names_only_what_the_video_shows():
+    from aqa.pipeline.app_scoring import overlay_legend
+
+    report = {"clips": 4, "athlete_frames": {"detected": 90, "interpolated": 0, "held": 0, "fallback": 6}}
+    assert overlay_legend(report) == ("Athlete boxes: green detected, grey never found (the whole frame used).  \n"
+                                      "Strip under the video: one cell per scored clip (4); the white line is the "
+                                      "frame shown.")  # no attention: the cells are alike
+    report["athlete_frames"] = {"detected": 0, "interpolated": 5, "held": 3, "fallback": 0}
+    report["procedures"] = [{"procedure": 1, "attention": [0.1, 0.6, 0.2, 0.1]}]
+    assert overlay_legend(report) == ("Athlete boxes: yellow estimated between detections, red not located (the last "
+                                      "box kept).  \nStrip under the video: one cell per scored clip (4), blue "
+                                      "turning orange where the model's attention is highest; the white line is the "
+                                      "frame shown.")
+
+
+def test_the_page_names_an_upload_once_and_never_where_the_server_keeps_it():
+    from aqa.errors import VideoError
+    from aqa.pipeline.app import page_reason
+
+    upload = Path("/tmp/gradio/0123abcd/notes.mp4")
+    error = VideoError(f"{upload}: not a readable video: its contents are not in a video format")
+    assert page_reason(error, upload) == "not a readable video: its contents are not in a video format"
+
+
 def test_checkpoints_get_short_distinct_names():
     assert checkpoint_names([Path("runs/dive/model.pt"), Path("runs/fspn/model.pt")]) == \
         ["dive/model.pt", "fspn/model.pt"]
@@ -116,12 +147,27 @@ def test_checkpoints_get_short_distinct_names():
         ["a/run/model.pt", "b/run/model.pt"]
 
 
+def test_the_demo_is_found_from_another_folder(tmp_path, monkeypatch):
+    """aqa-app run elsewhere finds the model `make demo` wrote in the checkout, and its examples."""
+    checkout = tmp_path / "checkout"
+    (checkout / "demo_out" / "run").mkdir(parents=True)
+    (checkout / "demo_out" / "run" / "model.pt").write_bytes(b"x")
+    monkeypatch.setattr(app, "CHECKOUT", checkout)
+    monkeypatch.chdir(tmp_path)
+    assert app.resolve_checkpoints(None) == [checkout / "demo_out" / "run" / "model.pt"]
+    (tmp_path / "demo_out" / "run").mkdir(parents=True)  # this folder's demo comes first
+    (tmp_path / "demo_out" / "run" / "model.pt").write_bytes(b"x")
+    assert app.find_demo() == tmp_path / "demo_out"
+
+
 def test_the_command_line_refuses_in_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # no demo_out/ here
+    monkeypatch.setattr(app, "CHECKOUT", tmp_path / "checkout")  # nor in the checkout (make demo may have run)
     assert app_cli([]) == 2
-    error = capsys.readouterr().err.strip()
-    assert error.startswith("aqa-app: error: no --checkpoint given and no demo model at demo_out/run/model.pt: "
-                            "run `make demo`") and "\n" not in error
+    error = capsys.readouterr().err.strip()  # every place looked at, by its full path (seen failing: demo_out/...)
+    assert error.startswith(f"aqa-app: error: no --checkpoint given and no demo model at {tmp_path}/demo_out/run/"
+                            f"model.pt or {tmp_path}/checkout/demo_out/run/model.pt: run `make demo` in "
+                            f"{tmp_path}/checkout") and "\n" not in error
     assert app_cli(["--checkpoint", "missing.pt"]) == 2
     assert capsys.readouterr().err.strip() == "aqa-app: error: --checkpoint missing.pt: no such file"
     (tmp_path / "model.pt").write_bytes(b"x")
