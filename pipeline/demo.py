@@ -6,7 +6,11 @@
    scene + actor streams. The demo uses 16-frame clips at 112 px so it fits a laptop CPU.
 3. ``aqa-train`` a CoFInAl head on the training split (fixed epochs, three seeds).
 4. ``aqa-predict`` every held-out video from its raw file, and report the Spearman correlation of
-   those predictions with the true scores, one video's predicted vs true score and an overlay.
+   those predictions with the true scores, a table of every held-out video (true score, predicted,
+   error) and an overlay of the last one.
+
+The model's card (``run/model_card.md``) and every score it gives say what it is: a model of the
+synthetic motion above (:data:`DEMO_DESCRIPTION`), not a judge of any real sport.
 
 Everything lands in ``--out`` (default ``demo_out/``); re-running resumes (finished videos are not
 generated or extracted again). ``--quick`` is a smaller run for CI.
@@ -34,6 +38,10 @@ from aqa.pipeline.train import cli as train_cli
 from aqa.synthetic.dataset import SyntheticDatasetConfig, generate_dataset
 
 log = logging.getLogger(__name__)
+
+DEMO_DESCRIPTION = ("aqa's demo model: learned the motion quality of synthetic routines (a photo of a person "
+                    "jumping, leaping and spinning; score 0-10 by construction); not a diving, skating or any "
+                    "real sport's judge")
 
 SIZES = {  # videos, frames per video, training epochs, seeds
     "full": (40, 64, 100, "0,1,2"),
@@ -78,7 +86,8 @@ def main(args: argparse.Namespace) -> int:
     step("3/4 training a CoFInAl head")
     run = out / "run"
     code = train_cli([str(out / "features.h5"), "--head", "cofinal", "--score", "score", "--out", str(run),
-                      "--epochs", str(epochs), "--seeds", seeds, "--device", args.device, "--overwrite"]
+                      "--epochs", str(epochs), "--seeds", seeds, "--device", args.device, "--overwrite",
+                      "--description", DEMO_DESCRIPTION]
                      + (["--quiet"] if args.quiet else []))
     if code != 0:
         return code
@@ -91,9 +100,9 @@ def main(args: argparse.Namespace) -> int:
             report, video_features = predict_video(predictor, dataset / "videos" / f"{record.name}.mp4")
             report["true_score"] = record.scores["score"]
             reports.append(report)
-    example = reports[-1]  # the last video scored: its features are at hand
-    overlay = save_prediction_overlay(out / f"{record.name}_overlay.mp4", example, video_features,
-                                      f"predicted {example['score']:.2f} / true {example['true_score']:.2f}")
+    last = reports[-1]  # the last video scored: its features are at hand
+    overlay = save_prediction_overlay(out / f"{record.name}_overlay.mp4", last, video_features,
+                                      f"predicted {last['score']:.2f} / true {last['true_score']:.2f}")
     rho = spearman([r["score"] for r in reports], [r["true_score"] for r in reports])
     (out / "heldout_predictions.json").write_text(json.dumps(reports, indent=2))
     metrics = json.loads((run / "metrics.json").read_text())
@@ -102,10 +111,22 @@ def main(args: argparse.Namespace) -> int:
     print(f"demo: held-out Spearman rho of aqa-predict on {len(reports)} unseen videos: {rho:.3f}")
     print(f"demo: aqa-train's test rho over seeds {seeds}: {metrics['test_srcc']:.3f} "
           f"+/- {metrics['test_srcc_std'] or 0:.3f} ({metrics['selection']})")
-    print(f"demo: {Path(example['video']).name}: predicted {example['score']:.2f}, true {example['true_score']:.2f}")
+    print("\n".join(f"demo: {line}" for line in heldout_table(reports)))
     print(f"demo: artifacts in {out}/ (features.h5, run/model.pt, run/*.png, {overlay.name}, "
           f"heldout_predictions.json) after {time.perf_counter() - started:.0f} s")
     return 0
+
+
+def heldout_table(reports: Sequence[dict]) -> list[str]:
+    """Every held-out video's true and predicted score and the error (predicted - true), in the order
+    scored, then the mean absolute error: the whole picture, not one chosen example."""
+    width = max(len("video"), *(len(Path(report["video"]).name) for report in reports))
+    lines = [f"{'video':<{width}}  {'true':>6}  {'predicted':>9}  {'error':>6}"]
+    lines += [f"{Path(report['video']).name:<{width}}  {report['true_score']:>6.2f}  {report['score']:>9.2f}  "
+              f"{report['score'] - report['true_score']:>+6.2f}" for report in reports]
+    errors = [abs(report["score"] - report["true_score"]) for report in reports]
+    lines.append(f"mean absolute error {sum(errors) / len(errors):.2f} over {len(reports)} videos (scores 0-10)")
+    return lines
 
 
 def step(text: str) -> None:

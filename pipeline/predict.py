@@ -29,10 +29,21 @@ from aqa.errors import AqaError, VideoError, one_line, printable
 from aqa.extractors.backbones import VideoBackbone, build_backbone
 from aqa.extractors.parallel import FailedVideo, PoolConfig, WorkerPool
 from aqa.extractors.siamese import SiameseConfig, SiameseFeatures
+from aqa.models.normalization import ScoreNormalizer
 from aqa.pipeline.checkpoint import CheckpointInfo, check_difficulty, load_checkpoint, predict_features
 from aqa.pipeline.cli import add_common_arguments, add_workers_argument, exit_status_epilog, run_cli
 from aqa.pipeline.devices import resolve_device, resolve_workers
 from aqa.pipeline.overlay import write_overlay
+from aqa.pipeline.report_words import (
+    athlete_phrase,
+    attention_lines,
+    attention_peaks,
+    description_phrase,
+    frames_not_scored,
+    frames_not_scored_phrase,
+    grade_phrase,
+    scale_phrase,
+)
 
 log = logging.getLogger(__name__)
 
@@ -119,22 +130,36 @@ def predict_video(predictor: Predictor, path: Path, *, progress: bool = False, d
     say("scoring", 0, 0)
     score, details = predict_features(predictor.head, predictor.normalizer, features.scene, features.actor,
                                       streams=predictor.info.streams, difficulty=difficulty)
-    report = build_report(path, score, details, features, predictor.info)
+    report = build_report(path, score, details, features, predictor.info, normalizer=predictor.normalizer)
     if difficulty is not None:
         report["difficulty"] = difficulty
     return report, features
 
 
 def build_report(path: Path, score: float, details: dict[str, Any], features: SiameseFeatures,
-                 info: CheckpointInfo) -> dict[str, Any]:
+                 info: CheckpointInfo, *, normalizer: ScoreNormalizer | None = None) -> dict[str, Any]:
     """What a judge or a script wants to know about one prediction, as plain data: whatever of
-    grade, procedures (CoFInAl), sub-actions and exemplars (FSPN) the head's details hold."""
+    grade, procedures (CoFInAl), sub-actions and exemplars (FSPN) the head's details hold.
+
+    Keys beside the score (how the text report words them: :mod:`pipeline.report_words`):
+    ``model_description`` (the checkpoint's one line, null for an older checkpoint), ``scale``
+    (``{low, high, videos}``: the scores seen in training, null when not recorded),
+    ``frames_not_scored`` (``start_frames``/``start_s``, ``end_frames``/``end_s``: frames before
+    the first and after the last clip; ``skipped_between_frames``; ``clip_frames``), for a grading
+    head ``grade`` (from 1) of ``grades``, ``grade_probs``, ``grade_range`` (the band of scores the
+    grade stands for, with ``normalizer``) and ``subgrade`` (the fine classifier's pick within the
+    grade, counted from 0, as the head computes it; not shown to people), and per procedure
+    ``procedure`` (from 1), ``attention`` (per clip, summing to 1), ``peak_clip`` (an index into
+    ``attention``, from 0), ``peak_start_s``/``peak_end_s``, ``peak_vs_even`` (the peak over an
+    even share 1/clips) and ``clear_peak`` (``peak_vs_even`` at least 2: the moment is named)."""
     plan = features.plan
     ranges = plan.layout.clips.frame_ranges
     fps = plan.layout.info.fps
     report: dict[str, Any] = {
         "video": str(path), "score": round(score, 4), "score_name": info.score_name, "head": info.head_name,
+        "model_description": info.description, "scale": info.scale,
         "frames": plan.layout.info.num_frames, "fps": round(fps, 3), "clips": plan.layout.clips.num_clips,
+        "frames_not_scored": frames_not_scored(plan.layout.clips.indices, plan.layout.info.num_frames, fps),
         "partial_video": plan.layout.info.partial, "athlete_frames": plan.track.summary(),
     }
     share, spans = not_located_spans(features)
@@ -151,17 +176,19 @@ def build_report(path: Path, score: float, details: dict[str, Any], features: Si
         report["grades"] = int(probs.shape[-1]) if probs is not None else None
         if probs is not None:
             report["grade_probs"] = [round(float(p), 4) for p in probs]
+            if normalizer is not None:  # grades are equal bands of the normalised scale
+                edges = [normalizer.from_unit(edge / len(probs)) for edge in (report["grade"] - 1, report["grade"])]
+                report["grade_range"] = [round(float(edge), 4) for edge in edges]
     if "subgrade" in details:
         report["subgrade"] = int(details["subgrade"])
     attention = details.get("procedure_attention")
     if attention is not None:
         attention = np.asarray(attention, np.float64)  # [P, T]
         report["procedures"] = [
-            {"procedure": index + 1, "peak_clip": int(row.argmax()),
-             "peak_start_s": round(ranges[int(row.argmax()), 0] / fps, 2),
-             "peak_end_s": round(ranges[int(row.argmax()), 1] / fps, 2),
+            {"procedure": index + 1, "peak_clip": peak, "peak_start_s": round(ranges[peak, 0] / fps, 2),
+             "peak_end_s": round(ranges[peak, 1] / fps, 2), "peak_vs_even": round(ratio, 2), "clear_peak": clear,
              "attention": [round(float(v), 4) for v in row]}
-            for index, row in enumerate(attention)]
+            for index, (row, (peak, ratio, clear)) in enumerate(zip(attention, attention_peaks(attention)))]
     if "boundaries" in details:
         report["sub_actions"] = sub_action_spans(np.asarray(details["boundaries"], np.float64), ranges, fps)
     if "exemplar_index" in details:
@@ -259,29 +286,6 @@ def save_prediction_overlay(target: Path, report: dict[str, Any], features: Siam
                          fps=plan.layout.info.fps)
 
 
-def grade_phrase(report: dict[str, Any]) -> str | None:
-    """"grade 3 of 5, sub-grade 12" for a head that grades (CoFInAl); None otherwise."""
-    if "grade" not in report:
-        return None
-    grade = f"grade {report['grade']} of {report['grades']}"
-    return grade + (f", sub-grade {report['subgrade']}" if "subgrade" in report else "")
-
-
-ATHLETE_BOX_WORDS = {"detected": "found by the detector on {} frames",
-                     "interpolated": "filled in between detections on {}",
-                     "held": "held where last seen on {}",
-                     "fallback": "the whole frame (athlete not found) on {}"}
-"""What each tracking status (``report["athlete_frames"]``, ``extractors.tracking``) means, in words."""
-
-
-def athlete_phrase(report: dict[str, Any]) -> str:
-    """How the athlete's boxes were got, by tracking status, each in words: "found by the detector on
-    162 frames, filled in between detections on 110, held where last seen on 64" (a bare "held 64"
-    left a reader guessing)."""
-    return ", ".join(ATHLETE_BOX_WORDS.get(status, status + " on {}").format(count)
-                     for status, count in report["athlete_frames"].items() if count)
-
-
 def exemplar_votes(report: dict[str, Any]) -> list[str]:
     """Each exemplar an FSPN head voted with, by name (or bank row) and vote: "dive_017 (80.50)"."""
     return [f"{entry.get('name', '#' + str(entry['bank_index']))} ({entry['vote']:.2f})"
@@ -296,17 +300,24 @@ def member_scores(report: dict[str, Any]) -> str | None:
 
 
 def format_report(report: dict[str, Any]) -> str:
-    """The human-readable lines for one video."""
+    """The human-readable lines for one video: the score on its scale, what the model is, then what
+    stands behind the score (:mod:`pipeline.report_words` decides what is said and how)."""
     lines = [f"{Path(report['video']).name}: {report['score_name']} {report['score']:.2f}"]
-    grade = grade_phrase(report)
-    if grade:
-        lines[0] += f"  ({grade})"
-    lines.append(f"  {report['frames']} frames at {report['fps']:g} fps, {report['clips']} clips; athlete "
-                 + athlete_phrase(report))
+    told = [phrase for phrase in (scale_phrase(report), grade_phrase(report)) if phrase]
+    if told:
+        lines[0] += f"  ({'; '.join(told)})"
+    description = description_phrase(report)
+    if description:
+        lines.append(f"  model: {description}")
+    clip_frames = (report.get("frames_not_scored") or {}).get("clip_frames")
+    lines.append(f"  {report['frames']} frames at {report['fps']:g} fps, {report['clips']} clips"
+                 + (f" of {clip_frames} frames" if clip_frames else "")
+                 + (f"; athlete boxes {athlete_phrase(report)}" if athlete_phrase(report) else ""))
+    left_out = frames_not_scored_phrase(report)
+    if left_out:
+        lines.append(f"  {left_out}")
     lines += [f"  warning: {warning}" for warning in report.get("warnings", [])]
-    for procedure in report.get("procedures", []):
-        lines.append(f"  procedure {procedure['procedure']}: attends most to "
-                     f"{procedure['peak_start_s']:.1f}-{procedure['peak_end_s']:.1f} s (clip {procedure['peak_clip']})")
+    lines += [f"  {line}" for line in attention_lines(report)]
     if "sub_actions" in report:
         lines.append("  sub-actions: " + ", ".join(f"{span['sub_action']}: {span['start_s']:.2f}-{span['end_s']:.2f} s"
                                                    for span in report["sub_actions"]))

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from aqa.pipeline.demo import cli
+from aqa.pipeline.demo import DEMO_DESCRIPTION, cli, heldout_table
 
 
 @pytest.mark.slow
@@ -21,3 +21,16 @@ def test_quick_demo_runs_end_to_end_and_ranks_held_out_videos(tmp_path, capsys):
     for artifact in ("features.h5", "run/model.pt", "run/metrics.json", "run/predictions.png", "run/curves.png"):
         assert (tmp_path / artifact).is_file(), artifact
     assert list(tmp_path.glob("*_overlay.mp4"))
+    assert sum(line.startswith("demo: syn_") for line in output.splitlines()) == 4  # every held-out video
+    assert json.loads((tmp_path / "run" / "model_card.json").read_text())["description"] == DEMO_DESCRIPTION
+    assert all(p["model_description"] == DEMO_DESCRIPTION for p in predictions)
+
+
+def test_the_demo_shows_every_held_out_video_and_says_its_model_is_no_real_judge():
+    reports = [{"video": "out/syn_0010.mp4", "score": 5.1299, "true_score": 5.33},
+               {"video": "out/syn_0035.mp4", "score": 4.8711, "true_score": 0.35}]
+    assert heldout_table(reports) == ["video           true  predicted   error",
+                                      "syn_0010.mp4    5.33       5.13   -0.20",
+                                      "syn_0035.mp4    0.35       4.87   +4.52",
+                                      "mean absolute error 2.36 over 2 videos (scores 0-10)"]
+    assert "synthetic" in DEMO_DESCRIPTION and "not a diving, skating" in DEMO_DESCRIPTION

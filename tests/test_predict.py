@@ -43,7 +43,9 @@ def test_text_report_and_overlay_on_the_person(trained, shared_videos, tmp_path,
     assert cli([str(shared_videos / "makeup.avi"), "--checkpoint", str(checkpoint), "--save-overlay", str(overlay),
                 "--quiet"]) == 0
     text = capsys.readouterr().out
-    assert text.startswith("makeup.avi: score ") and "grade" in text and "procedure 1: attends most to" in text
+    assert text.startswith("makeup.avi: score ") and "grade" in text and "scores seen in training: " in text
+    assert "  model: Predicts score (" in text and "sub-grade" not in text and "(clip " not in text
+    assert ("attention spread about evenly" in text) != ("looked hardest at" in text)
     with open_video(overlay) as video:
         assert video.info.num_frames == 164
         frame = video.get_batch([80])[0]
@@ -130,10 +132,14 @@ def test_refuses_what_it_cannot_reproduce(trained):
 RANGES = np.array([[0, 16], [16, 32], [32, 48], [48, 64]])  # 4 clips of 16 frames at 8 fps: 2 s each
 
 
-def fake_features(status: np.ndarray) -> SimpleNamespace:
-    """What build_report reads of extracted features: 4 clips of 16 frames at 8 fps, a track of ``status``."""
-    clips = SimpleNamespace(frame_ranges=RANGES, num_clips=4, padded_frames=0, indices=np.arange(64).reshape(4, 16))
-    layout = SimpleNamespace(clips=clips, info=SimpleNamespace(fps=8.0, num_frames=64, partial=False))
+def fake_features(status: np.ndarray, frames: int = 64) -> SimpleNamespace:
+    """What build_report reads of extracted features: 4 clips of 16 frames at 8 fps, a track of
+    ``status``; a video of more ``frames`` than 64 has its extra frames trimmed as segments trim them."""
+    start = (frames - 64) // 2
+    clips = SimpleNamespace(frame_ranges=RANGES + start, num_clips=4, padded_frames=0,
+                            indices=start + np.arange(64).reshape(4, 16))
+    layout = SimpleNamespace(clips=clips, info=SimpleNamespace(fps=8.0, num_frames=frames, partial=False))
+    status = np.concatenate([np.full(start, DETECTED), status, np.full(frames - 64 - start, DETECTED)])
     scores = np.where(status == DETECTED, 0.9, 0.0).astype(np.float32)
     return SimpleNamespace(plan=SimpleNamespace(layout=layout, track=ActorTrack(np.zeros((64, 4), np.float32), scores,
                                                                                  status.astype(np.uint8))))
@@ -234,3 +240,47 @@ def test_a_video_shorter_than_a_clip_without_an_athlete_says_so(trained, tmp_pat
     assert any("shorter than one clip" in warning for warning in prediction["warnings"])
     assert cli([str(video), "--checkpoint", str(checkpoint), "--quiet"]) == 0
     assert "  warning: the athlete was never found" in capsys.readouterr().out
+
+
+def cofinal_details(attention: list[list[float]]) -> dict:
+    """A CoFInAl head's details for a 4-clip video: grade 3 of 4, sub-grade 25, this attention."""
+    return {"score": 61.0, "score_expectation": 61.0, "grade": torch.tensor(2),
+            "grade_probs": torch.tensor([0.05, 0.15, 0.6, 0.2]), "subgrade": torch.tensor(25),
+            "procedure_attention": torch.tensor(attention)}
+
+
+def test_the_report_says_the_scale_the_model_and_the_frames_left_out_in_words():
+    """Issue 24: the score with the scale seen in training and the model's line; no sub-grade, no clip
+    index, a procedure's moment only where its attention clearly stands out; frames no clip covers."""
+    info = CheckpointInfo("cofinal", "total", "both", 8, synthetic_provenance(SyntheticTask()), {}, "h", "0",
+                          description="scores synthetic routines; not a judge",
+                          scale={"low": 31.0, "high": 95.0, "videos": 40})
+    even = [[0.24, 0.26, 0.25, 0.25], [0.2, 0.3, 0.25, 0.25]]  # at most 1.2 times an even 0.25
+    features = fake_features(np.full(64, DETECTED), frames=71)  # 3 frames before the clips, 4 after
+    report = json.loads(json.dumps(build_report(Path("dive.mp4"), 61.0, cofinal_details(even), features, info,
+                                                normalizer=ScoreNormalizer(0.0, 100.0))))
+    assert report["model_description"] == "scores synthetic routines; not a judge"
+    assert report["scale"] == {"low": 31.0, "high": 95.0, "videos": 40}
+    assert report["grade"] == 3 and report["grade_range"] == [50.0, 75.0] and report["subgrade"] == 25
+    assert report["frames_not_scored"] == {"start_frames": 3, "start_s": 0.38, "end_frames": 4, "end_s": 0.5,
+                                           "skipped_between_frames": 0, "clip_frames": 16}
+    assert [(p["peak_vs_even"], p["clear_peak"]) for p in report["procedures"]] == [(1.04, False), (1.2, False)]
+    text = format_report(report)
+    first, model = text.splitlines()[:2]
+    assert first == ("dive.mp4: total 61.00  (scores seen in training: 31.00-95.00, 40 videos; grade 3 of 4 "
+                     "(scores 50.00-75.00), 60% likely)")
+    assert model == "  model: scores synthetic routines; not a judge"
+    assert ("  not scored: the first 0.38 s (3 frames) and the last 0.50 s (4 frames), left over from whole clips of "
+            "16 frames") in text
+    assert "attention spread about evenly over the clips: no moment stood out (its strongest weighs a clip 1.2 times" \
+        in text
+    assert "sub-grade" not in text and "(clip " not in text and "procedure" not in text
+    peaked = [[0.1, 0.7, 0.1, 0.1], [0.24, 0.26, 0.25, 0.25]]  # procedure 1: 2.8 times an even share on clip 2
+    report = build_report(Path("dive.mp4"), 61.0, cofinal_details(peaked), fake_features(np.full(64, DETECTED)),
+                          replace(info, description=None, scale=None))
+    text = format_report(report)
+    assert "procedure 1 of 2 (a part of the routine the model weighs on its own) looked hardest at 2.0-4.0 s " \
+           "(2.8 times an even share)" in text and "procedure 2" not in text and "evenly" not in text
+    assert "  model: no description recorded" in text and "range was not recorded" in text
+    assert "not scored" not in text and report["frames_not_scored"]["start_frames"] == 0
+    assert "grade_range" not in report and "grade 3 of 4, 60% likely" in text  # no score range known: no band

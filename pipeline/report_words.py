@@ -1,0 +1,133 @@
+"""What a prediction's numbers mean, in words a coach can check: the rules that decide what the
+text report (``aqa-predict``) and the page (``aqa-app``) say about a score, and what they leave out.
+
+A head's internals are not a reading: "sub-grade 25" was the same for 8 of 10 demo videos, and
+"procedure 3 attends most" was printed when every procedure spread its attention almost evenly
+(0.14-0.20 per clip against an even 1/6). So each number is either said with its meaning or left
+out when it carries no information:
+
+- the score comes with the scale it was learned on (the lowest and highest training score) and
+  the model's one-line description (its model card's);
+- a grade comes with the band of scores it stands for (grades are equal bands of the training range)
+  and how likely the head found it; the sub-grade (the fine classifier's pick within the grade) is
+  not said: the score already places the video within its grade, more finely;
+- a procedure's moment is named only when it weighs that clip at least :data:`CLEAR_PEAK` times an
+  even share (twice as much as if it looked at every clip alike); else the report says the
+  attention was spread about evenly, with its strongest ratio;
+- moments are times in seconds, never clip indices (which counted from 0 while procedures counted
+  from 1); procedures, grades and sub-actions are counted from 1;
+- frames no clip covers (a video's length is rarely a whole number of clips) are said, with their time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+CLEAR_PEAK = 2.0  # a procedure's peak is named when it weighs a clip at least this many times an even share
+
+ATHLETE_BOX_WORDS = {"detected": "found by the detector on {} frames",
+                     "interpolated": "filled in between detections on {}",
+                     "held": "held where last seen on {}",
+                     "fallback": "the whole frame (athlete not found) on {}"}
+"""What each tracking status (``report["athlete_frames"]``, ``extractors.tracking``) means, in words."""
+
+
+def athlete_phrase(report: dict[str, Any]) -> str:
+    """How the athlete's boxes were got, by tracking status, each in words: "found by the detector on
+    162 frames, filled in between detections on 110, held where last seen on 64" (a bare "held 64"
+    left a reader guessing)."""
+    return ", ".join(ATHLETE_BOX_WORDS.get(status, status + " on {}").format(count)
+                     for status, count in report["athlete_frames"].items() if count)
+
+
+def scale_phrase(report: dict[str, Any]) -> str | None:
+    """The scale the score is read on: "scores seen in training: 0.35-9.54, 30 videos"; a checkpoint
+    from before scales were recorded says so; None for a report without the key (hand-made)."""
+    if "scale" not in report:
+        return None
+    scale = report["scale"]
+    if scale is None:
+        return "the training scores' range was not recorded (a checkpoint from an older aqa)"
+    return f"scores seen in training: {scale['low']:.2f}-{scale['high']:.2f}, {scale['videos']} videos"
+
+
+def description_phrase(report: dict[str, Any]) -> str | None:
+    """The model's one-line description, "no description recorded" for an older checkpoint, None
+    for a report without the key."""
+    if "model_description" not in report:
+        return None
+    return report["model_description"] or "no description recorded (a checkpoint from an older aqa)"
+
+
+def grade_phrase(report: dict[str, Any]) -> str | None:
+    """"grade 3 of 4 (scores 4.91-7.49), 62% likely" for a head that grades (CoFInAl); None otherwise.
+    The band and the likelihood are left out when the report lacks them."""
+    if "grade" not in report:
+        return None
+    phrase = f"grade {report['grade']} of {report['grades']}"
+    if report.get("grade_range"):
+        low, high = report["grade_range"]
+        phrase += f" (scores {low:.2f}-{high:.2f})"
+    if report.get("grade_probs"):
+        phrase += f", {report['grade_probs'][report['grade'] - 1]:.0%} likely"
+    return phrase
+
+
+def attention_peaks(attention: np.ndarray) -> list[tuple[int, float, bool]]:
+    """Per procedure (rows of ``attention`` ``[P, T]``, each summing to 1 over the T clips): the
+    peak clip, how many times an even share (1/T) it weighs that clip, and whether that is a clear
+    peak (at least :data:`CLEAR_PEAK`; never with one clip, where there is nothing to locate)."""
+    clips = attention.shape[-1]
+    return [(int(row.argmax()), float(row.max()) * clips, clips > 1 and float(row.max()) * clips >= CLEAR_PEAK)
+            for row in attention]
+
+
+def attention_lines(report: dict[str, Any]) -> list[str]:
+    """Where the head looked, in seconds, only where a procedure clearly did (module doc); one line
+    saying the attention was even otherwise; nothing for a head without procedures."""
+    procedures = report.get("procedures") or []
+    if not procedures:
+        return []
+    clear = [entry for entry in procedures if entry.get("clear_peak", True)]
+    if not clear:
+        strongest = max(entry.get("peak_vs_even", 1.0) for entry in procedures)
+        return [f"attention spread about evenly over the clips: no moment stood out (its strongest weighs a clip "
+                f"{strongest:.1f} times an even share; a moment is named from {CLEAR_PEAK:g} times)"]
+    total = len(procedures)
+    return [f"procedure {entry['procedure']} of {total} (a part of the routine the model weighs on its own) looked "
+            f"hardest at {entry['peak_start_s']:.1f}-{entry['peak_end_s']:.1f} s"
+            + (f" ({entry['peak_vs_even']:.1f} times an even share)" if "peak_vs_even" in entry else "")
+            for entry in clear]
+
+
+def frames_not_scored(indices: np.ndarray, num_frames: int, fps: float) -> dict[str, Any]:
+    """Frames that no clip covers (``indices`` ``[C, L]``: each clip's source frames): before the
+    first scored frame, after the last, and skipped between them (a resampled or snippet plan
+    samples frames); with each end's duration in seconds."""
+    used = np.unique(indices)
+    start, end = int(used.min()), max(int(num_frames - 1 - used.max()), 0)
+    return {"start_frames": start, "start_s": round(start / fps, 2), "end_frames": end, "end_s": round(end / fps, 2),
+            "skipped_between_frames": int(max(num_frames - start - end - len(used), 0)),
+            "clip_frames": int(indices.shape[-1])}
+
+
+def frames_not_scored_phrase(report: dict[str, Any]) -> str | None:
+    """"not scored: the first 0.12 s (3 frames) and the last 0.16 s (4 frames), left over from whole
+    clips of 16 frames"; None when every frame was scored (or the report does not say)."""
+    left = report.get("frames_not_scored")
+    if not left:
+        return None
+    parts = [f"the {side} {left[f'{key}_s']:.2f} s ({_frames(left[f'{key}_frames'])})"
+             for side, key in (("first", "start"), ("last", "end")) if left[f"{key}_frames"]]
+    if parts:
+        parts = [" and ".join(parts) + f", left over from whole clips of {left['clip_frames']} frames"]
+    if left["skipped_between_frames"]:
+        parts.append(f"{_frames(left['skipped_between_frames'])} between them, which the clips skip "
+                     "(they sample the video)")
+    return "not scored: " + "; ".join(parts) if parts else None
+
+
+def _frames(count: int) -> str:
+    return f"{count} frame{'s' if count != 1 else ''}"
