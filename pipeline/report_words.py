@@ -95,11 +95,11 @@ def attention_lines(report: dict[str, Any]) -> list[str]:
         strongest = max(entry.get("peak_vs_even", 1.0) for entry in procedures)
         return [f"attention spread about evenly over the clips: no moment stood out (its strongest weighs a clip "
                 f"{strongest:.1f} times an even share; a moment is named from {CLEAR_PEAK:g} times)"]
-    total = len(procedures)
-    return [f"procedure {entry['procedure']} of {total} (a part of the routine the model weighs on its own) looked "
-            f"hardest at {entry['peak_start_s']:.1f}-{entry['peak_end_s']:.1f} s"
-            + (f" ({entry['peak_vs_even']:.1f} times an even share)" if "peak_vs_even" in entry else "")
-            for entry in clear]
+    lines = [f"where the model looked hardest (its {len(procedures)} procedures are parts of the routine it weighs "
+             f"on their own; one is named where it weighs a moment at least {CLEAR_PEAK:g} times an even share):"]
+    return lines + [f"  procedure {entry['procedure']}: {entry['peak_start_s']:.2f}-{entry['peak_end_s']:.2f} s"
+                    + (f" ({entry['peak_vs_even']:.1f} times an even share)" if "peak_vs_even" in entry else "")
+                    for entry in clear]
 
 
 def frames_not_scored(indices: np.ndarray, num_frames: int, fps: float) -> dict[str, Any]:

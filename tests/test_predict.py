@@ -45,7 +45,7 @@ def test_text_report_and_overlay_on_the_person(trained, shared_videos, tmp_path,
     text = capsys.readouterr().out
     assert text.startswith("makeup.avi: score ") and "grade" in text and "scores seen in training: " in text
     assert "  model: Predicts score (" in text and "sub-grade" not in text and "(clip " not in text
-    assert ("attention spread about evenly" in text) != ("looked hardest at" in text)
+    assert ("attention spread about evenly" in text) != ("where the model looked hardest (" in text)
     with open_video(overlay) as video:
         assert video.info.num_frames == 164
         frame = video.get_batch([80])[0]
@@ -279,8 +279,9 @@ def test_the_report_says_the_scale_the_model_and_the_frames_left_out_in_words():
     report = build_report(Path("dive.mp4"), 61.0, cofinal_details(peaked), fake_features(np.full(64, DETECTED)),
                           replace(info, description=None, scale=None))
     text = format_report(report)
-    assert "procedure 1 of 2 (a part of the routine the model weighs on its own) looked hardest at 2.0-4.0 s " \
-           "(2.8 times an even share)" in text and "procedure 2" not in text and "evenly" not in text
+    assert "  where the model looked hardest (its 2 procedures are parts of the routine" in text
+    assert "\n    procedure 1: 2.00-4.00 s (2.8 times an even share)" in text
+    assert "procedure 2" not in text and "evenly" not in text
     assert "  model: no description recorded" in text and "range was not recorded" in text
     assert "not scored" not in text and report["frames_not_scored"]["start_frames"] == 0
     assert "grade_range" not in report and "grade 3 of 4, 60% likely" in text  # no score range known: no band
