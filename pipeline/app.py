@@ -205,16 +205,17 @@ def page_reason(error: AqaError, upload: Path) -> str:
 
 
 # The page's own layout rules. The overlay video at its own size (never blown up: a 320-pixel video
-# stretched to the column's 790 looked broken), at most the column's width.
+# stretched to the column's 790 looked broken), at most the column's width and most of the window's
+# height (a portrait phone video is 1304 px tall).
 PAGE_CSS = """
-#overlay video { width: auto !important; height: auto !important; max-width: 100%; max-height: none !important;
+#overlay video { width: auto !important; height: auto !important; max-width: 100%; max-height: 80vh !important;
                  object-fit: contain; margin: 0 auto; display: block; }
 #timeline img { width: auto !important; max-width: 100%; height: auto !important; }
 """
 # On a narrow screen the results column comes under the inputs: Score brings its summary (where
-# the progress shows) into view.
-SHOW_PROGRESS_JS = """() => { if (window.innerWidth < 768) {
-    document.getElementById('summary')?.scrollIntoView({behavior: 'instant', block: 'start'}); } }"""
+# the progress shows) into view, then hands the inputs on unchanged.
+SHOW_PROGRESS_JS = """(...inputs) => { if (window.innerWidth < 768) {
+    document.getElementById('summary')?.scrollIntoView({behavior: 'instant', block: 'start'}); } return inputs; }"""
 
 
 def build_page(service: AppService):
@@ -250,8 +251,8 @@ def build_page(service: AppService):
         # One progress bar, on the summary (every output showed its own: three bars).
         button.click(score_handler(service), inputs=[upload, checkpoint, difficulty],
                      outputs=[summary, overlay, legend, timeline, report], show_progress_on=[summary],
-                     concurrency_limit=service.limits.max_concurrent, concurrency_id="score", api_name="score")
-        button.click(None, js=SHOW_PROGRESS_JS)
+                     js=SHOW_PROGRESS_JS, concurrency_limit=service.limits.max_concurrent, concurrency_id="score",
+                     api_name="score")
     page.queue(max_size=service.limits.max_queue)
     return page
 

@@ -32,13 +32,19 @@ from aqa.pipeline.plots import timeline_figure
 from aqa.pipeline.predict import (
     Predictor,
     StageCallback,
-    athlete_phrase,
     exemplar_votes,
-    grade_phrase,
     member_scores,
     predict_video,
     save_prediction_overlay,
     timeline_curve,
+)
+from aqa.pipeline.report_words import (
+    athlete_phrase,
+    attention_lines,
+    description_phrase,
+    frames_not_scored_phrase,
+    grade_phrase,
+    scale_phrase,
 )
 
 log = logging.getLogger(__name__)
@@ -161,20 +167,29 @@ def overlay_legend(report: dict[str, Any]) -> str:
 
 
 def summary_markdown(report: dict[str, Any]) -> str:
-    """The result as a judge reads it: the score and grade first, then what stands behind it."""
+    """The result as a judge reads it: the score on its scale and grade first, what the model is,
+    then what stands behind it. What is said about each number, and what is left out, is the text
+    report's (:mod:`pipeline.report_words`): the page and ``aqa-predict`` never disagree."""
     headline = f"## {report['score_name']}: {report['score']:.2f}"
     grade = grade_phrase(report)
     if grade:
         headline += f" ({grade})"
     lines = [headline, ""]
+    scale, description = scale_phrase(report), description_phrase(report)
+    if scale or description:
+        lines += ["  \n".join(f"*{text}*" for text in (scale and scale[0].upper() + scale[1:],
+                                                        description and f"Model: {description}") if text), ""]
     lines += [f"> **Warning:** {warning}" for warning in report.get("warnings", [])]
     if report.get("warnings"):
         lines.append("")
+    boxes = athlete_phrase(report)
     lines.append(f"**{report['video']}**: {report['frames']} frames at {report['fps']:g} fps, {report['clips']} clips, "
-                 f"scored by a {report['head']} head. Athlete boxes: {athlete_phrase(report)}.")
-    for procedure in report.get("procedures", []):
-        lines.append(f"- procedure {procedure['procedure']} attends most to {procedure['peak_start_s']:.1f}-"
-                     f"{procedure['peak_end_s']:.1f} s (clip {procedure['peak_clip']})")
+                 f"scored by a {report['head']} head." + (f" Athlete boxes: {boxes}." if boxes else ""))
+    left_out = frames_not_scored_phrase(report)
+    if left_out:
+        lines.append(f"- {left_out}")
+    # The text report indents what belongs to the line above (each named procedure): a nested item.
+    lines += [f"{'  ' if line.startswith(' ') else ''}- {line.strip()}" for line in attention_lines(report)]
     for span in report.get("sub_actions", []):
         lines.append(f"- sub-action {span['sub_action']}: {span['start_s']:.2f}-{span['end_s']:.2f} s")
     if report.get("exemplars"):

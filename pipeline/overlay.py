@@ -43,19 +43,27 @@ def strip_legend(num_clips: int, weighted: bool) -> str:
     """One line saying what the strip under the video shows; ``weighted`` when its cells are shaded by
     a per-clip curve (:func:`timeline_row`), else they are all alike and only mark the clips."""
     cells = f"one cell per scored clip ({num_clips})"
-    shade = ", blue turning orange where the model's attention is highest" if weighted else ""
+    shade = ", blue turning orange where the model's attention is highest" if weighted else ", all alike"
     return f"Strip under the video: {cells}{shade}; the white line is the frame shown."
 
 
 def timeline_row(width: int, clip_ranges: np.ndarray, curve: np.ndarray, num_frames: int, frame: int) -> np.ndarray:
-    """``[TIMELINE_HEIGHT, width, 3]`` uint8: per-clip cells shaded by ``curve`` (0..1), a cursor at ``frame``."""
+    """``[TIMELINE_HEIGHT, width, 3]`` uint8: per-clip cells shaded by ``curve`` (0..1), a cursor at ``frame``.
+
+    A cell is blue turning orange with the curve; an even curve (nothing to show) leaves every cell
+    grey rather than all orange, which would read as "high everywhere". Cells wider than 3 pixels
+    are parted by a dark line, so that alike cells still count the clips."""
     row = np.full((TIMELINE_HEIGHT, width, 3), 30, np.uint8)
     peak = float(np.max(curve)) if len(curve) and np.max(curve) > 0 else 1.0
+    even = len(curve) == 0 or float(np.ptp(curve)) == 0.0
     for (start, end), value in zip(clip_ranges, curve):
         x1 = int(start * width / num_frames)
         x2 = max(x1 + 1, int(end * width / num_frames))
         level = float(value) / peak
-        row[4:-4, x1:x2] = (int(60 + 180 * level), int(80 + 60 * level), int(200 - 120 * level))
+        colour = (120, 120, 120) if even else (int(60 + 180 * level), int(80 + 60 * level), int(200 - 120 * level))
+        row[4:-4, x1:x2] = colour
+        if x2 - x1 > 3:
+            row[4:-4, x1] = 30
     cursor = min(width - 1, int(frame * width / max(1, num_frames)))
     row[:, max(0, cursor - 1):cursor + 1] = 255
     return row
@@ -69,13 +77,20 @@ def draw_frame(frame: np.ndarray, box: np.ndarray, status: int, caption: str) ->
     thickness = max(2, out.shape[0] // 180)
     cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), COLOURS[kind], thickness)
     scale = max(0.4, out.shape[0] / 600)
+    caption_base = int(24 * scale) + 4
     if kind == "not located":  # said in words too: a red box alone reads as "detected, badly"
-        cv2.putText(out, "athlete not located", (x1 + 2, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX,
-                    scale * 0.6, COLOURS[kind], max(1, thickness // 2), cv2.LINE_AA)
-    cv2.putText(out, caption, (8, int(24 * scale) + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0),
-                thickness + 2, cv2.LINE_AA)
-    cv2.putText(out, caption, (8, int(24 * scale) + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
-                thickness, cv2.LINE_AA)
+        label_scale, label_thickness = scale * 0.6, max(1, thickness // 2)
+        (_, label_height), _ = cv2.getTextSize("athlete not located", cv2.FONT_HERSHEY_SIMPLEX, label_scale,
+                                               label_thickness)
+        base = y1 - 4
+        if base - label_height <= caption_base + thickness + 2:  # it would run into the caption: under the box
+            base = min(out.shape[0] - 4, y2 + label_height + 4)
+        cv2.putText(out, "athlete not located", (x1 + 2, base), cv2.FONT_HERSHEY_SIMPLEX, label_scale,
+                    COLOURS[kind], label_thickness, cv2.LINE_AA)
+    cv2.putText(out, caption, (8, caption_base), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness + 2,
+                cv2.LINE_AA)
+    cv2.putText(out, caption, (8, caption_base), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness,
+                cv2.LINE_AA)
     return out
 
 

@@ -105,6 +105,8 @@ def timeline_figure(report: Mapping, clip_spans: np.ndarray,
     if procedures:
         axes.set_ylabel("attention")
         title = "where each procedure looks (CoFInAl attention per clip)"
+        if not any(procedure.get("clear_peak", True) for procedure in procedures):  # the text report's rule
+            title = "attention per clip: even, no moment stands out"
     elif report.get("sub_actions"):
         axes.set_yticks([])
         title = "parsed sub-actions (FSPN)"

@@ -271,8 +271,9 @@ def exemplars_used(index: Any, votes: Any, names: Sequence[str]) -> list[dict[st
 
 
 def timeline_curve(report: dict[str, Any], num_clips: int) -> np.ndarray:
-    """Per-clip emphasis for the overlay: the strongest procedure attention on each clip."""
-    procedures = report.get("procedures")
+    """Per-clip emphasis for the overlay: the strongest attention on each clip of the procedures whose
+    moment the report names (``clear_peak``); even (all ones) when none does, as the text says then."""
+    procedures = [entry for entry in report.get("procedures") or [] if entry.get("clear_peak", True)]
     if not procedures:
         return np.ones(num_clips)
     return np.max(np.array([p["attention"] for p in procedures]), axis=0)

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 CHROMIUM = shutil.which("chromium")
@@ -184,7 +185,8 @@ def test_scores_a_real_clip_and_shows_score_overlay_plot_and_json(app, shared_vi
 
         text = wait_for(result_watching_progress, RESULT_TIMEOUT_S, "the result", driver)
         assert {"tracking the athlete (300 frames)", "features: clip"} <= stages_seen, stages_seen
-        assert re.match(r"score: -?\d+\.\d\d \(grade \d+ of \d+, sub-grade \d+\)", text), text
+        assert re.match(r"score: -?\d+\.\d\d \(grade \d+ of \d+ \(scores -?[\d.]+--?[\d.]+\), \d+% likely\)\n",
+                        text), text
         link = driver.find_element(By.CSS_SELECTOR, "#report a").get_attribute("href")
         with urllib.request.urlopen(link, timeout=30) as response:
             document = json.load(response)
@@ -321,3 +323,115 @@ def test_an_fspn_picked_from_the_list_shows_sub_actions_and_exemplars(app, share
         wait_for(lambda: driver.execute_script(
             "const i = document.querySelector('#timeline img'); return i && i.complete ? i.naturalWidth : 0;"),
             30, "the timeline plot", driver)
+
+
+SHOTS_TO = "AQA_SHOTS_TO"  # a folder: the phone-video test's screenshots are copied there too
+DESKTOP, PHONE = (1280, 800), (400, 800)  # CSS pixels: a laptop's window, a phone held upright
+
+
+def portrait_phone_video(path: Path) -> Path:
+    """What a coach's phone films upright: stored 1280x720 with a display rotation of 90 degrees
+    (shown 720x1280), 43 frames at 20 fps of a real person who appears at frame 20 (a warning), and
+    3 frames past the last whole clip of 8 (frames not scored)."""
+    from aqa.extractors.video import probe_video
+
+    upright, _ = inverted_athlete_scene(num_frames=43, size=(720, 1280), hidden=range(0, 20))
+    stored = np.ascontiguousarray(np.rot90(upright, k=-1, axes=(1, 2)))  # a player turns it back by 90
+    write_video(path, stored, 20.0, rotation=90)
+    info = probe_video(path)
+    assert (info.width, info.height, info.rotation) == (720, 1280, 90)
+    return path
+
+
+def set_viewport(driver, size: tuple[int, int], phone: bool) -> None:
+    width, height = size
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": phone})
+
+
+def progress_bars(driver) -> list[list[float]]:
+    """Each progress bar shown now: [top, bottom] in the viewport."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('[role=progressbar]')].filter(b => b.offsetParent !== null)"
+        ".map(b => { const r = b.getBoundingClientRect(); return [r.top, r.bottom]; });")
+
+
+def score_watching_progress(driver, url: str, video: Path) -> tuple[str, list[list[list[float]]]]:
+    """Score ``video`` on a fresh page: the summary's text and the progress bars seen meanwhile."""
+    open_page(driver, url)
+    upload(driver, video)
+    press_score(driver, video)
+    seen = []
+
+    def result() -> str:
+        seen.append(progress_bars(driver))
+        return summary_text(driver)
+
+    return wait_for(result, RESULT_TIMEOUT_S, "the result", driver), [bars for bars in seen if bars]
+
+
+def layout(driver) -> dict:
+    """Where the page put the overlay video, its caption's spot, the plot and the report link."""
+    return driver.execute_script("""
+        const v = document.querySelector('#overlay video'), r = v.getBoundingClientRect();
+        const column = document.querySelector('#summary').parentElement.getBoundingClientRect();
+        const top = document.elementFromPoint(r.left + 0.08 * r.width, r.top + 0.025 * r.height);
+        const img = document.querySelector('#timeline img');
+        return {natural: [v.videoWidth, v.videoHeight], shown: [r.width, r.height], column: column.width,
+                window: [window.innerWidth, window.innerHeight], caption_on_top: top === v || v.contains(top),
+                plot_natural: [img.naturalWidth, img.naturalHeight], plot_shown: [img.clientWidth, img.clientHeight],
+                download: document.querySelector('#report a').getAttribute('download')};""")
+
+
+def test_a_portrait_phone_video_on_a_computer_and_a_phone(app, trained, tmp_path):
+    """A rotated phone video scored on the page at 1280 and 400 px: the score with its scale and the
+    model's one-line description, the warnings in words, the video upright at its own size with its
+    caption in view and a legend, one progress bar (in view on the phone), a plot a phone can read."""
+    from aqa.pipeline.checkpoint import load_checkpoint
+
+    url, _ = app
+    _, _, info = load_checkpoint(trained[2], device="cpu")  # the model the page offers first
+    video = portrait_phone_video(tmp_path / "phone.mp4")
+    with browser() as driver:
+        for name, size, phone in (("desktop", DESKTOP, False), ("phone", PHONE, True)):
+            set_viewport(driver, size, phone)
+            text, bars = score_watching_progress(driver, url, video)
+            assert bars and all(len(shown) == 1 for shown in bars), bars  # one bar (was one per output: three)
+            if phone:  # under the inputs, the summary is scrolled into view: its bar is on the screen
+                assert all(0 <= top and bottom <= size[1] for (top, bottom), in bars), bars
+            body = driver.find_element(By.TAG_NAME, "body").text
+            assert not [raw for raw in ("Traceback", "Errno", "/tmp", "Internal error") if raw in body], body
+            link = driver.find_element(By.CSS_SELECTOR, "#report a").get_attribute("href")
+            with urllib.request.urlopen(link, timeout=30) as response:
+                (report,) = json.load(response)["predictions"]
+            assert (report["video"], report["frames"]) == ("phone.mp4", 43)
+            assert text.startswith(f"score: {report['score']:.2f}"), text
+            assert info.description and report["model_description"] == info.description
+            assert info.description in body  # the model says what it is
+            low, high = report["scale"]["low"], report["scale"]["high"]
+            assert f"{low:.2f}-{high:.2f}" in text  # the score's scale
+            assert re.search(r"Warning: the athlete was not located on \d+% of the scored frames .*0\.\d-1\.0 s",
+                             text), text
+            left = report["frames_not_scored"]  # 43 frames, 5 clips of 8: 3 frames left over, said
+            assert left["start_frames"] + left["end_frames"] == 3 and "\nnot scored: " in text, text
+            legend = driver.find_element(By.ID, "legend").text
+            assert legend.startswith("Athlete boxes: ") and "Strip under the video: one cell per scored clip" in legend
+            wait_for(lambda: driver.execute_script(
+                "const v = document.querySelector('#overlay video'); return v && v.readyState >= 1;"), 30,
+                "the overlay video to load", driver)
+            placed = layout(driver)
+            (width, height), (shown_width, shown_height) = placed["natural"], placed["shown"]
+            assert (width, height) == (720, 1280 + 24)  # upright, with its strip
+            assert shown_width <= min(width, placed["column"]) + 1 and shown_height <= 0.8 * size[1] + 1
+            assert shown_width / shown_height == pytest.approx(width / height, rel=0.02)  # never stretched
+            assert placed["caption_on_top"]  # no label over the score burnt into the video
+            assert placed["download"] == "phone_score.json"
+            plot_width, (plot_shown_width, plot_shown_height) = placed["plot_natural"][0], placed["plot_shown"]
+            assert plot_shown_width <= plot_width and plot_shown_height >= 200  # 125 px tall on a phone before
+            for screen in range(4):  # the page a screen at a time, from the top (what is above the fold first)
+                driver.execute_script("window.scrollTo(0, arguments[0] * window.innerHeight)", screen)
+                driver.save_screenshot(str(tmp_path / f"aqa-app-{name}-{screen}.png"))
+    if os.environ.get(SHOTS_TO):
+        Path(os.environ[SHOTS_TO]).mkdir(parents=True, exist_ok=True)
+        for path in tmp_path.glob("aqa-app-*.png"):
+            shutil.copyfile(path, Path(os.environ[SHOTS_TO]) / path.name)

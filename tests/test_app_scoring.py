@@ -116,13 +116,41 @@ def test_the_summary_and_timeline_of_an_fspn_report():
     assert axes.get_xlim() == (0.0, 4.0)
 
 
+def test_the_summary_says_what_the_text_report_says():
+    """The scale, the model's line and the frames no clip covers are shown; a procedure's moment only
+    where the text report names it, and the overlay's strip shaded only then (seen failing before: none
+    of the three shown, and 'procedure 1 attends most to ... (clip 1)' for attention spread evenly)."""
+    from aqa.pipeline.app_scoring import overlay_legend
+
+    report = {"video": "dive.mp4", "score": 6.5, "score_name": "score", "head": "cofinal", "frames": 43, "fps": 20.0,
+              "clips": 5, "athlete_frames": {"detected": 40, "held": 3}, "warnings": [],
+              "model_description": "Learned synthetic motion; not a diving judge.",
+              "scale": {"low": 0.35, "high": 9.54, "videos": 30},
+              "frames_not_scored": {"start_frames": 0, "start_s": 0.0, "end_frames": 3, "end_s": 0.15,
+                                    "skipped_between_frames": 0, "clip_frames": 8},
+              "procedures": [{"procedure": 1, "peak_clip": 1, "peak_start_s": 0.4, "peak_end_s": 0.8,
+                              "peak_vs_even": 1.2, "clear_peak": False, "attention": [0.18, 0.24, 0.2, 0.2, 0.18]}]}
+    text = summary_markdown(report)
+    assert "*Scores seen in training: 0.35-9.54, 30 videos*" in text
+    assert "*Model: Learned synthetic motion; not a diving judge.*" in text
+    assert "- not scored: the last 0.15 s (3 frames)" in text
+    assert "spread about evenly" in text and "procedure 1" not in text
+    spans = np.array([[0, 0.4], [0.4, 0.8], [0.8, 1.2], [1.2, 1.6], [1.6, 2.0]])
+    assert timeline_figure(report, spans).axes[0].get_title() == "attention per clip: even, no moment stands out"
+    assert "cell per scored clip (5), all alike; the white line" in overlay_legend(report)  # the strip is even too
+    report["procedures"][0].update(clear_peak=True, peak_vs_even=2.4, attention=[0.1, 0.48, 0.2, 0.12, 0.1])
+    text = summary_markdown(report)
+    assert "- where the model looked hardest (its 1 procedures" in text and "\n  - procedure 1: 0.40-0.80 s" in text
+    assert "blue turning orange where the model's attention is highest" in overlay_legend(report)
+
+
 def test_the_overlay_legend_names_only_what_the_video_shows():
     from aqa.pipeline.app_scoring import overlay_legend
 
     report = {"clips": 4, "athlete_frames": {"detected": 90, "interpolated": 0, "held": 0, "fallback": 6}}
     assert overlay_legend(report) == ("Athlete boxes: green detected, grey never found (the whole frame used).  \n"
-                                      "Strip under the video: one cell per scored clip (4); the white line is the "
-                                      "frame shown.")  # no attention: the cells are alike
+                                      "Strip under the video: one cell per scored clip (4), all alike; the white line "
+                                      "is the frame shown.")  # no attention: the cells are alike
     report["athlete_frames"] = {"detected": 0, "interpolated": 5, "held": 3, "fallback": 0}
     report["procedures"] = [{"procedure": 1, "attention": [0.1, 0.6, 0.2, 0.1]}]
     assert overlay_legend(report) == ("Athlete boxes: yellow estimated between detections, red not located (the last "

@@ -7,7 +7,7 @@ import numpy as np
 
 from aqa.extractors.tracking import DETECTED, HELD
 from aqa.extractors.video import open_video
-from aqa.pipeline.overlay import TIMELINE_HEIGHT, timeline_row, write_overlay
+from aqa.pipeline.overlay import TIMELINE_HEIGHT, draw_frame, timeline_row, write_overlay
 from aqa.video_writer import write_video
 from synthetic_video import moving_shapes
 
@@ -63,6 +63,12 @@ def test_timeline_shades_by_curve_and_marks_the_cursor():
     assert row.shape == (TIMELINE_HEIGHT, 100, 3)
     assert row[10, 10, 0] < row[10, 60, 0]  # the high-curve clip is warmer
     assert (row[:, 74:76] == 255).all()
+    assert (row[10, 50] == 30).all() and (row[10, 51] != 30).all()  # a dark line parts the cells
+
+
+def test_an_even_timeline_is_grey_not_orange():
+    row = timeline_row(100, np.array([[0, 50], [50, 100]]), np.ones(2), 100, frame=99)
+    assert (row[10, 10] == 120).all() and (row[10, 60] == 120).all()  # seen failing before: (240, 140, 80)
 
 
 def test_a_video_wider_than_the_overlay_is_shrunk_on_every_frame_the_last_included(make_video, tmp_path):
@@ -73,3 +79,17 @@ def test_a_video_wider_than_the_overlay_is_shrunk_on_every_frame_the_last_includ
                         np.array([[0, 10]]), np.array([1.0]), "score", fps=clip.fps, max_width=128)
     with open_video(out) as video:
         assert (video.info.width, video.info.height, video.info.num_frames) == (128, 32 + TIMELINE_HEIGHT, 10)
+
+
+def test_the_not_located_label_never_runs_into_the_caption():
+    """A box near the top puts its 'athlete not located' under the box, not over the score caption
+    (seen on the page: the two written over each other)."""
+    from aqa.extractors.tracking import HELD
+
+    frame = np.zeros((360, 640, 3), np.uint8)
+    drawn = draw_frame(frame, np.array([300.0, 20.0, 360.0, 200.0]), HELD, "score 5.64")
+    red = (drawn[..., 0] > 150) & (drawn[..., 1] < 100) & (drawn[..., 2] < 100)
+    rows = np.nonzero(red[:, 370:].any(axis=1))[0]  # right of the box: the label's letters only
+    caption_rows = np.nonzero((drawn[:, :200] > 200).all(axis=2).any(axis=1))[0]  # the white caption
+    assert len(rows) and len(caption_rows) and rows.min() > caption_rows.max()
+    assert rows.min() > 200  # under the box
