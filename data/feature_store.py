@@ -27,7 +27,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
@@ -36,6 +36,9 @@ from aqa.data.labels import LabelRecord
 from aqa.data.provenance import Provenance, ProvenanceMismatchError, provenance_differences
 from aqa.errors import AqaError, MissingFileError, one_line
 from aqa.extractors.tracking import STATUS_NAMES
+
+if TYPE_CHECKING:
+    from aqa.extractors.video_steps import ExtractedVideo
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +116,17 @@ class VideoFeatures:
         arrays = {key: getattr(self, key) for key in _ARRAYS}
         shapes = ", ".join(f"{key}={tuple(value.shape)}" for key, value in arrays.items() if value is not None)
         return f"VideoFeatures({self.name!r}, {shapes}, fps={self.fps}, num_frames={self.num_frames})"
+
+    @classmethod
+    def of_extracted(cls, video: ExtractedVideo, label: LabelRecord | None) -> VideoFeatures:
+        """What the store keeps of one extracted video (both extraction engines write this)."""
+        plan = video.features.plan
+        return cls(
+            name=video.name, scene=video.features.scene, actor=video.features.actor,
+            clip_frames=plan.layout.clips.indices, boxes=plan.boxes_in_source_pixels, box_status=plan.track.status,
+            box_scores=plan.track.scores, fps=plan.layout.info.fps, num_frames=plan.layout.info.num_frames,
+            source_path=str(video.path), label=label,
+        )
 
     @property
     def num_clips(self) -> int:

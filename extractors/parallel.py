@@ -1,29 +1,18 @@
-"""Siamese extraction over a pool of workers, with each video split into parts.
+"""Siamese extraction over a pool of workers on this machine, with each video split into parts.
 
-:func:`extractors.siamese.extract_video` does one video's steps in sequence, from the same stage
-functions (layout, key-frame detection, following the misses, tracking, clip batches). Here they
-run on ``workers`` threads, each owning a decoding child process
+The steps of one video and their order are :class:`extractors.video_steps.VideoSteps`'s; this
+module runs the work it asks for. ``workers`` threads each own a decoding child process
 (:class:`~extractors.decode_worker.DecodeWorker`, timed out and replaced if it hangs) and a
-person detector, while the calling thread runs the one backbone. A video is cut into parts
-(runs of key frames for the detector, runs of clips for the backbone) so that every worker helps
-with a single long video (``aqa-predict``) as much as with a folder of short ones
-(``aqa-extract``). The path of one video:
+person detector: they lay out, detect, plan and cut clips (:class:`Embed`: decode the part's
+clips and cut both streams in the decoding child, a few clips at a time, onto a bounded queue).
+The calling thread drives every video's steps from what the workers post, runs the one backbone
+over each batch (scene and actor in one forward) and hands a video out once all its clips are in
+(its :class:`Commit`). A video is cut into parts so that every worker helps with a single long
+video (``aqa-predict``) as much as with a folder of short ones (``aqa-extract``).
 
-1. **layout**: probe, plan the clips, split the key frames into parts;
-2. **detect** (one job per part): decode the part's key frames at working size, find people;
-   the worker that finishes the last part tracks the athlete through the whole video, hands
-   the plan to the caller and queues the cut jobs;
-3. **cut** (one job per part): decode the part's clips and cut both streams in the decoding
-   child, a few clips at a time, onto a bounded queue;
-4. the caller embeds each batch (scene and actor in one forward) and hands the video out once
-   all its clips are in.
-
-Jobs wait in a priority queue ordered by video, then stage: workers finish the earliest video
-first and idle ones move on to the next. Host memory is bounded by the batch queue, not by
-video length. A part's first read seeks back to the key frame before it, so parts are kept at
-least ``min_part_frames`` long; PyAV-only videos (GIF) decode from their start on every seek
-backwards and stay in one part. Features do not depend on the number of workers or parts:
-each frame is decoded, detected and cut on its own, and the tracker sees all detections at once.
+Jobs wait in a priority queue ordered by video, then step: workers finish the earliest video
+first and idle ones move on to the next. Host memory is bounded by the result queue, not by
+video length.
 """
 
 from __future__ import annotations
@@ -37,25 +26,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
-
-from aqa.errors import AqaError, one_line
 from aqa.extractors.backbones import VideoBackbone
 from aqa.extractors.decode_worker import DecodeWorker, InlineDecoder
 from aqa.extractors.detect import DetectorConfig, PersonDetector, build_detector
-from aqa.extractors.siamese import (
-    SiameseConfig,
-    SiameseFeatures,
-    VideoLayout,
-    VideoPlan,
-    clip_batches,
-    detect_key_frames,
-    embed_batch,
-    follow_missed_key_frames,
-    layout_video,
-    plan_from_detections,
-)
+from aqa.extractors.siamese import SiameseConfig, clip_batches, embed_batch
 from aqa.extractors.video import Backend
+from aqa.extractors.video_steps import (
+    Embed,
+    ExtractedVideo,
+    FailedVideo,
+    LayOut,
+    Plan,
+    Spread,
+    VideoSteps,
+    Work,
+    failure_reason,
+    run_detector_step,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,50 +75,9 @@ class PoolConfig:
         ``isolate_decoding`` is off."""
         return DecodeWorker(timeout_s=self.decode_timeout_s) if self.isolate_decoding else InlineDecoder()
 
-    def parts_of(self, layout: VideoLayout, workers: int) -> int:
-        """How many parts ``layout``'s video is cut into for ``workers`` workers; PyAV-only videos
-        (GIF) stay whole, since PyAV decodes from the start on every backward seek."""
-        if self.decode_backend == "pyav" or layout.info.codec == "gif":
-            return 1
-        return count_parts(layout.info.num_frames, workers, self.min_part_frames)
-
-
-@dataclass(frozen=True)
-class ExtractedVideo:
-    """A finished video: its name, path and Siamese features."""
-
-    name: str
-    path: Path
-    features: SiameseFeatures
-
-
-@dataclass(frozen=True)
-class FailedVideo:
-    """A video that could not be extracted, and why (one line)."""
-
-    name: str
-    path: Path
-    reason: str
-
-
-def split_evenly(count: int, parts: int) -> list[range]:
-    """``parts`` contiguous ranges covering ``0 .. count - 1``, sizes differing by at most one."""
-    parts = max(1, min(parts, count))
-    bounds = [round(i * count / parts) for i in range(parts + 1)]
-    return [range(start, stop) for start, stop in zip(bounds, bounds[1:])]
-
-
-def count_parts(num_frames: int, workers: int, min_part_frames: int) -> int:
-    """How many parts to cut a video of ``num_frames`` into: one per worker, none shorter than
-    ``min_part_frames``."""
-    return max(1, min(workers, num_frames // min_part_frames))
-
-
-def failure_reason(error: BaseException) -> str:
-    """A video's failure as one line: our own and the decoders' errors by their message, anything
-    else with its type first (it may be a bug)."""
-    known = isinstance(error, (AqaError, IndexError, ValueError))
-    return one_line(error) if known else f"{type(error).__name__}: {one_line(error)}"
+    def spread(self, detectors: int, embedders: int) -> Spread:
+        """How a video is split over ``detectors`` and ``embedders`` workers with these settings."""
+        return Spread(detectors, embedders, self.min_part_frames, self.decode_backend)
 
 
 class _Cancelled(Exception):
@@ -158,27 +104,10 @@ class _Run:
 
 
 @dataclass
-class _Video:
-    """A video in flight, shared by the workers on its parts."""
-
-    order: int
-    name: str
-    path: Path
-    run: _Run
-    layout: VideoLayout | None = None
-    plan: VideoPlan | None = None
-    detections: list = field(default_factory=list)
-    parts: int = 1  # detect and cut parts alike
-    parts_left: int = 0
-    failed: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-@dataclass
 class _Job:
-    stage: Literal["layout", "detect", "cut"]
-    video: _Video
-    part: range = range(0)
+    video: VideoSteps  # read by the workers only for ``finished`` (the caller's thread drives it)
+    work: Work
+    run: _Run
 
 
 class WorkerPool:
@@ -240,47 +169,45 @@ class WorkerPool:
         """
         run = _Run(queue.Queue(maxsize=self.settings.batch_queue * self.workers))
         self._runs.add(run)
-        for order, (name, path) in enumerate(videos):
-            self._submit(_Job("layout", _Video(order, name, Path(path), run)))
-        outstanding = len(videos)
-        assemblies: dict[int, _Assembly] = {}
-        finished: set[int] = set()
+        spread = self.settings.spread(self.workers, self.workers)
+        steps = [VideoSteps(order, name, path, spread) for order, (name, path) in enumerate(videos)]
+        for video in steps:
+            self._submit(video, video.start(), run)
+        outstanding = len(steps)
         try:
             while outstanding:
                 kind, video, payload = run.results.get()
-                if video.order in finished:
+                if video.finished:
                     continue  # late news of a video already handed out
-                if kind == "layout":
-                    if on_tracking is not None:
-                        on_tracking(video.name, payload)
-                    continue
-                if kind == "plan":
-                    assemblies[video.order] = _Assembly(payload)
-                    if on_clips is not None:
-                        on_clips(video.name, 0, payload.layout.clips.num_clips)
-                    continue
-                if kind == "batch":
-                    assembly = assemblies[video.order]
-                    scene, actor = embed_batch(self.backbone, payload, device=self.device, precision=self.precision)
-                    assembly.add(payload.first, scene, actor)
-                    if on_clips is not None:
-                        on_clips(video.name, assembly.clips_done, assembly.plan.layout.clips.num_clips)
-                    if not assembly.complete:
-                        continue
-                    result = ExtractedVideo(video.name, video.path, assembly.features())
-                else:  # "error"
-                    result = FailedVideo(video.name, video.path, payload)
-                assemblies.pop(video.order, None)
-                finished.add(video.order)
-                outstanding -= 1
-                yield result
+                self._submit(video, self._advance(video, kind, payload, on_clips, on_tracking), run)
+                if video.finished:
+                    outstanding -= 1
+                    yield video.outcome
         finally:
             run.cancelled.set()
             self._runs.discard(run)
 
-    def _submit(self, job: _Job) -> None:
-        stage = {"layout": 0, "detect": 1, "cut": 2}[job.stage]
-        self._jobs.put(((job.video.order, stage, job.part.start), next(self._sequence), job))
+    def _advance(self, video: VideoSteps, kind: str, payload, on_clips, on_tracking) -> list[Work]:
+        """Tell ``video`` what a worker posted; returns the work due next."""
+        if kind == "error":
+            return video.failed(payload)
+        if kind == "batch":
+            scene, actor = embed_batch(self.backbone, payload, device=self.device, precision=self.precision)
+            due = video.embedded(payload.first, scene, actor)
+            if on_clips is not None:
+                on_clips(video.name, video.clips_done, video.num_clips)
+            return video.committed() if due else []  # its Commit: handing the video out is this engine's
+        work, result = payload  # "step": a lay-out, detect or plan, and its result
+        due = video.step_done(work, result)
+        if on_tracking is not None and isinstance(work, LayOut):
+            on_tracking(video.name, result.info.num_frames)
+        if on_clips is not None and isinstance(work, Plan):
+            on_clips(video.name, 0, video.num_clips)
+        return due
+
+    def _submit(self, video: VideoSteps, due: list[Work], run: _Run) -> None:
+        for work in due:
+            self._jobs.put(((video.order, work.stage), next(self._sequence), _Job(video, work, run)))
 
     # ------------------------------------------------------------------ the workers' side
 
@@ -300,71 +227,40 @@ class WorkerPool:
                 _, _, job = self._jobs.get()
                 if job is None:
                     return
-                if job.video.failed or job.video.run.cancelled.is_set():
+                if job.video.finished or job.run.cancelled.is_set():
                     continue
                 try:
                     self._handle(job, decoder, detector)
                 except _Cancelled:
                     continue
                 except Exception as error:  # whatever went wrong, it is this video's problem alone
-                    self._fail(job.video, failure_reason(error))
+                    try:
+                        job.run.post(("error", job.video, failure_reason(error)))
+                    except _Cancelled:
+                        pass
         finally:
             decoder.close()
             if detector is not None:
                 detector.close()
 
     def _handle(self, job: _Job, decoder, detector: PersonDetector) -> None:
-        video = job.video
-        backend = self.settings.decode_backend
-        if job.stage == "layout":
-            layout = layout_video(decoder, str(video.path), self.config)
-            parts = self.settings.parts_of(layout, self.workers)
-            video.layout, video.detections = layout, [None] * layout.info.num_frames
-            pieces = split_evenly(len(layout.key_frames), parts)
-            video.parts = video.parts_left = len(pieces)
-            video.run.post(("layout", video, layout.info.num_frames))
-            for piece in pieces:
-                self._submit(_Job("detect", video, piece))
-        elif job.stage == "detect":
-            layout = video.layout
-            keys = layout.key_frames[job.part.start:job.part.stop]
-            found = detect_key_frames(decoder, layout, keys, detector, self.config, backend)
-            with video.lock:
-                for index, boxes in zip(keys.tolist(), found):
-                    video.detections[index] = boxes
-                video.parts_left -= 1
-                last = video.parts_left == 0
-            if last:
-                follow_missed_key_frames(decoder, layout, video.detections, detector, self.config, backend)
-                video.plan = plan_from_detections(layout, video.detections, self.config)
-                video.detections = []
-                video.run.post(("plan", video, video.plan))
-                for piece in split_evenly(video.plan.layout.clips.num_clips, video.parts):
-                    self._submit(_Job("cut", video, piece))
-        else:
-            for batch in clip_batches(decoder, video.plan, self.config, self.config.resolved_input_size,
-                                      self.settings.clips_per_batch, backend, clips=job.part):
-                if video.failed:
-                    return
-                video.run.post(("batch", video, batch))
-
-    def _fail(self, video: _Video, reason: str) -> None:
-        """Report ``video`` failed, once, and let its remaining jobs be skipped."""
-        with video.lock:
-            if video.failed:
+        """Run ``job``'s work and post its result to the caller's thread."""
+        video, work, backend = job.video, job.work, self.settings.decode_backend
+        if not isinstance(work, Embed):
+            job.run.post(("step", video, (work, run_detector_step(work, decoder, detector, self.config, backend))))
+            return
+        for batch in clip_batches(decoder, work.plan, self.config, self.config.resolved_input_size,
+                                  self.settings.clips_per_batch, backend, clips=work.clips):
+            if video.finished:
                 return
-            video.failed = True
-        try:
-            video.run.post(("error", video, reason))
-        except _Cancelled:
-            pass
+            job.run.post(("batch", video, batch))
 
     def close(self) -> None:
         """Stop the workers (their decoding children and detectors with them)."""
         for run in list(self._runs):  # a worker waiting for an abandoned caller gives up
             run.cancelled.set()
         for _ in self._threads:
-            self._jobs.put(((-1, 0, 0), next(self._sequence), None))
+            self._jobs.put(((-1, 0), next(self._sequence), None))
         for thread in self._threads:
             thread.join()
         self._threads = []
@@ -374,28 +270,3 @@ class WorkerPool:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
-
-
-class _Assembly:
-    """A video's features as its batches come back, in any order."""
-
-    def __init__(self, plan: VideoPlan):
-        self.plan = plan
-        self.scene: np.ndarray | None = None
-        self.actor: np.ndarray | None = None
-        self.clips_done = 0
-
-    def add(self, first: int, scene: np.ndarray, actor: np.ndarray) -> None:
-        if self.scene is None:
-            shape = (self.plan.layout.clips.num_clips, scene.shape[1])
-            self.scene, self.actor = np.empty(shape, np.float32), np.empty(shape, np.float32)
-        self.scene[first:first + len(scene)] = scene
-        self.actor[first:first + len(actor)] = actor
-        self.clips_done += len(scene)
-
-    @property
-    def complete(self) -> bool:
-        return self.clips_done == self.plan.layout.clips.num_clips
-
-    def features(self) -> SiameseFeatures:
-        return SiameseFeatures(self.plan, self.scene, self.actor)

@@ -13,8 +13,9 @@ The path of a video through this module:
 3. :func:`embed_batch` runs **one** backbone forward over scene and actor clips stacked in one
    batch, and splits the pooled features back into the two streams.
 
-:func:`extract_video` chains the three for a single video; :mod:`extractors.parallel` spreads
-the same steps over a pool of workers, parts of one video included. Decoding goes through a
+:func:`extract_video` chains the three for a single video, in sequence (the reference the
+engines are tested against); :mod:`extractors.video_steps` orders the same steps when they are
+spread over workers or actors, parts of one video included. Decoding goes through a
 *decoder* with the face of :class:`extractors.decode_worker.DecodeWorker` (``probe`` and
 ``read``), so hangs can be timed out.
 """
@@ -247,7 +248,7 @@ def plan_from_detections(layout: VideoLayout, findings: list[KeyFrameFindings | 
 def plan_video(decoder: Decoder, path: str, detector: PersonDetector, config: SiameseConfig,
                backend: Backend = "auto") -> VideoPlan:
     """Probe, plan the clips and track the athlete (the first of two decoding passes), in one go:
-    the worker pool's stages (:mod:`extractors.parallel`) in sequence, with every key frame in one part."""
+    the steps of :mod:`extractors.video_steps` in sequence, with every key frame in one part."""
     layout = layout_video(decoder, path, config)
     detections: list[KeyFrameFindings | None] = [None] * layout.info.num_frames
     found = detect_key_frames(decoder, layout, layout.key_frames, detector, config, backend)

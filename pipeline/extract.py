@@ -31,9 +31,10 @@ from aqa.data.provenance import feature_provenance
 from aqa.data.shard_writer import ShardWriter
 from aqa.errors import AqaError, one_line, printable
 from aqa.extractors.backbones import VideoBackbone, build_backbone, list_backbones
-from aqa.extractors.parallel import ExtractedVideo, PoolConfig, WorkerPool
+from aqa.extractors.parallel import PoolConfig, WorkerPool
 from aqa.extractors.siamese import SiameseConfig
 from aqa.extractors.video import Backend, VideoLimits
+from aqa.extractors.video_steps import ExtractedVideo
 from aqa.pipeline.cli import (
     EXIT_SOME_FAILED,
     add_common_arguments,
@@ -186,7 +187,7 @@ def run_extraction(videos: Sequence[tuple[str, Path]], output: Path, config: Ext
                 for result in pool.extract(todo, on_clips=on_clips):
                     clips_seen.pop(result.name, None)
                     if isinstance(result, ExtractedVideo):
-                        writer.write(video_features(result, labels_of(result.name)))
+                        writer.write(VideoFeatures.of_extracted(result, labels_of(result.name)))
                         written.append(result.name)
                     else:
                         failures[result.name] = result.reason
@@ -195,17 +196,6 @@ def run_extraction(videos: Sequence[tuple[str, Path]], output: Path, config: Ext
             finally:
                 bar.close()
     return written, failures
-
-
-def video_features(result: ExtractedVideo, label) -> VideoFeatures:
-    """What the store keeps of one extracted video (both engines write this)."""
-    plan = result.features.plan
-    return VideoFeatures(
-        name=result.name, scene=result.features.scene, actor=result.features.actor,
-        clip_frames=plan.layout.clips.indices, boxes=plan.boxes_in_source_pixels, box_status=plan.track.status,
-        box_scores=plan.track.scores, fps=plan.layout.info.fps, num_frames=plan.layout.info.num_frames,
-        source_path=str(result.path), label=label,
-    )
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -264,8 +254,9 @@ def config_from_args(args: argparse.Namespace) -> ExtractConfig:
 
 @dataclass(frozen=True)
 class ExtractionResult:
-    """What one extraction run did: the store, the videos written now, how many were already there,
-    and each video that failed (or was refused on its name) with its reason."""
+    """What one extraction run did: the store, the videos written now (in the order they were found,
+    whichever finished first), how many were already there, and each video that failed (or was
+    refused on its name) with its reason."""
 
     store: Path
     written: list[str]
@@ -300,6 +291,8 @@ def extract_from_args(args: argparse.Namespace) -> ExtractionResult:
                                            progress=not args.quiet)
     skipped = len(videos) - len(written) - len(failures)
     failures.update(refused)
+    done_now = set(written)  # the engines hand videos out as they finish; the result keeps the input's order
+    written = [name for name, _ in videos if name in done_now]
     return ExtractionResult(output, written, skipped, dict(sorted(failures.items())))
 
 

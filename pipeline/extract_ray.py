@@ -1,28 +1,23 @@
 """``aqa-extract --engine ray``: the same extraction spread over a Ray cluster.
 
 Why Ray Core actors (not Ray Data, not tasks): both stages hold a model that is slow to build
-(the person detector, the backbone), so they live in long-lived actors that take one video per
+(the person detector, the backbone), so they live in long-lived actors that take one step per
 call; Ray Data's streaming operators would add a second, block-based scheduler between videos
-whose sizes differ by 100x, and plain tasks would rebuild the models per video. The same stage
-functions as the local engine do the work (:func:`extractors.siamese.plan_video`,
-:func:`~extractors.siamese.clip_batches`, :func:`~extractors.siamese.embed_batch`), so there is
-no second copy of the extraction logic.
+whose sizes differ by 100x, and plain tasks would rebuild the models per video. The steps of one
+video and their order are :class:`extractors.video_steps.VideoSteps`'s, as for the local engine;
+this module runs the work it asks for, with the same stage functions, so there is no second copy
+of the extraction logic:
 
-The path of one video:
-
-1. a **planner** actor (CPU; ``planners`` of them) probes it, runs the person detector on its key
-   frames, follows the misses and tracks the athlete: a :class:`VideoPlan` of a few kilobytes;
-2. the driver hands the plan to the **writer** actor with the fewest videos queued (GPU,
-   ``gpus_per_actor`` each, fractions allowed; CPU when the cluster has none). The writer decodes
-   the video again, cuts both streams from the plan, embeds them, and commits the features to its
-   own shard (``STORE_DIR/ray-shard-00003.h5``) through the crash-safe :class:`ShardWriter`.
-   Decoded frames never leave the machine that decoded them; only plans and names travel.
+1. **planner** actors (CPU; ``planners`` of them) lay the video out, detect people on its key
+   frames (a long video's parts over several planners), follow the misses and track the athlete
+   (:func:`~extractors.video_steps.run_detector_step`): a :class:`VideoPlan` of a few kilobytes;
+2. the driver hands the plan (or a long video's clip parts) to the **writer** actors with the
+   fewest calls queued (GPU, ``gpus_per_actor`` each, fractions allowed; CPU when the cluster has
+   none). A writer decodes the video again, cuts both streams from the plan and embeds them; the
+   video is committed to a writer's own shard (``STORE_DIR/ray-shard-00003.h5``) through the
+   crash-safe :class:`ShardWriter`, by the one writer that embedded all of it, else by one that
+   gets the parts' features joined. Decoded frames never leave the machine that decoded them.
 3. at the end each writer merges its shard and the driver writes ``STORE_DIR/index.json``.
-
-A long video is split as the local engine splits it (``count_parts``: parts of at least
-``min_part_frames``): its key frames over several planners (one joins the detections, follows the
-misses and tracks), its clips over several writers (each embeds its part; one commits the
-joined features). Features do not depend on the split.
 
 Faults: actors restart when their process dies (killed, out of memory) and Ray retries the call
 they were running (``max_retries``); a writer's retry lands in the same shard, whose
@@ -34,6 +29,8 @@ run skips (every shard in the folder is read, whatever writer made it).
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import os
 import queue
@@ -44,12 +41,22 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
-from aqa.data.feature_store import PARTS_SUFFIX, FeatureStore, write_index
+from aqa.data.feature_store import PARTS_SUFFIX, FeatureStore, VideoFeatures, write_index
 from aqa.data.labels import LabelTable
 from aqa.errors import AqaError, one_line
-from aqa.extractors.parallel import failure_reason
+from aqa.extractors.siamese import SiameseFeatures, clip_batches, embed_batch
+from aqa.extractors.video_steps import (
+    Commit,
+    Embed,
+    ExtractedVideo,
+    VideoSteps,
+    Work,
+    failure_reason,
+    run_detector_step,
+)
 from aqa.pipeline.shards import INDEX_NAME  # one index name, whichever way the store was split
 
 log = logging.getLogger(__name__)
@@ -120,8 +127,7 @@ def stored_names(store_dir: Path) -> set[str]:
 
 
 class Planner:
-    """Probe, detect, follow and track (the first decoding pass): a video's layout, a part of its key
-    frames, or its plan from all parts' detections, per call."""
+    """The steps beside a person detector (lay out, detect a part, plan), one per call."""
 
     def __init__(self, config, pool, threads: int) -> None:
         from aqa.extractors.detect import build_detector
@@ -131,34 +137,12 @@ class Planner:
         self.decoder = pool.make_decoder()  # as the local engine's workers decode
         self.detector = build_detector(config.detector)
 
-    def layout(self, name: str, path: str):
-        """``(name, VideoLayout or failure reason)``: probe, clip plan, key frames."""
-        from aqa.extractors.siamese import layout_video
-
+    def run(self, work) -> tuple[object, str]:
+        """``(result or failure reason, node)`` of a :class:`LayOut`, :class:`Detect` or :class:`Plan`."""
         try:
-            return name, layout_video(self.decoder, path, self.config)
+            return run_detector_step(work, self.decoder, self.detector, self.config, self.backend), _node()
         except Exception as error:  # this video's own problem: reported, never retried
-            return name, failure_reason(error)
-
-    def detect(self, name: str, layout, keys):
-        """``(name, keys, boxes per key frame or failure reason)`` for the key frames ``keys`` (one part)."""
-        from aqa.extractors.siamese import detect_key_frames
-
-        try:
-            return name, keys, detect_key_frames(self.decoder, layout, keys, self.detector, self.config,
-                                                 self.backend)
-        except Exception as error:
-            return name, keys, failure_reason(error)
-
-    def plan(self, name: str, layout, detections: list):
-        """``(name, VideoPlan or failure reason, node)``: the parts joined, misses followed, tracked."""
-        from aqa.extractors.siamese import follow_missed_key_frames, plan_from_detections
-
-        try:
-            follow_missed_key_frames(self.decoder, layout, detections, self.detector, self.config, self.backend)
-            return name, plan_from_detections(layout, detections, self.config), _node()
-        except Exception as error:
-            return name, failure_reason(error), _node()
+            return failure_reason(error), _node()
 
     def identity(self) -> tuple[str, str]:
         """The detector's name and weights id (for the features' provenance)."""
@@ -195,46 +179,38 @@ class Writer:
         """None, or why this writer cannot write its shard (one line)."""
         return self.refusal
 
-    def embed(self, name: str, path: str, plan, label) -> tuple[str, int, str | None, str]:
-        """All of a video's clips, embedded and committed: ``(name, frames, failure reason or None,
-        node)``. A video already in the shard (a retry after this actor died past its commit) is not
-        written again."""
+    def embed_and_commit(self, name: str, path: str, work: Embed, label) -> tuple[str | None, str]:
+        """A video's one :class:`Embed` (``work.whole``), embedded and committed: ``(failure reason
+        or None, node)``. A video already in the shard (a retry after this actor died past its
+        commit) is not written again."""
         if name in self.writer:
-            return name, int(plan.layout.clips.indices.size), None, _node()
-        _, _, streams = self.embed_clips(name, plan, range(plan.layout.clips.num_clips))
+            return None, _node()
+        streams = self.embed(work)
         if isinstance(streams, str):
-            return name, int(plan.layout.clips.indices.size), streams, _node()
-        return self.commit(name, path, plan, *streams, label)
+            return streams, _node()
+        return self.commit(ExtractedVideo(name, Path(path), SiameseFeatures(work.plan, *streams)), label)
 
-    def embed_clips(self, name: str, plan, clips: range):
-        """``(name, first clip, (scene, actor) or failure reason)`` for the clips ``clips`` (one part)."""
-        import numpy as np
-
-        from aqa.extractors.siamese import clip_batches, embed_batch
-
+    def embed(self, work: Embed):
+        """``(scene, actor)`` ``[N, D]`` of the clips ``work.clips``, or the failure reason."""
         try:
             scene, actor = [], []
-            batches = clip_batches(self.decoder, plan, self.config, self.config.resolved_input_size,
-                                   self.clips_per_batch, self.backend, clips=clips)
+            batches = clip_batches(self.decoder, work.plan, self.config, self.config.resolved_input_size,
+                                   self.clips_per_batch, self.backend, clips=work.clips)
             for batch in _ahead(batches, depth=2):
                 scene_part, actor_part = embed_batch(self.backbone, batch, device=self.device,
                                                      precision=self.precision)
                 scene.append(scene_part)
                 actor.append(actor_part)
         except Exception as error:
-            return name, clips.start, failure_reason(error)
-        return name, clips.start, (np.concatenate(scene), np.concatenate(actor))
+            return failure_reason(error)
+        return np.concatenate(scene), np.concatenate(actor)
 
-    def commit(self, name: str, path: str, plan, scene, actor, label) -> tuple[str, int, str | None, str]:
-        """Write a video whose clips are embedded (here or by other writers) to this actor's shard."""
-        from aqa.extractors.parallel import ExtractedVideo
-        from aqa.extractors.siamese import SiameseFeatures
-        from aqa.pipeline.extract import video_features
-
-        if name not in self.writer:
-            features = SiameseFeatures(plan, scene, actor)
-            self.writer.write(video_features(ExtractedVideo(name, Path(path), features), label))
-        return name, int(plan.layout.clips.indices.size), None, _node()
+    def commit(self, video: ExtractedVideo, label) -> tuple[str | None, str]:
+        """Write a video whose clips are embedded (here or by other writers) to this actor's shard:
+        ``(None, node)``."""
+        if video.name not in self.writer:
+            self.writer.write(VideoFeatures.of_extracted(video, label))
+        return None, _node()
 
     def pid(self) -> int:
         return os.getpid()
@@ -381,7 +357,9 @@ def run_ray_extraction(videos: Sequence[tuple[str, Path]], store_dir: Path, conf
             raise RayEngineError(refusals[0])
         summary.startup_s = time.perf_counter() - called  # every actor built, its model loaded
         provenance = ray.get(writers[0].provenance.remote())
-        _drive(todo, planners, writers, summary, labels, pool, ray_config, progress)
+        steps = [VideoSteps(order, name, path, pool.spread(len(planners), len(writers)))
+                 for order, (name, path) in enumerate(todo)]
+        _Driver(planners, writers, summary, labels, ray_config, len(steps), progress).run(steps)
     finally:
         shards = ray.get([writer.close.remote() for writer in writers])
         for actor in planners + writers:
@@ -423,155 +401,106 @@ def _actor_counts(ray_config: RayConfig) -> tuple[int, int, float]:
     return writers, planners, gpus
 
 
-@dataclass
-class _Flight:
-    """A video in flight: what its finished parts gave so far."""
+class _Driver:
+    """Runs the work the videos' steps ask for: the detector's steps on free planners, embedding
+    and commits on the writers with the fewest calls queued, the earliest video's work first;
+    tells each video what came back, and the summary and progress bar what finished."""
 
-    order: int
-    name: str
-    path: Path
-    layout: object = None
-    detections: list | None = None
-    parts: int = 1
-    parts_left: int = 0
-    plan: object = None
-    pieces: dict = field(default_factory=dict)  # first clip -> (scene, actor)
-    planner_node: str = ""
-    done: bool = False  # stored or failed: whatever of it is still running is ignored
+    def __init__(self, planners: list, writers: list, summary: RayRunSummary, labels: LabelTable | None,
+                 ray_config: RayConfig, videos: int, progress: bool):
+        self.planners, self.writers, self.summary, self.ray_config = planners, writers, summary, ray_config
+        self.labels_of = labels.get if labels is not None else (lambda name: None)
+        self.waiting: dict[str, list] = {"planner": [], "writer": []}  # heaps of (order, stage, seq, video, work)
+        self.sequence = itertools.count()  # ties in the heaps keep their order
+        self.in_flight: dict = {}  # ref -> (video, work, "planner" or "writer", actor index)
+        self.queued = [0] * len(writers)
+        self.free_planners = deque(range(len(planners)))
+        self.planner_nodes: dict[str, str] = {}
+        self.frames_done, self.started = 0, time.perf_counter()
+        self.bar = tqdm(total=videos, unit="video", desc="extract (ray)", disable=not progress)
 
+    def run(self, steps: list[VideoSteps]) -> None:
+        import ray
 
-def _drive(todo, planners, writers, summary: RayRunSummary, labels, pool, ray_config: RayConfig,
-           progress: bool) -> None:
-    """Keep every planner busy, the earliest video's work first; hand plans (or a long video's clip
-    parts) to the least-loaded writers; collect the results. A long video is split as the local
-    engine splits it (``count_parts``): its key frames over planners, its clips over writers."""
-    import heapq
-    import itertools
+        for video in steps:
+            self.schedule(video, video.start())
+        try:
+            while self.waiting["planner"] or self.waiting["writer"] or self.in_flight:
+                self.hand_out()
+                if not self.in_flight:
+                    continue
+                ready, _ = ray.wait(list(self.in_flight), num_returns=1)
+                video, work, kind, index = self.in_flight.pop(ready[0])
+                if kind == "planner":
+                    self.free_planners.append(index)
+                else:
+                    self.queued[index] -= 1
+                if video.finished:
+                    continue  # whatever of a stored or failed video still ran is dropped
+                try:
+                    self.schedule(video, self.on_result(video, work, ray.get(ready[0])))
+                except ray.exceptions.RayError as error:
+                    if isinstance(error, ray.exceptions.RayTaskError):  # raised in the actor: its message
+                        video.failed(failure_reason(error.cause if error.cause is not None else error))
+                    else:  # the actor's process died more often than it may
+                        video.failed(f"its worker died {self.ray_config.max_retries + 1} times "
+                                     f"({type(error).__name__})")
+                if video.finished:
+                    self.finished(video)
+        finally:
+            self.bar.close()
 
-    import numpy as np
-    import ray
+    def schedule(self, video: VideoSteps, due: list[Work]) -> None:
+        for work in due:
+            kind = "writer" if isinstance(work, (Embed, Commit)) else "planner"
+            heapq.heappush(self.waiting[kind], (video.order, work.stage, next(self.sequence), video, work))
 
-    from aqa.extractors.parallel import split_evenly
+    def hand_out(self) -> None:
+        """Call free planners, and writers with room in their queue, with the earliest work waiting."""
+        while self.waiting["planner"] and self.free_planners:
+            *_, video, work = heapq.heappop(self.waiting["planner"])
+            if not video.finished:
+                self.call("planner", self.free_planners.popleft(), video, work)
+        while self.waiting["writer"] and min(self.queued) < self.ray_config.queue_per_writer:
+            *_, video, work = heapq.heappop(self.waiting["writer"])
+            if not video.finished:
+                index = self.queued.index(min(self.queued))
+                self.queued[index] += 1
+                self.call("writer", index, video, work)
 
-    labels_of = labels.get if labels is not None else (lambda name: None)
-    planner_jobs: list = []  # heap of (order, stage, sequence, flight, method, args)
-    writer_jobs: list = []
-    sequence = itertools.count()  # ties in the heaps keep their order
-    for order, (name, path) in enumerate(todo):
-        flight = _Flight(order, name, Path(path))
-        heapq.heappush(planner_jobs, (order, 0, next(sequence), flight, "layout", (name, str(path))))
-    in_flight: dict = {}  # ref -> (flight, "planner" or "writer", actor index, method)
-    queued = [0] * len(writers)
-    free_planners = deque(range(len(planners)))
-    bar = tqdm(total=len(todo), unit="video", desc="extract (ray)", disable=not progress)
-    started, frames_done = time.perf_counter(), 0
-
-    def finish(flight: _Flight, reason: str | None) -> None:
-        if flight.done:
-            return
-        flight.done = True
-        if reason is None:
-            summary.written.append(flight.name)
+    def call(self, kind: str, index: int, video: VideoSteps, work: Work) -> None:
+        label = self.labels_of(video.name)
+        if kind == "planner":
+            ref = self.planners[index].run.remote(work)
+        elif isinstance(work, Commit):
+            ref = self.writers[index].commit.remote(work.video, label)
+        elif work.whole:
+            ref = self.writers[index].embed_and_commit.remote(video.name, str(video.path), work, label)
         else:
-            summary.failures[flight.name] = reason
-            log.warning("%s: %s", flight.name, reason)
-        bar.update(1)
+            ref = self.writers[index].embed.remote(work)
+        self.in_flight[ref] = (video, work, kind, index)
 
-    def to_writers(flight: _Flight, stage: int, method: str, args: tuple) -> None:
-        heapq.heappush(writer_jobs, (flight.order, stage, next(sequence), flight, method, args))
+    def on_result(self, video: VideoSteps, work: Work, result) -> list[Work]:
+        """Tell ``video`` what its ``work`` returned (a failure reason is a string); the work due next."""
+        if isinstance(work, Embed) and not work.whole:  # a part's (scene, actor)
+            return video.failed(result) if isinstance(result, str) else video.embedded(work.clips.start, *result)
+        value, node = result
+        if isinstance(work, (Embed, Commit)):  # the video is stored (value None) or failed
+            self.summary.nodes[video.name] = (self.planner_nodes.get(video.name, ""), node)
+            self.frames_done += int(video.plan.layout.clips.indices.size)
+            self.bar.set_postfix(fps=f"{self.frames_done / (time.perf_counter() - self.started):.0f}")
+            return video.committed() if value is None else video.failed(value)
+        self.planner_nodes[video.name] = node
+        if isinstance(value, str):
+            return video.failed(value)
+        due = video.step_done(work, value)
+        self.summary.parts[video.name] = video.parts
+        return due
 
-    def planned(flight: _Flight, plan) -> None:
-        flight.plan = plan
-        pieces = split_evenly(plan.layout.clips.num_clips, min(len(writers), flight.parts))
-        flight.parts_left = len(pieces)
-        if len(pieces) == 1:  # embedded and committed in one call
-            to_writers(flight, 0, "embed", (flight.name, str(flight.path), plan, labels_of(flight.name)))
+    def finished(self, video: VideoSteps) -> None:
+        if video.reason is None:
+            self.summary.written.append(video.name)
         else:
-            for piece in pieces:
-                to_writers(flight, 0, "embed_clips", (flight.name, plan, piece))
-
-    def on_result(flight: _Flight, method: str, result) -> None:
-        nonlocal frames_done
-        if method == "layout":
-            layout = result[1]
-            if isinstance(layout, str):
-                return finish(flight, layout)
-            parts = pool.parts_of(layout, len(planners))
-            flight.layout, flight.detections = layout, [None] * layout.info.num_frames
-            pieces = split_evenly(len(layout.key_frames), parts)
-            flight.parts = flight.parts_left = summary.parts[flight.name] = len(pieces)
-            for piece in pieces:
-                keys = layout.key_frames[piece.start:piece.stop]
-                heapq.heappush(planner_jobs, (flight.order, 1, next(sequence), flight, "detect",
-                                              (flight.name, layout, keys)))
-        elif method == "detect":
-            _, keys, found = result
-            if isinstance(found, str):
-                return finish(flight, found)
-            for frame, boxes in zip(keys.tolist(), found):
-                flight.detections[frame] = boxes
-            flight.parts_left -= 1
-            if flight.parts_left == 0:
-                heapq.heappush(planner_jobs, (flight.order, 2, next(sequence), flight, "plan",
-                                              (flight.name, flight.layout, flight.detections)))
-        elif method == "plan":
-            _, plan, flight.planner_node = result
-            if isinstance(plan, str):
-                return finish(flight, plan)
-            flight.detections = None
-            planned(flight, plan)
-        elif method == "embed_clips":
-            _, first, streams = result
-            if isinstance(streams, str):
-                return finish(flight, streams)
-            flight.pieces[first] = streams
-            flight.parts_left -= 1
-            if flight.parts_left == 0:
-                ordered = [flight.pieces[key] for key in sorted(flight.pieces)]
-                scene, actor = (np.concatenate([piece[stream] for piece in ordered]) for stream in (0, 1))
-                flight.pieces = {}
-                to_writers(flight, 1, "commit", (flight.name, str(flight.path), flight.plan, scene, actor,
-                                                 labels_of(flight.name)))
-        else:  # embed, commit: the video is stored (or failed)
-            name, frames, reason, node = result
-            summary.nodes[name] = (flight.planner_node, node)
-            frames_done += frames
-            bar.set_postfix(fps=f"{frames_done / (time.perf_counter() - started):.0f}")
-            finish(flight, reason)
-
-    def call(actor, method: str, args: tuple, flight: _Flight, kind: str, index: int) -> None:
-        in_flight[getattr(actor, method).remote(*args)] = (flight, kind, index, method)
-
-    try:
-        while planner_jobs or writer_jobs or in_flight:
-            while planner_jobs and free_planners:
-                *_, flight, method, args = heapq.heappop(planner_jobs)
-                if not flight.done:
-                    index = free_planners.popleft()
-                    call(planners[index], method, args, flight, "planner", index)
-            while writer_jobs and min(queued) < ray_config.queue_per_writer:
-                *_, flight, method, args = heapq.heappop(writer_jobs)
-                if not flight.done:
-                    index = queued.index(min(queued))
-                    queued[index] += 1
-                    call(writers[index], method, args, flight, "writer", index)
-            if not in_flight:
-                continue
-            ready, _ = ray.wait(list(in_flight), num_returns=1)
-            flight, kind, index, method = in_flight.pop(ready[0])
-            if kind == "planner":
-                free_planners.append(index)
-            else:
-                queued[index] -= 1
-            try:
-                result = ray.get(ready[0])
-            except ray.exceptions.RayError as error:
-                if isinstance(error, ray.exceptions.RayTaskError):  # raised in the actor: its message
-                    finish(flight, failure_reason(error.cause if error.cause is not None else error))
-                else:  # the actor's process died more often than it may
-                    finish(flight, f"its worker died {ray_config.max_retries + 1} times ({type(error).__name__})")
-                continue
-            if not flight.done:
-                on_result(flight, method, result)
-    finally:
-        bar.close()
+            self.summary.failures[video.name] = video.reason
+            log.warning("%s: %s", video.name, video.reason)
+        self.bar.update(1)

@@ -12,16 +12,10 @@ from aqa.extractors.backbones import backbone_spec
 from aqa.extractors.backbones.registry import VideoBackbone
 from aqa.extractors.decode_worker import InlineDecoder
 from aqa.extractors.detect import PersonDetector, WeightsNotFoundError
-from aqa.extractors.parallel import (
-    ExtractedVideo,
-    FailedVideo,
-    PoolConfig,
-    WorkerPool,
-    count_parts,
-    split_evenly,
-)
+from aqa.extractors.parallel import PoolConfig, WorkerPool
 from aqa.extractors.siamese import SiameseConfig, extract_video
 from aqa.extractors.tracking import DETECTED, box_iou
+from aqa.extractors.video_steps import ExtractedVideo, FailedVideo, count_parts, split_evenly
 
 
 class RedFigureDetector(PersonDetector):
