@@ -9,8 +9,9 @@ out when it carries no information:
 - the score comes with the scale it was learned on (the lowest and highest training score) and
   the model's one-line description (its model card's);
 - a grade comes with the band of scores it stands for (grades are equal bands of the training range)
-  and how likely the head found it; the sub-grade (the fine classifier's pick within the grade) is
-  not said: the score already places the video within its grade, more finely;
+  and how likely the head found it, and a score outside that band says why; the sub-grade (the
+  fine classifier's pick within the grade) is not said: the score already places the video within
+  its grade, more finely;
 - a procedure's moment is named only when it weighs that clip at least :data:`CLEAR_PEAK` times an
   even share (twice as much as if it looked at every clip alike); else the report says the
   attention was spread about evenly, with its strongest ratio;
@@ -68,11 +69,38 @@ def grade_phrase(report: dict[str, Any]) -> str | None:
         return None
     phrase = f"grade {report['grade']} of {report['grades']}"
     if report.get("grade_range"):
-        low, high = report["grade_range"]
-        phrase += f" (scores {low:.2f}-{high:.2f})"
+        phrase += f" ({_band_words(report)})"
     if report.get("grade_probs"):
         phrase += f", {report['grade_probs'][report['grade'] - 1]:.0%} likely"
+    side = _outside_band(report)
+    if side:
+        phrase += f"; the score is {side} that band because it weighs every grade by its likelihood"
     return phrase
+
+
+def _band_words(report: dict[str, Any]) -> str:
+    """"scores 4.91-7.49"; the lowest grade "scores below 2.24" and the highest "scores above 7.30":
+    their outer edges are the training range widened by the normaliser's margin ("scores
+    -0.36-2.24" on a 0-10 scale read as a mistake)."""
+    low, high = report["grade_range"]
+    if report["grades"] and report["grades"] > 1 and report["grade"] == 1:
+        return f"scores below {high:.2f}"
+    if report["grades"] and report["grades"] > 1 and report["grade"] == report["grades"]:
+        return f"scores above {low:.2f}"
+    return f"scores {low:.2f}-{high:.2f}"
+
+
+def _outside_band(report: dict[str, Any]) -> str | None:
+    """"below" or "above" when the score lies outside its most likely grade's band, else None. The
+    score is the expectation over grades (and sub-grades), the grade their argmax, so a video split
+    between two grades can score outside the likelier one's band: said, or a coach reads "5.59,
+    grade 4 (scores 6.68-9.01)" as a contradiction."""
+    if not report.get("grade_range") or "score" not in report:
+        return None
+    low, high = report["grade_range"]
+    if report["score"] < low:
+        return "below"
+    return "above" if report["score"] > high else None
 
 
 def attention_peaks(attention: np.ndarray) -> list[tuple[int, float, bool]]:

@@ -11,6 +11,7 @@ from aqa.pipeline.report_words import (
     attention_peaks,
     frames_not_scored,
     frames_not_scored_phrase,
+    grade_phrase,
 )
 
 
@@ -45,3 +46,23 @@ def test_athlete_box_counts_say_what_they_mean():
     report = {"athlete_frames": {"detected": 162, "interpolated": 110, "held": 64, "fallback": 0}}
     assert athlete_phrase(report) == ("found by the detector on 162 frames, filled in between detections on 110, "
                                       "held where last seen on 64")
+
+
+def test_a_score_outside_its_grades_band_says_why():
+    """makeup.avi scored 5.59 beside "grade 4 of 4 (scores 6.68-9.01)": the score is the expectation
+    over grades, the grade the likeliest one; the text says so instead of contradicting itself."""
+    report = {"score": 5.59, "grade": 4, "grades": 4, "grade_range": [6.68, 9.01], "grade_probs": [0.1, 0.2, 0.3, 0.4]}
+    assert grade_phrase(report) == ("grade 4 of 4 (scores above 6.68), 40% likely; the score is below that band "
+                                    "because it weighs every grade by its likelihood")
+    middle = {**report, "grade": 3, "grade_range": [4.35, 6.68]}
+    assert grade_phrase({**middle, "score": 7.5}).endswith("the score is above that band because it weighs every "
+                                                           "grade by its likelihood")
+    assert grade_phrase({**middle, "score": 5.0}) == "grade 3 of 4 (scores 4.35-6.68), 30% likely"
+    assert grade_phrase({**report, "score": 7.0}) == "grade 4 of 4 (scores above 6.68), 40% likely"
+
+
+def test_the_outer_grades_band_is_open_ended():
+    """The lowest grade's band starts below the lowest training score (the normaliser's margin):
+    "scores -0.36-2.24" on a 0-10 scale read as a mistake, so the outer grades say "below"/"above"."""
+    report = {"score": 1.2, "grade": 1, "grades": 4, "grade_range": [-0.36, 2.24]}
+    assert grade_phrase(report) == "grade 1 of 4 (scores below 2.24)"
