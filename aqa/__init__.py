@@ -19,7 +19,7 @@ the small public API over them (:mod:`aqa.api`):
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from aqa.version import __version__
 
 __all__ = ["ExtractionResult", "Prediction", "Predictor", "__version__", "extract", "open_store", "train"]
 

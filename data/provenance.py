@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aqa import __version__
 from aqa.config import config_from_dict, config_hash, config_to_dict
 from aqa.errors import AqaError
+from aqa.version import __version__
 
 if TYPE_CHECKING:  # the record and its checks stay free of torch: the feature store imports them
     from aqa.extractors.backbones import VideoBackbone

@@ -44,13 +44,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from aqa import __version__
 from aqa.atomic import written_then_renamed
 from aqa.config import config_from_dict, config_to_dict
 from aqa.data.provenance import Provenance
 from aqa.errors import AqaError, CorruptFileError, MissingFileError
 from aqa.models import ScoreNormalizer, ScoringHead, build_head, config_type
 from aqa.pipeline.train_data import combine_streams, difficulty_use
+from aqa.version import __version__
 
 log = logging.getLogger(__name__)
 

@@ -32,13 +32,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm import tqdm
 
-from aqa import __version__
 from aqa.config import config_to_dict
 from aqa.errors import AqaError
 from aqa.models.metrics import fisher_z_mean, mse, relative_l2, spearman, summarize_seeds
 from aqa.pipeline.plots import plot_predictions
 from aqa.pipeline.train_data import TrainingData, VideoSplit
 from aqa.pipeline.train_report import plain_json
+from aqa.version import __version__
 
 if TYPE_CHECKING:
     from aqa.pipeline.train import RunConfig, ScoreRun

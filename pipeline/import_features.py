@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from aqa import __version__
 from aqa.data.feature_store import FeatureStoreError, VideoFeatures, check_video_name
 from aqa.data.labels import LabelTable, parse_column_names, read_label_files
 from aqa.data.provenance import imported_provenance
 from aqa.data.shard_writer import ShardWriter
 from aqa.errors import AqaError, MissingFileError, one_line
 from aqa.pipeline.cli import add_common_arguments, add_label_arguments, exit_status_epilog, run_cli
+from aqa.version import __version__
 
 log = logging.getLogger(__name__)
 
