@@ -170,11 +170,10 @@ def summary_markdown(report: dict[str, Any]) -> str:
     """The result as a judge reads it: the score on its scale and grade first, what the model is,
     then what stands behind it. What is said about each number, and what is left out, is the text
     report's (:mod:`pipeline.report_words`): the page and ``aqa-predict`` never disagree."""
-    headline = f"## {report['score_name']}: {report['score']:.2f}"
+    lines = [f"## {report['score_name']}: {report['score']:.2f}", ""]
     grade = grade_phrase(report)
-    if grade:
-        headline += f" ({grade})"
-    lines = [headline, ""]
+    if grade:  # its own line: in the headline it took six bold lines of a phone's screen
+        lines += [f"**{grade[0].upper() + grade[1:]}**", ""]
     scale, description = scale_phrase(report), description_phrase(report)
     if scale or description:
         lines += ["  \n".join(f"*{text}*" for text in (scale and scale[0].upper() + scale[1:],

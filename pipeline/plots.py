@@ -104,6 +104,12 @@ def timeline_figure(report: Mapping, clip_spans: np.ndarray,
                      label=f"sub-action {span['sub_action']}")
     if procedures:
         axes.set_ylabel("attention")
+        # From 0, with the even share drawn: autoscaled, 0.14-0.28 filled the plot and even
+        # attention looked like sharp peaks.
+        even = 1.0 / max(len(centres), 1)
+        axes.axhline(even, color="grey", linestyle="--", linewidth=1.0, label="even share")
+        highest = max((max(procedure["attention"], default=0.0) for procedure in procedures), default=even)
+        axes.set_ylim(0, max(highest, 2 * even) * 1.25)
         title = "where each procedure looks (CoFInAl attention per clip)"
         if not any(procedure.get("clear_peak", True) for procedure in procedures):  # the text report's rule
             title = "attention per clip: even, no moment stands out"

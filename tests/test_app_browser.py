@@ -187,13 +187,13 @@ def test_scores_a_real_clip_and_shows_score_overlay_plot_and_json(app, shared_vi
         assert {"tracking the athlete (300 frames)", "features: clip"} <= stages_seen, stages_seen
         band = r"scores (-?[\d.]+--?[\d.]+|below -?[\d.]+|above -?[\d.]+)"
         beside = r"(; the score is (below|above) that band because it weighs every grade by its likelihood)?"
-        assert re.match(rf"score: -?\d+\.\d\d \(grade \d+ of \d+ \({band}\), \d+% likely{beside}\)\n", text), text
+        assert re.match(rf"score: -?\d+\.\d\d\nGrade \d+ of \d+ \({band}\), \d+% likely{beside}\n", text), text
         link = driver.find_element(By.CSS_SELECTOR, "#report a").get_attribute("href")
         with urllib.request.urlopen(link, timeout=30) as response:
             document = json.load(response)
         (report,) = document["predictions"]
         assert report["video"] == "basketball.mp4" and report["frames"] == 300  # its name, not the server's path
-        assert text.startswith(f"score: {report['score']:.2f} (grade {report['grade']} of {report['grades']}")
+        assert text.startswith(f"score: {report['score']:.2f}\nGrade {report['grade']} of {report['grades']}")
         assert "/tmp" not in driver.find_element(By.TAG_NAME, "body").text
         playable = wait_for(lambda: driver.execute_script(
             "const v = document.querySelector('#overlay video');"
