@@ -34,10 +34,10 @@ import torch
 from faults import flip_bytes_inside, writes_fail_past
 
 from aqa.data.feature_store import open_feature_store
-from aqa.pipeline import extract, predict, train
+from aqa.pipeline import extract, import_features, predict, train
 from aqa.synthetic.features import SyntheticTask, make_videos, write_synthetic_store
 from aqa.video_writer import write_video
-from bad_videos import _remux_faststart
+from bad_videos import _remux_faststart, damage_packet
 from synthetic_video import moving_shapes, write_moving_shapes
 from torch_threads import single_thread
 
@@ -46,7 +46,8 @@ pytestmark = pytest.mark.slow
 # Plumbing-sized extraction: real I3D weights, small frames and clips, the embedded detector.
 EXTRACT = ["--set", "features.input_size=64", "--clip-length", "8", "--detector", "blazepose", "--quiet"]
 GOOD = ("good_a", "good_b")
-TOOLS: dict[str, Callable[[list[str]], int]] = {"extract": extract.cli, "train": train.cli, "predict": predict.cli}
+TOOLS: dict[str, Callable[[list[str]], int]] = {"extract": extract.cli, "train": train.cli, "predict": predict.cli,
+                                                "import": import_features.cli}
 TASK = SyntheticTask(dim=16, min_clips=8, max_clips=20)
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # what a terminal acts on, tab and newline aside
 TINY_HEAD = ["--head", "mlp", "--score", "total", "--epochs", "2", "--device", "cpu", "-q"]
@@ -249,6 +250,16 @@ def a_video_with_more_frames_than_the_limit_fails_alone(folder, corpus):
 
 
 @case(2)
+def a_video_whose_first_packet_is_damaged_is_extracted(folder, corpus):
+    """Issue 24, defect 5: one undecodable first packet refused the whole video as "truncated: only 1
+    of the 260 frames" (it was decoded inside the demuxing try); the same damage mid-stream was
+    within the 10 % limit, and now so is this (its 25-frame GOP)."""
+    videos = folder_with_good(folder, corpus)
+    damage_packet(new_clip(folder, "whole", num_frames=260), videos / "first_damaged.mp4", 0)
+    return extract_into(videos, folder / "f.h5", kept=(*GOOD, "first_damaged"))
+
+
+@case(2)
 def mp4_cut_with_its_index_at_the_end_fails_alone(folder, corpus):
     videos = folder_with_good(folder, corpus)
     raw = new_clip(folder, "whole").read_bytes()
@@ -341,6 +352,23 @@ def damaged_part_file_left_by_an_interrupted_run(folder, corpus):
 def train_into(corpus: Corpus, out: Path, *extra: str, code: int = 2, says: str | None = None) -> Run:
     return Run("train", [str(corpus.train_store), *TINY_HEAD, "--out", str(out), *extra], code, says,
                corpus.train_store, ("tr_0000", "te_0000"))
+
+
+@case(3)
+def import_of_a_fifo_named_npy_is_refused_before_anything_is_written(folder, corpus):
+    """Issue 24, defect 8: a FIFO named ``.npy`` hung aqa-import in ``open`` (and a bad name failed
+    only after the other videos were written): every file is checked from its stat first."""
+    features = folder / "features"
+    features.mkdir()
+    np.save(features / "v1.npy", np.zeros((3, 16), np.float32))
+    os.mkfifo(features / "broken.npy")
+    out = folder / "imported.h5"
+
+    def nothing_written() -> None:
+        assert not out.exists()
+
+    return Run("import", [str(features), "-o", str(out), "--quiet"], 2, "broken.npy: is a FIFO, not a .npy file",
+               then=nothing_written)
 
 
 @case(4)
@@ -551,6 +579,14 @@ def predict_never_finds_the_athlete(folder, corpus):
     video = new_clip(folder, num_frames=24)
     return Run("predict", [str(video), "--checkpoint", str(corpus.checkpoint), "--quiet"], 0,
                "the athlete was never found")
+
+
+@case(6)
+def predict_difficulty_nan_with_json_is_refused(folder, corpus):
+    """Issue 24, defect 9: ``--difficulty nan --json`` printed ``"difficulty": NaN``, not JSON."""
+    video = corpus.videos / f"{GOOD[0]}.mp4"
+    return Run("predict", [str(video), "--checkpoint", str(corpus.checkpoint), "--difficulty", "nan", "--json",
+                           "--quiet"], 2, "a difficulty degree is a positive number")
 
 
 @case(6)
