@@ -68,7 +68,7 @@ class DetectorConfig:
         720p and smaller untouched (measured: no accuracy change at 960 on a 1080p clip).
     follow_misses: where the detector misses the athlete between two frames it found them on,
         follow them from the last find with a detector that can (BlazePose's video mode;
-        :func:`extractors.actor.follow_misses`). On a real 10 m dive: 47 % -> 71 % of the frames at
+        :func:`extractors.athlete.follow_misses`). On a real 10 m dive: 47 % -> 71 % of the frames at
         IoU >= 0.5 against hand-drawn boxes, 59 % -> 88 % at 0.3 (docs/benchmarks.md).
     """
 
@@ -249,7 +249,7 @@ class BlazePoseDetector(PersonDetector):
     the detector misses frame after frame (on a real 10 m dive, all 9 missed frames boxed at IoU
     0.44-0.68 against hand-drawn boxes, where gap filling gave 0.18-0.41), because it needs no
     whole-body detection, only a pose near the last one. It is meant for bounded gaps between
-    detections, where the athlete is known to be there; :func:`extractors.actor.follow_misses`
+    detections, where the athlete is known to be there; :func:`extractors.athlete.follow_misses`
     uses it so.
     """
 

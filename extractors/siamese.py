@@ -4,7 +4,7 @@ The path of a video through this module:
 
 1. :func:`plan_video` probes it and plans its clips (:func:`layout_video`), decodes its key
    frames at a working size (short side ``work_short_side``; never upscaled) for the person
-   detector (:mod:`extractors.actor`), then tracks the athlete and fixes a square crop box per
+   detector (:mod:`extractors.athlete`), then tracks the athlete and fixes a square crop box per
    frame (:func:`plan_from_detections`, :mod:`extractors.crops`).
 2. :func:`clip_batches` decodes the planned frames again, a few clips at a time (memory stays
    flat however long the video), and has the decoder cut each frame twice at the backbone's
@@ -30,7 +30,7 @@ from typing import Literal, Protocol
 import numpy as np
 import torch
 
-from aqa.extractors.actor import detect_people, follow_misses, keyframe_indices
+from aqa.extractors.athlete import detect_people, follow_misses, keyframe_indices
 from aqa.extractors.backbones import VideoBackbone, backbone_spec
 from aqa.extractors.clips import ClipPlan, ClipPlanConfig, plan_clips
 from aqa.extractors.crops import square_crop_boxes
@@ -167,7 +167,7 @@ def layout_video(decoder: Decoder, path: str, config: SiameseConfig) -> VideoLay
 
 
 def _frame_reader(decoder: Decoder, layout: VideoLayout, backend: Backend):
-    """``indices -> frames`` at the working size: what :mod:`extractors.actor` reads from."""
+    """``indices -> frames`` at the working size: what :mod:`extractors.athlete` reads from."""
 
     def read_frames(indices) -> np.ndarray:
         return decoder.read(layout.path, indices, backend=backend, resize=layout.work_size).frames
@@ -223,7 +223,7 @@ def detect_key_frames(decoder: Decoder, layout: VideoLayout, keys: np.ndarray, d
 def follow_missed_key_frames(decoder: Decoder, layout: VideoLayout, findings: list[KeyFrameFindings | None],
                              detector: PersonDetector, config: SiameseConfig, backend: Backend = "auto") -> None:
     """Fill, in place, the key frames the detector missed between two finds (all parts joined), by
-    following the athlete from the last find (:func:`extractors.actor.follow_misses`), when
+    following the athlete from the last find (:func:`extractors.athlete.follow_misses`), when
     ``config.detector.follow_misses``."""
     if not config.detector.follow_misses:
         return

@@ -30,7 +30,7 @@ CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[dev]')")
 from selenium.webdriver.common.by import By  # noqa: E402
-from test_actor import inverted_athlete_scene  # noqa: E402
+from test_athlete import inverted_athlete_scene  # noqa: E402
 
 from aqa.pipeline.train import cli as train_cli  # noqa: E402
 from aqa.video_writer import write_video  # noqa: E402

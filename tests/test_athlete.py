@@ -1,4 +1,4 @@
-"""extractors.actor: key frames are read and detected in batches, and the athlete is tracked through all frames."""
+"""extractors.athlete: key frames are read and detected in batches, and the athlete is tracked through all frames."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from test_detect import decode_frames
 
-from aqa.extractors.actor import detect_people, follow_misses, keyframe_indices
+from aqa.extractors.athlete import detect_people, follow_misses, keyframe_indices
 from aqa.extractors.crops import square_crop_boxes
 from aqa.extractors.cuts import colour_change, shot_starts
 from aqa.extractors.detect import BlazePoseDetector, DetectorConfig, PersonDetector
