@@ -10,25 +10,28 @@
     with aqa.open_store("features.h5") as store:
         video = store.read(store.names[0])
 
-Each call takes the settings its command-line tool takes, as keywords named like the long options
-(``every_k=4`` is ``--every-k 4``, ``score=["TES", "PCS"]`` repeats ``--score``), plus
-``overrides``: dotted keys as ``--set`` takes them (``{"features.clips.clip_length": 16}``). The
-tools and these functions run the same code (``extract_from_args``, ``train_from_args``,
-``load_predictor``/``predict_video``), so a setting means the same in both, and a wrong one raises
-:class:`aqa.config.ConfigError` with the tool's one-line message instead of exiting.
+Each call builds its command's typed request (:class:`pipeline.extract.ExtractRequest`,
+:class:`pipeline.train.TrainRequest`) from keywords and calls the same ``run`` the tools call, so a
+setting means the same in both; no command line is made or parsed, so a value keeps its Python type
+(``weights="123"`` stays text, ``ray_address="1:30"`` is not the sexagesimal 90) and a path is a path
+even when it starts with a dash. Keywords: the request's own (``labels``, ``overwrite``, ``device``...),
+the tools' dedicated settings under their long options' names (``every_k=4`` is ``--every-k 4``,
+``score=["TES", "PCS"]`` repeats ``--score``), ``config`` (a YAML file, as ``--config``) and
+``overrides``: typed values at dotted config keys (``{"features.clips.clip_length": 16}``), checked
+against the field's type (text where a number goes is refused, not read). A wrong one raises
+:class:`aqa.config.ConfigError` in one line naming it instead of exiting.
 Progress bars are off unless ``progress=True``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-from collections.abc import Callable, Iterable, Mapping
+import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aqa.config import ConfigError
 from aqa.data.feature_store import FeatureStore, open_feature_store
 from aqa.pipeline import extract as extract_tool
 from aqa.pipeline import train as train_tool
@@ -42,36 +45,48 @@ __all__ = ["ExtractionResult", "Prediction", "Predictor", "extract", "open_store
 PathLike = str | Path
 
 
-def extract(videos: PathLike | Iterable[PathLike], store: PathLike, *, progress: bool = False,
+def extract(videos: PathLike | Iterable[PathLike], store: PathLike, *, labels: PathLike | Iterable[PathLike] = (),
+            columns: str | None = None, overwrite: bool = False, num_shards: int | None = None,
+            shard_index: int | None = None, progress: bool = False, config: PathLike | None = None,
             overrides: Mapping[str, Any] | None = None, **settings: Any) -> ExtractionResult:
     """Extract the Siamese clip features of ``videos`` (files and/or folders) into ``store`` (.h5).
 
     Resumes into an existing store (``overwrite=True`` replaces it). A video that cannot be read
     fails alone: it is in ``failures`` with its reason, the others are written. Settings: those of
-    ``aqa-extract --help`` (``backbone``, ``device``, ``every_k``, ``clip_length``, ``workers``,
-    ``labels``, ``columns``...).
+    ``aqa-extract --help`` (``backbone``, ``weights``, ``detector``, ``device``, ``every_k``,
+    ``clip_length``, ``workers``, ``engine``, ``ray_address``...; ``pipeline.extract.SETTINGS``).
     """
-    paths = [videos] if isinstance(videos, (str, Path)) else list(videos)
-    args = _parse(extract_tool.get_args_parser, [f"--output={store}", *_options(settings, overrides, progress), "--",
-                                                 *map(str, paths)])
+    run_config = extract_tool.resolve_extract_config(config_file=config, overrides=overrides, settings=settings)
+    request = extract_tool.ExtractRequest(videos=_paths(videos), output=Path(store), config=run_config,
+                                          labels=_paths(labels), columns=columns, overwrite=overwrite,
+                                          num_shards=num_shards, shard_index=shard_index, progress=progress)
     configure_library_environment()
-    return extract_tool.extract_from_args(args)
+    return extract_tool.run(request)
 
 
-def train(store: PathLike, *, out: PathLike, head: str | None = None, progress: bool = False,
-          overrides: Mapping[str, Any] | None = None, **settings: Any) -> dict[str, Any]:
+def train(store: PathLike | Iterable[PathLike], *, out: PathLike, head: str | None = None, preset: str | None = None,
+          device: str = "auto", overwrite: bool = False, labels: PathLike | Iterable[PathLike] = (),
+          columns: str | None = None, folds: int | None = None, folds_file: PathLike | None = None, fold_seed: int = 0,
+          description: str | None = None, expect_provenance: PathLike | None = None, progress: bool = False,
+          config: PathLike | None = None, overrides: Mapping[str, Any] | None = None,
+          **settings: Any) -> dict[str, Any]:
     """Train a scoring ``head`` on the features in ``store`` and save it under ``out``; returns the
     metrics report (what ``out/metrics.json`` holds; with several scores, a mapping of score name to
     its report, plus ``"combined"``). With ``folds=K`` (or ``folds_file=``) it cross-validates instead
-    and returns the cross-validation report. Settings: those of ``aqa-train --help`` (``preset``,
-    ``score``, ``epochs``, ``seeds``, ``device``, ``overwrite``...). ``head`` None: the preset's
-    default head (``aqa-train`` without ``--head``), CoFInAl without a preset.
+    and returns the cross-validation report. Settings: those of ``aqa-train --help`` (``score``,
+    ``epochs``, ``seeds``, ``val_fraction``, ``streams``...; ``pipeline.train.SETTINGS``); ``score``
+    and ``seeds`` take one value or a list. ``head`` None: the preset's default head (``aqa-train``
+    without ``--head``), CoFInAl without a preset.
     """
-    chosen = [f"--head={head}"] if head is not None else []
-    args = _parse(train_tool.get_args_parser,
-                  [f"--out={out}", *chosen, *_options(settings, overrides, progress), "--", str(store)])
+    run_config = train_tool.resolve_run_config(head, preset, config_file=config, overrides=overrides,
+                                               settings=_one_or_many(settings, "score", "seeds"))
+    request = train_tool.TrainRequest(
+        features=_paths(store), out=Path(out), config=run_config, device=device, overwrite=overwrite,
+        labels=_paths(labels), columns=columns, folds=folds, folds_file=_path_or_none(folds_file),
+        fold_seed=fold_seed, description=description, expect_provenance=_path_or_none(expect_provenance),
+        progress=progress)
     configure_library_environment()
-    reports = train_tool.train_from_args(args, say=lambda line: None)
+    reports = train_tool.run(request, say=lambda line: None)
     return reports if len(reports) > 1 else next(iter(reports.values()))
 
 
@@ -163,36 +178,17 @@ class Predictor:
         self.close()
 
 
-def _options(settings: Mapping[str, Any], overrides: Mapping[str, Any] | None, progress: bool) -> list[str]:
-    """Keyword settings as the tool's command-line options (see the module docstring), each value
-    joined to its option (``--labels=-a.txt``) so that no value, and no path after the ``--`` that
-    the callers put before their paths, is ever read as an option."""
-    argv: list[str] = []
-    for key, value in settings.items():
-        option = "--" + key.replace("_", "-")
-        if value is None or value is False:
-            continue
-        if value is True:
-            argv.append(option)
-        elif key == "seeds":
-            argv.append(f"{option}=" + (",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)))
-        elif isinstance(value, (list, tuple)):
-            argv += [f"{option}={item}" for item in value]
-        else:
-            argv.append(f"{option}={value}")
-    for key, value in (overrides or {}).items():
-        argv.append(f"--set={key}={json.dumps(value)}")
-    if not progress:
-        argv.append("--quiet")
-    return argv
+def _paths(paths: PathLike | Iterable[PathLike]) -> list[Path]:
+    """One path or several as a list of :class:`Path` (a string is one path, never its characters)."""
+    return [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(path) for path in paths]
 
 
-def _parse(make_parser: Callable[[], argparse.ArgumentParser], argv: list[str]) -> argparse.Namespace:
-    """The tool's own parsing and checks, raising :class:`ConfigError` where the tool would exit."""
-    parser = make_parser()
+def _path_or_none(path: PathLike | None) -> Path | None:
+    return None if path is None else Path(path)
 
-    def refuse(message: str) -> None:
-        raise ConfigError(message.replace("unrecognized arguments", "unknown settings"))
 
-    parser.error = refuse  # type: ignore[method-assign]
-    return parser.parse_args(argv)
+def _one_or_many(settings: Mapping[str, Any], *listed: str) -> dict[str, Any]:
+    """The settings, with one value where the tool repeats a flag (``score="TES"``, ``seeds=0``) made a
+    list of one, as one ``--score TES`` is."""
+    return {key: [value] if key in listed and isinstance(value, (str, int)) else value
+            for key, value in settings.items()}

@@ -2,8 +2,9 @@
 
 Every stage describes its settings as a frozen dataclass whose defaults come from the papers.
 This module is the one place that turns those dataclasses into plain dictionaries (to store
-inside HDF5 attributes and checkpoints), builds them back from dictionaries, YAML files and
-``key=value`` overrides, and hashes the resolved result so an artifact can say exactly which
+inside HDF5 attributes and checkpoints), builds them back from dictionaries, YAML files,
+``key=value`` overrides (text, read as YAML) and typed values at dotted keys (the Python API's,
+never parsed), and hashes the resolved result so an artifact can say exactly which
 settings produced it.
 
 Only plain types are supported in config fields: bool, int, float, str, None, tuples/lists of
@@ -16,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import types
 import typing
 from pathlib import Path
@@ -134,6 +136,8 @@ def _coerce_scalar(annotation: Any, value: Any, key: str) -> Any:
     if annotation is str:
         if isinstance(value, str):
             return value
+        if isinstance(value, os.PathLike):  # a pathlib.Path from Python code: a file name is text
+            return os.fspath(value)
         raise ConfigError(f"{key}: expected text, got {value!r}")
     if annotation is type(None):
         if value is None:
@@ -148,13 +152,52 @@ def apply_overrides(config: ConfigT, overrides: typing.Iterable[str]) -> ConfigT
     Values are parsed as YAML scalars or flow collections (``lr=0.01``, ``size=[224,224]``,
     ``weights=null``), then checked against the field's type like any other value.
     """
-    values = config_to_dict(config)
-    for override in overrides:
-        key, sep, text = override.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"override {override!r} is not of the form key=value")
-        _set_dotted(values, key.strip(), yaml.safe_load(text) if text.strip() else "")
-    return config_from_dict(type(config), values)
+    return apply_values(config, [parse_override(override) for override in overrides])
+
+
+def parse_override(override: str) -> tuple[str, Any]:
+    """``"dotted.key=value"`` -> ``("dotted.key", value)``, the value read as YAML (text is what a
+    command line has; the Python API passes typed values to :func:`apply_values` instead)."""
+    key, sep, text = override.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {override!r} is not of the form key=value")
+    return key.strip(), yaml.safe_load(text) if text.strip() else ""
+
+
+def apply_values(config: ConfigT, values: typing.Mapping[str, Any] | typing.Iterable[tuple[str, Any]]) -> ConfigT:
+    """Return a copy of ``config`` with already-typed values set at dotted keys (``{"train.lr": 0.01}``).
+
+    Nothing is parsed: a value keeps its Python type and is checked against the field's as a YAML
+    value is (an int where a float goes is fine; ``"3"`` where an int goes, or ``123`` where text goes,
+    is refused), so ``"123"`` stays text and ``"1:30"`` is not read as the sexagesimal 90. An unknown
+    key or a wrong type raises :class:`ConfigError` in one line naming the key. All values are set
+    before the config is checked, so settings that only make sense together can be given together.
+    """
+    pairs = values.items() if isinstance(values, typing.Mapping) else values
+    plain = config_to_dict(config)
+    for key, value in pairs:
+        _set_dotted(plain, key, value)
+    return config_from_dict(type(config), plain)
+
+
+def settings_values(settings: typing.Mapping[str, Any], keys: typing.Mapping[str, str]) -> dict[str, Any]:
+    """A tool's shortcut settings (``every_k=4``, its ``--every-k``) as the dotted config keys they
+    set (``keys``: setting name -> dotted key); None means "not given". An unknown setting raises
+    :class:`ConfigError` naming it: a typo must not be dropped silently."""
+    unknown = sorted(set(settings) - set(keys))
+    if unknown:
+        raise ConfigError(f"unknown settings: {', '.join(unknown)}; settings: {', '.join(sorted(keys))} "
+                          "(any other config key through overrides)")
+    return {keys[name]: value for name, value in settings.items() if value is not None}
+
+
+def layered_values(set_text: typing.Iterable[str], overrides: typing.Mapping[str, Any] | None,
+                   settings: typing.Mapping[str, Any] | None, keys: typing.Mapping[str, str]) -> list[tuple[str, Any]]:
+    """What a tool's run sets over its defaults and YAML, in the order the values win: ``--set`` text
+    (read as YAML), typed ``overrides`` at dotted keys, then the dedicated ``settings`` (``keys``: see
+    :func:`settings_values`). One list, so :func:`apply_values` checks them all together."""
+    return [*map(parse_override, set_text), *(overrides or {}).items(),
+            *settings_values(settings or {}, keys).items()]
 
 
 def _set_dotted(values: dict[str, Any], dotted_key: str, value: Any) -> None:

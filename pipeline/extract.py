@@ -18,13 +18,14 @@ import argparse
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from tqdm import tqdm
 
+from aqa.config import apply_values, layered_values, load_config
 from aqa.data.feature_store import FeatureStoreError, VideoFeatures, check_video_name
 from aqa.data.labels import LabelTable, parse_column_names, read_label_files
 from aqa.data.provenance import feature_provenance
@@ -42,7 +43,6 @@ from aqa.pipeline.cli import (
     add_label_arguments,
     add_workers_argument,
     exit_status_epilog,
-    resolve_config,
     run_cli,
 )
 from aqa.pipeline.devices import resolve_device, resolve_workers
@@ -239,17 +239,63 @@ def get_args_parser() -> argparse.ArgumentParser:
     return parser
 
 
+SETTINGS: dict[str, str] = {
+    "backbone": "features.backbone", "weights": "features.weights", "detector": "features.detector.kind",
+    "detector_weights": "features.detector.weights", "every_k": "features.detector.every_k",
+    "clip_length": "features.clips.clip_length", "target_fps": "features.clips.target_fps", "device": "device",
+    "workers": "workers", "engine": "engine", "ray_address": "ray.address", "gpus_per_actor": "ray.gpus_per_actor",
+}
+"""The dedicated flags' keys in :class:`ExtractConfig` (``--every-k`` sets ``features.detector.every_k``);
+``aqa.extract`` takes the same names as keywords."""
+
+
+def resolve_extract_config(*, config_file: str | Path | None = None, set_text: Sequence[str] = (),
+                           overrides: Mapping[str, Any] | None = None,
+                           settings: Mapping[str, Any] | None = None) -> ExtractConfig:
+    """Defaults < ``config_file`` YAML < ``--set`` text < typed ``overrides`` (dotted keys) < the
+    dedicated ``settings`` (:data:`SETTINGS`; None: not given). Only ``set_text`` is parsed; every
+    other value keeps its Python type (``ray_address="1:30"`` stays text)."""
+    values = layered_values(set_text, overrides, settings, SETTINGS)
+    return apply_values(load_config(ExtractConfig, config_file), values)
+
+
 def config_from_args(args: argparse.Namespace) -> ExtractConfig:
     """Defaults < --config YAML < --set overrides < the dedicated flags."""
-    flags = {
-        "features.backbone": args.backbone, "features.weights": args.weights, "features.detector.kind": args.detector,
-        "features.detector.weights": args.detector_weights, "features.detector.every_k": args.every_k,
-        "features.clips.clip_length": args.clip_length, "features.clips.target_fps": args.target_fps,
-        "device": args.device, "workers": args.workers, "engine": args.engine,
-        "ray.address": args.ray_address, "ray.gpus_per_actor": args.gpus_per_actor,
-    }
-    args.overrides = list(args.overrides) + [f"{key}={value}" for key, value in flags.items() if value is not None]
-    return resolve_config(ExtractConfig, args)
+    return resolve_extract_config(config_file=args.config, set_text=args.overrides,
+                                  settings={name: getattr(args, name) for name in SETTINGS})
+
+
+@dataclass(frozen=True)
+class ExtractRequest:
+    """One extraction run, typed: what :func:`run` needs, whoever asks (``aqa-extract`` parses its
+    command line into one, ``aqa.extract`` builds one from keywords).
+
+    videos: video files and/or folders (searched recursively); a path is a path, whatever it looks like.
+    output: the feature shard (.h5); a folder of shards with the Ray engine or ``num_shards``.
+    labels / columns: label files read into the store, and column names for files without a header.
+    overwrite: replace ``output`` instead of resuming into it.
+    num_shards / shard_index: this job's share of the videos when N independent jobs split them.
+    progress: show a progress bar.
+    config: the resolved settings (:func:`resolve_extract_config`).
+    """
+
+    videos: Sequence[Path]
+    output: Path
+    config: ExtractConfig = field(default_factory=ExtractConfig)
+    labels: Sequence[Path] = ()
+    columns: str | None = None
+    overwrite: bool = False
+    num_shards: int | None = None
+    shard_index: int | None = None
+    progress: bool = True
+
+
+def request_from_args(args: argparse.Namespace) -> ExtractRequest:
+    """The parsed command line as a :class:`ExtractRequest` (the config resolved first, so an
+    impossible setting is refused before any video is looked at)."""
+    return ExtractRequest(videos=list(args.videos), output=args.output, config=config_from_args(args),
+                          labels=list(args.labels), columns=args.columns, overwrite=args.overwrite,
+                          num_shards=args.num_shards, shard_index=args.shard_index, progress=not args.quiet)
 
 
 @dataclass(frozen=True)
@@ -264,36 +310,42 @@ class ExtractionResult:
     failures: dict[str, str]
 
 
-def extract_from_args(args: argparse.Namespace) -> ExtractionResult:
+def run(request: ExtractRequest) -> ExtractionResult:
     """The whole of aqa-extract but the printing (``aqa.extract`` calls it too)."""
-    config = config_from_args(args)
+    config = request.config
     VideoLimits.from_environment()  # unusable limits are one line before any video, not a failure per video
-    found = find_videos(args.videos)
-    videos, refused, output = found.videos, found.refused, args.output
-    if args.num_shards is not None or args.shard_index is not None:
-        if args.num_shards is None or args.shard_index is None:
+    found = find_videos(list(request.videos))
+    videos, refused, output = found.videos, found.refused, request.output
+    if request.num_shards is not None or request.shard_index is not None:
+        if request.num_shards is None or request.shard_index is None:
             raise ExtractionError("--num-shards and --shard-index go together")
         if config.engine == "ray":
             raise ExtractionError("--num-shards splits work over jobs without Ray; with --engine ray, Ray splits it")
-        videos = videos_of_shard(videos, args.num_shards, args.shard_index)
-        refused = {path: why for path, why in refused.items() if shard_of(path, args.num_shards) == args.shard_index}
-        output = shard_path(args.output, args.shard_index, args.num_shards)
-    labels = read_label_files(args.labels, parse_column_names(args.columns)) if args.labels else None
+        videos = videos_of_shard(videos, request.num_shards, request.shard_index)
+        refused = {path: why for path, why in refused.items()
+                   if shard_of(path, request.num_shards) == request.shard_index}
+        output = shard_path(request.output, request.shard_index, request.num_shards)
+    labels = read_label_files(list(request.labels), parse_column_names(request.columns)) if request.labels else None
     if config.engine == "ray":
-        if args.overwrite:
+        if request.overwrite:
             raise ExtractionError("--overwrite is not offered with --engine ray; delete the folder instead")
         start_ray(config.ray.address)
-        summary = run_ray_extraction(videos, output, config, labels=labels, progress=not args.quiet)
+        summary = run_ray_extraction(videos, output, config, labels=labels, progress=request.progress)
         written, failures = summary.written, summary.failures
         output = summary.index
     else:
-        written, failures = run_extraction(videos, output, config, labels=labels, overwrite=args.overwrite,
-                                           progress=not args.quiet)
+        written, failures = run_extraction(videos, output, config, labels=labels, overwrite=request.overwrite,
+                                           progress=request.progress)
     skipped = len(videos) - len(written) - len(failures)
     failures.update(refused)
     done_now = set(written)  # the engines hand videos out as they finish; the result keeps the input's order
     written = [name for name, _ in videos if name in done_now]
     return ExtractionResult(output, written, skipped, dict(sorted(failures.items())))
+
+
+def extract_from_args(args: argparse.Namespace) -> ExtractionResult:
+    """The command line's path: parse into a request, then :func:`run`."""
+    return run(request_from_args(args))
 
 
 def main(args: argparse.Namespace) -> int:

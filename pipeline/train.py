@@ -40,7 +40,7 @@ import logging
 import re
 import tempfile
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from aqa.config import ConfigError, config_hash
+from aqa.config import ConfigError, apply_values, config_hash, layered_values, load_config
 from aqa.data.feature_store import open_feature_store
 from aqa.data.labels import parse_column_names, read_label_files
 from aqa.data.provenance import Provenance
@@ -71,7 +71,6 @@ from aqa.pipeline.cli import (
     add_config_arguments,
     add_label_arguments,
     exit_status_epilog,
-    resolve_config,
     run_cli,
 )
 from aqa.pipeline.cross_validation import (
@@ -141,30 +140,45 @@ def base_config(head_name: str, preset: str | None, variant: str | None = None) 
     return run_config_type(head_name)(head_name=head_name, preset=preset, head=head, train=train, **values)
 
 
-def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """Defaults < preset < ``--config`` YAML < ``--set`` < the dedicated flags. Without ``--head``, the
-    preset's default head (the best in its cross-validation), else CoFInAl."""
-    if args.head is None:  # a default such as "cofinal(coarse=likert)": the head, its settings before --set's
-        args.head, settings = parse_member(registry.dataset_preset(args.preset).default_head if args.preset
-                                           else "cofinal")
-        args.overrides = [f"head.{key}={json.dumps(value)}" for key, value in settings.items()] + list(args.overrides)
-    base = base_config(args.head, args.preset)
-    flags = {"scores": args.score or None, "seeds": args.seeds, "val_fraction": args.val_fraction,
-             "train.epochs": args.epochs, "train_split": args.train_split, "test_split": args.test_split,
-             "streams": args.streams, "video_prefix": args.video_prefix}
-    args.overrides = list(args.overrides) + [f"{key}={json.dumps(value)}" for key, value in flags.items()
-                                             if value is not None]
-    config = resolve_config(type(base), args, base)
+SETTINGS: dict[str, str] = {
+    "score": "scores", "seeds": "seeds", "val_fraction": "val_fraction", "epochs": "train.epochs",
+    "train_split": "train_split", "test_split": "test_split", "streams": "streams", "video_prefix": "video_prefix",
+}
+"""The dedicated flags' keys in :class:`RunConfig` (``--epochs`` sets ``train.epochs``); ``aqa.train``
+takes the same names as keywords."""
+
+
+def resolve_run_config(head: str | None = None, preset: str | None = None, *, config_file: str | Path | None = None,
+                       set_text: Sequence[str] = (), overrides: Mapping[str, Any] | None = None,
+                       settings: Mapping[str, Any] | None = None) -> RunConfig:
+    """Defaults < preset < ``config_file`` YAML < ``--set`` text < typed ``overrides`` (dotted keys)
+    < the dedicated ``settings`` (:data:`SETTINGS`; None: not given). Only ``set_text`` is parsed;
+    every other value keeps its Python type. ``head`` None: the preset's default head (the best in
+    its cross-validation), its own settings under the ``--set`` text, else CoFInAl."""
+    values = layered_values(set_text, overrides, settings, SETTINGS)
+    if head is None:  # a default such as "cofinal(coarse=likert)": the head, its settings before --set's
+        head, chosen = parse_member(registry.dataset_preset(preset).default_head if preset else "cofinal")
+        values = [(f"head.{key}", value) for key, value in chosen.items()] + values
+    base = base_config(head, preset)
+    config = apply_values(load_config(type(base), config_file, base=base), values)
     variant = registry.preset_key(config.head_name, config.head).partition(":")[2]
     if config.preset and variant:  # the variant --set/--config chose (head.coarse=likert) has its own preset entries
-        base = base_config(args.head, args.preset, variant=variant)
-        config = resolve_config(type(base), args, base)
+        base = base_config(head, preset, variant=variant)
+        config = apply_values(load_config(type(base), config_file, base=base), values)
     if (config.head_name, config.preset) != (base.head_name, base.preset):
         raise ConfigError("choose the head with --head and the preset with --preset, not in the config")
     if not config.seeds:
         raise ConfigError("seeds: give at least one seed")
     check_own_optimizer(config, base)
     return config
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """Defaults < preset < ``--config`` YAML < ``--set`` < the dedicated flags (see :func:`resolve_run_config`)."""
+    settings = {name: getattr(args, name) for name in SETTINGS}
+    settings["score"] = args.score or None
+    return resolve_run_config(args.head, args.preset, config_file=args.config, set_text=args.overrides,
+                              settings=settings)
 
 
 def check_own_optimizer(config: RunConfig, base: RunConfig) -> None:
@@ -419,46 +433,91 @@ def _same_settings(folder: Path, digest: str) -> bool:
         return False
 
 
-def train_from_args(args: argparse.Namespace, say: Callable[[str], None] = print) -> dict[str, Any]:
+@dataclass(frozen=True)
+class TrainRequest:
+    """One training run, typed: what :func:`run` needs, whoever asks (``aqa-train`` parses its command
+    line into one, ``aqa.train`` builds one from keywords).
+
+    features: feature shards (.h5), folders of shards or JSON indexes, read as one store.
+    out: the output folder (checked before training); overwrite: replace a finished run there.
+    config: the resolved settings (:func:`resolve_run_config`): head, preset, scores, seeds, epochs...
+    device: cpu, cuda, cuda:N or auto.
+    labels / columns: label files overriding the stored labels, and column names for files without a header.
+    folds / folds_file / fold_seed: cross-validate instead, on K seeded folds or on the folds in a file.
+    description: the saved model's one line (its model card); expect_provenance: refuse features made
+        differently from this checkpoint or store.
+    progress: show progress bars.
+    """
+
+    features: Sequence[Path]
+    out: Path
+    config: RunConfig = field(default_factory=resolve_run_config)
+    device: str = "auto"
+    overwrite: bool = False
+    labels: Sequence[Path] = ()
+    columns: str | None = None
+    folds: int | None = None
+    folds_file: Path | None = None
+    fold_seed: int = 0
+    description: str | None = None
+    expect_provenance: Path | None = None
+    progress: bool = True
+
+
+def request_from_args(args: argparse.Namespace) -> TrainRequest:
+    """The parsed command line as a :class:`TrainRequest` (the config resolved first, so a wrong setting
+    is refused before anything else is checked)."""
+    return TrainRequest(features=list(args.features), out=args.out, config=config_from_args(args), device=args.device,
+                        overwrite=args.overwrite, labels=list(args.labels), columns=args.columns, folds=args.folds,
+                        folds_file=args.folds_file, fold_seed=args.fold_seed, description=args.description,
+                        expect_provenance=args.expect_provenance, progress=not args.quiet)
+
+
+def run(request: TrainRequest, say: Callable[[str], None] = print) -> dict[str, Any]:
     """The whole of aqa-train (``aqa.train`` calls it too): the metrics report of each score, and with
     several scores their Fisher-z mean under ``"combined"``; ``say`` gets the one-line summaries."""
     started = time.perf_counter()
-    config = config_from_args(args)
-    description = check_description(args.description)
-    folders = score_folders(args.out, config.scores)
+    config, out = request.config, request.out
+    description = check_description(request.description)
+    folders = score_folders(out, config.scores)
     digest = config_hash(config)
-    check_output_folder(args.out, args.overwrite, digest=digest, own=folders.values())
-    device = resolve_device(args.device)
-    labels = read_label_files(args.labels, parse_column_names(args.columns)) if args.labels else None
-    folds_asked = args.folds is not None or args.folds_file is not None
+    check_output_folder(out, request.overwrite, digest=digest, own=folders.values())
+    device = resolve_device(request.device)
+    labels = read_label_files(list(request.labels), parse_column_names(request.columns)) if request.labels else None
+    folds_asked = request.folds is not None or request.folds_file is not None
     test_split = None if folds_asked or config.test_split.lower() == "none" else config.test_split
-    data = load_training_data(args.features, scores=config.scores, train_split=config.train_split,
+    data = load_training_data(list(request.features), scores=config.scores, train_split=config.train_split,
                               test_split=test_split, streams=head_streams(config),
                               video_prefix=config.video_prefix, labels=labels,
-                              expect_provenance=expected_provenance(args.expect_provenance))
+                              expect_provenance=expected_provenance(request.expect_provenance))
     check_head_streams(config, data.streams)
     if folds_asked:
         if description is not None:
             raise TrainingSetupError("--description describes a saved model; a cross-validation run saves none")
-        return cross_validation_main(args, data, config, digest, device, folders, say)
+        return cross_validation_main(request, data, digest, device, folders, say)
     several = len(config.scores) > 1
     reports: dict[str, Any] = {}
     for score in config.scores:
-        run, head = train_score(data, score, config, device, progress=not args.quiet)
+        score_run, head = train_score(data, score, config, device, progress=request.progress)
         folder = folders[score]
-        report = reports[score] = write_score_outputs(folder, run, head, data, config, digest, device,
+        report = reports[score] = write_score_outputs(folder, score_run, head, data, config, digest, device,
                                                       description=description)
         shown = "test" if data.test is not None else "train"
         say(f"aqa-train: {score}: {shown} rho {report[f'{shown}_srcc']:.4f} ± {report[f'{shown}_srcc_std']:.4f}, "
             f"R-L2 {report[f'{shown}_rl2']:.4f}, MSE {report[f'{shown}_mse']:.4f} "
             f"({report['selection']}, {len(config.seeds)} seed(s)) -> {folder / 'model.pt'}")
     if several:
-        combined = reports["combined"] = write_combined_report(args.out, reports, config, digest,
+        combined = reports["combined"] = write_combined_report(out, reports, config, digest,
                                                                time.perf_counter() - started)
         shown = "test" if data.test is not None else "train"
         say(f"aqa-train: Fisher-z mean over {', '.join(config.scores)}: {shown} rho "
-            f"{combined[f'{shown}_srcc']:.4f} ± {combined[f'{shown}_srcc_std']:.4f} -> {args.out / 'metrics.json'}")
+            f"{combined[f'{shown}_srcc']:.4f} ± {combined[f'{shown}_srcc_std']:.4f} -> {out / 'metrics.json'}")
     return reports
+
+
+def train_from_args(args: argparse.Namespace, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """The command line's path: parse into a request, then :func:`run`."""
+    return run(request_from_args(args), say)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -466,20 +525,21 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def cross_validation_main(args: argparse.Namespace, data: TrainingData, config: RunConfig, digest: str,
-                          device: str, folders: dict[str, Path], say: Callable[[str], None] = print) -> dict[str, Any]:
+def cross_validation_main(request: TrainRequest, data: TrainingData, digest: str, device: str,
+                          folders: dict[str, Path], say: Callable[[str], None] = print) -> dict[str, Any]:
     """``--folds K`` / ``--folds-file F``: every score cross-validated on the training split."""
-    if args.folds_file is not None:
-        folds = read_folds(args.folds_file)
+    config = request.config
+    if request.folds_file is not None:
+        folds = read_folds(request.folds_file)
     else:
-        folds = make_folds(data.train.names, args.folds, args.fold_seed)
+        folds = make_folds(data.train.names, request.folds, request.fold_seed)
     check_folds(folds, data.train.names, data.source)
     several = len(config.scores) > 1
     reports: dict[str, Any] = {}
     for score in config.scores:
         started = time.perf_counter()
         train_fold = functools.partial(_train_fold, score=score, config=config, device=device)
-        runs = cross_validate(data, folds, train_fold, label=score, progress=not args.quiet)
+        runs = cross_validate(data, folds, train_fold, label=score, progress=request.progress)
         folder = folders[score]
         report = reports[score] = write_cv_outputs(folder, data.train, score, runs, folds, config, digest, device)
         say(f"aqa-train: {score}: {len(folds)}-fold CV rho {report['fold_srcc']:.4f} ± "
@@ -488,9 +548,9 @@ def cross_validation_main(args: argparse.Namespace, data: TrainingData, config: 
             f"R-L2 {report['rl2']:.4f}, MSE {report['mse']:.4f} in {time.perf_counter() - started:.0f} s "
             f"-> {folder / 'metrics.json'}")
     if several:
-        combined = reports["combined"] = write_combined_cv_report(args.out, reports, config)
+        combined = reports["combined"] = write_combined_cv_report(request.out, reports, config)
         say(f"aqa-train: Fisher-z mean over {', '.join(config.scores)}: CV rho {combined['fold_srcc']:.4f} ± "
-            f"{combined['fold_srcc_std']:.4f} -> {args.out / 'metrics.json'}")
+            f"{combined['fold_srcc_std']:.4f} -> {request.out / 'metrics.json'}")
     return reports
 
 

@@ -5,18 +5,21 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import pytest
 
 from aqa.config import (
     ConfigError,
+    apply_values,
     config_from_dict,
     config_hash,
     config_to_dict,
     config_to_json,
     config_to_yaml,
     load_config,
+    settings_values,
 )
 from aqa.pipeline.cli import add_config_arguments, resolve_config
 
@@ -203,3 +206,39 @@ def test_impossible_extraction_numbers_are_refused_before_any_video(tmp_path, fl
     with pytest.raises(ConfigError, match=message):
         from aqa.pipeline.extract import config_from_args, get_args_parser
         config_from_args(get_args_parser().parse_args(["v", "-o", str(output), *flags]))
+
+
+def test_typed_values_keep_their_type_and_are_only_checked():
+    """The Python API's values are never read as YAML: text stays text however it looks ("123" is
+    not 123, "1:30" not the sexagesimal 90), a Path where text goes is its text, an int where a float
+    goes a float, a list where a tuple goes a tuple; settings given together are checked together."""
+    config = apply_values(StageSettings(), {"name": "123", "lr": 1, "clip.size": [112, 112], "seeds": [4],
+                                            "clip.fps": 12.5})
+    assert (config.name, config.lr, config.clip.size, config.seeds, config.clip.fps) == ("123", 1.0, (112, 112),
+                                                                                         (4,), 12.5)
+    assert isinstance(config.lr, float)
+    assert apply_values(StageSettings(), {"name": "1:30"}).name == "1:30"
+    assert apply_values(StageSettings(), [("name", Path("w.pt")), ("name", "later wins")]).name == "later wins"
+    assert apply_values(StageSettings(), {"name": Path("w.pt")}).name == "w.pt"
+    assert apply_values(StageSettings(), {}) == StageSettings()
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"clip.length": "3"}, "clip.length: expected an integer, got '3'"),
+    ({"name": 123}, "name: expected text, got 123"),
+    ({"use_amp": 1}, "use_amp: expected true or false, got 1"),
+    ({"mode": "all"}, "mode: 'all' is not one of ['scene', 'actor', 'both']"),
+    ({"seeds": 3}, "seeds: expected a list, got 3"),
+    ({"clip.nope": 1}, "override 'clip.nope': unknown key 'nope'; known keys: fps, length, size"),
+])
+def test_a_typed_value_of_the_wrong_type_or_key_is_one_line_naming_the_key(values, message):
+    with pytest.raises(ConfigError) as raised:
+        apply_values(StageSettings(), values)
+    assert str(raised.value) == message
+
+
+def test_shortcut_settings_map_to_their_keys_and_an_unknown_one_is_named():
+    keys = {"every_k": "detector.every_k", "clip_length": "clips.clip_length"}
+    assert settings_values({"every_k": 2, "clip_length": None}, keys) == {"detector.every_k": 2}  # None: not given
+    with pytest.raises(ConfigError, match=r"^unknown settings: every_frame, lenght; settings: clip_length, every_k "):
+        settings_values({"every_frame": 3, "lenght": 1, "every_k": 2}, keys)

@@ -338,3 +338,15 @@ def test_cuda_features_match_cpu_features(make_video):
             results[device] = extract_video(decoder, str(path), backbone, detector, config, device=device)
     np.testing.assert_allclose(results["cuda"].scene, results["cpu"].scene, atol=2e-3, rtol=1e-3)
     np.testing.assert_allclose(results["cuda"].actor, results["cpu"].actor, atol=2e-3, rtol=1e-3)
+
+
+def test_flags_reach_the_config_with_their_own_type_not_through_yaml():
+    """The flags were turned into ``--set`` text and read as YAML: ``--weights 123`` was refused
+    ("expected text, got 123") and ``--ray-address 1:30`` became the integer 90. ``--set`` text is
+    still YAML, and the dedicated flag still wins over it."""
+    from aqa.pipeline.extract import config_from_args, get_args_parser
+
+    args = get_args_parser().parse_args(["v", "-o", "f.h5", "--weights", "123", "--ray-address", "1:30",
+                                         "--set", "ray.address=elsewhere", "--set", "features.detector.every_k=3"])
+    config = config_from_args(args)
+    assert (config.features.weights, config.ray.address, config.features.detector.every_k) == ("123", "1:30", 3)

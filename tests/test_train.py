@@ -555,3 +555,20 @@ def test_a_new_head_needs_only_its_own_module_and_its_registration(store, tmp_pa
     head, normalizer, info = load_checkpoint(tmp_path / "toy" / "model.pt")
     assert isinstance(head, ToyMeanHead) and head.config == ToyConfig(train_window=7)
     assert head.config.needs().window == 7 and info.head_name == "toy-mean"
+
+
+def test_the_api_s_typed_settings_resolve_as_the_command_line_does(tmp_path):
+    """resolve_run_config (what aqa.train calls) and the parsed command line agree, the preset's
+    default head and its settings included; a typed value is not read as YAML."""
+    from aqa.config import ConfigError, config_to_dict
+    from aqa.pipeline.train import config_from_args, get_args_parser, resolve_run_config
+
+    argv = ["f.h5", "--out", str(tmp_path), "--preset", "fisv-tes", "--epochs", "7", "--seeds", "1,2",
+            "--set", "train.lr=0.05", "--video-prefix", "123"]
+    typed = resolve_run_config(None, "fisv-tes", overrides={"train.lr": 0.05},
+                               settings={"epochs": 7, "seeds": [1, 2], "video_prefix": "123"})
+    parsed = config_from_args(get_args_parser().parse_args(argv))
+    assert config_to_dict(typed) == config_to_dict(parsed)  # each resolution makes its own RunConfig_<head> class
+    assert (typed.train.epochs, typed.seeds, typed.video_prefix) == (7, (1, 2), "123")
+    with pytest.raises(ConfigError, match=r"^unknown settings: epoch; settings: "):
+        resolve_run_config("mlp", settings={"epoch": 7})
