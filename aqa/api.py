@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from aqa.data.feature_store import FeatureStore, open_feature_store
+from aqa.models.checkpoint import check_difficulty
 from aqa.pipeline import extract as extract_tool
 from aqa.pipeline import train as train_tool
-from aqa.pipeline.checkpoint import check_difficulty
 from aqa.pipeline.environment import configure_library_environment
 from aqa.pipeline.extract import ExtractionResult
 from aqa.pipeline.predict import load_predictor, predict_video, timeline_curve

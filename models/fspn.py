@@ -1,7 +1,7 @@
 """FSPN (Gedamu et al., IEEE TIP 2023): fine-grained spatio-temporal parsing as a pairwise scoring head.
 
 Per video, two aligned clip streams from one backbone, scene and actor ``[T, D]``, reach the head
-as one ``[T, 2D]`` input, scene first (``pipeline.train_data.combine_streams(..., "both")``);
+as one ``[T, 2D]`` input, scene first (``models.streams.combine_streams(..., "both")``);
 ``input_dim`` is then 2D and the head splits the last axis in halves. Each video is encoded on
 its own (see ``shared/spec/fspn.md``):
 

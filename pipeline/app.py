@@ -30,11 +30,11 @@ from typing import Any
 
 from aqa.data.labels import read_label_files
 from aqa.errors import AqaError, one_line
+from aqa.models.streams import difficulty_use
 from aqa.pipeline.app_scoring import AppLimits, JobGauge, check_upload, prune_jobs, score_upload
 from aqa.pipeline.cli import add_common_arguments, add_workers_argument, exit_status_epilog, run_cli
 from aqa.pipeline.extract import VIDEO_SUFFIXES
 from aqa.pipeline.predict import Predictor, PredictSetupError, load_predictor
-from aqa.pipeline.train_data import difficulty_use
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from aqa.errors import AqaError, one_line
-from aqa.pipeline.checkpoint import check_difficulty
+from aqa.models.checkpoint import check_difficulty
 from aqa.pipeline.extract import VIDEO_SUFFIXES
 from aqa.pipeline.overlay import box_legend, strip_legend
 from aqa.pipeline.plots import timeline_figure

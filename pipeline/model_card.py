@@ -10,7 +10,7 @@ clip plan, detector), the date and the aqa version.
 
 :func:`build_card` is a pure function of aqa-train's metrics report (``pipeline.train_report``);
 :func:`write_model_card` writes both files atomically. The description and the scale also travel in
-the checkpoint (``pipeline.checkpoint``), so a ``model.pt`` moved without its card still says what
+the checkpoint (``models.checkpoint``), so a ``model.pt`` moved without its card still says what
 it is.
 
 ``model_card.json`` (``card_version`` 1)::

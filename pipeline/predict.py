@@ -29,8 +29,8 @@ from aqa.errors import AqaError, VideoError, one_line, printable
 from aqa.extractors.backbones import VideoBackbone, build_backbone
 from aqa.extractors.parallel import FailedVideo, PoolConfig, WorkerPool
 from aqa.extractors.siamese import SiameseConfig, SiameseFeatures
+from aqa.models.checkpoint import CheckpointInfo, check_difficulty, load_checkpoint, predict_features
 from aqa.models.normalization import ScoreNormalizer
-from aqa.pipeline.checkpoint import CheckpointInfo, check_difficulty, load_checkpoint, predict_features
 from aqa.pipeline.cli import add_common_arguments, add_workers_argument, exit_status_epilog, run_cli
 from aqa.pipeline.devices import resolve_device, resolve_workers
 from aqa.pipeline.overlay import write_overlay

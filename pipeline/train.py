@@ -23,7 +23,7 @@ trains on score / difficulty ("w/ DD") when every video has a difficulty.
 Outputs in ``--out`` (one sub-folder per score when several are trained, named after it, a score
 that cannot name a folder of its own refused before training; plus a top-level
 ``metrics.json`` that averages rho over scores with Fisher's z): ``model.pt`` (see
-:mod:`pipeline.checkpoint`; of the seed with the best validation rho, or with fixed epochs the
+:mod:`models.checkpoint`; of the seed with the best validation rho, or with fixed epochs the
 best rho on the whole training videos; never chosen by test), ``metrics.json``,
 ``predictions.csv`` (test videos: name, true, predicted), ``predictions.png``, ``curves.png``,
 ``cumulative_score.png`` and the model card beside ``model.pt`` (``model_card.md`` and
@@ -54,8 +54,10 @@ from aqa.data.labels import parse_column_names, read_label_files
 from aqa.data.provenance import Provenance
 from aqa.errors import AqaError, printable
 from aqa.models import registry
+from aqa.models.checkpoint import load_checkpoint
 from aqa.models.ensemble import parse_member
 from aqa.models.normalization import ScoreNormalizer
+from aqa.models.streams import Streams, difficulty_use
 from aqa.models.training import (
     FitResult,
     PaddedVideos,
@@ -65,7 +67,6 @@ from aqa.models.training import (
     nan_to_minus_inf,
     seed_everything,
 )
-from aqa.pipeline.checkpoint import load_checkpoint
 from aqa.pipeline.cli import (
     add_common_arguments,
     add_config_arguments,
@@ -83,14 +84,7 @@ from aqa.pipeline.cross_validation import (
 )
 from aqa.pipeline.devices import resolve_device
 from aqa.pipeline.model_card import check_description
-from aqa.pipeline.train_data import (
-    Streams,
-    TrainingData,
-    VideoSplit,
-    carve_validation,
-    difficulty_use,
-    load_training_data,
-)
+from aqa.pipeline.train_data import TrainingData, VideoSplit, carve_validation, load_training_data
 from aqa.pipeline.train_report import SeedMetrics, split_metrics, write_combined_report, write_score_outputs
 
 log = logging.getLogger(__name__)

@@ -1,20 +1,7 @@
 """What aqa-train learns from: a feature store's splits as model inputs, a validation split carved off.
 
-A store holds a scene stream and (when extracted here) an actor stream per video. A head sees one
-``[T, D']`` sequence, so :func:`combine_streams` decides how the streams are fed (the choice is
-recorded in the checkpoint, and prediction calls the same function):
-
-- ``"scene"`` / ``"actor"``: one stream, ``D' = D``;
-- ``"both"``: scene and actor concatenated per clip, scene first, ``D' = 2 D`` (a head that treats
-  the streams separately, as FSPN does, splits the last axis in halves);
-- ``"auto"``: ``"both"`` when the store has an actor stream, else ``"scene"``.
-
-FSPN takes ``"both"`` and splits it into its scene and actor halves itself.
-
-Difficulty, as a head's config declares it (``HeadNeeds``; FSPN's settings): dividing by it ("w/
-DD", MTL-AQA), the head learns ``score / difficulty`` and the prediction is multiplied back;
-grouping by it, the difficulty is the exemplar group key (:func:`difficulty_use`).
-"""
+Streams and difficulty, as a trained model uses them, are :mod:`models.streams`'s (prediction calls
+the same functions); this module reads a store's splits through them."""
 
 from __future__ import annotations
 
@@ -23,7 +10,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
@@ -36,47 +22,13 @@ from aqa.data.provenance import Provenance, check_provenance
 from aqa.errors import AqaError
 from aqa.models.fspn_training import difficulty_ratio
 from aqa.models.normalization import ScoreNormalizer
-from aqa.models.registry import HeadConfig
+from aqa.models.streams import combine_streams, resolve_streams
 from aqa.models.training import PaddedVideos
 
 log = logging.getLogger(__name__)
 
-Streams = Literal["auto", "scene", "actor", "both"]
-
-
 class TrainingDataError(AqaError):
     """The features or labels cannot be trained on as asked; the message says what is there instead."""
-
-
-def resolve_streams(streams: str, has_actor: bool) -> str:
-    """``"auto"`` -> ``"both"`` or ``"scene"``; asking for the actor stream of a store without one fails."""
-    if streams == "auto":
-        return "both" if has_actor else "scene"
-    if streams in ("actor", "both") and not has_actor:
-        raise TrainingDataError(f"streams={streams!r} needs an actor stream, but these features have only the "
-                                "scene stream (imported features have no actor stream); use streams=scene")
-    if streams not in ("scene", "actor", "both"):
-        raise TrainingDataError(f"streams must be auto, scene, actor or both, got {streams!r}")
-    return streams
-
-
-def combine_streams(scene: Tensor, actor: Tensor | None, streams: str) -> Tensor:
-    """One video's model input: ``scene`` / ``actor`` ``[T, D]`` -> ``[T, D]`` or ``[T, 2D]`` (see module doc)."""
-    if streams == "scene":
-        return scene
-    if actor is None:
-        raise TrainingDataError(f"streams={streams!r} needs the actor stream, which this video does not have")
-    if actor.shape != scene.shape:
-        raise TrainingDataError(f"scene {tuple(scene.shape)} and actor {tuple(actor.shape)} streams differ in shape")
-    return actor if streams == "actor" else torch.cat([scene, actor], dim=-1)
-
-
-def difficulty_use(head_config: HeadConfig) -> tuple[bool, bool]:
-    """(train on score / difficulty, group exemplars by difficulty), as the head's config declares them
-    (:class:`~models.registry.HeadNeeds`; FSPN's ``train_divide_by_difficulty`` and
-    ``train_exemplar_groups``)."""
-    needs = head_config.needs()
-    return needs.divide_by_difficulty, needs.group_by_difficulty
 
 
 @dataclass(frozen=True, eq=False)

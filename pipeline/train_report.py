@@ -43,8 +43,8 @@ import numpy as np
 import torch
 
 from aqa.config import config_to_dict
+from aqa.models.checkpoint import save_checkpoint
 from aqa.models.metrics import cumulative_score, fisher_z_mean, mse, relative_l2, spearman, summarize_seeds
-from aqa.pipeline.checkpoint import save_checkpoint
 from aqa.pipeline.model_card import build_card, default_description, score_scale, write_model_card
 from aqa.pipeline.plots import plot_cumulative_score, plot_curves, plot_predictions
 from aqa.version import __version__

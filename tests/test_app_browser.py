@@ -388,7 +388,7 @@ def test_a_portrait_phone_video_on_a_computer_and_a_phone(app, trained, tmp_path
     """A rotated phone video scored on the page at 1280 and 400 px: the score with its scale and the
     model's one-line description, the warnings in words, the video upright at its own size with its
     caption in view and a legend, one progress bar (in view on the phone), a plot a phone can read."""
-    from aqa.pipeline.checkpoint import load_checkpoint
+    from aqa.models.checkpoint import load_checkpoint
 
     url, _ = app
     _, _, info = load_checkpoint(trained[2], device="cpu")  # the model the page offers first

@@ -1,4 +1,4 @@
-"""pipeline.checkpoint: weights_only checkpoints, their loader's refusals, and predict_features."""
+"""models.checkpoint: weights_only checkpoints, their loader's refusals, and predict_features."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import torch
 from aqa.data.provenance import Provenance
 from aqa.errors import CorruptFileError, MissingFileError
 from aqa.models import ScoreNormalizer, build_head
-from aqa.pipeline.checkpoint import load_checkpoint, predict_features, save_checkpoint
-from aqa.pipeline.train_data import TrainingDataError
+from aqa.models.checkpoint import load_checkpoint, predict_features, save_checkpoint
+from aqa.models.streams import StreamsError
 
 D = 6
 PROVENANCE = Provenance(backbone="i3d", weights_sha256="ab", clip_plan={"clip_length": 32}, input_size=(224, 224),
@@ -86,7 +86,7 @@ def test_predict_features_combines_streams_and_returns_the_original_scale(tmp_pa
     assert score == pytest.approx(10.0 + 40.0 * float(unit), rel=1e-6) and details["score"] == score
     assert 10.0 <= details["score_argmax"] <= 50.0 and details["procedure_attention"].shape == (5, 11)
     assert details["grade_probs"].shape == (4,)
-    with pytest.raises(TrainingDataError, match="needs the actor stream"):
+    with pytest.raises(StreamsError, match="needs the actor stream"):
         predict_features(loaded, normalizer, scene, None, streams="both")
 
 

@@ -18,10 +18,10 @@ import pytest
 import torch
 
 from aqa.models import HeadConfigError, build_head
+from aqa.models.checkpoint import load_checkpoint, predict_features
 from aqa.models.ensemble import EnsembleConfig, assemble, parse_member
 from aqa.models.normalization import ScoreNormalizer
 from aqa.models.presets import PRESETS
-from aqa.pipeline.checkpoint import load_checkpoint, predict_features
 from aqa.pipeline.predict import format_report, member_scores
 from aqa.pipeline.train import cli
 from aqa.synthetic.features import SyntheticTask, make_videos, write_synthetic_store

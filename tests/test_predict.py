@@ -15,8 +15,8 @@ from aqa.data.provenance import ProvenanceNotReproducible, check_reproducible, e
 from aqa.extractors.tracking import DETECTED, HELD, ActorTrack
 from aqa.extractors.video import open_video
 from aqa.models import ScoreNormalizer, build_head
+from aqa.models.checkpoint import CheckpointInfo, predict_features
 from aqa.models.fspn_training import prepare
-from aqa.pipeline.checkpoint import CheckpointInfo, predict_features
 from aqa.pipeline.predict import build_report, cli, format_report, sub_action_spans
 from aqa.synthetic.features import SyntheticTask, synthetic_provenance
 
@@ -92,7 +92,7 @@ def test_absent_backbone_weights_name_the_path(trained, tmp_path, capsys):
 
 
 def test_refuses_what_it_cannot_reproduce(trained):
-    from aqa.pipeline.checkpoint import load_checkpoint
+    from aqa.models.checkpoint import load_checkpoint
 
     _, _, checkpoint = trained
     _, _, info = load_checkpoint(checkpoint)

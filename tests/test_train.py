@@ -18,10 +18,10 @@ from aqa.data.labels import LabelRecord
 from aqa.data.provenance import Provenance
 from aqa.data.shard_writer import ShardWriter
 from aqa.models import PRESETS
+from aqa.models.checkpoint import MissingDifficultyError, load_checkpoint, predict_features
 from aqa.models.masking import masked_mean
 from aqa.models.metrics import fisher_z_mean, spearman
 from aqa.models.registry import HeadConfig, HeadNeeds, ScoringHead, list_heads, register_head
-from aqa.pipeline.checkpoint import MissingDifficultyError, load_checkpoint, predict_features
 from aqa.pipeline.train import TrainingSetupError, cli, score_folders
 from aqa.synthetic.features import SyntheticTask, make_videos, synthetic_provenance, write_synthetic_store
 from torch_threads import single_thread

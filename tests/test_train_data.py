@@ -1,4 +1,4 @@
-"""pipeline.train_data: streams, the validation carve, and reading a store's splits for training."""
+"""pipeline.train_data: the validation carve, and reading a store's splits for training."""
 
 from __future__ import annotations
 
@@ -9,26 +9,8 @@ import pytest
 import torch
 
 from aqa.models import ScoreNormalizer
-from aqa.pipeline.train_data import (
-    TrainingDataError,
-    VideoSplit,
-    carve_validation,
-    combine_streams,
-    load_training_data,
-    resolve_streams,
-)
+from aqa.pipeline.train_data import TrainingDataError, VideoSplit, carve_validation, load_training_data
 from aqa.synthetic.features import SyntheticTask, make_videos, write_synthetic_store
-
-
-def test_streams_combine_scene_first():
-    scene, actor = torch.zeros(3, 2), torch.ones(3, 2)
-    assert torch.equal(combine_streams(scene, actor, "both"), torch.tensor([[0.0, 0, 1, 1]] * 3))
-    assert combine_streams(scene, actor, "actor") is actor and combine_streams(scene, None, "scene") is scene
-    with pytest.raises(TrainingDataError, match="differ in shape"):
-        combine_streams(scene, torch.ones(4, 2), "both")
-    assert resolve_streams("auto", True) == "both" and resolve_streams("auto", False) == "scene"
-    with pytest.raises(TrainingDataError, match="needs an actor stream"):
-        resolve_streams("actor", False)
 
 
 def split(count: int, difficulty: list[float] | None = None) -> VideoSplit:

@@ -8,7 +8,7 @@ A checkpoint is one ``torch.save``'d dict of tensors and plain containers only, 
     head_name         registry name ("cofinal", "mlp", ...)
     head_config       the head's config as plain data (rebuilt with aqa.config.config_from_dict)
     input_dim         D' the head takes (2 D when streams == "both")
-    streams           how scene/actor features become the head's input (pipeline.train_data)
+    streams           how scene/actor features become the head's input (models.streams)
     score_name        the score this head predicts ("TES", "total", ...)
     normalizer        {"low", "high"}: the training range that maps scores to [0, 1)
     provenance        what made the training features (data.provenance.Provenance.to_dict())
@@ -49,7 +49,7 @@ from aqa.config import config_from_dict, config_to_dict
 from aqa.data.provenance import Provenance
 from aqa.errors import AqaError, CorruptFileError, MissingFileError
 from aqa.models import ScoreNormalizer, ScoringHead, build_head, config_type
-from aqa.pipeline.train_data import combine_streams, difficulty_use
+from aqa.models.streams import combine_streams, difficulty_use
 from aqa.version import __version__
 
 log = logging.getLogger(__name__)
