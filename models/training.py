@@ -68,6 +68,12 @@ class TrainConfig:
     # Keep the mean of the weights at the end of each of the last ``average_last`` share of the
     # epochs instead of the last epoch's (stochastic weight averaging); 0 keeps the last epoch's.
     average_last: float = 0.0
+    # Augmentation of each training window (issue 26; 0 = off, and then no random number is drawn,
+    # so runs without it are bit-identical to before): Gaussian noise of this many per-dimension
+    # standard deviations of the training clips, and each clip of a window masked out with this
+    # probability (at least one clip stays).
+    feature_noise: float = 0.0
+    clip_dropout: float = 0.0
     deterministic: bool = True  # torch.use_deterministic_algorithms during training
 
     def __post_init__(self) -> None:
@@ -78,6 +84,9 @@ class TrainConfig:
             raise TrainConfigError(f"train.window must be positive (or null for the head's), got {self.window}")
         if not 0 < self.lr_min <= self.lr:
             raise TrainConfigError(f"need 0 < train.lr_min <= train.lr, got lr={self.lr}, lr_min={self.lr_min}")
+        if self.feature_noise < 0 or not 0 <= self.clip_dropout < 1:
+            raise TrainConfigError(f"train.feature_noise must be >= 0 and train.clip_dropout in [0, 1), got "
+                                   f"{self.feature_noise} and {self.clip_dropout}")
         if not 0 <= self.average_last < 1:
             raise TrainConfigError(f"train.average_last must be in [0, 1), got {self.average_last}")
         if not 0 <= self.momentum < 1 or self.weight_decay < 0:
@@ -151,6 +160,23 @@ def sample_windows(videos: PaddedVideos, index: Tensor, window: int,
     flat = (index.unsqueeze(1) * max_clips + starts.unsqueeze(1) + offsets).reshape(-1)  # [B * C]
     features = videos.features.reshape(-1, dim).index_select(0, flat.to(videos.device))
     return features.reshape(len(index), width, dim), mask.to(videos.device)
+
+
+def augment_windows(features: Tensor, mask: Tensor, config: TrainConfig, clip_std: Tensor,
+                    generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """:attr:`TrainConfig.feature_noise` and :attr:`TrainConfig.clip_dropout` on a batch of windows
+    (``clip_std`` ``[D]``: the training clips' per-dimension std). Random numbers come from
+    ``generator`` on the CPU, so a seed fixes them; with both settings 0 nothing is drawn."""
+    if config.feature_noise > 0:
+        noise = torch.randn(features.shape, generator=generator).to(features.device)
+        features = features + config.feature_noise * clip_std * noise * mask.unsqueeze(-1)
+    if config.clip_dropout > 0:
+        keep = (torch.rand(mask.shape, generator=generator) >= config.clip_dropout).to(mask.device) & mask
+        first = mask.float().argmax(dim=1)  # a window whose every clip was dropped keeps its first
+        keep[torch.arange(len(mask), device=mask.device), first] |= ~keep.any(dim=1)
+        mask = keep
+        features = features * mask.unsqueeze(-1)
+    return features, mask
 
 
 def full_batches(videos: PaddedVideos, batch_size: int) -> Iterator[tuple[slice, Tensor, Tensor]]:
@@ -254,11 +280,16 @@ def video_recipe(head: ScoringHead, train: PaddedVideos, config: TrainConfig) ->
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * steps_per_epoch,
                                                           eta_min=config.lr_min)
 
+    augmenting = config.feature_noise > 0 or config.clip_dropout > 0
+    clip_std = train.features[train.mask()].std(dim=0) if augmenting else None
+
     def epoch(generator: torch.Generator) -> Iterator[Batch]:
         order = torch.randperm(len(train), generator=generator)
         for start in range(0, len(train), config.batch_size):
             index = order[start:start + config.batch_size]
             features, mask = sample_windows(train, index, window, generator)
+            if augmenting:
+                features, mask = augment_windows(features, mask, config, clip_std, generator)
             yield features, mask, train.targets[index.to(train.device)], {}
 
     return Recipe(optimizer, schedule, epoch)

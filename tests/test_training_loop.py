@@ -14,6 +14,7 @@ from aqa.models.training import (
     TrainConfig,
     TrainConfigError,
     TrainingDivergedError,
+    augment_windows,
     evaluate,
     fit,
     full_batches,
@@ -186,3 +187,34 @@ def test_weight_averaging_keeps_the_mean_of_the_last_epochs_weights():
     assert not torch.equal(averaged.state_dict()["mlp.0.weight"], plain.state_dict()["mlp.0.weight"])
     with pytest.raises(TrainConfigError, match="average_last"):
         TrainConfig(average_last=1.0)
+
+
+def test_augmentation_adds_noise_on_real_clips_and_drops_clips_but_never_a_whole_window():
+    """Issue 26's temporal augmentation: noise in units of each dimension's std, only on real clips;
+    dropped clips masked and zeroed, one clip kept where all would go; a seed fixes both."""
+    videos = numbered_videos([5, 3, 1])
+    features, mask = sample_windows(videos, torch.tensor([0, 1, 2]), 4, torch.Generator().manual_seed(0))
+    std = torch.tensor([1.0, 2.0, 0.0, 0.5])
+    noisy, same_mask = augment_windows(features, mask, TrainConfig(feature_noise=0.3), std,
+                                       torch.Generator().manual_seed(1))
+    assert torch.equal(same_mask, mask) and torch.equal(noisy[~mask], features[~mask])  # padding untouched
+    change = (noisy - features)[mask]
+    assert torch.all(change[:, 2] == 0) and change[:, 1].std() > change[:, 3].std() > 0  # scaled by std
+    config = TrainConfig(clip_dropout=0.99)
+    dropped, kept = augment_windows(features, mask, config, std, torch.Generator().manual_seed(2))
+    assert torch.all(kept.sum(dim=1) >= 1) and not torch.any(kept & ~mask)
+    assert torch.all(dropped[~kept] == 0) and torch.equal(dropped[kept], features[kept])
+    again = augment_windows(features, mask, config, std, torch.Generator().manual_seed(2))
+    assert torch.equal(again[1], kept)
+    with pytest.raises(TrainConfigError, match="clip_dropout"):
+        TrainConfig(clip_dropout=1.0)
+
+
+def test_augmentation_off_draws_nothing_and_on_changes_the_run():
+    """With both settings 0 a run is bit-identical to one without them (no random number drawn);
+    with noise on, the same seed gives another run."""
+    (_, plain), (_, off), (_, noisy) = (train_mlp(config, 0) for config in (
+        TrainConfig(epochs=3, batch_size=8), TrainConfig(epochs=3, batch_size=8, feature_noise=0.0, clip_dropout=0.0),
+        TrainConfig(epochs=3, batch_size=8, feature_noise=0.5)))
+    assert all(torch.equal(plain.last_state[k], off.last_state[k]) for k in plain.last_state)
+    assert not all(torch.equal(plain.last_state[k], noisy.last_state[k]) for k in plain.last_state)
