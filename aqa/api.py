@@ -38,7 +38,8 @@ from aqa.pipeline import extract as extract_tool
 from aqa.pipeline import train as train_tool
 from aqa.pipeline.environment import configure_library_environment
 from aqa.pipeline.extract import ExtractionResult
-from aqa.pipeline.predict import load_predictor, predict_video, timeline_curve
+from aqa.pipeline.predict import load_predictor, predict_video
+from aqa.pipeline.predict.report import timeline_curve
 
 __all__ = ["ExtractionResult", "Prediction", "Predictor", "extract", "open_store", "train"]
 

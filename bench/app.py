@@ -84,7 +84,7 @@ def main(args: argparse.Namespace) -> None:
             server.terminate()
             server.wait()
 
-        from aqa.pipeline.app_scoring import score_upload
+        from aqa.pipeline.app.scoring import score_upload
         from aqa.pipeline.predict import load_predictor
 
         with load_predictor(args.checkpoint, device="cpu", workers=args.workers) as predictor:

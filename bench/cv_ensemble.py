@@ -6,7 +6,7 @@
 Every input is a finished ``aqa-train --folds-file ... --seeds S`` run of one score, on the same
 folds; the seeds all of them have are joined. Each member of an ensemble checkpoint
 (``aqa-train --head ensemble``) trains as its own ``--head`` run does with the same seed
-(``pipeline.train_ensemble``), so the mean of the members' out-of-fold predictions, seed by seed,
+(``pipeline.train.ensemble``), so the mean of the members' out-of-fold predictions, seed by seed,
 is what the ensemble's own CV would predict (``tests/test_ensemble.py`` checks that on a subset),
 at no extra training. Seed ``s`` of the result is the members' mean for seed ``s``; its
 ``ensemble`` entry (the seeds' mean) is what the checkpoint, which keeps every seed, predicts.
@@ -24,8 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aqa.pipeline.cross_validation import FoldRun, fold_metrics  # noqa: E402
-from aqa.pipeline.train_report import summarize_seeds  # noqa: E402
+from aqa.pipeline.train.cross_validation import FoldRun, fold_metrics  # noqa: E402
+from aqa.pipeline.train.report import summarize_seeds  # noqa: E402
 from bench.cv_merge_seeds import load, write_run  # noqa: E402
 
 

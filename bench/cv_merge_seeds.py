@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from aqa.pipeline.cross_validation import FoldRun, fold_metrics
-from aqa.pipeline.train_report import summarize_seeds
+from aqa.pipeline.train.cross_validation import FoldRun, fold_metrics
+from aqa.pipeline.train.report import summarize_seeds
 
 
 def load(folder: Path) -> tuple[dict, list[dict]]:

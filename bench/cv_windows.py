@@ -26,8 +26,11 @@ import torch
 
 from aqa.models.metrics import fisher_z_mean, spearman
 from aqa.models.windows import evenly_spaced_windows
-from aqa.pipeline.cross_validation import cross_validate, read_folds
-from aqa.pipeline.train import config_from_args, get_args_parser, head_streams, load_training_data, train_score
+from aqa.pipeline.train.cli import config_from_args, get_args_parser
+from aqa.pipeline.train.config import head_streams
+from aqa.pipeline.train.cross_validation import cross_validate, read_folds
+from aqa.pipeline.train.data import load_training_data
+from aqa.pipeline.train.training import train_score
 
 
 @torch.no_grad()

@@ -51,7 +51,7 @@ def main(args: argparse.Namespace) -> None:
     from aqa.extractors.clips import ClipPlanConfig
     from aqa.extractors.detect import DetectorConfig
     from aqa.pipeline.extract import ExtractConfig, run_extraction
-    from aqa.pipeline.extract_ray import RayConfig, run_ray_extraction, start_ray
+    from aqa.pipeline.extract.ray import RayConfig, run_ray_extraction, start_ray
 
     emit = json_lines(args.out, bench="extract_engines", videos=args.videos, frames=args.frames,
                       input_size=args.input_size)

@@ -1,7 +1,7 @@
 """What comes next for one video: the steps of its extraction, as a state machine.
 
 Both engines (:class:`extractors.parallel.WorkerPool` on this machine's threads,
-``pipeline.extract_ray`` on Ray actors) extract a video in the same steps, from the stage
+``pipeline.extract.ray`` on Ray actors) extract a video in the same steps, from the stage
 functions of :mod:`extractors.siamese`:
 
 1. **lay out** (:class:`LayOut`): probe, plan the clips, pick the key frames; the video is cut

@@ -2,7 +2,7 @@
 
 Members are named by head, with config overrides in brackets: ``("cofinal",
 "cofinal(coarse=likert)", "mlp")``. Each member is trained as ``aqa-train --head <name>`` would
-train it with the same preset, once per seed (``pipeline.train_ensemble``), and the ensemble keeps
+train it with the same preset, once per seed (``pipeline.train.ensemble``), and the ensemble keeps
 every (member, seed) head: its score is the weighted mean over members of each member's mean
 over its seeds (equal weights unless ``weights`` says otherwise), on the normalised [0, 1) scale
 (all members share one score range, so this is the same mean on the judges' scale).
@@ -127,7 +127,7 @@ class EnsembleHead(ScoringHead):
         return {"score": member_scores @ self.weights, "member_scores": member_scores}
 
     def loss(self, outputs: dict[str, Tensor], targets: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        raise HeadConfigError("an ensemble is not trained by gradient steps: its members are (pipeline.train_ensemble)")
+        raise HeadConfigError("an ensemble is not trained by gradient steps: its members are (pipeline.train.ensemble)")
 
     def predict_details(self, outputs: dict[str, Tensor]) -> dict[str, Tensor]:
         return {"score": outputs["score"].detach(), "member_scores": outputs["member_scores"].detach()}

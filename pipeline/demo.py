@@ -33,7 +33,8 @@ from aqa.extractors.siamese import SiameseConfig
 from aqa.models.metrics import spearman
 from aqa.pipeline.cli import add_common_arguments, exit_status_epilog, run_cli
 from aqa.pipeline.extract import ExtractConfig, find_videos, run_extraction
-from aqa.pipeline.predict import load_predictor, predict_video, save_prediction_overlay
+from aqa.pipeline.predict import load_predictor, predict_video
+from aqa.pipeline.predict.report import save_prediction_overlay
 from aqa.pipeline.train import cli as train_cli
 from aqa.synthetic.dataset import SyntheticDatasetConfig, generate_dataset
 

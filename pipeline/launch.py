@@ -31,7 +31,7 @@ def extract() -> int:
 
 
 def index() -> int:
-    return _launch("shards", "aqa-index")
+    return _launch("extract.index", "aqa-index")
 
 
 def import_features() -> int:

@@ -83,7 +83,7 @@ def reached_engine(monkeypatch) -> list:
         configs.append(config)
         return [], {}
 
-    monkeypatch.setattr("aqa.pipeline.extract.run_extraction", record)
+    monkeypatch.setattr("aqa.pipeline.extract.extraction.run_extraction", record)
     return configs
 
 

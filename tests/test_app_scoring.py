@@ -17,10 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aqa.pipeline import app
-from aqa.pipeline.app import checkpoint_names
+from aqa.pipeline.app import checkpoint_names, demo_model, serve
 from aqa.pipeline.app import cli as app_cli
-from aqa.pipeline.app_scoring import AppLimits, JobGauge, UploadError, check_upload, score_upload, summary_markdown
+from aqa.pipeline.app.scoring import AppLimits, JobGauge, UploadError, check_upload, score_upload, summary_markdown
 from aqa.pipeline.plots import timeline_figure
 from aqa.pipeline.predict import load_predictor
 
@@ -56,7 +55,7 @@ def test_the_gauge_counts_jobs_running_at_once_and_logs_each(caplog):
         with gauge.job(name):
             inside.wait(timeout=10)  # both are inside at the same moment
 
-    with caplog.at_level(logging.INFO, logger="aqa.pipeline.app_scoring"):
+    with caplog.at_level(logging.INFO, logger="aqa.pipeline.app.scoring"):
         threads = [threading.Thread(target=job, args=(f"v{i}.mp4",)) for i in range(2)]
         for thread in threads:
             thread.start()
@@ -121,7 +120,7 @@ def test_the_summary_says_what_the_text_report_says():
     """The scale, the model's line and the frames no clip covers are shown; a procedure's moment only
     where the text report names it, and the overlay's strip shaded only then (seen failing before: none
     of the three shown, and 'procedure 1 attends most to ... (clip 1)' for attention spread evenly)."""
-    from aqa.pipeline.app_scoring import overlay_legend
+    from aqa.pipeline.app.scoring import overlay_legend
 
     report = {"video": "dive.mp4", "score": 6.5, "score_name": "score", "head": "cofinal", "frames": 43, "fps": 20.0,
               "clips": 5, "athlete_frames": {"detected": 40, "held": 3}, "warnings": [],
@@ -150,7 +149,7 @@ def test_the_summary_says_what_the_text_report_says():
 
 
 def test_the_overlay_legend_names_only_what_the_video_shows():
-    from aqa.pipeline.app_scoring import overlay_legend
+    from aqa.pipeline.app.scoring import overlay_legend
 
     report = {"clips": 4, "athlete_frames": {"detected": 90, "interpolated": 0, "held": 0, "fallback": 6}}
     assert overlay_legend(report) == ("Athlete boxes: green detected, grey never found (the whole frame used).  \n"
@@ -185,17 +184,17 @@ def test_the_demo_is_found_from_another_folder(tmp_path, monkeypatch):
     checkout = tmp_path / "checkout"
     (checkout / "demo_out" / "run").mkdir(parents=True)
     (checkout / "demo_out" / "run" / "model.pt").write_bytes(b"x")
-    monkeypatch.setattr(app, "CHECKOUT", checkout)
+    monkeypatch.setattr(demo_model, "CHECKOUT", checkout)
     monkeypatch.chdir(tmp_path)
-    assert app.resolve_checkpoints(None) == [checkout / "demo_out" / "run" / "model.pt"]
+    assert serve.resolve_checkpoints(None) == [checkout / "demo_out" / "run" / "model.pt"]
     (tmp_path / "demo_out" / "run").mkdir(parents=True)  # this folder's demo comes first
     (tmp_path / "demo_out" / "run" / "model.pt").write_bytes(b"x")
-    assert app.find_demo() == tmp_path / "demo_out"
+    assert demo_model.find_demo() == tmp_path / "demo_out"
 
 
 def test_the_command_line_refuses_in_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # no demo_out/ here
-    monkeypatch.setattr(app, "CHECKOUT", tmp_path / "checkout")  # nor in the checkout (make demo may have run)
+    monkeypatch.setattr(demo_model, "CHECKOUT", tmp_path / "checkout")  # nor in the checkout (make demo may have run)
     assert app_cli([]) == 2
     error = capsys.readouterr().err.strip()  # every place looked at, by its full path (seen failing: demo_out/...)
     assert error.startswith(f"aqa-app: error: no --checkpoint given and no demo model at {tmp_path}/demo_out/run/"

@@ -127,16 +127,20 @@ def test_a_config_s_own_validation_becomes_a_config_error():
         load_config(CheckedSettings, None, ["every_k=0"])
 
 
+TOOL_MODULES = {"extract": "extract.cli", "train": "train.cli", "predict": "predict.cli"}
+"""Where a tool's argument parser is: a command package's cli module, else the tool's own module."""
+
+
 @pytest.mark.parametrize("tool", ["extract", "train", "synthetic"])
 def test_every_tools_help_example_for_set_is_accepted_by_that_tool(tool):
     """The ``--set`` example in each ``--help`` parses through that tool's own config (it once
     showed ``clip.length=16``, which no tool accepts)."""
+    import importlib
     import re
 
-    from aqa.pipeline import extract, synthetic, train
     from aqa.synthetic.dataset import SyntheticDatasetConfig
 
-    module = {"extract": extract, "train": train, "synthetic": synthetic}[tool]
+    module = importlib.import_module(f"aqa.pipeline.{TOOL_MODULES.get(tool, tool)}")
     parser = module.get_args_parser()
     example = re.search(r"e\.g\. --set (\S+);", " ".join(parser.format_help().split())).group(1)
     required = {"extract": ["videos", "-o", "f.h5"], "train": ["f.h5", "--out", "o"], "synthetic": ["out"]}[tool]
@@ -185,7 +189,8 @@ def test_an_unusable_cache_folder_is_one_line_not_a_traceback(tmp_path, monkeypa
 def test_every_tools_help_lists_its_exit_codes(tool):
     import importlib
 
-    text = " ".join(importlib.import_module(f"aqa.pipeline.{tool}").get_args_parser().format_help().split())
+    parser = importlib.import_module(f"aqa.pipeline.{TOOL_MODULES.get(tool, tool)}").get_args_parser()
+    text = " ".join(parser.format_help().split())
     assert "Exit status: 0" in text and "3 internal error" in text and "130 interrupted" in text
 
 
@@ -204,7 +209,7 @@ def test_impossible_extraction_numbers_are_refused_before_any_video(tmp_path, fl
     assert cli([str(tmp_path / "no-such-videos"), "-o", str(output), "--quiet", *flags]) == 2
     assert not output.exists()
     with pytest.raises(ConfigError, match=message):
-        from aqa.pipeline.extract import config_from_args, get_args_parser
+        from aqa.pipeline.extract.cli import config_from_args, get_args_parser
         config_from_args(get_args_parser().parse_args(["v", "-o", str(output), *flags]))
 
 

@@ -1,4 +1,4 @@
-"""pipeline.cross_validation (aqa-train --folds): folds, and the real CLI path on a synthetic store."""
+"""pipeline.train.cross_validation (aqa-train --folds): folds, and the real CLI path on a synthetic store."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from aqa.pipeline.cross_validation import FoldsError, check_folds, make_folds, read_folds
 from aqa.pipeline.train import cli
+from aqa.pipeline.train.cross_validation import FoldsError, check_folds, make_folds, read_folds
 from aqa.synthetic.features import SyntheticTask, make_videos, write_synthetic_store
 from torch_threads import single_thread
 

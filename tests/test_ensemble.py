@@ -1,4 +1,4 @@
-"""models.ensemble and pipeline.train_ensemble: several trained heads in one checkpoint.
+"""models.ensemble and pipeline.train.ensemble: several trained heads in one checkpoint.
 
 The ensemble must predict the mean of its members, each member exactly as its own ``--head`` run
 trains it (so bench/cv_ensemble.py's average of member CV runs is the ensemble's CV), and its
@@ -22,7 +22,7 @@ from aqa.models.checkpoint import load_checkpoint, predict_features
 from aqa.models.ensemble import EnsembleConfig, assemble, parse_member
 from aqa.models.normalization import ScoreNormalizer
 from aqa.models.presets import PRESETS
-from aqa.pipeline.predict import format_report, member_scores
+from aqa.pipeline.predict.report import format_report, member_scores
 from aqa.pipeline.train import cli
 from aqa.synthetic.features import SyntheticTask, make_videos, write_synthetic_store
 from torch_threads import single_thread
@@ -146,7 +146,7 @@ def test_aqa_predict_the_api_and_the_app_report_each_members_score_on_a_real_cli
     score is the mean of the members' scores in aqa-predict's JSON and text, aqa.Predictor and the
     page's summary."""
     import aqa
-    from aqa.pipeline.app_scoring import summary_markdown
+    from aqa.pipeline.app.scoring import summary_markdown
     from aqa.pipeline.predict import cli as predict_cli
 
     root, _, _ = trained
@@ -171,7 +171,7 @@ def test_aqa_predict_the_api_and_the_app_report_each_members_score_on_a_real_cli
 @pytest.mark.parametrize(("preset", "head", "settings"), [(name, *parse_member(PRESETS[name].default_head))
                                                          for name in ("fisv-tes", "fisv-pcs", "rg-ball")])
 def test_a_preset_without_head_trains_its_default_the_best_in_its_cv(preset, head, settings, tmp_path):
-    from aqa.pipeline.train import config_from_args, get_args_parser
+    from aqa.pipeline.train.cli import config_from_args, get_args_parser
 
     config = config_from_args(get_args_parser().parse_args(["f.h5", "--out", str(tmp_path), "--preset", preset]))
     assert config.head_name == head

@@ -344,7 +344,7 @@ def test_flags_reach_the_config_with_their_own_type_not_through_yaml():
     """The flags were turned into ``--set`` text and read as YAML: ``--weights 123`` was refused
     ("expected text, got 123") and ``--ray-address 1:30`` became the integer 90. ``--set`` text is
     still YAML, and the dedicated flag still wins over it."""
-    from aqa.pipeline.extract import config_from_args, get_args_parser
+    from aqa.pipeline.extract.cli import config_from_args, get_args_parser
 
     args = get_args_parser().parse_args(["v", "-o", "f.h5", "--weights", "123", "--ray-address", "1:30",
                                          "--set", "ray.address=elsewhere", "--set", "features.detector.every_k=3"])

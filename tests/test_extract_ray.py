@@ -1,4 +1,4 @@
-"""pipeline.extract_ray: aqa-extract on Ray (local instance with logical GPUs, a simulated two-node
+"""pipeline.extract.ray: aqa-extract on Ray (local instance with logical GPUs, a simulated two-node
 cluster), equal to the local engine, surviving a killed worker and a killed driver."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (setup.sh installs
 import aqa  # noqa: E402
 from aqa.data.feature_store import open_feature_store  # noqa: E402
 from aqa.errors import AqaError  # noqa: E402
-from aqa.pipeline.extract_ray import RayConfig, run_ray_extraction, start_ray  # noqa: E402
+from aqa.pipeline.extract.ray import RayConfig, run_ray_extraction, start_ray  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = {"overrides": {"features.input_size": 64, "features.clips.clip_length": 8}, "detector": "blazepose",

@@ -1,4 +1,4 @@
-"""pipeline.model_card: the card's one line, its words for a clip plan, its Markdown (the CLI path
+"""pipeline.train.model_card: the card's one line, its words for a clip plan, its Markdown (the CLI path
 that writes it beside model.pt is in test_train and test_ensemble)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from aqa.pipeline.model_card import (
+from aqa.pipeline.train.model_card import (
     ModelCardError,
     build_card,
     card_markdown,

@@ -1,4 +1,4 @@
-"""pipeline.overlay: the athlete box and the timeline land where they should."""
+"""pipeline.predict.overlay: the athlete box and the timeline land where they should."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 
 from aqa.extractors.tracking import DETECTED, HELD
 from aqa.extractors.video import open_video
-from aqa.pipeline.overlay import TIMELINE_HEIGHT, draw_frame, timeline_row, write_overlay
+from aqa.pipeline.predict.overlay import TIMELINE_HEIGHT, draw_frame, timeline_row, write_overlay
 from aqa.video_writer import write_video
 from synthetic_video import moving_shapes
 

@@ -52,8 +52,8 @@ def test_the_wheel_installs_one_top_level_package(tmp_path):
     (wheel,) = tmp_path.glob("aqa-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {name.split("/")[0] for name in names if ".dist-info/" not in name} == {"aqa"}
-    assert {"aqa/__init__.py", "aqa/pipeline/train.py", "aqa/extractors/backbones/i3d.py", "aqa/models/fspn.py",
-            "aqa/data/feature_store.py", "aqa/data/folds/fisv_train_5fold.json"} <= set(names)
+    assert {"aqa/__init__.py", "aqa/pipeline/train/training.py", "aqa/extractors/backbones/i3d.py",
+            "aqa/models/fspn.py", "aqa/data/feature_store.py", "aqa/data/folds/fisv_train_5fold.json"} <= set(names)
     top_level = next(name for name in names if name.endswith(".dist-info/top_level.txt"))
     assert zipfile.ZipFile(wheel).read(top_level).decode().split() == ["aqa"]
 

@@ -1,11 +1,11 @@
-"""pipeline.report_words: what a prediction's numbers mean in words, and when a number is not said."""
+"""pipeline.predict.report_words: what a prediction's numbers mean in words, and when a number is not said."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from aqa.extractors.clips import ClipPlanConfig, plan_clips
-from aqa.pipeline.report_words import (
+from aqa.pipeline.predict.report_words import (
     athlete_phrase,
     attention_lines,
     attention_peaks,

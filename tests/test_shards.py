@@ -1,4 +1,5 @@
-"""pipeline.shards: split jobs (--num-shards N --shard-index I) cover every video once; aqa-index joins them."""
+"""pipeline.extract.job_split and .index: split jobs (--num-shards N --shard-index I) cover every video once;
+aqa-index joins them."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 import aqa
 from aqa.data.feature_store import open_feature_store
-from aqa.pipeline.shards import ShardSplitError, find_shards, shard_of, videos_of_shard
+from aqa.pipeline.extract.job_split import ShardSplitError, find_shards, shard_of, videos_of_shard
 
 FAST = {"overrides": {"features.input_size": 64, "features.clips.clip_length": 8}, "detector": "blazepose",
         "workers": 1}
@@ -32,7 +33,7 @@ def test_an_impossible_split_is_refused(num_shards, shard_index):
 
 
 def run_index(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "aqa.pipeline.shards", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "aqa.pipeline.extract.index", *args], capture_output=True, text=True,
                           timeout=120)
 
 

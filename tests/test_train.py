@@ -22,7 +22,8 @@ from aqa.models.checkpoint import MissingDifficultyError, load_checkpoint, predi
 from aqa.models.masking import masked_mean
 from aqa.models.metrics import fisher_z_mean, spearman
 from aqa.models.registry import HeadConfig, HeadNeeds, ScoringHead, list_heads, register_head
-from aqa.pipeline.train import TrainingSetupError, cli, score_folders
+from aqa.pipeline.train import TrainingSetupError, cli
+from aqa.pipeline.train.training import score_folders
 from aqa.synthetic.features import SyntheticTask, make_videos, synthetic_provenance, write_synthetic_store
 from torch_threads import single_thread
 
@@ -479,7 +480,7 @@ def test_a_two_score_run_stopped_by_ctrl_c_runs_again_with_the_same_command(stor
 
 
 def test_a_preset_can_choose_the_training_loop_for_one_head():
-    from aqa.pipeline.train import base_config
+    from aqa.pipeline.train.config import base_config
 
     fspn = base_config("fspn", "fisv-pcs")  # one table holds a head's settings and its loop's
     assert (fspn.head.train_lr, fspn.train.epochs, fspn.train.average_last) == (1e-4, 40, 0.5)
@@ -495,7 +496,7 @@ def test_a_preset_can_choose_the_training_loop_for_one_head():
 def test_the_likert_variant_takes_its_own_preset_entries(tmp_path):
     """``--set head.coarse=likert`` under a Fis-V preset gets the preset's ``cofinal:likert`` recipe
     (the paper formulation's weight decay of 0.05 collapsed it: TES CV 0.35, predictions' std 0.3)."""
-    from aqa.pipeline.train import config_from_args, get_args_parser
+    from aqa.pipeline.train.cli import config_from_args, get_args_parser
 
     def resolved(*argv: str):  # CoFInAl (fisv-tes's default head is an ensemble of it and the MLP)
         return config_from_args(get_args_parser().parse_args(["f.h5", "--out", str(tmp_path), "--head", "cofinal",
@@ -561,7 +562,8 @@ def test_the_api_s_typed_settings_resolve_as_the_command_line_does(tmp_path):
     """resolve_run_config (what aqa.train calls) and the parsed command line agree, the preset's
     default head and its settings included; a typed value is not read as YAML."""
     from aqa.config import ConfigError, config_to_dict
-    from aqa.pipeline.train import config_from_args, get_args_parser, resolve_run_config
+    from aqa.pipeline.train import resolve_run_config
+    from aqa.pipeline.train.cli import config_from_args, get_args_parser
 
     argv = ["f.h5", "--out", str(tmp_path), "--preset", "fisv-tes", "--epochs", "7", "--seeds", "1,2",
             "--set", "train.lr=0.05", "--video-prefix", "123"]

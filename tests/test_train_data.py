@@ -1,4 +1,4 @@
-"""pipeline.train_data: the validation carve, and reading a store's splits for training."""
+"""pipeline.train.data: the validation carve, and reading a store's splits for training."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from aqa.models import ScoreNormalizer
-from aqa.pipeline.train_data import TrainingDataError, VideoSplit, carve_validation, load_training_data
+from aqa.pipeline.train.data import TrainingDataError, VideoSplit, carve_validation, load_training_data
 from aqa.synthetic.features import SyntheticTask, make_videos, write_synthetic_store
 
 

@@ -1,8 +1,4 @@
-"""``aqa-app``: score a video in the browser.
-
-    aqa-app                                   # the model `make demo` trained
-    aqa-app --checkpoint runs/dive/model.pt --checkpoint runs/fspn/model.pt
-    aqa-app --checkpoint model.pt --host 0.0.0.0 --port 7860 --max-concurrent 2
+"""The page ``aqa-app`` serves: score a video in the browser.
 
 A Gradio page: upload a video (or pick an example), press Score, follow the progress (decoding,
 athlete tracking, features, scoring) and get the score with its grade or sub-actions, the overlay
@@ -14,11 +10,7 @@ listens on localhost unless ``--host`` says otherwise. Everything runs offline.
 
 from __future__ import annotations
 
-import argparse
 import logging
-import os
-import shutil
-import socket
 import tempfile
 import threading
 import time
@@ -28,24 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aqa.data.labels import read_label_files
 from aqa.errors import AqaError, one_line
 from aqa.models.streams import difficulty_use
-from aqa.pipeline.app_scoring import AppLimits, JobGauge, check_upload, prune_jobs, score_upload
-from aqa.pipeline.cli import add_common_arguments, add_workers_argument, exit_status_epilog, run_cli
+from aqa.pipeline.app.scoring import AppLimits, JobGauge, check_upload, prune_jobs, score_upload
 from aqa.pipeline.extract import VIDEO_SUFFIXES
-from aqa.pipeline.predict import Predictor, PredictSetupError, load_predictor
+from aqa.pipeline.predict import Predictor
 
 log = logging.getLogger(__name__)
 
-DEMO_OUT = Path("demo_out")
-DEMO_CHECKPOINT = Path("run") / "model.pt"  # inside DEMO_OUT
-# The source checkout this aqa runs from (an editable install, as setup.sh makes), where `make demo`
-# writes its demo_out/; None for an installed wheel.
-CHECKOUT: Path | None = next((folder for folder in [Path(__file__).resolve().parents[1]]
-                              if (folder / "Makefile").is_file() and (folder / "setup.sh").is_file()), None)
-JOB_STOP_TIMEOUT_S = 120.0  # a job stops at its next step; the overlay stage (bounded by the video limits) runs on
-EXAMPLES_FROM_DEMO = 3
 UPLOADS_KEPT_S = 3 * 3600
 
 # Progress along one job, as the page's bar shows it: where each stage starts (0-1).
@@ -124,36 +106,6 @@ def checkpoint_names(paths: Sequence[Path]) -> list[str]:
     if len(set(names)) < len(names):
         names = [str(path) for path in paths]
     return names
-
-
-def demo_places() -> list[Path]:
-    """Where ``make demo``'s output may be, in the order looked at: ``demo_out/`` in this folder,
-    then in the checkout aqa runs from (so that aqa-app finds the demo from any folder)."""
-    places = [Path.cwd() / DEMO_OUT]
-    if CHECKOUT is not None and (CHECKOUT / DEMO_OUT).resolve() != places[0].resolve():
-        places.append(CHECKOUT / DEMO_OUT)
-    return places
-
-
-def demo_examples(out: Path = DEMO_OUT, count: int = EXAMPLES_FROM_DEMO) -> list[Path]:
-    """A few of the demo's held-out videos (never seen in training), when ``make demo`` has run."""
-    test_list = out / "dataset" / "test.txt"
-    if not test_list.is_file():
-        return []
-    names = [record.name for record in read_label_files([test_list])]
-    return [path for path in (out / "dataset" / "videos" / f"{name}.mp4" for name in names[:count]) if path.is_file()]
-
-
-def copy_examples(examples: Sequence[Path], folder: Path) -> list[Path]:
-    """The example videos, copied where the server may serve files from: serving them from their own
-    folders would let the page hand out whatever else lies beside them."""
-    folder.mkdir(parents=True, exist_ok=True)
-    copies = []
-    for index, path in enumerate(examples):
-        copy = folder / (path.name if path.name not in {c.name for c in copies} else f"{index}_{path.name}")
-        shutil.copyfile(path, copy)
-        copies.append(copy.resolve())
-    return copies
 
 
 def score_handler(service: AppService):
@@ -269,109 +221,3 @@ def launch(service: AppService, host: str, port: int) -> None:
                 allowed_paths=[str(service.work_dir)],
                 theme=theme, css=PAGE_CSS, show_error=False, quiet=True, footer_links=[], ssr_mode=False,
                 mcp_server=False, pwa=False)
-
-
-def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Serve a web page that scores an uploaded video: the score with its grade or sub-actions, the "
-                    "overlay video with the tracked athlete, a timeline plot, warnings and the JSON report.",
-        epilog="Without --checkpoint the page offers the model `make demo` trained (demo_out/run/model.pt, looked "
-               "for in this folder, then in aqa's source checkout) and its held-out videos as examples. Uploads "
-               "over --max-upload-mb, files that are not videos and videos that cannot be decoded get a message in "
-               "the page. " + exit_status_epilog("stopped with Ctrl-C"))
-    parser.add_argument("--checkpoint", type=Path, action="append",
-                        help="model.pt written by aqa-train; repeat to offer several (picked from a list in the page)")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 for the network)")
-    parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    parser.add_argument("--max-concurrent", type=int, default=1,
-                        help="videos scored at once; the others wait in the queue (default 1)")
-    parser.add_argument("--max-queue", type=int, default=8, help="videos waiting at most; more are refused (default 8)")
-    parser.add_argument("--max-upload-mb", type=float, default=200.0, help="largest upload accepted (default 200 MB)")
-    parser.add_argument("--examples", type=Path, nargs="+", metavar="VIDEO",
-                        help="videos offered as examples in the page (default: the demo's held-out videos)")
-    parser.add_argument("--work-dir", type=Path,
-                        help="where each job's overlay and JSON are written (default: a new temporary folder; "
-                             "jobs older than an hour are deleted)")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    add_workers_argument(parser)
-    add_common_arguments(parser)
-    return parser
-
-
-def find_demo() -> Path:
-    """The demo's output folder (the first of :func:`demo_places` holding its model), or a message
-    naming every path looked at and how to make one."""
-    places = demo_places()
-    for place in places:
-        if (place / DEMO_CHECKPOINT).is_file():
-            return place
-    looked = " or ".join(str(place / DEMO_CHECKPOINT) for place in places)
-    where = f"`make demo` in {CHECKOUT}" if CHECKOUT is not None else "`make demo` in aqa's source checkout"
-    raise PredictSetupError(f"no --checkpoint given and no demo model at {looked}: run {where} (about 3 minutes) "
-                            "or train one with aqa-train, then aqa-app --checkpoint runs/x/model.pt")
-
-
-def resolve_checkpoints(given: Sequence[Path] | None) -> list[Path]:
-    """The checkpoints to serve: those given, else the demo's, else a message saying how to get one."""
-    checkpoints = list(given or []) or [find_demo() / DEMO_CHECKPOINT]
-    for path in checkpoints:
-        if not path.is_file():
-            raise PredictSetupError(f"--checkpoint {path}: no such file")
-    return checkpoints
-
-
-def check_port_free(host: str, port: int) -> None:
-    """Refuse, in one line, an address this machine cannot listen on (a port in use, a foreign host,
-    a number no port has)."""
-    if not 0 < port < 65536:  # bind() raises OverflowError for these, not OSError
-        raise PredictSetupError(f"--port {port}: a port is a number from 1 to 65535")
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as error:
-            raise PredictSetupError(f"cannot listen on {host}:{port} ({error.strerror or error}): pick another "
-                                    "--port, or stop what uses it") from None
-
-
-def main(args: argparse.Namespace) -> int:
-    started = time.perf_counter()
-    checkpoints = resolve_checkpoints(args.checkpoint)
-    try:
-        limits = AppLimits(args.max_upload_mb, args.max_concurrent, args.max_queue)
-    except ValueError:
-        raise PredictSetupError("--max-upload-mb, --max-concurrent and --max-queue must be positive") from None
-    examples = list(args.examples) if args.examples else (demo_examples(find_demo()) if not args.checkpoint else [])
-    for path in examples:
-        if not path.is_file() or path.suffix.lower() not in VIDEO_SUFFIXES:
-            raise PredictSetupError(f"--examples {path}: not a video file")
-    check_port_free(args.host, args.port)  # before minutes of loading, not after
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="aqa-app-"))
-    work_dir.mkdir(parents=True, exist_ok=True)
-    predictors: dict[str, Predictor] = {}
-    service: AppService | None = None
-    try:
-        for name, path in zip(checkpoint_names(checkpoints), checkpoints):
-            predictors[name] = load_predictor(path, device=args.device, workers=args.workers)
-        service = AppService(predictors, limits, work_dir.resolve(), copy_examples(examples, work_dir / "examples"))
-        log.info("aqa-app: %d model(s) loaded in %.1f s", len(predictors), time.perf_counter() - started)
-        launch(service, args.host, args.port)
-    finally:
-        if service is not None:  # launch returns at Ctrl-C: the running jobs end before their models close
-            service.jobs.stop(timeout_s=JOB_STOP_TIMEOUT_S)
-        for predictor in predictors.values():
-            predictor.close()
-        if args.work_dir is None:
-            shutil.rmtree(work_dir, ignore_errors=True)
-    return 0
-
-
-def cli(argv: Sequence[str] | None = None) -> int:
-    """Console-script entry point: ``aqa-app``."""
-    return run_cli("aqa-app", get_args_parser, main, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(cli())

@@ -2,7 +2,7 @@
 with a loaded :class:`~aqa.pipeline.predict.Predictor`, and lay out what the page shows (the text,
 the overlay video, the timeline figure, the downloadable JSON).
 
-Kept apart from :mod:`aqa.pipeline.app` (the Gradio page) so that the rules a server must keep
+Kept apart from :mod:`aqa.pipeline.app.page` (the Gradio page) so that the rules a server must keep
 (limits on what is accepted, one-line messages instead of stack traces, no path but the upload's,
 a bounded number of jobs at once) are plain code that tests can call directly.
 """
@@ -27,18 +27,11 @@ from matplotlib.figure import Figure
 from aqa.errors import AqaError, one_line
 from aqa.models.checkpoint import check_difficulty
 from aqa.pipeline.extract import VIDEO_SUFFIXES
-from aqa.pipeline.overlay import box_legend, strip_legend
 from aqa.pipeline.plots import timeline_figure
-from aqa.pipeline.predict import (
-    Predictor,
-    StageCallback,
-    exemplar_votes,
-    member_scores,
-    predict_video,
-    save_prediction_overlay,
-    timeline_curve,
-)
-from aqa.pipeline.report_words import (
+from aqa.pipeline.predict.overlay import box_legend, strip_legend
+from aqa.pipeline.predict.predictor import Predictor, StageCallback, predict_video
+from aqa.pipeline.predict.report import exemplar_votes, member_scores, save_prediction_overlay, timeline_curve
+from aqa.pipeline.predict.report_words import (
     athlete_phrase,
     attention_lines,
     description_phrase,
@@ -169,7 +162,7 @@ def overlay_legend(report: dict[str, Any]) -> str:
 def summary_markdown(report: dict[str, Any]) -> str:
     """The result as a judge reads it: the score on its scale and grade first, what the model is,
     then what stands behind it. What is said about each number, and what is left out, is the text
-    report's (:mod:`pipeline.report_words`): the page and ``aqa-predict`` never disagree."""
+    report's (:mod:`pipeline.predict.report_words`): the page and ``aqa-predict`` never disagree."""
     lines = [f"## {report['score_name']}: {report['score']:.2f}", ""]
     grade = grade_phrase(report)
     if grade:  # its own line: in the headline it took six bold lines of a phone's screen

@@ -1,8 +1,7 @@
-"""``aqa-extract``: videos -> Siamese clip features (scene + actor) in a resumable HDF5 shard.
-
-    aqa-extract videos/ -o features.h5                       # I3D, embedded detector, CPU or GPU
-    aqa-extract a.mp4 b.mp4 -o f.h5 --labels train.txt --labels test.txt
-    aqa-extract videos/ -o f.h5 --detector yolo --detector-weights yolo11n.pt --device cuda --workers 8
+"""The extraction run behind ``aqa-extract`` and ``aqa.extract``: videos -> Siamese clip features
+(scene + actor) in a resumable HDF5 shard. :class:`ExtractRequest` says what to extract,
+:func:`run` does it and returns an :class:`ExtractionResult`; the command line is
+:mod:`pipeline.extract.cli`.
 
 The work runs on a :class:`extractors.parallel.WorkerPool`: ``--workers`` threads, each owning a
 decoding child process (timed out and replaced if it hangs) and a person detector, plan the
@@ -14,7 +13,6 @@ and skipped; a re-run skips finished videos.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import time
@@ -30,24 +28,15 @@ from aqa.data.feature_store import FeatureStoreError, VideoFeatures, check_video
 from aqa.data.labels import LabelTable, parse_column_names, read_label_files
 from aqa.data.provenance import feature_provenance
 from aqa.data.shard_writer import ShardWriter
-from aqa.errors import AqaError, one_line, printable
-from aqa.extractors.backbones import VideoBackbone, build_backbone, list_backbones
+from aqa.errors import AqaError, one_line
+from aqa.extractors.backbones import VideoBackbone, build_backbone
 from aqa.extractors.parallel import PoolConfig, WorkerPool
 from aqa.extractors.siamese import SiameseConfig
 from aqa.extractors.video import Backend, VideoLimits
 from aqa.extractors.video_steps import ExtractedVideo
-from aqa.pipeline.cli import (
-    EXIT_SOME_FAILED,
-    add_common_arguments,
-    add_config_arguments,
-    add_label_arguments,
-    add_workers_argument,
-    exit_status_epilog,
-    run_cli,
-)
 from aqa.pipeline.devices import resolve_device, resolve_workers
-from aqa.pipeline.extract_ray import RayConfig, run_ray_extraction, start_ray
-from aqa.pipeline.shards import shard_of, shard_path, videos_of_shard
+from aqa.pipeline.extract.job_split import shard_of, shard_path, videos_of_shard
+from aqa.pipeline.extract.ray import RayConfig, run_ray_extraction, start_ray
 
 log = logging.getLogger(__name__)
 
@@ -198,47 +187,6 @@ def run_extraction(videos: Sequence[tuple[str, Path]], output: Path, config: Ext
     return written, failures
 
 
-def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Extract Siamese clip features (whole scene + athlete crop, one backbone) from videos "
-                    "into a resumable HDF5 feature store.",
-        epilog="Re-running with the same output skips finished videos and redoes a damaged one (checksums). A "
-               "video that cannot be read or whose name cannot key the store fails alone; impossible settings, "
-               "an unreadable label file and an output that cannot be written (a full disk included) stop the run "
-               "with one line, finished videos kept. docs/video-inputs.md lists every case. "
-               + exit_status_epilog("all done", "some videos failed (each named with its reason; the others are kept)"))
-    parser.add_argument("videos", nargs="+", type=Path, help="video files and/or folders (searched recursively)")
-    parser.add_argument("-o", "--output", type=Path, required=True,
-                        help="feature shard to write (.h5); a folder of shards with --engine ray or --num-shards")
-    parser.add_argument("--backbone", choices=list_backbones(), help="clip backbone (default: i3d, Kinetics-400)")
-    parser.add_argument("--weights", help="backbone weights file (default: the backbone's offline source)")
-    parser.add_argument("--detector", choices=["auto", "yolo", "blazepose"],
-                        help="person detector: yolo needs --detector-weights (or network access); auto uses "
-                             "YOLO when its weights resolve, else the embedded BlazePose (default)")
-    parser.add_argument("--detector-weights", help="YOLO weights file, e.g. yolo11n.pt")
-    parser.add_argument("--every-k", type=int, help="run the detector on every k-th frame (default 1)")
-    parser.add_argument("--clip-length", type=int, help="frames per clip (default 32)")
-    parser.add_argument("--target-fps", type=float, help="resample to this frame rate before cutting clips")
-    parser.add_argument("--device", help="cpu, cuda, cuda:N or auto (default)")
-    add_workers_argument(parser, default=None)
-    parser.add_argument("--overwrite", action="store_true", help="replace the output instead of resuming into it")
-    many = parser.add_argument_group("many machines (docs/scale-out.md)")
-    many.add_argument("--engine", choices=["local", "ray"],
-                      help="local: this machine's worker pool (default); ray: a Ray cluster, -o a folder of shards "
-                           "(one per writer actor) with index.json")
-    many.add_argument("--ray-address", help="the cluster to join (auto, HOST:PORT); default: start Ray on this machine")
-    many.add_argument("--gpus-per-actor", type=float,
-                      help="GPUs per backbone actor, fractions allowed (default 1; ignored without GPUs)")
-    many.add_argument("--num-shards", type=int, help="split the videos over N independent jobs (SLURM arrays) "
-                                                      "by a stable hash of their names; -o is the shared folder")
-    many.add_argument("--shard-index", type=int, help="which of the --num-shards jobs this is (0 .. N-1); "
-                                                       "afterwards aqa-index STORE_DIR writes the index")
-    add_label_arguments(parser)
-    add_config_arguments(parser, example="features.clips.clip_length=16")
-    add_common_arguments(parser)
-    return parser
-
-
 SETTINGS: dict[str, str] = {
     "backbone": "features.backbone", "weights": "features.weights", "detector": "features.detector.kind",
     "detector_weights": "features.detector.weights", "every_k": "features.detector.every_k",
@@ -257,12 +205,6 @@ def resolve_extract_config(*, config_file: str | Path | None = None, set_text: S
     other value keeps its Python type (``ray_address="1:30"`` stays text)."""
     values = layered_values(set_text, overrides, settings, SETTINGS)
     return apply_values(load_config(ExtractConfig, config_file), values)
-
-
-def config_from_args(args: argparse.Namespace) -> ExtractConfig:
-    """Defaults < --config YAML < --set overrides < the dedicated flags."""
-    return resolve_extract_config(config_file=args.config, set_text=args.overrides,
-                                  settings={name: getattr(args, name) for name in SETTINGS})
 
 
 @dataclass(frozen=True)
@@ -288,14 +230,6 @@ class ExtractRequest:
     num_shards: int | None = None
     shard_index: int | None = None
     progress: bool = True
-
-
-def request_from_args(args: argparse.Namespace) -> ExtractRequest:
-    """The parsed command line as a :class:`ExtractRequest` (the config resolved first, so an
-    impossible setting is refused before any video is looked at)."""
-    return ExtractRequest(videos=list(args.videos), output=args.output, config=config_from_args(args),
-                          labels=list(args.labels), columns=args.columns, overwrite=args.overwrite,
-                          num_shards=args.num_shards, shard_index=args.shard_index, progress=not args.quiet)
 
 
 @dataclass(frozen=True)
@@ -341,26 +275,3 @@ def run(request: ExtractRequest) -> ExtractionResult:
     done_now = set(written)  # the engines hand videos out as they finish; the result keeps the input's order
     written = [name for name, _ in videos if name in done_now]
     return ExtractionResult(output, written, skipped, dict(sorted(failures.items())))
-
-
-def extract_from_args(args: argparse.Namespace) -> ExtractionResult:
-    """The command line's path: parse into a request, then :func:`run`."""
-    return run(request_from_args(args))
-
-
-def main(args: argparse.Namespace) -> int:
-    result = extract_from_args(args)
-    print(printable(f"aqa-extract: {len(result.written)} extracted, {result.already_done} already done, "
-                    f"{len(result.failures)} failed -> {result.store}"))
-    for name, reason in result.failures.items():
-        print(printable(f"  failed {name}: {reason}"))
-    return EXIT_SOME_FAILED if result.failures else 0
-
-
-def cli(argv: Sequence[str] | None = None) -> int:
-    """Console-script entry point: ``aqa-extract``."""
-    return run_cli("aqa-extract", get_args_parser, main, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(cli())

@@ -6,7 +6,7 @@ its own shard, ``STORE_DIR/shard-0000I-of-0000N.h5``. No two jobs write the same
 never collide; each shard resumes on its own (the crash-safe :class:`ShardWriter`). When the
 jobs are done, ``aqa-index STORE_DIR`` checks the shards belong together (same settings, every
 one of the N present and merged, no video twice) and writes ``STORE_DIR/index.json``, which
-``aqa-train`` reads like a single file:
+``aqa-train`` reads like a single file (the command is :mod:`pipeline.extract.index`):
 
     sbatch --array=0-7 --wrap 'aqa-extract videos/ -o store/ --num-shards 8 --shard-index $SLURM_ARRAY_TASK_ID'
     aqa-index store/
@@ -15,7 +15,6 @@ one of the N present and merged, no video twice) and writes ``STORE_DIR/index.js
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import re
 from collections.abc import Sequence
@@ -24,7 +23,6 @@ from pathlib import Path
 
 from aqa.data.feature_store import PARTS_SUFFIX, FeatureStoreError, write_index
 from aqa.errors import AqaError
-from aqa.pipeline.cli import add_common_arguments, exit_status_epilog, run_cli
 
 INDEX_NAME = "index.json"
 _SHARD_NAME = re.compile(r"^shard-(\d{5})-of-(\d{5})\.h5$")
@@ -105,31 +103,3 @@ def index_store(store_dir: Path, *, allow_missing: bool = False) -> tuple[Path, 
         return write_index(Path(store_dir) / INDEX_NAME, shards.finished), shards
     except FeatureStoreError as error:
         raise ShardSplitError(f"{store_dir}: the shards do not belong together: {error}") from None
-
-
-def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Write the JSON index over the shards that split jobs (aqa-extract --num-shards N "
-                    "--shard-index I -o STORE_DIR) wrote, after checking they belong together.",
-        epilog="aqa-train reads STORE_DIR/index.json like one feature file. " + exit_status_epilog("index written"))
-    parser.add_argument("store_dir", type=Path, help="the folder the jobs wrote their shards to")
-    parser.add_argument("--allow-missing", action="store_true",
-                        help="index the finished shards even when some of the N are not (yet) there")
-    add_common_arguments(parser)
-    return parser
-
-
-def main(args: argparse.Namespace) -> int:
-    index, shards = index_store(args.store_dir, allow_missing=args.allow_missing)
-    missing = f", {len(shards.missing)} missing" if shards.missing else ""
-    print(f"aqa-index: {len(shards.finished)} of {shards.num_shards} shards{missing} -> {index}")
-    return 0
-
-
-def cli(argv: Sequence[str] | None = None) -> int:
-    """Console-script entry point: ``aqa-index``."""
-    return run_cli("aqa-index", get_args_parser, main, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(cli())

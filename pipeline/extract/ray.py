@@ -57,7 +57,7 @@ from aqa.extractors.video_steps import (
     failure_reason,
     run_detector_step,
 )
-from aqa.pipeline.shards import INDEX_NAME  # one index name, whichever way the store was split
+from aqa.pipeline.extract.job_split import INDEX_NAME  # one index name, whichever way the store was split
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,7 @@
-"""``aqa-predict``: one video in, a judge-like score out, extraction included.
-
-    aqa-predict dive.mp4 --checkpoint runs/x/model.pt
-    aqa-predict a.mp4 b.mp4 --checkpoint runs/x/model.pt --json
-    aqa-predict dive.mp4 --checkpoint runs/x/model.pt --save-overlay dive_overlay.mp4
+"""The prediction run behind ``aqa-predict``, ``aqa.Predictor`` and the web page: one video in, a
+judge-like score out, extraction included. :func:`load_predictor` and :func:`predict_video` score
+one video; :class:`PredictRequest` and :func:`run` score a list of them, the command line
+(:mod:`pipeline.predict.cli`) parsed into one.
 
 The checkpoint carries the provenance of the features its head was trained on, including the
 whole extraction config. Prediction rebuilds exactly that extraction (backbone and weights, clip
@@ -12,16 +11,12 @@ other backbone weights, another detector, features that were imported rather tha
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm import tqdm
 
 from aqa.data.provenance import check_reproducible, extraction_config
@@ -30,20 +25,8 @@ from aqa.extractors.backbones import VideoBackbone, build_backbone
 from aqa.extractors.parallel import FailedVideo, PoolConfig, WorkerPool
 from aqa.extractors.siamese import SiameseConfig, SiameseFeatures
 from aqa.models.checkpoint import CheckpointInfo, check_difficulty, load_checkpoint, predict_features
-from aqa.models.normalization import ScoreNormalizer
-from aqa.pipeline.cli import add_common_arguments, add_workers_argument, exit_status_epilog, run_cli
 from aqa.pipeline.devices import resolve_device, resolve_workers
-from aqa.pipeline.overlay import write_overlay
-from aqa.pipeline.report_words import (
-    athlete_phrase,
-    attention_lines,
-    attention_peaks,
-    description_phrase,
-    frames_not_scored,
-    frames_not_scored_phrase,
-    grade_phrase,
-    scale_phrase,
-)
+from aqa.pipeline.predict.report import build_report, save_prediction_overlay
 
 log = logging.getLogger(__name__)
 
@@ -136,294 +119,54 @@ def predict_video(predictor: Predictor, path: Path, *, progress: bool = False, d
     return report, features
 
 
-def build_report(path: Path, score: float, details: dict[str, Any], features: SiameseFeatures,
-                 info: CheckpointInfo, *, normalizer: ScoreNormalizer | None = None) -> dict[str, Any]:
-    """What a judge or a script wants to know about one prediction, as plain data: whatever of
-    grade, procedures (CoFInAl), sub-actions and exemplars (FSPN) the head's details hold.
+@dataclass(frozen=True)
+class PredictRequest:
+    """One aqa-predict run, typed: the videos, the checkpoint and how to rebuild its extraction.
 
-    Keys beside the score (how the text report words them: :mod:`pipeline.report_words`):
-    ``model_description`` (the checkpoint's one line, null for an older checkpoint), ``scale``
-    (``{low, high, videos}``: the scores seen in training, null when not recorded),
-    ``frames_not_scored`` (``start_frames``/``start_s``, ``end_frames``/``end_s``: frames before
-    the first and after the last clip; ``skipped_between_frames``; ``clip_frames``), for a grading
-    head ``grade`` (from 1) of ``grades``, ``grade_probs``, ``grade_range`` (the band of scores the
-    grade stands for, with ``normalizer``) and ``subgrade`` (the fine classifier's pick within the
-    grade, counted from 0, as the head computes it; not shown to people), and per procedure
-    ``procedure`` (from 1), ``attention`` (per clip, summing to 1), ``peak_clip`` (an index into
-    ``attention``, from 0), ``peak_start_s``/``peak_end_s``, ``peak_vs_even`` (the peak over an
-    even share 1/clips) and ``clear_peak`` (``peak_vs_even`` at least 2: the moment is named)."""
-    plan = features.plan
-    ranges = plan.layout.clips.frame_ranges
-    fps = plan.layout.info.fps
-    report: dict[str, Any] = {
-        "video": str(path), "score": round(score, 4), "score_name": info.score_name, "head": info.head_name,
-        "model_description": info.description, "scale": info.scale,
-        "frames": plan.layout.info.num_frames, "fps": round(fps, 3), "clips": plan.layout.clips.num_clips,
-        "frames_not_scored": frames_not_scored(plan.layout.clips.indices, plan.layout.info.num_frames, fps),
-        "partial_video": plan.layout.info.partial, "athlete_frames": plan.track.summary(),
-    }
-    share, spans = not_located_spans(features)
-    report["athlete_not_located_share"] = round(share, 4)
-    if spans:
-        report["athlete_not_located"] = [list(span) for span in spans]
-    report["warnings"] = prediction_warnings(report, features, info)
-    for key in ("score_expectation", "score_argmax"):
-        if key in details:
-            report[key] = round(float(details[key]), 4)
-    if "grade" in details:
-        probs = details.get("grade_probs")
-        report["grade"] = int(details["grade"]) + 1
-        report["grades"] = int(probs.shape[-1]) if probs is not None else None
-        if probs is not None:
-            report["grade_probs"] = [round(float(p), 4) for p in probs]
-            if normalizer is not None:  # grades are equal bands of the normalised scale
-                edges = [normalizer.from_unit(edge / len(probs)) for edge in (report["grade"] - 1, report["grade"])]
-                report["grade_range"] = [round(float(edge), 4) for edge in edges]
-    if "subgrade" in details:
-        report["subgrade"] = int(details["subgrade"])
-    attention = details.get("procedure_attention")
-    if attention is not None:
-        attention = np.asarray(attention, np.float64)  # [P, T]
-        report["procedures"] = [
-            {"procedure": index + 1, "peak_clip": peak, "peak_start_s": round(ranges[peak, 0] / fps, 2),
-             "peak_end_s": round(ranges[peak, 1] / fps, 2), "peak_vs_even": round(ratio, 2), "clear_peak": clear,
-             "attention": [round(float(v), 4) for v in row]}
-            for index, (row, (peak, ratio, clear)) in enumerate(zip(attention, attention_peaks(attention)))]
-    if "boundaries" in details:
-        report["sub_actions"] = sub_action_spans(np.asarray(details["boundaries"], np.float64), ranges, fps)
-    if "exemplar_index" in details:
-        report["exemplars"] = exemplars_used(details["exemplar_index"], details["votes"],
-                                             info.extra.get("exemplar_names") or [])
-    if "member_scores" in details:  # an ensemble: each member's score beside the combined one
-        labels = info.extra.get("members") or [f"member {index + 1}" for index in range(len(details["member_scores"]))]
-        report["members"] = [{"member": label, "score": round(float(value), 4)}
-                             for label, value in zip(labels, np.asarray(details["member_scores"]).tolist())]
-    return report
+    device / weights / detector_weights / workers: as :func:`load_predictor`'s.
+    difficulty: the videos' difficulty degree (a head trained "w/ DD" needs one).
+    overlays: where each video's overlay goes (one path a video, in order), or None for none.
+    progress: draw a terminal bar per video.
+    """
+
+    videos: Sequence[Path]
+    checkpoint: Path
+    device: str = "auto"
+    weights: str | None = None
+    detector_weights: str | None = None
+    workers: int = 0
+    difficulty: float | None = None
+    overlays: Sequence[Path] | None = None
+    progress: bool = True
 
 
-def prediction_warnings(report: dict[str, Any], features: SiameseFeatures, info: CheckpointInfo) -> list[str]:
-    """Why this score deserves less trust than it looks, in words (empty when nothing is wrong): a
-    grade printed with confidence must not hide that the athlete was never found or that the video
-    is shorter than one clip."""
-    warnings = []
-    found = {name: count for name, count in report["athlete_frames"].items() if name != "fallback" and count}
-    if not found and info.streams != "scene":
-        warnings.append("the athlete was never found (every box is the whole-frame fallback): the actor stream "
-                        "saw the whole scene")
-    if features.plan.layout.clips.padded_frames:
-        warnings.append(f"the video ({report['frames']} frames) is shorter than one clip: its last frame was "
-                        f"repeated {features.plan.layout.clips.padded_frames} times")
-    if report["partial_video"]:
-        warnings.append("the video is damaged: only its readable frames were scored")
-    spans = report.get("athlete_not_located", [])
-    if spans and info.streams != "scene" and found:
-        share = report["athlete_not_located_share"]
-        warnings.append(f"the athlete was not located on {share:.0%} of the scored frames (held, fallback or low "
-                        "confidence: the actor stream saw a guess there): "
-                        + ", ".join(f"{start:.1f}-{end:.1f} s" for start, end in spans))
-    return warnings
+@dataclass(frozen=True)
+class PredictionRun:
+    """What one run scored: a report per scored video (in order; ``"overlay"`` where one was written)
+    and each failure ("VIDEO" or "VIDEO (overlay)") with its one-line reason."""
+
+    reports: list[dict[str, Any]]
+    failures: dict[str, str]
 
 
-NOT_LOCATED_WARNING = 0.2  # share of the scored frames past which a score warns
-
-
-def not_located_spans(features: SiameseFeatures) -> tuple[float, list[tuple[float, float]]]:
-    """The share of the scored frames (those in some clip) where the athlete was not located
-    (:meth:`extractors.tracking.ActorTrack.not_located`), and their time ranges in seconds when
-    that share exceeds :data:`NOT_LOCATED_WARNING` (else no ranges)."""
-    plan = features.plan
-    scored = np.unique(plan.layout.clips.indices)
-    lost = np.zeros(len(plan.track), bool)
-    lost[scored] = plan.track.not_located()[scored]
-    share = float(lost[scored].mean()) if len(scored) else 0.0
-    if share <= NOT_LOCATED_WARNING:
-        return share, []
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], lost.astype(np.int8), [0]])))
-    fps = plan.layout.info.fps
-    return share, [(round(start / fps, 2), round(stop / fps, 2)) for start, stop in zip(edges[::2], edges[1::2])]
-
-
-def clip_time(position: float, ranges: np.ndarray, fps: float) -> float:
-    """Seconds at a fractional clip position (clip ``k`` plus a fraction of it, as FSPN's boundaries):
-    that far through clip ``k``'s frame range (``ranges`` ``[T, 2]``: first frame, one past the last)."""
-    clip = min(int(position), len(ranges) - 1)
-    start, end = ranges[clip]
-    return float(start + (position - clip) * (end - start)) / fps
-
-
-def sub_action_spans(boundaries: np.ndarray, ranges: np.ndarray, fps: float) -> list[dict[str, Any]]:
-    """The S parsed sub-actions in seconds, from the S - 1 boundaries ``[S - 1]`` (clip positions)."""
-    edges = [0.0, *boundaries.tolist(), float(len(ranges))]
-    return [{"sub_action": index + 1, "start_s": round(clip_time(start, ranges, fps), 2),
-             "end_s": round(clip_time(end, ranges, fps), 2)}
-            for index, (start, end) in enumerate(zip(edges, edges[1:]))]
-
-
-def exemplars_used(index: Any, votes: Any, names: Sequence[str]) -> list[dict[str, Any]]:
-    """The exemplars voted with: bank row, training video name (when the checkpoint keeps names) and
-    its vote (exemplar score + predicted difference, original scale); ``index`` -1 = unused slot."""
-    used = []
-    for row, vote in zip(np.asarray(index).tolist(), np.asarray(votes, np.float64).tolist()):
-        if row >= 0:
-            used.append({"bank_index": row, **({"name": names[row]} if row < len(names) else {}),
-                         "vote": round(vote, 4)})
-    return used
-
-
-def timeline_curve(report: dict[str, Any], num_clips: int) -> np.ndarray:
-    """Per-clip emphasis for the overlay: the strongest attention on each clip of the procedures whose
-    moment the report names (``clear_peak``); even (all ones) when none does, as the text says then."""
-    procedures = [entry for entry in report.get("procedures") or [] if entry.get("clear_peak", True)]
-    if not procedures:
-        return np.ones(num_clips)
-    return np.max(np.array([p["attention"] for p in procedures]), axis=0)
-
-
-def save_prediction_overlay(target: Path, report: dict[str, Any], features: SiameseFeatures, caption: str) -> Path:
-    """The scored video with the tracked athlete, ``caption`` and the per-clip emphasis timeline."""
-    plan = features.plan
-    return write_overlay(target, report["video"], plan.boxes_in_source_pixels, plan.track.status,
-                         plan.layout.clips.frame_ranges, timeline_curve(report, plan.layout.clips.num_clips), caption,
-                         fps=plan.layout.info.fps)
-
-
-def exemplar_votes(report: dict[str, Any]) -> list[str]:
-    """Each exemplar an FSPN head voted with, by name (or bank row) and vote: "dive_017 (80.50)"."""
-    return [f"{entry.get('name', '#' + str(entry['bank_index']))} ({entry['vote']:.2f})"
-            for entry in report.get("exemplars", [])]
-
-
-def member_scores(report: dict[str, Any]) -> str | None:
-    """An ensemble's members and their scores, "cofinal 25.10, mlp 24.37"; None for another head."""
-    if "members" not in report:
-        return None
-    return ", ".join(f"{entry['member']} {entry['score']:.2f}" for entry in report["members"])
-
-
-def format_report(report: dict[str, Any]) -> str:
-    """The human-readable lines for one video: the score on its scale, what the model is, then what
-    stands behind the score (:mod:`pipeline.report_words` decides what is said and how)."""
-    lines = [f"{Path(report['video']).name}: {report['score_name']} {report['score']:.2f}"]
-    told = [phrase for phrase in (scale_phrase(report), grade_phrase(report)) if phrase]
-    if told:
-        lines[0] += f"  ({'; '.join(told)})"
-    description = description_phrase(report)
-    if description:
-        lines.append(f"  model: {description}")
-    clip_frames = (report.get("frames_not_scored") or {}).get("clip_frames")
-    lines.append(f"  {report['frames']} frames at {report['fps']:g} fps, {report['clips']} clips"
-                 + (f" of {clip_frames} frames" if clip_frames else "")
-                 + (f"; athlete boxes {athlete_phrase(report)}" if athlete_phrase(report) else ""))
-    left_out = frames_not_scored_phrase(report)
-    if left_out:
-        lines.append(f"  {left_out}")
-    lines += [f"  warning: {warning}" for warning in report.get("warnings", [])]
-    lines += [f"  {line}" for line in attention_lines(report)]
-    if "sub_actions" in report:
-        lines.append("  sub-actions: " + ", ".join(f"{span['sub_action']}: {span['start_s']:.2f}-{span['end_s']:.2f} s"
-                                                   for span in report["sub_actions"]))
-    if "exemplars" in report:
-        votes = exemplar_votes(report)
-        lines.append(f"  voted over {len(votes)} exemplars: " + ", ".join(votes))
-    members = member_scores(report)
-    if members:
-        lines.append(f"  mean of {len(report['members'])} members: {members}")
-    return "\n".join(lines)
-
-
-def overlay_paths(option: Path, videos: Sequence[Path]) -> list[Path]:
-    """Where ``--save-overlay`` puts each video's overlay: the file it names, for one video; for
-    several (or a folder), ``<stem>_overlay.mp4`` in that folder, numbered ``<stem>_2_overlay.mp4``...
-    where that name is already another video's overlay or one of the videos (two ``dive.mp4`` from
-    two days' folders must not draw over each other)."""
-    if not (len(videos) > 1 or option.is_dir()):
-        return [option]
-    taken = {video.resolve() for video in videos}
-    paths = []
-    for video in videos:
-        path, number = option / f"{video.stem}_overlay.mp4", 1
-        while path.resolve() in taken:
-            number += 1
-            path = option / f"{video.stem}_{number}_overlay.mp4"
-        taken.add(path.resolve())
-        paths.append(path)
-    return paths
-
-
-OVERLAY_SUFFIXES = (".mp4", ".png")
-
-
-def check_overlay_option(option: Path | None, videos: Sequence[Path]) -> list[Path] | None:
-    """Each video's overlay path (:func:`overlay_paths`), or None without ``--save-overlay``. Refuses,
-    before any video is decoded, an unknown extension, a folder that does not exist and cannot be
-    made, and an overlay that would replace one of the videos (``--save-overlay dive.mp4`` for
-    ``dive.mp4``, through a link too)."""
-    if option is None:
-        return None
-    many = len(videos) > 1 or option.is_dir()
-    if not many and option.suffix.lower() not in OVERLAY_SUFFIXES:
-        raise PredictSetupError(f"--save-overlay {option}: unknown extension {option.suffix or '(none)'!r}; "
-                                f"use {' or '.join(OVERLAY_SUFFIXES)}, or a folder")
-    paths = overlay_paths(option, videos)
-    for path in paths:
-        for video in videos:
-            if path.resolve() == video.resolve() or (path.exists() and video.exists() and path.samefile(video)):
-                raise PredictSetupError(f"--save-overlay {option}: {path} is the input video {video}; an overlay "
-                                        "never replaces a video, name another file")
-    folder = option if many else option.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise PredictSetupError(f"--save-overlay {option}: cannot create {folder}: {error.strerror or error}") from None
-    return paths
-
-
-def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Score videos with a trained head: runs the extraction recorded in the checkpoint, then the "
-                    "head, and prints the score with its grade and per-procedure detail.",
-        epilog="A video that cannot be read fails alone. A score comes with warnings (text and JSON) when the "
-               "athlete was never found, was not located on more than a fifth of the scored frames (the time ranges "
-               "are named), or the video is shorter than one clip. An unknown --save-overlay extension "
-               "is refused before any work; an overlay that cannot be written keeps the score (exit 1). A "
-               "checkpoint holding anything but tensors and plain values is refused, never run. "
-               + exit_status_epilog("every video scored", "some videos failed, or an overlay could not be written "
-                                    "(each says why; the others are scored)"))
-    parser.add_argument("videos", nargs="+", type=Path, help="video files to score")
-    parser.add_argument("--checkpoint", type=Path, required=True, help="model.pt written by aqa-train")
-    parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    add_workers_argument(parser)
-    parser.add_argument("--weights", help="backbone weights file, if not at its default place")
-    parser.add_argument("--detector-weights", help="YOLO weights file, when the checkpoint's features used YOLO")
-    parser.add_argument("--difficulty", type=float,
-                        help="the videos' difficulty degree: needed by a head trained on score / difficulty "
-                             "(FSPN w/ DD), and picks an FSPN head's exemplars of that difficulty")
-    parser.add_argument("--save-overlay", type=Path, metavar="PATH",
-                        help="write the video with the tracked athlete and a timeline (.mp4, or .png for a "
-                             "strip); a folder when several videos are given (NAME_overlay.mp4 each, numbered "
-                             "NAME_2_overlay.mp4... where names repeat). Never one of the videos; written to a "
-                             "temporary file and renamed into place")
-    add_common_arguments(parser)
-    return parser
-
-
-def main(args: argparse.Namespace) -> int:
-    overlays = check_overlay_option(args.save_overlay, args.videos)  # before any work (and before the pool starts)
-    predictor = load_predictor(args.checkpoint, device=args.device, weights=args.weights,
-                               detector_weights=args.detector_weights, workers=args.workers)
+def run(request: PredictRequest, on_report: Callable[[dict[str, Any]], None] | None = None) -> PredictionRun:
+    """Score every video of ``request``: a video that fails is a failure, the others are scored; an
+    overlay that cannot be written is a failure of its own, the score stands. ``on_report`` gets each
+    report as soon as it is made (aqa-predict prints it)."""
+    predictor = load_predictor(request.checkpoint, device=request.device, weights=request.weights,
+                               detector_weights=request.detector_weights, workers=request.workers)
     reports, failures = [], {}
     with predictor:
-        check_difficulty(predictor.head, args.difficulty)  # once, before any video is decoded
-        for number, path in enumerate(args.videos):
+        check_difficulty(predictor.head, request.difficulty)  # once, before any video is decoded
+        for number, path in enumerate(request.videos):
             try:
-                report, features = predict_video(predictor, path, progress=not (args.quiet or args.json),
-                                                 difficulty=args.difficulty)
+                report, features = predict_video(predictor, path, progress=request.progress,
+                                                 difficulty=request.difficulty)
             except AqaError as error:
                 failures[str(path)] = one_line(error)
                 continue
-            if overlays:  # the score stands whatever happens to its picture
-                target = overlays[number]
+            if request.overlays:  # the score stands whatever happens to its picture
+                target = request.overlays[number]
                 try:
                     save_prediction_overlay(target, report, features, f"{report['score_name']} {report['score']:.2f}")
                     report["overlay"] = str(target)
@@ -431,22 +174,6 @@ def main(args: argparse.Namespace) -> int:
                     failures[f"{path} (overlay)"] = f"{path}: scored, but the overlay {target} was not written: " \
                                                     f"{one_line(error)}"
             reports.append(report)
-            if not args.json:
-                print(printable(format_report(report) + (f"\n  overlay: {report['overlay']}" if "overlay" in report
-                                                         else "")))
-    if args.json:
-        json.dump({"checkpoint": str(args.checkpoint), "predictions": reports,
-                   "failures": [{"video": v, "error": e} for v, e in failures.items()]}, sys.stdout, indent=2)
-        print()
-    for reason in failures.values():
-        print(printable(f"aqa-predict: error: {reason}"), file=sys.stderr)
-    return 1 if failures else 0
-
-
-def cli(argv: Sequence[str] | None = None) -> int:
-    """Console-script entry point: ``aqa-predict``."""
-    return run_cli("aqa-predict", get_args_parser, main, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(cli())
+            if on_report is not None:
+                on_report(report)
+    return PredictionRun(reports, failures)

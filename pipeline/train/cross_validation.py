@@ -36,12 +36,13 @@ from aqa.config import config_to_dict
 from aqa.errors import AqaError
 from aqa.models.metrics import fisher_z_mean, mse, relative_l2, spearman, summarize_seeds
 from aqa.pipeline.plots import plot_predictions
-from aqa.pipeline.train_data import TrainingData, VideoSplit
-from aqa.pipeline.train_report import plain_json
+from aqa.pipeline.train.data import TrainingData, VideoSplit
+from aqa.pipeline.train.report import plain_json
 from aqa.version import __version__
 
 if TYPE_CHECKING:
-    from aqa.pipeline.train import RunConfig, ScoreRun
+    from aqa.pipeline.train.config import RunConfig
+    from aqa.pipeline.train.training import ScoreRun
 
 FOLDS_FORMAT = "aqa-folds/1"
 
@@ -129,7 +130,7 @@ def cross_validate(data: TrainingData, folds: Folds, train_fold: Callable[[Train
     """Train and score every fold of ``data.train`` (see the module doc); returns one :class:`FoldRun` per fold.
 
     ``train_fold`` trains one fold's data (the held-out fold as its test split) and returns its
-    :class:`~pipeline.train.ScoreRun`: ``aqa-train``'s own per-score training, so a fold is
+    :class:`~pipeline.train.training.ScoreRun`: ``aqa-train``'s own per-score training, so a fold is
     trained exactly as a final model would be."""
     split = data.train
     index = {name: row for row, name in enumerate(split.names)}

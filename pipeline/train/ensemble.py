@@ -4,7 +4,7 @@ Each member of ``head.members`` (``models.ensemble``) gets the run's preset, see
 validation carve, and the preset's own entries for that head (and variant: ``cofinal(coarse=likert)``
 takes the ``cofinal:likert`` recipe), exactly the config ``aqa-train --head <member> --preset P
 --set head.<key>=<value>`` resolves; training settings given to the ensemble (``--epochs``,
-``--set train.*``) apply to every member. Each member trains through :func:`pipeline.train.train_score`,
+``--set train.*``) apply to every member. Each member trains through :func:`pipeline.train.training.train_score`,
 so a member's predictions are the ones its own run gives with the same seed.
 
 Seed ``s`` of the ensemble's report is the combination of every member's seed ``s``; the saved
@@ -24,13 +24,13 @@ from aqa.config import ConfigError
 from aqa.models.ensemble import EnsembleConfig, assemble, parse_member
 from aqa.models.registry import head_config, preset_key
 from aqa.models.training import FitResult
-from aqa.pipeline.train_data import TrainingData, carve_validation
-from aqa.pipeline.train_report import SeedMetrics, split_metrics
+from aqa.pipeline.train.data import TrainingData, carve_validation
+from aqa.pipeline.train.report import SeedMetrics, split_metrics
 
 
-def member_config(config, spec: str):  # RunConfig -> RunConfig (typed loosely: pipeline.train imports this module)
+def member_config(config, spec: str):  # RunConfig -> RunConfig (typed loosely: training.py imports this module)
     """The run config of member ``spec`` of the ensemble run ``config`` (see the module doc)."""
-    from aqa.pipeline.train import base_config
+    from aqa.pipeline.train.config import base_config
 
     name, overrides = parse_member(spec)
     variant = preset_key(name, head_config(name, config.preset, overrides)).partition(":")[2] or None
@@ -57,8 +57,8 @@ def combine(parts: Sequence[SeedMetrics], weights: np.ndarray, true: dict[str, l
 
 def train_ensemble(data: TrainingData, score: str, config, device: str, *, progress: bool = True):
     """Train every member of ``config.head`` (an :class:`EnsembleConfig`) on ``score``; returns the
-    ensemble's :class:`~pipeline.train.ScoreRun` and the assembled head of every (member, seed)."""
-    from aqa.pipeline.train import ScoreRun, SeedRun, train_score
+    ensemble's :class:`~pipeline.train.training.ScoreRun` and the assembled head of every (member, seed)."""
+    from aqa.pipeline.train.training import ScoreRun, SeedRun, train_score
 
     ensemble: EnsembleConfig = config.head
     runs = [train_score(data, score, member_config(config, spec), device, progress=progress)[0]

@@ -8,7 +8,7 @@ the run measured it (the test split's rho; with ``--test-split none`` only the r
 training videos, said to be no measure of accuracy), the features it needs (backbone, weights,
 clip plan, detector), the date and the aqa version.
 
-:func:`build_card` is a pure function of aqa-train's metrics report (``pipeline.train_report``);
+:func:`build_card` is a pure function of aqa-train's metrics report (``pipeline.train.report``);
 :func:`write_model_card` writes both files atomically. The description and the scale also travel in
 the checkpoint (``models.checkpoint``), so a ``model.pt`` moved without its card still says what
 it is.

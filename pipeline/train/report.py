@@ -21,7 +21,7 @@
                       (the members' means over seeds, combined; predictions.csv holds these), and
                       each member's mean over seeds alone
     saved_seed, saved_by ("val_srcc" | "train_srcc"), checkpoint ("model.pt"); its model card beside it
-                      (model_card.md and model_card.json: pipeline.model_card)
+                      (model_card.md and model_card.json: pipeline.train.model_card)
     videos, streams, input_dim, normalizer, provenance, config, config_hash, device, package_version
 
 When several scores are trained, the top-level ``metrics.json`` holds per seed the Fisher-z mean
@@ -45,13 +45,14 @@ import torch
 from aqa.config import config_to_dict
 from aqa.models.checkpoint import save_checkpoint
 from aqa.models.metrics import cumulative_score, fisher_z_mean, mse, relative_l2, spearman, summarize_seeds
-from aqa.pipeline.model_card import build_card, default_description, score_scale, write_model_card
 from aqa.pipeline.plots import plot_cumulative_score, plot_curves, plot_predictions
+from aqa.pipeline.train.model_card import build_card, default_description, score_scale, write_model_card
 from aqa.version import __version__
 
 if TYPE_CHECKING:
-    from aqa.pipeline.train import RunConfig, ScoreRun, SeedRun
-    from aqa.pipeline.train_data import TrainingData
+    from aqa.pipeline.train.config import RunConfig
+    from aqa.pipeline.train.data import TrainingData
+    from aqa.pipeline.train.training import ScoreRun, SeedRun
 
 HEADLINE = ("test_srcc", "test_rl2", "test_mse", "train_srcc", "train_rl2", "train_mse", "val_srcc")
 

@@ -1,13 +1,12 @@
-"""``aqa-train``: train a scoring head on stored clip features; report rho, R-L2 and MSE; save a checkpoint.
-
-    aqa-train features.h5 --head cofinal --preset fisv-tes --out runs/tes
-    aqa-train features.h5 --head cofinal --preset fisv-tes --score TES --score PCS --seeds 0,1,2 --out runs/fisv
-    aqa-train feats/ --head mlp --score total --val-fraction 0.2 --epochs 100 --set train.lr=0.005 --out runs/x
+"""The training run behind ``aqa-train`` and ``aqa.train``: train a scoring head on stored clip
+features, report rho, R-L2 and MSE, save a checkpoint. :class:`TrainRequest` says what to train,
+:func:`run` does it; the config is :mod:`pipeline.train.config`, the command line
+:mod:`pipeline.train.cli`.
 
 For every score and every seed the head trains on random windows of C clips (the preset's
 ``train_window``) and is tested on every clip of each test video. ``--folds K`` (or
 ``--folds-file``) cross-validates instead, on the training split only
-(:mod:`pipeline.cross_validation`); ``--test-split none`` trains on the training split alone (a
+(:mod:`pipeline.train.cross_validation`); ``--test-split none`` trains on the training split alone (a
 final model on every labelled video). Model selection never sees the test split: by default the
 last of a fixed number of epochs is kept (``selection: "fixed-epochs"``); with
 ``--val-fraction`` a seeded share of the training videos is held out and the epoch with the best
@@ -27,20 +26,18 @@ that cannot name a folder of its own refused before training; plus a top-level
 best rho on the whole training videos; never chosen by test), ``metrics.json``,
 ``predictions.csv`` (test videos: name, true, predicted), ``predictions.png``, ``curves.png``,
 ``cumulative_score.png`` and the model card beside ``model.pt`` (``model_card.md`` and
-``model_card.json``, :mod:`pipeline.model_card`; ``--description`` gives its one line).
+``model_card.json``, :mod:`pipeline.train.model_card`; ``--description`` gives its one line).
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import functools
 import json
 import logging
 import re
 import tempfile
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,33 +45,31 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from aqa.config import ConfigError, apply_values, config_hash, layered_values, load_config
+from aqa.config import config_hash
 from aqa.data.feature_store import open_feature_store
 from aqa.data.labels import parse_column_names, read_label_files
 from aqa.data.provenance import Provenance
-from aqa.errors import AqaError, printable
 from aqa.models import registry
 from aqa.models.checkpoint import load_checkpoint
-from aqa.models.ensemble import parse_member
 from aqa.models.normalization import ScoreNormalizer
-from aqa.models.streams import Streams, difficulty_use
+from aqa.models.streams import difficulty_use
 from aqa.models.training import (
     FitResult,
     PaddedVideos,
-    TrainConfig,
     evaluate,
     fit,
     nan_to_minus_inf,
     seed_everything,
 )
-from aqa.pipeline.cli import (
-    add_common_arguments,
-    add_config_arguments,
-    add_label_arguments,
-    exit_status_epilog,
-    run_cli,
+from aqa.pipeline.devices import resolve_device
+from aqa.pipeline.train.config import (
+    RunConfig,
+    TrainingSetupError,
+    check_head_streams,
+    head_streams,
+    resolve_run_config,
 )
-from aqa.pipeline.cross_validation import (
+from aqa.pipeline.train.cross_validation import (
     check_folds,
     cross_validate,
     make_folds,
@@ -82,136 +77,11 @@ from aqa.pipeline.cross_validation import (
     write_combined_cv_report,
     write_cv_outputs,
 )
-from aqa.pipeline.devices import resolve_device
-from aqa.pipeline.model_card import check_description
-from aqa.pipeline.train_data import TrainingData, VideoSplit, carve_validation, load_training_data
-from aqa.pipeline.train_report import SeedMetrics, split_metrics, write_combined_report, write_score_outputs
+from aqa.pipeline.train.data import TrainingData, VideoSplit, carve_validation, load_training_data
+from aqa.pipeline.train.model_card import check_description
+from aqa.pipeline.train.report import SeedMetrics, split_metrics, write_combined_report, write_score_outputs
 
 log = logging.getLogger(__name__)
-
-class TrainingSetupError(AqaError):
-    """The command line asks for something aqa-train cannot do (no CUDA, a changed head...)."""
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything that decides a training run besides the features; the head's own settings are the
-    ``head`` section that :func:`run_config_type` adds (its type depends on the head)."""
-
-    head_name: str = "cofinal"
-    preset: str | None = None
-    scores: tuple[str, ...] = ()  # several: one model each, rho averaged with Fisher's z
-    streams: Streams = "auto"
-    video_prefix: str = ""  # train and test on videos whose name starts with this (RG apparatus)
-    train_split: str = "train"
-    test_split: str = "test"
-    val_fraction: float = 0.0  # 0: fixed epochs; else this share of training videos selects the epoch
-    val_seed: int = 0  # the validation carve's seed (the same for every training seed)
-    seeds: tuple[int, ...] = (0,)
-    train: TrainConfig = field(default_factory=TrainConfig)
-
-
-def run_config_type(head_name: str) -> type:
-    """:class:`RunConfig` with a ``head`` section of head ``head_name``'s config dataclass, so that
-    ``--set head.dropout=0.5`` and a YAML ``head:`` mapping are checked like every other key."""
-    head_type = registry.config_type(head_name)
-    return dataclasses.make_dataclass(f"RunConfig_{head_name}", [("head", head_type, field(default_factory=head_type))],
-                                      bases=(RunConfig,), frozen=True)
-
-
-def base_config(head_name: str, preset: str | None, variant: str | None = None) -> RunConfig:
-    """Defaults, then ``preset``'s head settings (window, dropout...) and its training choices; for a
-    head ``variant`` (CoFInAl's ``likert``), the preset's ``head:variant`` entries on top."""
-    head = registry.head_config(head_name, preset, variant=variant)
-    chosen = registry.dataset_preset(preset) if preset else None
-    values: dict[str, object] = {"scores": chosen.scores, "video_prefix": chosen.video_prefix} if chosen else {}
-    train = TrainConfig(**chosen.head_entries(head_name, variant).train) if chosen else TrainConfig()
-    needs = head.needs()
-    if chosen and needs.window is None:  # a head without its own window takes the preset's
-        train = dataclasses.replace(train, window=int(chosen.head["train_window"]))
-    if needs.own_optimizer is not None:  # a head with its own optimiser (FSPN) brings its epoch count
-        train = dataclasses.replace(train, epochs=needs.own_optimizer.epochs)
-    return run_config_type(head_name)(head_name=head_name, preset=preset, head=head, train=train, **values)
-
-
-SETTINGS: dict[str, str] = {
-    "score": "scores", "seeds": "seeds", "val_fraction": "val_fraction", "epochs": "train.epochs",
-    "train_split": "train_split", "test_split": "test_split", "streams": "streams", "video_prefix": "video_prefix",
-}
-"""The dedicated flags' keys in :class:`RunConfig` (``--epochs`` sets ``train.epochs``); ``aqa.train``
-takes the same names as keywords."""
-
-
-def resolve_run_config(head: str | None = None, preset: str | None = None, *, config_file: str | Path | None = None,
-                       set_text: Sequence[str] = (), overrides: Mapping[str, Any] | None = None,
-                       settings: Mapping[str, Any] | None = None) -> RunConfig:
-    """Defaults < preset < ``config_file`` YAML < ``--set`` text < typed ``overrides`` (dotted keys)
-    < the dedicated ``settings`` (:data:`SETTINGS`; None: not given). Only ``set_text`` is parsed;
-    every other value keeps its Python type. ``head`` None: the preset's default head (the best in
-    its cross-validation), its own settings under the ``--set`` text, else CoFInAl."""
-    values = layered_values(set_text, overrides, settings, SETTINGS)
-    if head is None:  # a default such as "cofinal(coarse=likert)": the head, its settings before --set's
-        head, chosen = parse_member(registry.dataset_preset(preset).default_head if preset else "cofinal")
-        values = [(f"head.{key}", value) for key, value in chosen.items()] + values
-    base = base_config(head, preset)
-    config = apply_values(load_config(type(base), config_file, base=base), values)
-    variant = registry.preset_key(config.head_name, config.head).partition(":")[2]
-    if config.preset and variant:  # the variant --set/--config chose (head.coarse=likert) has its own preset entries
-        base = base_config(head, preset, variant=variant)
-        config = apply_values(load_config(type(base), config_file, base=base), values)
-    if (config.head_name, config.preset) != (base.head_name, base.preset):
-        raise ConfigError("choose the head with --head and the preset with --preset, not in the config")
-    if not config.seeds:
-        raise ConfigError("seeds: give at least one seed")
-    check_own_optimizer(config, base)
-    return config
-
-
-def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """Defaults < preset < ``--config`` YAML < ``--set`` < the dedicated flags (see :func:`resolve_run_config`)."""
-    settings = {name: getattr(args, name) for name in SETTINGS}
-    settings["score"] = args.score or None
-    return resolve_run_config(args.head, args.preset, config_file=args.config, set_text=args.overrides,
-                              settings=settings)
-
-
-def check_own_optimizer(config: RunConfig, base: RunConfig) -> None:
-    """A head that declares its own optimiser (FSPN) trains with its own settings: refuse the SGD
-    loop's ``train.*`` settings for it, and a changed epoch count in the head's config (the epochs
-    are ``--epochs``), rather than ignoring them."""
-    own, base_own = config.head.needs().own_optimizer, base.head.needs().own_optimizer
-    if own is None or base_own is None:
-        return
-    sgd = ("lr", "lr_min", "momentum", "weight_decay", "batch_size")
-    now, before = dataclasses.asdict(config.train), dataclasses.asdict(base.train)
-    changed = [f"train.{key}" for key in sgd if now[key] != before[key]]
-    if own.epochs != base_own.epochs:
-        changed.append("head.train_epochs (use --epochs)")
-    if changed:
-        raise ConfigError(f"head {config.head_name!r} trains with Adam from its own settings (head.train_lr, "
-                          f"head.train_weight_decay, head.train_batch_size); these do not apply: {', '.join(changed)}")
-
-
-def head_streams(config: RunConfig) -> str:
-    """The streams to load: on ``auto``, a head that declares it takes exactly one stream gets the scene."""
-    if config.streams == "auto" and config.head.needs().actor_stream is False:
-        return "scene"
-    return config.streams
-
-
-def check_head_streams(config: RunConfig, streams: str) -> None:
-    """A head that declares it needs the actor stream (FSPN splits its input into scene and actor
-    halves) needs ``streams == "both"``; one that declares it takes one stream (FSPN with ``use_actor``
-    off) needs exactly one. Other heads take any streams."""
-    use_actor = config.head.needs().actor_stream
-    if use_actor is True and streams != "both":
-        raise TrainingSetupError(
-            f"{config.head_name} needs both streams (scene and actor) but gets streams={streams!r} (asked for, or "
-            "the features have no actor stream, as imported ones); train on features from aqa-extract with "
-            "--streams both, or --set head.use_actor=false for its one-stream ablation")
-    if use_actor is False and streams == "both":
-        raise TrainingSetupError(f"{config.head_name} with head.use_actor=false takes one stream; add --streams "
-                                 "scene (or actor)")
 
 
 @dataclass
@@ -244,9 +114,9 @@ class ScoreRun:
 def train_score(data: TrainingData, score: str, config: RunConfig, device: str, *,
                 progress: bool = True) -> tuple[ScoreRun, torch.nn.Module]:
     """Train one head per seed for ``score``; returns the run and the saved seed's head (kept weights).
-    An ensemble trains each member so (:mod:`pipeline.train_ensemble`) and returns all of them in one head."""
+    An ensemble trains each member so (:mod:`pipeline.train.ensemble`) and returns all of them in one head."""
     if config.head_name == "ensemble":
-        from aqa.pipeline.train_ensemble import train_ensemble  # it trains its members through this function
+        from aqa.pipeline.train.ensemble import train_ensemble  # it trains its members through this function
 
         return train_ensemble(data, score, config, device, progress=progress)
     train_split, val_split = carve_validation(data.train, config.val_fraction, config.val_seed)
@@ -317,79 +187,6 @@ def expected_provenance(path: Path | None) -> Provenance | None:
         return store.provenance
 
 
-def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Train a scoring head on an aqa feature store and report Spearman rho, relative L2 and MSE on "
-                    "the test split, or cross-validate it on the training split (--folds).",
-        epilog="Selection never uses the test split: fixed epochs by default, or --val-fraction for the best "
-               "validation epoch. --out is checked before training: an existing file, a finished run (without "
-               "--overwrite) or a place that cannot be written is refused. A stored video whose checksums fail is "
-               "named, never trained on. A rho that is undefined (constant scores) is reported as null with a "
-               "warning. " + exit_status_epilog("done"))
-    parser.add_argument("features", nargs="+", type=Path,
-                        help="feature shard (.h5), folder of shards, JSON index, or several shard files")
-    parser.add_argument("--out", type=Path, required=True,
-                        help="output folder (created; checked before training; a finished run there is refused "
-                             "unless --overwrite)")
-    parser.add_argument("--overwrite", action="store_true", help="replace the outputs of a finished run in --out")
-    heads, presets = ", ".join(registry.list_heads()), ", ".join(registry.list_presets())
-    defaults = "; ".join(f"{name}: {_default_head(name)}" for name in registry.list_presets()
-                         if registry.dataset_preset(name).default_head != "cofinal")
-    parser.add_argument("--head",
-                        help=f"scoring head: {heads} (ridge is the instant floor; ensemble: the mean of trained "
-                             f"heads, --set head.members=[...]). Default: the preset's, the best in its "
-                             f"cross-validation (docs/accuracy.md; {defaults}), else cofinal")
-    parser.add_argument("--preset", help=f"per-dataset settings (models/presets.py): {presets}")
-    parser.add_argument("--score", action="append", help="score name to predict (repeatable; default: the preset's)")
-    parser.add_argument("--epochs", type=int, help="training epochs (default 200)")
-    parser.add_argument("--seeds", type=_seed_list, help="comma-separated seeds, e.g. 0,1,2 (default 0)")
-    parser.add_argument("--val-fraction", type=float, help="hold out this share of training videos to pick the "
-                                                           "best epoch (default 0: fixed epochs)")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    parser.add_argument("--train-split", help="split to train on (default train)")
-    parser.add_argument("--test-split", help="split to test on (default test; none: train on the training split "
-                                             "alone, e.g. a final model on every labelled video)")
-    parser.add_argument("--folds", type=int, metavar="K",
-                        help="cross-validate instead: K folds of the training split (no test split is read), "
-                             "every fold and seed trained as without --folds; writes folds.json and CV metrics")
-    parser.add_argument("--folds-file", type=Path, metavar="FILE",
-                        help="cross-validate on the folds in FILE (a folds.json of an earlier run, or "
-                             "data/folds/fisv_train_5fold.json)")
-    parser.add_argument("--fold-seed", type=int, default=0, help="seed of the --folds split (default 0)")
-    parser.add_argument("--streams", choices=["auto", "scene", "actor", "both"],
-                        help="feature streams fed to the head (default auto: both when there is an actor stream)")
-    parser.add_argument("--video-prefix", help="only videos whose name starts with this (the RG presets set it)")
-    parser.add_argument("--description", metavar="TEXT",
-                        help="one line saying what the model scores, for its model card, its checkpoint and "
-                             "aqa-predict (default: one made from the head, score, features and videos)")
-    parser.add_argument("--expect-provenance", type=Path, metavar="PATH",
-                        help="refuse features made differently from this checkpoint (.pt) or feature store")
-    add_label_arguments(parser)
-    add_config_arguments(parser, example="train.lr=0.001")
-    add_common_arguments(parser)
-    return parser
-
-
-def _default_head(preset: str) -> str:
-    """What ``--preset`` trains without ``--head``, in words: ``cofinal(coarse=likert)``, or an
-    ensemble's members."""
-    chosen = registry.dataset_preset(preset)
-    if parse_member(chosen.default_head)[0] != "ensemble":
-        return chosen.default_head
-    members = registry.head_config("ensemble", preset).members
-    return "the mean of " + " + ".join(members)
-
-
-def _seed_list(text: str) -> list[int]:
-    try:
-        seeds = [int(part) for part in re.split(r"[,\s]+", text.strip()) if part]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
-    if not seeds:
-        raise argparse.ArgumentTypeError("give at least one seed")
-    return seeds
-
-
 def check_output_folder(folder: Path, overwrite: bool, *, digest: str = "", own: Collection[Path] = ()) -> None:
     """Fail before any training if ``folder`` cannot take the run's outputs: it is a file, cannot be
     created or written, or already holds a finished run (``metrics.json`` or ``model.pt``, at any
@@ -458,15 +255,6 @@ class TrainRequest:
     progress: bool = True
 
 
-def request_from_args(args: argparse.Namespace) -> TrainRequest:
-    """The parsed command line as a :class:`TrainRequest` (the config resolved first, so a wrong setting
-    is refused before anything else is checked)."""
-    return TrainRequest(features=list(args.features), out=args.out, config=config_from_args(args), device=args.device,
-                        overwrite=args.overwrite, labels=list(args.labels), columns=args.columns, folds=args.folds,
-                        folds_file=args.folds_file, fold_seed=args.fold_seed, description=args.description,
-                        expect_provenance=args.expect_provenance, progress=not args.quiet)
-
-
 def run(request: TrainRequest, say: Callable[[str], None] = print) -> dict[str, Any]:
     """The whole of aqa-train (``aqa.train`` calls it too): the metrics report of each score, and with
     several scores their Fisher-z mean under ``"combined"``; ``say`` gets the one-line summaries."""
@@ -507,16 +295,6 @@ def run(request: TrainRequest, say: Callable[[str], None] = print) -> dict[str, 
         say(f"aqa-train: Fisher-z mean over {', '.join(config.scores)}: {shown} rho "
             f"{combined[f'{shown}_srcc']:.4f} ± {combined[f'{shown}_srcc_std']:.4f} -> {out / 'metrics.json'}")
     return reports
-
-
-def train_from_args(args: argparse.Namespace, say: Callable[[str], None] = print) -> dict[str, Any]:
-    """The command line's path: parse into a request, then :func:`run`."""
-    return run(request_from_args(args), say)
-
-
-def main(args: argparse.Namespace) -> int:
-    train_from_args(args, say=lambda line: print(printable(line)))  # score names come from label files
-    return 0
 
 
 def cross_validation_main(request: TrainRequest, data: TrainingData, digest: str, device: str,
@@ -574,12 +352,3 @@ def score_folders(out: Path, scores: Sequence[str]) -> dict[str, Path]:
                                          "rename one in the labels or train them in separate runs")
         folders[score] = out / name
     return folders
-
-
-def cli(argv: Sequence[str] | None = None) -> int:
-    """Console-script entry point: ``aqa-train``."""
-    return run_cli("aqa-train", get_args_parser, main, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(cli())
