@@ -28,3 +28,24 @@ def test_auto_workers_follow_the_usable_cores_within_the_cap():
     assert resolve_workers(3) == 3
     with pytest.raises(DeviceError, match="--workers -1"):
         resolve_workers(-1)
+
+
+def test_device_moves_the_detector_beside_the_backbone_and_every_help_says_what_it_moves():
+    """Issue 25: --device moved only the backbone in aqa-extract (the YOLO detector stayed on
+    features.detector.device) but everything in aqa-predict, and no --help said so."""
+    from aqa.extractors.siamese import SiameseConfig
+    from aqa.pipeline.app.cli import get_args_parser as app_parser
+    from aqa.pipeline.devices import with_detector_on
+    from aqa.pipeline.extract.cli import get_args_parser as extract_parser
+    from aqa.pipeline.predict.cli import get_args_parser as predict_parser
+    from aqa.pipeline.train.cli import get_args_parser as train_parser
+
+    features = SiameseConfig()
+    moved = with_detector_on(features, "cuda:1")
+    assert moved.detector.device == "cuda:1" and features.detector.device == "cpu"  # the recorded config keeps its own
+    helps = {name: next(action.help for action in make()._actions if "--device" in action.option_strings)
+             for name, make in (("extract", extract_parser), ("predict", predict_parser), ("app", app_parser),
+                                ("train", train_parser))}
+    for name in ("extract", "predict", "app"):
+        assert "YOLO person detector" in helps[name] and "backbone" in helps[name], name
+    assert "head" in helps["predict"] and "head" in helps["app"] and "where the head trains" in helps["train"]

@@ -33,7 +33,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--work-dir", type=Path,
                         help="where each job's overlay and JSON are written (default: a new temporary folder; "
                              "jobs older than an hour are deleted)")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    parser.add_argument("--device", default="auto",
+                        help="where the backbone, a YOLO person detector (BlazePose always on the CPU) and the head "
+                             "run: cpu, cuda, cuda:N or auto (default: cuda when visible)")
     add_workers_argument(parser)
     add_common_arguments(parser)
     return parser

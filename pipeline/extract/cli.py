@@ -50,7 +50,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--every-k", type=int, help="run the detector on every k-th frame (default 1)")
     parser.add_argument("--clip-length", type=int, help="frames per clip (default 32)")
     parser.add_argument("--target-fps", type=float, help="resample to this frame rate before cutting clips")
-    parser.add_argument("--device", help="cpu, cuda, cuda:N or auto (default)")
+    parser.add_argument("--device", help="where the backbone and a YOLO person detector run (BlazePose always on "
+                        "the CPU; with --engine ray the detector runs on the planners' CPUs): cpu, cuda, cuda:N or "
+                        "auto (default: cuda when visible)")
     add_workers_argument(parser, default=None)
     parser.add_argument("--overwrite", action="store_true", help="replace the output instead of resuming into it")
     many = parser.add_argument_group("many machines (docs/scale-out.md)")

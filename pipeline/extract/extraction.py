@@ -34,7 +34,7 @@ from aqa.extractors.parallel import PoolConfig, WorkerPool
 from aqa.extractors.siamese import SiameseConfig
 from aqa.extractors.video import Backend, VideoLimits
 from aqa.extractors.video_steps import ExtractedVideo
-from aqa.pipeline.devices import resolve_device, resolve_workers
+from aqa.pipeline.devices import resolve_device, resolve_workers, with_detector_on
 from aqa.pipeline.extract.job_split import shard_of, shard_path, videos_of_shard
 from aqa.pipeline.extract.ray import RayConfig, run_ray_extraction, start_ray
 
@@ -151,7 +151,7 @@ def run_extraction(videos: Sequence[tuple[str, Path]], output: Path, config: Ext
         backbone = build_backbone(config.features.backbone, weights=config.features.weights, device=device)
     written: list[str] = []
     failures: dict[str, str] = {}
-    with WorkerPool(config.features, backbone, device=device, precision=config.precision,
+    with WorkerPool(with_detector_on(config.features, device), backbone, device=device, precision=config.precision,
                     pool=config.pool_config()) as pool:
         provenance = feature_provenance(config.features, backbone, pool.detector)
         with ShardWriter(output, provenance, overwrite=overwrite) as writer:

@@ -78,7 +78,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("videos", nargs="+", type=Path, help="video files to score")
     parser.add_argument("--checkpoint", type=Path, required=True, help="model.pt written by aqa-train")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    parser.add_argument("--device", default="auto",
+                        help="where the backbone, a YOLO person detector (BlazePose always on the CPU) and the head "
+                             "run: cpu, cuda, cuda:N or auto (default: cuda when visible)")
     add_workers_argument(parser)
     parser.add_argument("--weights", help="backbone weights file, if not at its default place")
     parser.add_argument("--detector-weights", help="YOLO weights file, when the checkpoint's features used YOLO")

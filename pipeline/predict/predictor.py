@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from aqa.extractors.backbones import VideoBackbone, build_backbone
 from aqa.extractors.parallel import FailedVideo, PoolConfig, WorkerPool
 from aqa.extractors.siamese import SiameseConfig, SiameseFeatures
 from aqa.models.checkpoint import CheckpointInfo, check_difficulty, load_checkpoint, predict_features
-from aqa.pipeline.devices import resolve_device, resolve_workers
+from aqa.pipeline.devices import resolve_device, resolve_workers, with_detector_on
 from aqa.pipeline.predict.report import build_report, save_prediction_overlay
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def load_predictor(checkpoint: Path, *, device: str = "auto", weights: str | Non
     head, normalizer, info = load_checkpoint(checkpoint, device=device)
     config = extraction_config(info.provenance, weights=weights, detector_weights=detector_weights)
     backbone = build_backbone(config.backbone, weights=config.weights, device=device)
-    pool = WorkerPool(replace(config, detector=replace(config.detector, device=device)), backbone, device=device,
+    pool = WorkerPool(with_detector_on(config, device), backbone, device=device,
                       pool=PoolConfig(workers=resolve_workers(workers)))
     try:
         check_reproducible(info.provenance, backbone, pool.detector, config.resolved_input_size)

@@ -64,7 +64,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", type=_seed_list, help="comma-separated seeds, e.g. 0,1,2 (default 0)")
     parser.add_argument("--val-fraction", type=float, help="hold out this share of training videos to pick the "
                                                            "best epoch (default 0: fixed epochs)")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    parser.add_argument("--device", default="auto",
+                        help="where the head trains: cpu, cuda, cuda:N or auto (default: cuda when visible)")
     parser.add_argument("--train-split", help="split to train on (default train)")
     parser.add_argument("--test-split", help="split to test on (default test; none: train on the training split "
                                              "alone, e.g. a final model on every labelled video)")
