@@ -42,7 +42,7 @@ from aqa.version import __version__
 
 if TYPE_CHECKING:
     from aqa.pipeline.train.config import RunConfig
-    from aqa.pipeline.train.training import ScoreRun
+    from aqa.pipeline.train.report import ScoreRun
 
 FOLDS_FORMAT = "aqa-folds/1"
 

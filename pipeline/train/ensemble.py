@@ -16,7 +16,7 @@ cross-validation, the ``ensemble`` (seeds' mean) column.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from aqa.models.ensemble import EnsembleConfig, assemble, parse_member
 from aqa.models.registry import head_config, preset_key
 from aqa.models.training import FitResult
 from aqa.pipeline.train.data import TrainingData, carve_validation
-from aqa.pipeline.train.report import SeedMetrics, split_metrics
+from aqa.pipeline.train.report import ScoreRun, SeedMetrics, SeedRun, split_metrics
 
 
 def member_config(config, spec: str):  # RunConfig -> RunConfig (typed loosely: training.py imports this module)
@@ -55,13 +55,14 @@ def combine(parts: Sequence[SeedMetrics], weights: np.ndarray, true: dict[str, l
     return split_metrics(predictions, {split: true[split] for split in predictions})
 
 
-def train_ensemble(data: TrainingData, score: str, config, device: str, *, progress: bool = True):
-    """Train every member of ``config.head`` (an :class:`EnsembleConfig`) on ``score``; returns the
-    ensemble's :class:`~pipeline.train.training.ScoreRun` and the assembled head of every (member, seed)."""
-    from aqa.pipeline.train.training import ScoreRun, SeedRun, train_score
-
+def train_ensemble(data: TrainingData, score: str, config, device: str, train_member: Callable, *,
+                   progress: bool = True):
+    """Train every member of ``config.head`` (an :class:`EnsembleConfig`) on ``score`` with
+    ``train_member`` (:func:`pipeline.train.training.train_score`, passed in: it calls this function
+    for an ensemble, so importing it here would close a circle); returns the ensemble's
+    :class:`~pipeline.train.report.ScoreRun` and the assembled head of every (member, seed)."""
     ensemble: EnsembleConfig = config.head
-    runs = [train_score(data, score, member_config(config, spec), device, progress=progress)[0]
+    runs = [train_member(data, score, member_config(config, spec), device, progress=progress)[0]
             for spec in ensemble.members]
     normalizer = runs[0].normalizer
     if any(run.normalizer.to_dict() != normalizer.to_dict() for run in runs):

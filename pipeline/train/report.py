@@ -35,7 +35,7 @@ import csv
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +45,8 @@ import torch
 from aqa.config import config_to_dict
 from aqa.models.checkpoint import save_checkpoint
 from aqa.models.metrics import cumulative_score, fisher_z_mean, mse, relative_l2, spearman, summarize_seeds
+from aqa.models.normalization import ScoreNormalizer
+from aqa.models.training import FitResult
 from aqa.pipeline.plots import plot_cumulative_score, plot_curves, plot_predictions
 from aqa.pipeline.train.model_card import build_card, default_description, score_scale, write_model_card
 from aqa.version import __version__
@@ -52,7 +54,6 @@ from aqa.version import __version__
 if TYPE_CHECKING:
     from aqa.pipeline.train.config import RunConfig
     from aqa.pipeline.train.data import TrainingData
-    from aqa.pipeline.train.training import ScoreRun, SeedRun
 
 HEADLINE = ("test_srcc", "test_rl2", "test_mse", "train_srcc", "train_rl2", "train_mse", "val_srcc")
 
@@ -64,6 +65,33 @@ class SeedMetrics:
 
     values: dict[str, float]
     predictions: dict[str, list[float]]
+
+
+@dataclass
+class SeedRun:
+    """One seed's training: what :func:`models.training.fit` returned and the metrics (and
+    original-scale predictions) of the kept and of the last epoch."""
+
+    seed: int
+    fit: FitResult
+    selected: SeedMetrics
+    last: SeedMetrics
+    exemplar_names: list[str] = field(default_factory=list)  # a pairwise head's bank, in bank order
+    head: torch.nn.Module | None = None  # the kept weights (an ensemble keeps every seed's)
+
+
+@dataclass
+class ScoreRun:
+    """All seeds of one score, its normaliser and which seed's model is saved."""
+
+    score: str
+    normalizer: ScoreNormalizer
+    seeds: list[SeedRun]
+    saved: int  # index into seeds
+    saved_by: str  # the metric that chose it: "val_srcc" or "train_srcc"
+    sizes: dict[str, int]
+    combined: SeedMetrics | None = None  # an ensemble: its checkpoint's predictions (members' means over seeds)
+    members: dict[str, SeedMetrics] = field(default_factory=dict)  # an ensemble: each member's mean over seeds
 
 
 def split_metrics(predictions: Mapping[str, Sequence[float]], true: Mapping[str, Sequence[float]]) -> SeedMetrics:

@@ -54,7 +54,6 @@ from aqa.models.checkpoint import load_checkpoint
 from aqa.models.normalization import ScoreNormalizer
 from aqa.models.streams import difficulty_use
 from aqa.models.training import (
-    FitResult,
     PaddedVideos,
     evaluate,
     fit,
@@ -79,36 +78,16 @@ from aqa.pipeline.train.cross_validation import (
 )
 from aqa.pipeline.train.data import TrainingData, VideoSplit, carve_validation, load_training_data
 from aqa.pipeline.train.model_card import check_description
-from aqa.pipeline.train.report import SeedMetrics, split_metrics, write_combined_report, write_score_outputs
+from aqa.pipeline.train.report import (
+    ScoreRun,
+    SeedMetrics,
+    SeedRun,
+    split_metrics,
+    write_combined_report,
+    write_score_outputs,
+)
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class SeedRun:
-    """One seed's training: what :func:`fit` returned and the metrics (and original-scale
-    predictions) of the kept and of the last epoch."""
-
-    seed: int
-    fit: FitResult
-    selected: SeedMetrics
-    last: SeedMetrics
-    exemplar_names: list[str] = field(default_factory=list)  # a pairwise head's bank, in bank order
-    head: torch.nn.Module | None = None  # the kept weights (an ensemble keeps every seed's)
-
-
-@dataclass
-class ScoreRun:
-    """All seeds of one score, its normaliser and which seed's model is saved."""
-
-    score: str
-    normalizer: ScoreNormalizer
-    seeds: list[SeedRun]
-    saved: int  # index into seeds
-    saved_by: str  # the metric that chose it: "val_srcc" or "train_srcc"
-    sizes: dict[str, int]
-    combined: SeedMetrics | None = None  # an ensemble: its checkpoint's predictions (members' means over seeds)
-    members: dict[str, SeedMetrics] = field(default_factory=dict)  # an ensemble: each member's mean over seeds
 
 
 def train_score(data: TrainingData, score: str, config: RunConfig, device: str, *,
@@ -116,9 +95,9 @@ def train_score(data: TrainingData, score: str, config: RunConfig, device: str, 
     """Train one head per seed for ``score``; returns the run and the saved seed's head (kept weights).
     An ensemble trains each member so (:mod:`pipeline.train.ensemble`) and returns all of them in one head."""
     if config.head_name == "ensemble":
-        from aqa.pipeline.train.ensemble import train_ensemble  # it trains its members through this function
+        from aqa.pipeline.train.ensemble import train_ensemble
 
-        return train_ensemble(data, score, config, device, progress=progress)
+        return train_ensemble(data, score, config, device, train_score, progress=progress)
     train_split, val_split = carve_validation(data.train, config.val_fraction, config.val_seed)
     divide, grouped = difficulty_use(config.head)
     normalizer = ScoreNormalizer.fit(train_split.targets(score, divide))
