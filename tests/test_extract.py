@@ -350,3 +350,14 @@ def test_flags_reach_the_config_with_their_own_type_not_through_yaml():
                                          "--set", "ray.address=elsewhere", "--set", "features.detector.every_k=3"])
     config = config_from_args(args)
     assert (config.features.weights, config.ray.address, config.features.detector.every_k) == ("123", "1:30", 3)
+
+
+def test_each_engine_is_one_entry_of_one_face():
+    """Issue 25: the engines are siblings behind one face (``ENGINES``), picked by
+    ``ExtractConfig.engine``; every name the config accepts has one, and nothing else does."""
+    import typing
+
+    from aqa.pipeline.extract.extraction import ENGINES, ExtractConfig, local_engine, ray_engine
+
+    names = typing.get_args(typing.get_type_hints(ExtractConfig)["engine"])
+    assert set(ENGINES) == set(names) and ENGINES["local"] is local_engine and ENGINES["ray"] is ray_engine

@@ -19,7 +19,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from tqdm import tqdm
 
@@ -260,18 +260,53 @@ def run(request: ExtractRequest) -> ExtractionResult:
                    if shard_of(path, request.num_shards) == request.shard_index}
         output = shard_path(request.output, request.shard_index, request.num_shards)
     labels = read_label_files(list(request.labels), parse_column_names(request.columns)) if request.labels else None
-    if config.engine == "ray":
-        if request.overwrite:
-            raise ExtractionError("--overwrite is not offered with --engine ray; delete the folder instead")
-        start_ray(config.ray.address)
-        summary = run_ray_extraction(videos, output, config, labels=labels, progress=request.progress)
-        written, failures = summary.written, summary.failures
-        output = summary.index
-    else:
-        written, failures = run_extraction(videos, output, config, labels=labels, overwrite=request.overwrite,
-                                           progress=request.progress)
-    skipped = len(videos) - len(written) - len(failures)
-    failures.update(refused)
-    done_now = set(written)  # the engines hand videos out as they finish; the result keeps the input's order
-    written = [name for name, _ in videos if name in done_now]
-    return ExtractionResult(output, written, skipped, dict(sorted(failures.items())))
+    engine = ENGINES[config.engine]
+    done = engine(videos, output, config, labels=labels, overwrite=request.overwrite, progress=request.progress)
+    skipped = len(videos) - len(done.written) - len(done.failures)
+    failures = {**done.failures, **refused}
+    written_now = set(done.written)  # the engines hand videos out as they finish; the result keeps the input's order
+    written = [name for name, _ in videos if name in written_now]
+    return ExtractionResult(done.store, written, skipped, dict(sorted(failures.items())))
+
+
+# ---------------------------------------------------------------------------------- the engines
+
+
+@dataclass(frozen=True)
+class EngineRun:
+    """What an engine did with the videos it was given: where their features are (the shard, or
+    a folder's index), the videos written and those that failed, with their reasons."""
+
+    store: Path
+    written: list[str]
+    failures: dict[str, str]
+
+
+class Engine(Protocol):
+    """An executor of :class:`extractors.video_steps.VideoSteps`: every video of ``videos`` not yet in
+    ``output`` extracted into it. Engines differ only in where the steps run; the features are the
+    same whichever runs them."""
+
+    def __call__(self, videos: Sequence[tuple[str, Path]], output: Path, config: ExtractConfig, *,
+                 labels: LabelTable | None, overwrite: bool, progress: bool) -> EngineRun: ...
+
+
+def local_engine(videos: Sequence[tuple[str, Path]], output: Path, config: ExtractConfig, *,
+                 labels: LabelTable | None, overwrite: bool, progress: bool) -> EngineRun:
+    """This machine's worker pool (:class:`extractors.parallel.WorkerPool`) into one shard."""
+    written, failures = run_extraction(videos, output, config, labels=labels, overwrite=overwrite, progress=progress)
+    return EngineRun(output, written, failures)
+
+
+def ray_engine(videos: Sequence[tuple[str, Path]], output: Path, config: ExtractConfig, *,
+               labels: LabelTable | None, overwrite: bool, progress: bool) -> EngineRun:
+    """Ray actors (:mod:`pipeline.extract.ray`) into a folder of shards and its index."""
+    if overwrite:
+        raise ExtractionError("--overwrite is not offered with --engine ray; delete the folder instead")
+    start_ray(config.ray.address)
+    summary = run_ray_extraction(videos, output, config, labels=labels, progress=progress)
+    return EngineRun(summary.index, summary.written, summary.failures)
+
+
+ENGINES: dict[str, Engine] = {"local": local_engine, "ray": ray_engine}
+"""``ExtractConfig.engine`` -> its executor; a new one is a function of :class:`Engine`'s face here."""
