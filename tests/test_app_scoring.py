@@ -19,7 +19,15 @@ import pytest
 
 from aqa.pipeline.app import checkpoint_names, demo_model, serve
 from aqa.pipeline.app import cli as app_cli
-from aqa.pipeline.app.scoring import AppLimits, JobGauge, UploadError, check_upload, score_upload, summary_markdown
+from aqa.pipeline.app.scoring import (
+    AppLimits,
+    JobGauge,
+    UploadError,
+    check_length,
+    check_upload,
+    score_upload,
+    summary_markdown,
+)
 from aqa.pipeline.plots import timeline_figure
 from aqa.pipeline.predict import load_predictor
 
@@ -41,8 +49,27 @@ def test_uploads_that_are_not_videos_or_too_large_are_refused_in_one_line(tmp_pa
     check_upload(tmp_path / "small.MP4", limits)  # the bytes are the decoder's business
 
 
+def test_a_video_longer_than_the_page_scores_is_refused_before_decoding(tmp_path):
+    """Issue 24, defect 4: a 391 KB upload of 30,000 tiny frames held the page's only worker for
+    about 25 minutes (every tool's own limit is 3 hours); the page now scores videos of minutes."""
+    from aqa.video_writer import write_video
+
+    frames = np.zeros((40, 32, 48, 3), np.uint8)
+    write_video(tmp_path / "slow.mp4", frames, 1.0)  # 40 s
+    write_video(tmp_path / "fast.mp4", frames, 1000.0)  # 0.04 s, but 40 frames
+    check_length(tmp_path / "slow.mp4", AppLimits(max_minutes=1.0))
+    with pytest.raises(UploadError, match=r"slow.mp4: 40 frames \(0.7 min\) is longer than this page scores "
+                                          r"\(0.5 min, 900 frames\); score it with aqa-predict"):
+        check_length(tmp_path / "slow.mp4", AppLimits(max_minutes=0.5))
+    with pytest.raises(UploadError, match="fast.mp4: 40 frames"):
+        check_length(tmp_path / "fast.mp4", AppLimits(max_minutes=1 / 60))  # 30 frames at most
+    from aqa.pipeline.app.cli import get_args_parser
+
+    assert get_args_parser().parse_args([]).max_minutes == AppLimits().max_minutes == 10.0
+
+
 def test_limits_must_be_positive():
-    for bad in ({"max_upload_mb": 0}, {"max_concurrent": 0}, {"max_queue": 0}):
+    for bad in ({"max_upload_mb": 0}, {"max_concurrent": 0}, {"max_queue": 0}, {"max_minutes": 0}):
         with pytest.raises(ValueError):
             AppLimits(**bad)
 

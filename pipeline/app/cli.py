@@ -28,6 +28,9 @@ def get_args_parser() -> argparse.ArgumentParser:
                         help="videos scored at once; the others wait in the queue (default 1)")
     parser.add_argument("--max-queue", type=int, default=8, help="videos waiting at most; more are refused (default 8)")
     parser.add_argument("--max-upload-mb", type=float, default=200.0, help="largest upload accepted (default 200 MB)")
+    parser.add_argument("--max-minutes", type=float, default=10.0,
+                        help="longest video scored, in minutes, and as many frames as that lasts at 30 fps "
+                             "(default 10); a longer one is refused in one line before any frame is decoded")
     parser.add_argument("--examples", type=Path, nargs="+", metavar="VIDEO",
                         help="videos offered as examples in the page (default: the demo's held-out videos)")
     parser.add_argument("--work-dir", type=Path,
@@ -43,7 +46,8 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def request_from_args(args: argparse.Namespace) -> AppRequest:
     return AppRequest(checkpoints=args.checkpoint, host=args.host, port=args.port, max_concurrent=args.max_concurrent,
-                      max_queue=args.max_queue, max_upload_mb=args.max_upload_mb, examples=args.examples,
+                      max_queue=args.max_queue, max_upload_mb=args.max_upload_mb, max_minutes=args.max_minutes,
+                      examples=args.examples,
                       work_dir=args.work_dir, device=args.device, workers=args.workers)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from aqa.errors import AqaError, one_line
 from aqa.models.streams import difficulty_use
-from aqa.pipeline.app.scoring import AppLimits, JobGauge, check_upload, prune_jobs, score_upload
+from aqa.pipeline.app.scoring import AppLimits, JobGauge, check_length, check_upload, prune_jobs, score_upload
 from aqa.pipeline.extract import VIDEO_SUFFIXES
 from aqa.pipeline.predict import Predictor
 
@@ -134,6 +134,7 @@ def score_handler(service: AppService):
             try:
                 with service.jobs.running():
                     check_upload(path, service.limits)
+                    check_length(path, service.limits)
                     result = score_upload(service.predictors[checkpoint], path,
                                           Path(tempfile.mkdtemp(prefix=f"job-{number}-", dir=service.work_dir)),
                                           checkpoint_name=checkpoint, difficulty=difficulty or None,

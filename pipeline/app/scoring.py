@@ -25,6 +25,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from aqa.errors import AqaError, one_line
+from aqa.extractors.video import probe_video
 from aqa.models.checkpoint import check_difficulty
 from aqa.pipeline.extract import VIDEO_SUFFIXES
 from aqa.pipeline.plots import timeline_figure
@@ -49,15 +50,23 @@ class UploadError(AqaError):
 
 @dataclass(frozen=True)
 class AppLimits:
-    """How much one server accepts: the largest upload, jobs scored at once, jobs waiting."""
+    """How much one server accepts: the largest upload, jobs scored at once, jobs waiting, and the
+    longest video (``max_minutes``, and as many frames as that lasts at 30 fps): a 391 KB upload
+    of 30,000 tiny frames held the page's one worker for 25 minutes under every tool's own limit
+    (3 hours). A routine, a program or a dive lasts minutes; a longer video is aqa-predict's."""
 
     max_upload_mb: float = 200.0
     max_concurrent: int = 1
     max_queue: int = 8
+    max_minutes: float = 10.0
 
     def __post_init__(self) -> None:
-        if self.max_upload_mb <= 0 or self.max_concurrent < 1 or self.max_queue < 1:
+        if self.max_upload_mb <= 0 or self.max_concurrent < 1 or self.max_queue < 1 or not self.max_minutes > 0:
             raise ValueError(f"limits must be positive, got {self}")
+
+    @property
+    def max_frames(self) -> int:
+        return int(self.max_minutes * 60 * 30)
 
 
 def check_upload(path: Path, limits: AppLimits) -> None:
@@ -74,6 +83,17 @@ def check_upload(path: Path, limits: AppLimits) -> None:
                           f"{limits.max_upload_mb:g} MB")
     if size_mb == 0:
         raise UploadError(f"{path.name}: the file is empty")
+
+
+def check_length(path: Path, limits: AppLimits) -> None:
+    """Refuse, with a line for the page, a video longer than ``limits`` allow, before any frame is
+    decoded (the probe counts packets; a file that is no video is refused by it in its own words)."""
+    info = probe_video(path)
+    minutes = info.num_frames / info.fps / 60 if info.fps > 0 else 0.0
+    if minutes > limits.max_minutes or info.num_frames > limits.max_frames:
+        raise UploadError(f"{path.name}: {info.num_frames} frames ({minutes:.1f} min) is longer than this page scores "
+                          f"({limits.max_minutes:g} min, {limits.max_frames} frames); score it with aqa-predict, or "
+                          "start aqa-app with a larger --max-minutes")
 
 
 class JobGauge:

@@ -42,6 +42,7 @@ class AppRequest:
     max_concurrent: int = 1
     max_queue: int = 8
     max_upload_mb: float = 200.0
+    max_minutes: float = 10.0
     examples: Sequence[Path] | None = None
     work_dir: Path | None = None
     device: str = "auto"
@@ -89,7 +90,7 @@ def run(request: AppRequest) -> int:
     started = time.perf_counter()
     checkpoints = resolve_checkpoints(request.checkpoints)
     try:
-        limits = AppLimits(request.max_upload_mb, request.max_concurrent, request.max_queue)
+        limits = AppLimits(request.max_upload_mb, request.max_concurrent, request.max_queue, request.max_minutes)
     except ValueError:
         raise PredictSetupError("--max-upload-mb, --max-concurrent and --max-queue must be positive") from None
     examples = list(request.examples) if request.examples else \
