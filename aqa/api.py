@@ -5,8 +5,8 @@
     result = aqa.extract(["videos/"], "features.h5", labels=["train.txt"], columns="id,score")
     metrics = aqa.train("features.h5", head="cofinal", out="runs/model", epochs=50)
     with aqa.Predictor("runs/model/model.pt") as predictor:
-        prediction = predictor.score("dive.mp4")
-    print(prediction.score, prediction.grade, prediction.warnings)
+        prediction = predictor.score("dive.mp4")    # typed: pipeline.predict.result.Prediction
+    print(prediction.score, prediction.grade, prediction.warnings, prediction.to_json())
     with aqa.open_store("features.h5") as store:
         video = store.read(store.names[0])
 
@@ -25,10 +25,8 @@ Progress bars are off unless ``progress=True``.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +37,7 @@ from aqa.pipeline import train as train_tool
 from aqa.pipeline.environment import configure_library_environment
 from aqa.pipeline.extract import ExtractionResult
 from aqa.pipeline.predict import load_predictor, predict_video
-from aqa.pipeline.predict.report import timeline_curve
+from aqa.pipeline.predict.result import Prediction
 
 __all__ = ["ExtractionResult", "Prediction", "Predictor", "extract", "open_store", "train"]
 
@@ -97,43 +95,6 @@ def open_store(path: PathLike) -> FeatureStore:
     return open_feature_store(path)
 
 
-@dataclass(frozen=True)
-class Prediction:
-    """One scored video.
-
-    score: the predicted score, on the training labels' scale; score_name: which score (TES...).
-    grade / grades: the coarse grade (1-based) and how many there are, for heads that grade
-        (CoFInAl); None otherwise.
-    warnings: why the score deserves less trust than it looks (the athlete never found, a video
-        shorter than one clip, a damaged file), in words; empty when nothing is wrong.
-    clips: per clip, its time span in seconds and its weight in the score where the head says
-        (CoFInAl's strongest procedure attention; 1.0 each otherwise).
-    report: everything ``aqa-predict --json`` prints for the video (procedures, sub-actions,
-        exemplars, athlete frames...), as plain JSON-ready data.
-    members: an ensemble's members and each one's score (``score`` is their mean); None for one head.
-    """
-
-    video: str
-    score: float
-    score_name: str
-    head: str
-    grade: int | None
-    grades: int | None
-    warnings: list[str]
-    clips: list[ClipDetail]
-    report: dict[str, Any] = field(repr=False)
-    members: dict[str, float] | None = None
-
-
-@dataclass(frozen=True)
-class ClipDetail:
-    """One clip of a scored video: where it lies (seconds) and how much it weighed."""
-
-    start_s: float
-    end_s: float
-    weight: float
-
-
 class Predictor:
     """A trained checkpoint, ready to score videos (extraction included, as at training).
 
@@ -156,18 +117,8 @@ class Predictor:
         """Score one video (``difficulty``: its degree of difficulty, for heads trained with it).
         Raises :class:`aqa.errors.AqaError` (one line) when the video cannot be scored."""
         check_difficulty(self._loaded.head, difficulty)
-        report, features = predict_video(self._loaded, Path(video), progress=progress, difficulty=difficulty)
-        plan = features.plan
-        weights = timeline_curve(report, plan.layout.clips.num_clips)
-        clips = [ClipDetail(round(float(start) / plan.layout.info.fps, 3), round(float(end) / plan.layout.info.fps, 3),
-                            round(float(weight), 4))
-                 for (start, end), weight in zip(plan.layout.clips.frame_ranges, weights)]
-        report = json.loads(json.dumps(report))  # plain data, as the JSON output holds it
-        return Prediction(video=report["video"], score=report["score"], score_name=report["score_name"],
-                          head=report["head"], grade=report.get("grade"), grades=report.get("grades"),
-                          warnings=list(report["warnings"]), clips=clips, report=report,
-                          members={entry["member"]: entry["score"] for entry in report["members"]}
-                          if "members" in report else None)
+        prediction, _ = predict_video(self._loaded, Path(video), progress=progress, difficulty=difficulty)
+        return prediction
 
     def close(self) -> None:
         self._loaded.close()

@@ -7,7 +7,7 @@ Side by side in one run, on the same checkpoint and clip (``../shared/data/video
   the Gradio server);
 * ``app_first`` / ``app_warm``: the clip uploaded and scored through the server's queue with
   ``gradio_client`` (what the page's Score button calls), the first time and again;
-* ``predict_warm``: the same clip scored in this process with a loaded ``Predictor`` and the
+* ``predict_warm``: the same clip scored in this process with a ``LoadedPredictor`` and the
   overlay drawn, which is the work the app does without the web around it;
 * ``aqa_predict_cli``: ``aqa-predict`` run once from the shell (load everything, then score).
 

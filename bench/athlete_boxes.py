@@ -1,7 +1,7 @@
 """How well the stored athlete boxes follow the athlete: per-frame IoU against hand-drawn reference boxes.
 
 Runs what ``aqa-extract`` runs to find the athlete (the first decoding pass: the person detector
-on the key frames, then main-actor tracking; :func:`extractors.siamese.plan_video`) and compares
+on the key frames, then main-actor tracking; :func:`extractors.stages.plan_video`) and compares
 the boxes it would store, in the video's own pixels, with reference boxes drawn by a person:
 
     python bench/athlete_boxes.py ../shared/data/videos/olympic_dive.gif \\
@@ -150,7 +150,7 @@ def athlete_boxes(video: Path, every_k: int = 1, follow: bool = True,
     from aqa.config import apply_overrides
     from aqa.extractors.decode_worker import InlineDecoder
     from aqa.extractors.detect import DetectorConfig, build_detector
-    from aqa.extractors.siamese import SiameseConfig, plan_video
+    from aqa.extractors.stages import SiameseConfig, plan_video
     from aqa.extractors.tracking import STATUS_NAMES
 
     config = SiameseConfig(detector=DetectorConfig(every_k=every_k, follow_misses=follow))

@@ -128,7 +128,7 @@ def detector_config(device: str, every_k: int = 1):
 
 
 def run_pipeline(args: argparse.Namespace, videos: list[Path]) -> dict:
-    from aqa.extractors.siamese import SiameseConfig
+    from aqa.extractors.stages import SiameseConfig
     from aqa.pipeline.extract import ExtractConfig, run_extraction
 
     features = SiameseConfig(backbone="i3d" if args.backbone == "none" else args.backbone,

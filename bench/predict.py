@@ -48,7 +48,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 def make_checkpoint(folder: Path, args: argparse.Namespace) -> None:
     """A checkpoint to time: 8 synthetic videos, I3D at 224 px, the device's detector, 2 MLP epochs."""
     from aqa.extractors.detect import DetectorConfig
-    from aqa.extractors.siamese import SiameseConfig
+    from aqa.extractors.stages import SiameseConfig
     from aqa.pipeline.devices import resolve_device
     from aqa.pipeline.extract import ExtractConfig, find_videos, run_extraction
     from aqa.pipeline.train import cli as train_cli
@@ -100,12 +100,12 @@ def main(args: argparse.Namespace) -> int:
         {"phase": "warm", "seconds": round(warm, 2)},
     ]
     emit = json_lines(args.out, bench="predict", device=predictor.device, video=f"640x360 {args.seconds} s",
-                      frames=first["frames"], clips=first["clips"], backbone=predictor.config.backbone,
+                      frames=first.frames, clips=first.clips, backbone=predictor.config.backbone,
                       workers=predictor.pool.workers,
                       input_size=predictor.config.resolved_input_size)
     for record in records:
         emit(record)
-    assert first["score"] == second["score"], "the same video must score the same twice"
+    assert first.score == second.score, "the same video must score the same twice"
     return 0
 
 

@@ -29,7 +29,7 @@ from aqa.version import __version__
 if TYPE_CHECKING:  # the record and its checks stay free of torch: the feature store imports them
     from aqa.extractors.backbones import VideoBackbone
     from aqa.extractors.detect import PersonDetector
-    from aqa.extractors.siamese import SiameseConfig
+    from aqa.extractors.stages import SiameseConfig
 
 IMPORTED_BACKBONE = "imported"
 
@@ -210,7 +210,7 @@ def extraction_config(provenance: Provenance, *, weights: str | None, detector_w
     if not isinstance(recorded, dict):
         raise ProvenanceNotReproducible("the checkpoint's features carry no extraction config (made by an older "
                                         "aqa); re-extract them with this version")
-    from aqa.extractors.siamese import SiameseConfig  # here, not at the top: see the imports
+    from aqa.extractors.stages import SiameseConfig  # here, not at the top: see the imports
 
     config = config_from_dict(SiameseConfig, recorded)
     if feature_config_hash(config) != provenance.config_hash:

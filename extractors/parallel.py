@@ -29,7 +29,7 @@ from typing import Literal
 from aqa.extractors.backbones import VideoBackbone
 from aqa.extractors.decode_worker import DecodeWorker, InlineDecoder
 from aqa.extractors.detect import DetectorConfig, PersonDetector, build_detector
-from aqa.extractors.siamese import SiameseConfig, clip_batches, embed_batch
+from aqa.extractors.stages import SiameseConfig, clip_batches, embed_batch
 from aqa.extractors.video import Backend
 from aqa.extractors.video_steps import (
     Embed,

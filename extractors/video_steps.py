@@ -2,7 +2,7 @@
 
 Both engines (:class:`extractors.parallel.WorkerPool` on this machine's threads,
 ``pipeline.extract.ray`` on Ray actors) extract a video in the same steps, from the stage
-functions of :mod:`extractors.siamese`:
+functions of :mod:`extractors.stages`:
 
 1. **lay out** (:class:`LayOut`): probe, plan the clips, pick the key frames; the video is cut
    into parts (:meth:`Spread.parts_of`), one :class:`Detect` each;
@@ -33,7 +33,7 @@ import numpy as np
 
 from aqa.errors import AqaError, one_line
 from aqa.extractors.detect import PersonDetector
-from aqa.extractors.siamese import (
+from aqa.extractors.stages import (
     Decoder,
     KeyFrameFindings,
     SiameseConfig,

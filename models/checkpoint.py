@@ -195,6 +195,11 @@ def check_difficulty(head: ScoringHead, difficulty: float | None) -> None:
                                      f"the video's positive difficulty (aqa-predict --difficulty), got {difficulty}")
 
 
+SCORE_READINGS = ("score", "score_expectation", "score_argmax")
+"""The score-valued entries of a head's details (CoFInAl reads its score two ways beside the one it
+gives): each is moved from the head's [0, 1) scale to the original one."""
+
+
 @torch.no_grad()
 def predict_features(head: ScoringHead, normalizer: ScoreNormalizer, scene: Tensor | np.ndarray,
                      actor: Tensor | np.ndarray | None = None, *, streams: str,
@@ -205,8 +210,8 @@ def predict_features(head: ScoringHead, normalizer: ScoreNormalizer, scene: Tens
     were fed in training. ``difficulty``: the video's difficulty degree; a head trained "w/ DD"
     needs it (its prediction is multiplied by it), and a pairwise head grouped by difficulty votes
     over the exemplars of that difficulty (else its shared set). Returns the score on the original
-    scale and the head's details with the batch axis removed (tensors on the CPU); every
-    ``score*`` entry is a float and ``votes`` (an ensemble: ``member_scores``) a tensor on the
+    scale and the head's details with the batch axis removed (tensors on the CPU); each of
+    :data:`SCORE_READINGS` a head gives is a float and ``votes`` (an ensemble: ``member_scores``) a tensor on the
     original scale, and ``score_unit`` is the raw [0, 1) prediction. Puts the head in eval mode.
     """
     check_difficulty(head, difficulty)
@@ -221,7 +226,7 @@ def predict_features(head: ScoringHead, normalizer: ScoreNormalizer, scene: Tens
     details: dict[str, Any] = {key: value[0].cpu() for key, value in head.predict_details(outputs).items()}
     details["score_unit"] = float(outputs["score"][0])
     factor = float(difficulty) if divide else 1.0
-    for key in [key for key in details if key.startswith("score") and key != "score_unit"]:
+    for key in [key for key in SCORE_READINGS if key in details]:
         details[key] = float(normalizer.from_unit(float(details[key]))) * factor
     for key in ("votes", "member_scores"):  # an FSPN head's exemplar votes, an ensemble's members' scores
         if key in details:

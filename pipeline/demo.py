@@ -29,7 +29,7 @@ from pathlib import Path
 from aqa.data.labels import read_label_files
 from aqa.data.provenance import ProvenanceMismatchError
 from aqa.extractors.clips import ClipPlanConfig
-from aqa.extractors.siamese import SiameseConfig
+from aqa.extractors.stages import SiameseConfig
 from aqa.models.metrics import spearman
 from aqa.pipeline.cli import add_common_arguments, exit_status_epilog, run_cli
 from aqa.pipeline.extract import ExtractConfig, find_videos, run_extraction
@@ -98,11 +98,10 @@ def main(args: argparse.Namespace) -> int:
     reports = []
     with load_predictor(run / "model.pt", device=args.device) as predictor:
         for record in test:
-            report, video_features = predict_video(predictor, dataset / "videos" / f"{record.name}.mp4")
-            report["true_score"] = record.scores["score"]
-            reports.append(report)
+            prediction, video_features = predict_video(predictor, dataset / "videos" / f"{record.name}.mp4")
+            reports.append({**prediction.to_json(), "true_score": record.scores["score"]})
     last = reports[-1]  # the last video scored: its features are at hand
-    overlay = save_prediction_overlay(out / f"{record.name}_overlay.mp4", last, video_features,
+    overlay = save_prediction_overlay(out / f"{record.name}_overlay.mp4", prediction, video_features,
                                       f"predicted {last['score']:.2f} / true {last['true_score']:.2f}")
     rho = spearman([r["score"] for r in reports], [r["true_score"] for r in reports])
     (out / "heldout_predictions.json").write_text(json.dumps(reports, indent=2))

@@ -44,6 +44,6 @@ def resolve_workers(workers: int, cap: int = 8) -> int:
 
 
 def with_detector_on(features: ConfigWithDetector, device: str) -> ConfigWithDetector:
-    """``features`` (a :class:`~extractors.siamese.SiameseConfig`) with its person detector on
+    """``features`` (a :class:`~extractors.stages.SiameseConfig`) with its person detector on
     ``device``: what the worker pool builds, beside the backbone on the same device."""
     return replace(features, detector=replace(features.detector, device=device))

@@ -158,7 +158,7 @@ def test_the_run_functions_take_typed_requests(tmp_path, no_argparse):
     """pipeline.extract.run and pipeline.train.run, called with dataclasses built in Python."""
     from aqa.extractors.clips import ClipPlanConfig
     from aqa.extractors.detect import DetectorConfig
-    from aqa.extractors.siamese import SiameseConfig
+    from aqa.extractors.stages import SiameseConfig
     from aqa.pipeline import extract, train
     from synthetic_video import write_moving_shapes
 

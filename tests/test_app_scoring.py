@@ -12,10 +12,12 @@ import sys
 import threading
 import time
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+from predictions import make_prediction
 
 from aqa.pipeline.app import checkpoint_names, demo_model, serve
 from aqa.pipeline.app import cli as app_cli
@@ -28,8 +30,18 @@ from aqa.pipeline.app.scoring import (
     score_upload,
     summary_markdown,
 )
-from aqa.pipeline.plots import timeline_figure
 from aqa.pipeline.predict import load_predictor
+from aqa.pipeline.predict.result import (
+    ClipSpan,
+    ExemplarVote,
+    FramesNotScored,
+    GradedDetail,
+    ParsedDetail,
+    ProcedureFocus,
+    ScoreScale,
+    SubAction,
+)
+from aqa.pipeline.predict.timeline import timeline_figure
 
 
 def test_uploads_that_are_not_videos_or_too_large_are_refused_in_one_line(tmp_path):
@@ -105,7 +117,7 @@ def test_a_scored_upload_names_the_upload_and_writes_the_json_and_overlay(traine
     assert document["checkpoint"] == "run/model.pt" and document["failures"] == []
     (report,) = document["predictions"]
     assert report["video"] == upload.name  # never the server's path
-    assert report == json.loads(json.dumps(result.report))
+    assert report == json.loads(json.dumps(result.prediction.to_json()))
     assert result.overlay is not None and result.overlay.stat().st_size > 1000
     assert result.json_path.name == f"{upload.stem}_score.json"  # the name the download link offers
     boxes, strip = result.legend.split("  \n")
@@ -126,18 +138,17 @@ def test_a_scored_upload_names_the_upload_and_writes_the_json_and_overlay(traine
 
 
 def test_the_summary_and_timeline_of_an_fspn_report():
-    report = {"video": "dive.mp4", "score": 81.234, "score_name": "total", "head": "fspn", "frames": 96, "fps": 24.0,
-              "clips": 4, "athlete_frames": {"detected": 90, "fallback": 6, "held": 0},
-              "warnings": ["the video is damaged: only its readable frames were scored"],
-              "sub_actions": [{"sub_action": 1, "start_s": 0.0, "end_s": 1.5},
-                              {"sub_action": 2, "start_s": 1.5, "end_s": 4.0}],
-              "exemplars": [{"bank_index": 3, "name": "dive_017", "vote": 80.5}, {"bank_index": 5, "vote": 82.0}]}
+    report = make_prediction(
+        score=81.234, score_name="total", head="fspn", athlete_frames={"detected": 90, "fallback": 6, "held": 0},
+        warnings=("the video is damaged: only its readable frames were scored",),
+        detail=ParsedDetail(sub_actions=(SubAction(1, 0.0, 1.5), SubAction(2, 1.5, 4.0)),
+                            exemplars=(ExemplarVote(3, 80.5, "dive_017"), ExemplarVote(5, 82.0))))
     text = summary_markdown(report)
     assert text.startswith("## total: 81.23\n")
     assert "> **Warning:** the video is damaged" in text
     assert "Athlete boxes: found by the detector on 90 frames, the whole frame (athlete not found) on 6." in text
     assert "- sub-action 2: 1.50-4.00 s" in text and "voted over 2 exemplars: dive_017 (80.50), #5 (82.00)" in text
-    figure = timeline_figure(report, np.array([[0, 1], [1, 2], [2, 3], [3, 4]], float))
+    figure = timeline_figure(report)
     axes = figure.axes[0]
     assert len(axes.patches) == 2 and axes.get_title() == "parsed sub-actions (FSPN)"
     assert axes.get_xlim() == (0.0, 4.0)
@@ -149,27 +160,28 @@ def test_the_summary_says_what_the_text_report_says():
     of the three shown, and 'procedure 1 attends most to ... (clip 1)' for attention spread evenly)."""
     from aqa.pipeline.app.scoring import overlay_legend
 
-    report = {"video": "dive.mp4", "score": 6.5, "score_name": "score", "head": "cofinal", "frames": 43, "fps": 20.0,
-              "clips": 5, "athlete_frames": {"detected": 40, "held": 3}, "warnings": [],
-              "model_description": "Learned synthetic motion; not a diving judge.",
-              "scale": {"low": 0.35, "high": 9.54, "videos": 30},
-              "frames_not_scored": {"start_frames": 0, "start_s": 0.0, "end_frames": 3, "end_s": 0.15,
-                                    "skipped_between_frames": 0, "clip_frames": 8},
-              "procedures": [{"procedure": 1, "peak_clip": 1, "peak_start_s": 0.4, "peak_end_s": 0.8,
-                              "peak_vs_even": 1.2, "clear_peak": False, "attention": [0.18, 0.24, 0.2, 0.2, 0.18]}]}
+    even = ProcedureFocus(procedure=1, peak_clip=1, peak_start_s=0.4, peak_end_s=0.8, peak_vs_even=1.2,
+                          clear_peak=False, attention=(0.18, 0.24, 0.2, 0.2, 0.18))
+    report = make_prediction(
+        score=6.5, head="cofinal", frames=43, fps=20.0, clips=5, athlete_frames={"detected": 40, "held": 3},
+        model_description="Learned synthetic motion; not a diving judge.", scale=ScoreScale(0.35, 9.54, 30),
+        frames_not_scored=FramesNotScored(0, 0.0, 3, 0.15, 0, 8), detail=GradedDetail(procedures=(even,)),
+        clip_spans=tuple(ClipSpan(0.4 * index, 0.4 * (index + 1), 1.0) for index in range(5)))
     text = summary_markdown(report)
     assert "*Scores seen in training: 0.35-9.54, 30 videos*" in text
     assert "*Model: Learned synthetic motion; not a diving judge.*" in text
     assert "- not scored: the last 0.15 s (3 frames)" in text
     assert "spread about evenly" in text and "procedure 1" not in text
-    spans = np.array([[0, 0.4], [0.4, 0.8], [0.8, 1.2], [1.2, 1.6], [1.6, 2.0]])
-    axes = timeline_figure(report, spans).axes[0]
+    axes = timeline_figure(report).axes[0]
     assert axes.get_title() == "attention per clip: even, no moment stands out"
     # From 0 with the even share drawn (autoscaled, 0.18-0.24 filled the plot: even attention looked peaked)
     assert axes.get_ylim()[0] == 0 and axes.get_ylim()[1] >= 2 * 0.2
     assert [line.get_ydata()[0] for line in axes.get_lines() if line.get_label() == "even share"] == [0.2]
     assert "cell per scored clip (5), all alike; the white line" in overlay_legend(report)  # the strip is even too
-    report["procedures"][0].update(clear_peak=True, peak_vs_even=2.4, attention=[0.1, 0.48, 0.2, 0.12, 0.1])
+    peaked = replace(even, clear_peak=True, peak_vs_even=2.4, attention=(0.1, 0.48, 0.2, 0.12, 0.1))
+    report = report.with_changes(detail=GradedDetail(procedures=(peaked,)),
+                                 clip_spans=tuple(replace(span, weight=weight)
+                                                  for span, weight in zip(report.clip_spans, peaked.attention)))
     text = summary_markdown(report)
     assert "- where the model looked hardest (its 1 procedures" in text and "\n  - procedure 1: 0.40-0.80 s" in text
     assert "blue turning orange where the model's attention is highest" in overlay_legend(report)
@@ -178,12 +190,12 @@ def test_the_summary_says_what_the_text_report_says():
 def test_the_overlay_legend_names_only_what_the_video_shows():
     from aqa.pipeline.app.scoring import overlay_legend
 
-    report = {"clips": 4, "athlete_frames": {"detected": 90, "interpolated": 0, "held": 0, "fallback": 6}}
+    report = make_prediction(athlete_frames={"detected": 90, "interpolated": 0, "held": 0, "fallback": 6})
     assert overlay_legend(report) == ("Athlete boxes: green detected, grey never found (the whole frame used).  \n"
                                       "Strip under the video: one cell per scored clip (4), all alike; the white line "
                                       "is the frame shown.")  # no attention: the cells are alike
-    report["athlete_frames"] = {"detected": 0, "interpolated": 5, "held": 3, "fallback": 0}
-    report["procedures"] = [{"procedure": 1, "attention": [0.1, 0.6, 0.2, 0.1]}]
+    report = make_prediction(athlete_frames={"detected": 0, "interpolated": 5, "held": 3, "fallback": 0},
+                             weights=[0.1, 0.6, 0.2, 0.1])
     assert overlay_legend(report) == ("Athlete boxes: yellow estimated between detections, red not located (the last "
                                       "box kept).  \nStrip under the video: one cell per scored clip (4), blue "
                                       "turning orange where the model's attention is highest; the white line is the "
@@ -247,12 +259,12 @@ def test_the_command_line_refuses_in_one_line(tmp_path, monkeypatch, capsys):
 
 
 def test_jobs_sharing_one_predictor_at_once_score_as_they_do_alone(trained, tmp_path):
-    """``--max-concurrent 2``: two jobs run ``score_upload`` on the same Predictor (its worker pool
+    """``--max-concurrent 2``: two jobs run ``score_upload`` on the same LoadedPredictor (its worker pool
     and backbone) from two threads; each gets exactly the score it gets alone."""
     _, dataset, checkpoint = trained
     videos = sorted((dataset / "videos").glob("*.mp4"))[:2]
     with load_predictor(checkpoint, device="cpu", workers=2) as predictor:
-        alone = [score_upload(predictor, video, tmp_path / f"alone-{i}", checkpoint_name="m").report
+        alone = [score_upload(predictor, video, tmp_path / f"alone-{i}", checkpoint_name="m").prediction.to_json()
                  for i, video in enumerate(videos)]
         together: dict[int, dict] = {}
         start = threading.Barrier(len(videos))
@@ -260,7 +272,7 @@ def test_jobs_sharing_one_predictor_at_once_score_as_they_do_alone(trained, tmp_
         def job(index: int) -> None:
             start.wait(timeout=30)
             together[index] = score_upload(predictor, videos[index], tmp_path / f"together-{index}",
-                                           checkpoint_name="m").report
+                                           checkpoint_name="m").prediction.to_json()
 
         threads = [threading.Thread(target=job, args=(i,)) for i in range(len(videos))]
         for thread in threads:

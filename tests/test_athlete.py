@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 def locate_actor(read_frames, num_frames: int, frame_size: tuple[int, int], detector: PersonDetector, *,
                  every_k: int = 1, batch_size: int = 16, follow: bool = True,
                  changes: list[float | None] | None = None) -> ActorTrack:
-    """The athlete's track as extraction finds it (extractors.siamese.plan_video), from frames in memory:
+    """The athlete's track as extraction finds it (extractors.stages.plan_video), from frames in memory:
     the detector on the key frames, the misses followed, then tracking (split at cuts where ``changes``,
     the key frames' colour changes, say so)."""
     keys = keyframe_indices(num_frames, every_k)

@@ -33,7 +33,7 @@ def test_auto_workers_follow_the_usable_cores_within_the_cap():
 def test_device_moves_the_detector_beside_the_backbone_and_every_help_says_what_it_moves():
     """Issue 25: --device moved only the backbone in aqa-extract (the YOLO detector stayed on
     features.detector.device) but everything in aqa-predict, and no --help said so."""
-    from aqa.extractors.siamese import SiameseConfig
+    from aqa.extractors.stages import SiameseConfig
     from aqa.pipeline.app.cli import get_args_parser as app_parser
     from aqa.pipeline.devices import with_detector_on
     from aqa.pipeline.extract.cli import get_args_parser as extract_parser

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from predictions import make_prediction
 
 from aqa.models import HeadConfigError, build_head
 from aqa.models.checkpoint import load_checkpoint, predict_features
@@ -23,6 +24,7 @@ from aqa.models.ensemble import EnsembleConfig, assemble, parse_member
 from aqa.models.normalization import ScoreNormalizer
 from aqa.models.presets import PRESETS
 from aqa.pipeline.predict.report import format_report, member_scores
+from aqa.pipeline.predict.result import EnsembleDetail, MemberScore
 from aqa.pipeline.train import cli
 from aqa.synthetic.features import SyntheticTask, make_videos, write_synthetic_store
 from torch_threads import single_thread
@@ -103,11 +105,10 @@ def test_an_ensemble_checkpoint_loads_weights_only_and_reports_every_member(stor
     assert first["name"] and float(first["predicted"]) == pytest.approx(report_prediction(head, normalizer, info,
                                                                                           store, first["name"]),
                                                                         abs=1e-3)
-    text = format_report({"video": "x.mp4", "score_name": "total", "score": score, "frames": 1, "fps": 25.0,
-                          "clips": 1, "athlete_frames": {}, "members": [
-                              {"member": label, "score": float(value)}
-                              for label, value in zip(info.extra["members"], details["member_scores"])]})
-    assert "mean of 2 members: ridge " in text and member_scores({}) is None
+    members = EnsembleDetail(tuple(MemberScore(label, float(value))
+                                   for label, value in zip(info.extra["members"], details["member_scores"])))
+    text = format_report(make_prediction(score=score, detail=members))
+    assert "mean of 2 members: ridge " in text and member_scores(make_prediction()) is None
 
 
 def report_prediction(head, normalizer: ScoreNormalizer, info, store, name: str) -> float:
@@ -165,7 +166,8 @@ def test_aqa_predict_the_api_and_the_app_report_each_members_score_on_a_real_cli
         prediction = predictor.score(video)
     assert prediction.members == {entry["member"]: entry["score"] for entry in report["members"]}
     assert prediction.score == pytest.approx(report["score"])
-    assert "- the mean of 2 members: ridge" in summary_markdown(report)
+    assert prediction.to_json()["members"] == report["members"]
+    assert "- the mean of 2 members: ridge" in summary_markdown(prediction)
 
 
 @pytest.mark.parametrize(("preset", "head", "settings"), [(name, *parse_member(PRESETS[name].default_head))

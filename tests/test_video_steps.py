@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from aqa.extractors.clips import ClipPlan
-from aqa.extractors.siamese import KeyFrameFindings, SiameseFeatures, VideoLayout, VideoPlan
+from aqa.extractors.stages import KeyFrameFindings, SiameseFeatures, VideoLayout, VideoPlan
 from aqa.extractors.tracking import DETECTED, ActorTrack
 from aqa.extractors.video import VideoInfo
 from aqa.extractors.video_steps import (

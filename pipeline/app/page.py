@@ -24,7 +24,7 @@ from aqa.errors import AqaError, one_line
 from aqa.models.streams import difficulty_use
 from aqa.pipeline.app.scoring import AppLimits, JobGauge, check_length, check_upload, prune_jobs, score_upload
 from aqa.pipeline.extract import VIDEO_SUFFIXES
-from aqa.pipeline.predict import Predictor
+from aqa.pipeline.predict import LoadedPredictor
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class AppService:
     """What the page's handlers share: the loaded models (by the name the page lists), the
     limits, the job gauge and the folder where each job's overlay and JSON are written."""
 
-    predictors: dict[str, Predictor]
+    predictors: dict[str, LoadedPredictor]
     limits: AppLimits
     work_dir: Path
     examples: list[Path] = field(default_factory=list)

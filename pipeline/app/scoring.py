@@ -1,5 +1,5 @@
 """What ``aqa-app`` does with one uploaded video, without the web page: check the upload, score it
-with a loaded :class:`~aqa.pipeline.predict.Predictor`, and lay out what the page shows (the text,
+with a loaded :class:`~aqa.pipeline.predict.LoadedPredictor`, and lay out what the page shows (the text,
 the overlay video, the timeline figure, the downloadable JSON).
 
 Kept apart from :mod:`aqa.pipeline.app.page` (the Gradio page) so that the rules a server must keep
@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -28,10 +27,9 @@ from aqa.errors import AqaError, one_line
 from aqa.extractors.video import probe_video
 from aqa.models.checkpoint import check_difficulty
 from aqa.pipeline.extract import VIDEO_SUFFIXES
-from aqa.pipeline.plots import timeline_figure
 from aqa.pipeline.predict.overlay import box_legend, strip_legend
-from aqa.pipeline.predict.predictor import Predictor, StageCallback, predict_video
-from aqa.pipeline.predict.report import exemplar_votes, member_scores, save_prediction_overlay, timeline_curve
+from aqa.pipeline.predict.predictor import LoadedPredictor, StageCallback, predict_video
+from aqa.pipeline.predict.report import exemplar_votes, member_scores, save_prediction_overlay
 from aqa.pipeline.predict.report_words import (
     athlete_phrase,
     attention_lines,
@@ -40,6 +38,8 @@ from aqa.pipeline.predict.report_words import (
     grade_phrase,
     scale_phrase,
 )
+from aqa.pipeline.predict.result import Prediction
+from aqa.pipeline.predict.timeline import timeline_figure
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ class JobGauge:
 class ScoredUpload:
     """Everything the page shows for one scored video."""
 
-    report: dict[str, Any]
+    prediction: Prediction
     summary: str  # Markdown
     figure: Figure
     json_path: Path
@@ -137,7 +137,7 @@ class ScoredUpload:
     legend: str = ""  # Markdown: what the overlay's box colours and strip mean ("" without an overlay)
 
 
-def score_upload(predictor: Predictor, upload: Path, job_dir: Path, *, checkpoint_name: str,
+def score_upload(predictor: LoadedPredictor, upload: Path, job_dir: Path, *, checkpoint_name: str,
                  difficulty: float | None = None, on_stage: StageCallback | None = None) -> ScoredUpload:
     """Score ``upload`` and write its overlay video and JSON report into ``job_dir`` (made here).
 
@@ -146,24 +146,23 @@ def score_upload(predictor: Predictor, upload: Path, job_dir: Path, *, checkpoin
     :class:`AqaError` (one line) when the video cannot be scored.
     """
     check_difficulty(predictor.head, difficulty)
-    report, features = predict_video(predictor, upload, difficulty=difficulty, on_stage=on_stage)
+    prediction, features = predict_video(predictor, upload, difficulty=difficulty, on_stage=on_stage)
     job_dir.mkdir(parents=True, exist_ok=True)
     overlay: Path | None = job_dir / f"{upload.stem}_overlay.mp4"
     if on_stage is not None:
         on_stage("overlay", 0, 0)
     try:
-        save_prediction_overlay(overlay, report, features, f"{report['score_name']} {report['score']:.2f}")
+        save_prediction_overlay(overlay, prediction, features, f"{prediction.score_name} {prediction.score:.2f}")
     except (AqaError, OSError) as error:  # the score stands whatever happens to its picture
-        report["warnings"].append(f"the overlay video could not be drawn: {one_line(error)}")
+        prediction = prediction.with_changes(
+            warnings=(*prediction.warnings, f"the overlay video could not be drawn: {one_line(error)}"))
         overlay = None
-    report["video"] = upload.name
-    plan = features.plan
-    spans = plan.layout.clips.frame_ranges.astype(np.float64) / plan.layout.info.fps
+    prediction = prediction.with_changes(video=upload.name)
     json_path = job_dir / f"{upload.stem}_score.json"  # the name the page's download link offers
-    json_path.write_text(json.dumps({"checkpoint": checkpoint_name, "predictions": [report], "failures": []},
-                                    indent=2) + "\n")
-    return ScoredUpload(report, summary_markdown(report), timeline_figure(report, spans, size=PAGE_FIGURE),
-                        json_path, overlay, overlay_legend(report) if overlay else "")
+    json_path.write_text(json.dumps({"checkpoint": checkpoint_name, "predictions": [prediction.to_json()],
+                                     "failures": []}, indent=2) + "\n")
+    return ScoredUpload(prediction, summary_markdown(prediction), timeline_figure(prediction, size=PAGE_FIGURE),
+                        json_path, overlay, overlay_legend(prediction) if overlay else "")
 
 
 # The timeline's size on the page, in inches at 130 dpi (585 x 416 pixels, shown at its own size on a
@@ -172,43 +171,44 @@ def score_upload(predictor: Predictor, upload: Path, job_dir: Path, *, checkpoin
 PAGE_FIGURE = (4.5, 3.2, 130)
 
 
-def overlay_legend(report: dict[str, Any]) -> str:
+def overlay_legend(prediction: Prediction) -> str:
     """What the overlay's box colours and its strip mean, one line each, for this video's kinds of
-    box and whether its strip is shaded by the model (:func:`timeline_curve`, as it is drawn)."""
-    weighted = bool(np.ptp(timeline_curve(report, report["clips"])) > 0)
-    return f"{box_legend(report['athlete_frames'])}  \n{strip_legend(report['clips'], weighted)}"
+    box and whether its strip is shaded by the model (the clips' weights, as they are drawn)."""
+    weighted = bool(np.ptp([span.weight for span in prediction.clip_spans]) > 0)
+    return f"{box_legend(prediction.athlete_frames)}  \n{strip_legend(prediction.clips, weighted)}"
 
 
-def summary_markdown(report: dict[str, Any]) -> str:
+def summary_markdown(prediction: Prediction) -> str:
     """The result as a judge reads it: the score on its scale and grade first, what the model is,
     then what stands behind it. What is said about each number, and what is left out, is the text
     report's (:mod:`pipeline.predict.report_words`): the page and ``aqa-predict`` never disagree."""
-    lines = [f"## {report['score_name']}: {report['score']:.2f}", ""]
-    grade = grade_phrase(report)
+    lines = [f"## {prediction.score_name}: {prediction.score:.2f}", ""]
+    grade = grade_phrase(prediction)
     if grade:  # its own line: in the headline it took six bold lines of a phone's screen
         lines += [f"**{grade[0].upper() + grade[1:]}**", ""]
-    scale, description = scale_phrase(report), description_phrase(report)
+    scale, description = scale_phrase(prediction), description_phrase(prediction)
     if scale or description:
         lines += ["  \n".join(f"*{text}*" for text in (scale and scale[0].upper() + scale[1:],
                                                         description and f"Model: {description}") if text), ""]
-    lines += [f"> **Warning:** {warning}" for warning in report.get("warnings", [])]
-    if report.get("warnings"):
+    lines += [f"> **Warning:** {warning}" for warning in prediction.warnings]
+    if prediction.warnings:
         lines.append("")
-    boxes = athlete_phrase(report)
-    lines.append(f"**{report['video']}**: {report['frames']} frames at {report['fps']:g} fps, {report['clips']} clips, "
-                 f"scored by a {report['head']} head." + (f" Athlete boxes: {boxes}." if boxes else ""))
-    left_out = frames_not_scored_phrase(report)
+    boxes = athlete_phrase(prediction)
+    lines.append(f"**{prediction.video}**: {prediction.frames} frames at {prediction.fps:g} fps, {prediction.clips} "
+                 f"clips, scored by a {prediction.head} head." + (f" Athlete boxes: {boxes}." if boxes else ""))
+    left_out = frames_not_scored_phrase(prediction)
     if left_out:
         lines.append(f"- {left_out}")
     # The text report indents what belongs to the line above (each named procedure): a nested item.
-    lines += [f"{'  ' if line.startswith(' ') else ''}- {line.strip()}" for line in attention_lines(report)]
-    for span in report.get("sub_actions", []):
-        lines.append(f"- sub-action {span['sub_action']}: {span['start_s']:.2f}-{span['end_s']:.2f} s")
-    if report.get("exemplars"):
-        lines.append(f"- voted over {len(report['exemplars'])} exemplars: {', '.join(exemplar_votes(report))}")
-    members = member_scores(report)
+    lines += [f"{'  ' if line.startswith(' ') else ''}- {line.strip()}" for line in attention_lines(prediction)]
+    for span in prediction.sub_actions:
+        lines.append(f"- sub-action {span.sub_action}: {span.start_s:.2f}-{span.end_s:.2f} s")
+    votes = exemplar_votes(prediction)
+    if votes:
+        lines.append(f"- voted over {len(votes)} exemplars: {', '.join(votes)}")
+    members = member_scores(prediction)
     if members:
-        lines.append(f"- the mean of {len(report['members'])} members: {members}")
+        lines.append(f"- the mean of {len(prediction.members)} members: {members}")
     return "\n".join(lines)
 
 

@@ -20,7 +20,7 @@ from aqa.pipeline.app.demo_model import DEMO_CHECKPOINT, demo_examples, find_dem
 from aqa.pipeline.app.page import AppService, checkpoint_names, launch
 from aqa.pipeline.app.scoring import AppLimits
 from aqa.pipeline.extract import VIDEO_SUFFIXES
-from aqa.pipeline.predict import Predictor, PredictSetupError, load_predictor
+from aqa.pipeline.predict import LoadedPredictor, PredictSetupError, load_predictor
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def run(request: AppRequest) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     work_dir = request.work_dir or Path(tempfile.mkdtemp(prefix="aqa-app-"))
     work_dir.mkdir(parents=True, exist_ok=True)
-    predictors: dict[str, Predictor] = {}
+    predictors: dict[str, LoadedPredictor] = {}
     service: AppService | None = None
     try:
         for name, path in zip(checkpoint_names(checkpoints), checkpoints):

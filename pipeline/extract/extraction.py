@@ -31,7 +31,7 @@ from aqa.data.shard_writer import ShardWriter
 from aqa.errors import AqaError, one_line
 from aqa.extractors.backbones import VideoBackbone, build_backbone
 from aqa.extractors.parallel import PoolConfig, WorkerPool
-from aqa.extractors.siamese import SiameseConfig
+from aqa.extractors.stages import SiameseConfig
 from aqa.extractors.video import Backend, VideoLimits
 from aqa.extractors.video_steps import ExtractedVideo
 from aqa.pipeline.devices import resolve_device, resolve_workers, with_detector_on

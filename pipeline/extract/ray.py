@@ -47,7 +47,7 @@ from tqdm import tqdm
 from aqa.data.feature_store import PARTS_SUFFIX, FeatureStore, VideoFeatures, write_index
 from aqa.data.labels import LabelTable
 from aqa.errors import AqaError, one_line
-from aqa.extractors.siamese import SiameseFeatures, clip_batches, embed_batch
+from aqa.extractors.stages import SiameseFeatures, clip_batches, embed_batch
 from aqa.extractors.video_steps import (
     Commit,
     Embed,

@@ -9,12 +9,12 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from aqa.errors import printable
 from aqa.pipeline.cli import add_common_arguments, add_workers_argument, exit_status_epilog, run_cli
 from aqa.pipeline.predict.predictor import PredictRequest, PredictSetupError, run
 from aqa.pipeline.predict.report import format_report
+from aqa.pipeline.predict.result import Prediction
 
 
 def overlay_paths(option: Path, videos: Sequence[Path]) -> list[Path]:
@@ -105,14 +105,14 @@ def request_from_args(args: argparse.Namespace) -> PredictRequest:
                           progress=not (args.quiet or args.json))
 
 
-def print_report(report: dict[str, Any]) -> None:
-    print(printable(format_report(report) + (f"\n  overlay: {report['overlay']}" if "overlay" in report else "")))
+def print_report(prediction: Prediction) -> None:
+    print(printable(format_report(prediction) + (f"\n  overlay: {prediction.overlay}" if prediction.overlay else "")))
 
 
 def main(args: argparse.Namespace) -> int:
-    done = run(request_from_args(args), on_report=None if args.json else print_report)
+    done = run(request_from_args(args), on_prediction=None if args.json else print_report)
     if args.json:
-        json.dump({"checkpoint": str(args.checkpoint), "predictions": done.reports,
+        json.dump({"checkpoint": str(args.checkpoint), "predictions": [found.to_json() for found in done.predictions],
                    "failures": [{"video": v, "error": e} for v, e in done.failures.items()]}, sys.stdout, indent=2)
         print()
     for reason in done.failures.values():

@@ -1,4 +1,4 @@
-"""The prediction run behind ``aqa-predict``, ``aqa.Predictor`` and the web page: one video in, a
+"""The prediction run behind ``aqa-predict``, ``aqa.LoadedPredictor`` and the web page: one video in, a
 judge-like score out, extraction included. :func:`load_predictor` and :func:`predict_video` score
 one video; :class:`PredictRequest` and :func:`run` score a list of them, the command line
 (:mod:`pipeline.predict.cli`) parsed into one.
@@ -23,10 +23,11 @@ from aqa.data.provenance import check_reproducible, extraction_config
 from aqa.errors import AqaError, VideoError, one_line, printable
 from aqa.extractors.backbones import VideoBackbone, build_backbone
 from aqa.extractors.parallel import FailedVideo, PoolConfig, WorkerPool
-from aqa.extractors.siamese import SiameseConfig, SiameseFeatures
+from aqa.extractors.stages import SiameseConfig, SiameseFeatures
 from aqa.models.checkpoint import CheckpointInfo, check_difficulty, load_checkpoint, predict_features
 from aqa.pipeline.devices import resolve_device, resolve_workers, with_detector_on
-from aqa.pipeline.predict.report import build_report, save_prediction_overlay
+from aqa.pipeline.predict.report import build_prediction, save_prediction_overlay
+from aqa.pipeline.predict.result import Prediction
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class PredictSetupError(AqaError):
 
 
 @dataclass(frozen=True)
-class Predictor:
+class LoadedPredictor:
     """A loaded checkpoint with the extraction it needs, ready to score videos.
 
     Holds a :class:`WorkerPool` (decoding processes and detectors, kept warm between videos):
@@ -54,7 +55,7 @@ class Predictor:
     def close(self) -> None:
         self.pool.close()
 
-    def __enter__(self) -> Predictor:
+    def __enter__(self) -> LoadedPredictor:
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -62,7 +63,7 @@ class Predictor:
 
 
 def load_predictor(checkpoint: Path, *, device: str = "auto", weights: str | None = None,
-                   detector_weights: str | None = None, workers: int = 0) -> Predictor:
+                   detector_weights: str | None = None, workers: int = 0) -> LoadedPredictor:
     """Load the head, rebuild the recorded extraction and check it is the same one.
 
     ``workers``: decoding/detection workers that share each video (0: one per CPU core, at most 8).
@@ -78,7 +79,7 @@ def load_predictor(checkpoint: Path, *, device: str = "auto", weights: str | Non
     except BaseException:
         pool.close()
         raise
-    return Predictor(head, normalizer, info, config, backbone, pool, device)
+    return LoadedPredictor(head, normalizer, info, config, backbone, pool, device)
 
 
 StageCallback = Callable[[str, int, int], None]
@@ -87,10 +88,10 @@ frames)`` once the video is open, ``("features", clips_done, clips)`` after each
 ``("scoring", 0, 0)`` when the head runs."""
 
 
-def predict_video(predictor: Predictor, path: Path, *, progress: bool = False, difficulty: float | None = None,
-                  on_stage: StageCallback | None = None) -> tuple[dict[str, Any], SiameseFeatures]:
-    """Score one video (of this ``difficulty`` degree, when known): the report (plain data,
-    JSON-ready) and the features it was made from. Every worker helps with this one video.
+def predict_video(predictor: LoadedPredictor, path: Path, *, progress: bool = False, difficulty: float | None = None,
+                  on_stage: StageCallback | None = None) -> tuple[Prediction, SiameseFeatures]:
+    """Score one video (of this ``difficulty`` degree, when known): the typed result
+    (:mod:`.result`) and the features it was made from. Every worker helps with this one video.
     ``on_stage`` follows the work (a page's progress bar); ``progress`` draws a terminal bar."""
     bar = tqdm(desc=printable(path.name), unit="clip", disable=not progress, leave=False)
     say = on_stage or (lambda stage, done, total: None)
@@ -113,10 +114,8 @@ def predict_video(predictor: Predictor, path: Path, *, progress: bool = False, d
     say("scoring", 0, 0)
     score, details = predict_features(predictor.head, predictor.normalizer, features.scene, features.actor,
                                       streams=predictor.info.streams, difficulty=difficulty)
-    report = build_report(path, score, details, features, predictor.info, normalizer=predictor.normalizer)
-    if difficulty is not None:
-        report["difficulty"] = difficulty
-    return report, features
+    return build_prediction(path, score, details, features, predictor.info, normalizer=predictor.normalizer,
+                            difficulty=difficulty), features
 
 
 @dataclass(frozen=True)
@@ -142,38 +141,39 @@ class PredictRequest:
 
 @dataclass(frozen=True)
 class PredictionRun:
-    """What one run scored: a report per scored video (in order; ``"overlay"`` where one was written)
-    and each failure ("VIDEO" or "VIDEO (overlay)") with its one-line reason."""
+    """What one run scored: a prediction per scored video (in order; with ``overlay`` where one was
+    written) and each failure ("VIDEO" or "VIDEO (overlay)") with its one-line reason."""
 
-    reports: list[dict[str, Any]]
+    predictions: list[Prediction]
     failures: dict[str, str]
 
 
-def run(request: PredictRequest, on_report: Callable[[dict[str, Any]], None] | None = None) -> PredictionRun:
+def run(request: PredictRequest, on_prediction: Callable[[Prediction], None] | None = None) -> PredictionRun:
     """Score every video of ``request``: a video that fails is a failure, the others are scored; an
-    overlay that cannot be written is a failure of its own, the score stands. ``on_report`` gets each
-    report as soon as it is made (aqa-predict prints it)."""
+    overlay that cannot be written is a failure of its own, the score stands. ``on_prediction`` gets
+    each prediction as soon as it is made (aqa-predict prints it)."""
     predictor = load_predictor(request.checkpoint, device=request.device, weights=request.weights,
                                detector_weights=request.detector_weights, workers=request.workers)
-    reports, failures = [], {}
+    predictions, failures = [], {}
     with predictor:
         check_difficulty(predictor.head, request.difficulty)  # once, before any video is decoded
         for number, path in enumerate(request.videos):
             try:
-                report, features = predict_video(predictor, path, progress=request.progress,
-                                                 difficulty=request.difficulty)
+                prediction, features = predict_video(predictor, path, progress=request.progress,
+                                                     difficulty=request.difficulty)
             except AqaError as error:
                 failures[str(path)] = one_line(error)
                 continue
             if request.overlays:  # the score stands whatever happens to its picture
                 target = request.overlays[number]
                 try:
-                    save_prediction_overlay(target, report, features, f"{report['score_name']} {report['score']:.2f}")
-                    report["overlay"] = str(target)
+                    save_prediction_overlay(target, prediction, features,
+                                            f"{prediction.score_name} {prediction.score:.2f}")
+                    prediction = prediction.with_changes(overlay=str(target))
                 except (AqaError, OSError) as error:
                     failures[f"{path} (overlay)"] = f"{path}: scored, but the overlay {target} was not written: " \
                                                     f"{one_line(error)}"
-            reports.append(report)
-            if on_report is not None:
-                on_report(report)
-    return PredictionRun(reports, failures)
+            predictions.append(prediction)
+            if on_prediction is not None:
+                on_prediction(prediction)
+    return PredictionRun(predictions, failures)

@@ -1,5 +1,6 @@
-"""A prediction's report: the plain, JSON-ready data made from a scored video (:func:`build_report`),
-the warnings it carries, its text for a terminal (:func:`format_report`) and its overlay video."""
+"""A prediction's report: the typed result made from a scored video (:func:`build_prediction`; the
+types are :mod:`.result`'s), the warnings it carries, its text for a terminal (:func:`format_report`)
+and its overlay video."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from aqa.extractors.siamese import SiameseFeatures
+from aqa.extractors.stages import SiameseFeatures
 from aqa.models.checkpoint import CheckpointInfo
 from aqa.models.normalization import ScoreNormalizer
 from aqa.pipeline.predict.overlay import write_overlay
@@ -23,92 +24,120 @@ from aqa.pipeline.predict.report_words import (
     grade_phrase,
     scale_phrase,
 )
+from aqa.pipeline.predict.result import (
+    ClipSpan,
+    EnsembleDetail,
+    ExemplarVote,
+    Grade,
+    GradedDetail,
+    HeadDetail,
+    MemberScore,
+    ParsedDetail,
+    Prediction,
+    ProcedureFocus,
+    ScoreScale,
+    SubAction,
+)
 
 
-def build_report(path: Path, score: float, details: dict[str, Any], features: SiameseFeatures,
-                 info: CheckpointInfo, *, normalizer: ScoreNormalizer | None = None) -> dict[str, Any]:
-    """What a judge or a script wants to know about one prediction, as plain data: whatever of
-    grade, procedures (CoFInAl), sub-actions and exemplars (FSPN) the head's details hold.
-
-    Keys beside the score (how the text report words them: :mod:`pipeline.predict.report_words`):
-    ``model_description`` (the checkpoint's one line, null for an older checkpoint), ``scale``
-    (``{low, high, videos}``: the scores seen in training, null when not recorded),
-    ``frames_not_scored`` (``start_frames``/``start_s``, ``end_frames``/``end_s``: frames before
-    the first and after the last clip; ``skipped_between_frames``; ``clip_frames``), for a grading
-    head ``grade`` (from 1) of ``grades``, ``grade_probs``, ``grade_range`` (the band of scores the
-    grade stands for, with ``normalizer``) and ``subgrade`` (the fine classifier's pick within the
-    grade, counted from 0, as the head computes it; not shown to people), and per procedure
-    ``procedure`` (from 1), ``attention`` (per clip, summing to 1), ``peak_clip`` (an index into
-    ``attention``, from 0), ``peak_start_s``/``peak_end_s``, ``peak_vs_even`` (the peak over an
-    even share 1/clips) and ``clear_peak`` (``peak_vs_even`` at least 2: the moment is named)."""
+def build_prediction(path: Path, score: float, details: dict[str, Any], features: SiameseFeatures,
+                     info: CheckpointInfo, *, normalizer: ScoreNormalizer | None = None,
+                     difficulty: float | None = None) -> Prediction:
+    """What a judge or a script wants to know about one prediction, typed
+    (:class:`~pipeline.predict.result.Prediction`): the score with its scale and the model's line,
+    the frames left out, how the athlete was located and the warnings, and the head's ``details``
+    (as :func:`models.checkpoint.predict_features` gives them) read into the detail of its kind.
+    ``normalizer`` places a grade's band on the score's scale."""
     plan = features.plan
     ranges = plan.layout.clips.frame_ranges
     fps = plan.layout.info.fps
-    report: dict[str, Any] = {
-        "video": str(path), "score": round(score, 4), "score_name": info.score_name, "head": info.head_name,
-        "model_description": info.description, "scale": info.scale,
-        "frames": plan.layout.info.num_frames, "fps": round(fps, 3), "clips": plan.layout.clips.num_clips,
-        "frames_not_scored": frames_not_scored(plan.layout.clips.indices, plan.layout.info.num_frames, fps),
-        "partial_video": plan.layout.info.partial, "athlete_frames": plan.track.summary(),
-    }
     share, spans = not_located_spans(features)
-    report["athlete_not_located_share"] = round(share, 4)
-    if spans:
-        report["athlete_not_located"] = [list(span) for span in spans]
-    report["warnings"] = prediction_warnings(report, features, info)
-    for key in ("score_expectation", "score_argmax"):
-        if key in details:
-            report[key] = round(float(details[key]), 4)
-    if "grade" in details:
-        probs = details.get("grade_probs")
-        report["grade"] = int(details["grade"]) + 1
-        report["grades"] = int(probs.shape[-1]) if probs is not None else None
-        if probs is not None:
-            report["grade_probs"] = [round(float(p), 4) for p in probs]
-            if normalizer is not None:  # grades are equal bands of the normalised scale
-                edges = [normalizer.from_unit(edge / len(probs)) for edge in (report["grade"] - 1, report["grade"])]
-                report["grade_range"] = [round(float(edge), 4) for edge in edges]
-    if "subgrade" in details:
-        report["subgrade"] = int(details["subgrade"])
-    attention = details.get("procedure_attention")
-    if attention is not None:
-        attention = np.asarray(attention, np.float64)  # [P, T]
-        report["procedures"] = [
-            {"procedure": index + 1, "peak_clip": peak, "peak_start_s": round(ranges[peak, 0] / fps, 2),
-             "peak_end_s": round(ranges[peak, 1] / fps, 2), "peak_vs_even": round(ratio, 2), "clear_peak": clear,
-             "attention": [round(float(v), 4) for v in row]}
-            for index, (row, (peak, ratio, clear)) in enumerate(zip(attention, attention_peaks(attention)))]
-    if "boundaries" in details:
-        report["sub_actions"] = sub_action_spans(np.asarray(details["boundaries"], np.float64), ranges, fps)
-    if "exemplar_index" in details:
-        report["exemplars"] = exemplars_used(details["exemplar_index"], details["votes"],
-                                             info.extra.get("exemplar_names") or [])
-    if "member_scores" in details:  # an ensemble: each member's score beside the combined one
+    scale = ScoreScale(**info.scale) if info.scale is not None else None
+    detail = head_detail(details, ranges, fps, info, normalizer)
+    weights = timeline_curve(detail, plan.layout.clips.num_clips)
+    prediction = Prediction(
+        video=str(path), score=round(score, 4), score_name=info.score_name, head=info.head_name,
+        model_description=info.description, scale=scale, frames=plan.layout.info.num_frames, fps=round(fps, 3),
+        clips=plan.layout.clips.num_clips,
+        frames_not_scored=frames_not_scored(plan.layout.clips.indices, plan.layout.info.num_frames, fps),
+        partial_video=plan.layout.info.partial, athlete_frames=plan.track.summary(),
+        athlete_not_located_share=round(share, 4), athlete_not_located=tuple(spans), detail=detail,
+        clip_spans=tuple(ClipSpan(round(float(start) / fps, 3), round(float(end) / fps, 3), round(float(weight), 4))
+                         for (start, end), weight in zip(ranges, weights)),
+        difficulty=difficulty)
+    return prediction.with_changes(warnings=tuple(prediction_warnings(prediction, features, info)))
+
+
+def head_detail(details: dict[str, Any], ranges: np.ndarray, fps: float, info: CheckpointInfo,
+                normalizer: ScoreNormalizer | None) -> HeadDetail:
+    """The head's raw ``details`` as the typed detail of its kind: an ensemble's member scores, FSPN's
+    boundaries and exemplar votes, a grading head's grade and procedure attention; None for a head
+    that gives nothing beside its score. Times are seconds (``ranges`` ``[T, 2]``: each clip's
+    frames), counts start at 1."""
+    if "member_scores" in details:
         labels = info.extra.get("members") or [f"member {index + 1}" for index in range(len(details["member_scores"]))]
-        report["members"] = [{"member": label, "score": round(float(value), 4)}
-                             for label, value in zip(labels, np.asarray(details["member_scores"]).tolist())]
-    return report
+        return EnsembleDetail(tuple(MemberScore(label, round(float(value), 4))
+                                    for label, value in zip(labels, np.asarray(details["member_scores"]).tolist())))
+    if "boundaries" in details or "exemplar_index" in details:
+        names = info.extra.get("exemplar_names") or []
+        return ParsedDetail(
+            sub_actions=sub_action_spans(np.asarray(details["boundaries"], np.float64), ranges, fps)
+            if "boundaries" in details else (),
+            exemplars=exemplars_used(details["exemplar_index"], details["votes"], names)
+            if "exemplar_index" in details else ())
+    graded_keys = ("grade", "subgrade", "procedure_attention", "score_expectation", "score_argmax")
+    if not any(key in details for key in graded_keys):
+        return None
+    readings = {key: round(float(details[key]), 4) if key in details else None
+                for key in ("score_expectation", "score_argmax")}
+    subgrade = int(details["subgrade"]) if "subgrade" in details else None
+    attention = details.get("procedure_attention")
+    procedures = () if attention is None else procedure_focus(np.asarray(attention, np.float64), ranges, fps)
+    return GradedDetail(**readings, grade=grade_of(details, normalizer), subgrade=subgrade, procedures=procedures)
 
 
-def prediction_warnings(report: dict[str, Any], features: SiameseFeatures, info: CheckpointInfo) -> list[str]:
+def grade_of(details: dict[str, Any], normalizer: ScoreNormalizer | None) -> Grade | None:
+    """The coarse grade (from 1) with its probabilities and, with ``normalizer``, its band of scores
+    (grades are equal bands of the normalised scale); None for a head that does not grade."""
+    if "grade" not in details:
+        return None
+    number = int(details["grade"]) + 1
+    probs = details.get("grade_probs")
+    if probs is None:
+        return Grade(number, None)
+    band = None
+    if normalizer is not None:
+        edges = [normalizer.from_unit(edge / len(probs)) for edge in (number - 1, number)]
+        band = (round(float(edges[0]), 4), round(float(edges[1]), 4))
+    return Grade(number, int(probs.shape[-1]), tuple(round(float(p), 4) for p in probs), band)
+
+
+def procedure_focus(attention: np.ndarray, ranges: np.ndarray, fps: float) -> tuple[ProcedureFocus, ...]:
+    """Per procedure (rows of ``attention`` ``[P, T]``), its peak clip in seconds and how clear it is."""
+    return tuple(ProcedureFocus(procedure=index + 1, peak_clip=peak, peak_start_s=round(ranges[peak, 0] / fps, 2),
+                                peak_end_s=round(ranges[peak, 1] / fps, 2), peak_vs_even=round(ratio, 2),
+                                clear_peak=clear, attention=tuple(round(float(v), 4) for v in row))
+                 for index, (row, (peak, ratio, clear)) in enumerate(zip(attention, attention_peaks(attention))))
+
+
+def prediction_warnings(prediction: Prediction, features: SiameseFeatures, info: CheckpointInfo) -> list[str]:
     """Why this score deserves less trust than it looks, in words (empty when nothing is wrong): a
     grade printed with confidence must not hide that the athlete was never found or that the video
     is shorter than one clip."""
     warnings = []
-    found = {name: count for name, count in report["athlete_frames"].items() if name != "fallback" and count}
+    found = {name: count for name, count in prediction.athlete_frames.items() if name != "fallback" and count}
     if not found and info.streams != "scene":
         warnings.append("the athlete was never found (every box is the whole-frame fallback): the actor stream "
                         "saw the whole scene")
     if features.plan.layout.clips.padded_frames:
-        warnings.append(f"the video ({report['frames']} frames) is shorter than one clip: its last frame was "
+        warnings.append(f"the video ({prediction.frames} frames) is shorter than one clip: its last frame was "
                         f"repeated {features.plan.layout.clips.padded_frames} times")
-    if report["partial_video"]:
+    if prediction.partial_video:
         warnings.append("the video is damaged: only its readable frames were scored")
-    spans = report.get("athlete_not_located", [])
+    spans = prediction.athlete_not_located
     if spans and info.streams != "scene" and found:
-        share = report["athlete_not_located_share"]
-        warnings.append(f"the athlete was not located on {share:.0%} of the scored frames (held, fallback or low "
-                        "confidence: the actor stream saw a guess there): "
+        warnings.append(f"the athlete was not located on {prediction.athlete_not_located_share:.0%} of the scored "
+                        "frames (held, fallback or low confidence: the actor stream saw a guess there): "
                         + ", ".join(f"{start:.1f}-{end:.1f} s" for start, end in spans))
     return warnings
 
@@ -140,81 +169,77 @@ def clip_time(position: float, ranges: np.ndarray, fps: float) -> float:
     return float(start + (position - clip) * (end - start)) / fps
 
 
-def sub_action_spans(boundaries: np.ndarray, ranges: np.ndarray, fps: float) -> list[dict[str, Any]]:
+def sub_action_spans(boundaries: np.ndarray, ranges: np.ndarray, fps: float) -> tuple[SubAction, ...]:
     """The S parsed sub-actions in seconds, from the S - 1 boundaries ``[S - 1]`` (clip positions)."""
     edges = [0.0, *boundaries.tolist(), float(len(ranges))]
-    return [{"sub_action": index + 1, "start_s": round(clip_time(start, ranges, fps), 2),
-             "end_s": round(clip_time(end, ranges, fps), 2)}
-            for index, (start, end) in enumerate(zip(edges, edges[1:]))]
+    return tuple(SubAction(index + 1, round(clip_time(start, ranges, fps), 2), round(clip_time(end, ranges, fps), 2))
+                 for index, (start, end) in enumerate(zip(edges, edges[1:])))
 
 
-def exemplars_used(index: Any, votes: Any, names: Sequence[str]) -> list[dict[str, Any]]:
+def exemplars_used(index: Any, votes: Any, names: Sequence[str]) -> tuple[ExemplarVote, ...]:
     """The exemplars voted with: bank row, training video name (when the checkpoint keeps names) and
     its vote (exemplar score + predicted difference, original scale); ``index`` -1 = unused slot."""
-    used = []
-    for row, vote in zip(np.asarray(index).tolist(), np.asarray(votes, np.float64).tolist()):
-        if row >= 0:
-            used.append({"bank_index": row, **({"name": names[row]} if row < len(names) else {}),
-                         "vote": round(vote, 4)})
-    return used
+    return tuple(ExemplarVote(row, round(vote, 4), names[row] if row < len(names) else None)
+                 for row, vote in zip(np.asarray(index).tolist(), np.asarray(votes, np.float64).tolist()) if row >= 0)
 
 
-def timeline_curve(report: dict[str, Any], num_clips: int) -> np.ndarray:
+def timeline_curve(detail: HeadDetail, num_clips: int) -> np.ndarray:
     """Per-clip emphasis for the overlay: the strongest attention on each clip of the procedures whose
     moment the report names (``clear_peak``); even (all ones) when none does, as the text says then."""
-    procedures = [entry for entry in report.get("procedures") or [] if entry.get("clear_peak", True)]
+    named = detail.procedures if isinstance(detail, GradedDetail) else ()
+    procedures = [focus for focus in named if focus.clear_peak]
     if not procedures:
         return np.ones(num_clips)
-    return np.max(np.array([p["attention"] for p in procedures]), axis=0)
+    return np.max(np.array([focus.attention for focus in procedures]), axis=0)
 
 
-def save_prediction_overlay(target: Path, report: dict[str, Any], features: SiameseFeatures, caption: str) -> Path:
+def save_prediction_overlay(target: Path, prediction: Prediction, features: SiameseFeatures, caption: str) -> Path:
     """The scored video with the tracked athlete, ``caption`` and the per-clip emphasis timeline."""
     plan = features.plan
-    return write_overlay(target, report["video"], plan.boxes_in_source_pixels, plan.track.status,
-                         plan.layout.clips.frame_ranges, timeline_curve(report, plan.layout.clips.num_clips), caption,
-                         fps=plan.layout.info.fps)
+    return write_overlay(target, prediction.video, plan.boxes_in_source_pixels, plan.track.status,
+                         plan.layout.clips.frame_ranges, np.array([span.weight for span in prediction.clip_spans]),
+                         caption, fps=plan.layout.info.fps)
 
 
-def exemplar_votes(report: dict[str, Any]) -> list[str]:
+def exemplar_votes(prediction: Prediction) -> list[str]:
     """Each exemplar an FSPN head voted with, by name (or bank row) and vote: "dive_017 (80.50)"."""
-    return [f"{entry.get('name', '#' + str(entry['bank_index']))} ({entry['vote']:.2f})"
-            for entry in report.get("exemplars", [])]
+    exemplars = prediction.detail.exemplars if isinstance(prediction.detail, ParsedDetail) else ()
+    return [f"{vote.name if vote.name is not None else '#' + str(vote.bank_index)} ({vote.vote:.2f})"
+            for vote in exemplars]
 
 
-def member_scores(report: dict[str, Any]) -> str | None:
+def member_scores(prediction: Prediction) -> str | None:
     """An ensemble's members and their scores, "cofinal 25.10, mlp 24.37"; None for another head."""
-    if "members" not in report:
+    members = prediction.members
+    if members is None:
         return None
-    return ", ".join(f"{entry['member']} {entry['score']:.2f}" for entry in report["members"])
+    return ", ".join(f"{member} {score:.2f}" for member, score in members.items())
 
 
-def format_report(report: dict[str, Any]) -> str:
+def format_report(prediction: Prediction) -> str:
     """The human-readable lines for one video: the score on its scale, what the model is, then what
     stands behind the score (:mod:`pipeline.predict.report_words` decides what is said and how)."""
-    lines = [f"{Path(report['video']).name}: {report['score_name']} {report['score']:.2f}"]
-    told = [phrase for phrase in (scale_phrase(report), grade_phrase(report)) if phrase]
+    lines = [f"{Path(prediction.video).name}: {prediction.score_name} {prediction.score:.2f}"]
+    told = [phrase for phrase in (scale_phrase(prediction), grade_phrase(prediction)) if phrase]
     if told:
         lines[0] += f"  ({'; '.join(told)})"
-    description = description_phrase(report)
-    if description:
-        lines.append(f"  model: {description}")
-    clip_frames = (report.get("frames_not_scored") or {}).get("clip_frames")
-    lines.append(f"  {report['frames']} frames at {report['fps']:g} fps, {report['clips']} clips"
-                 + (f" of {clip_frames} frames" if clip_frames else "")
-                 + (f"; athlete boxes {athlete_phrase(report)}" if athlete_phrase(report) else ""))
-    left_out = frames_not_scored_phrase(report)
+    lines.append(f"  model: {description_phrase(prediction)}")
+    clip_frames = prediction.frames_not_scored.clip_frames
+    boxes = athlete_phrase(prediction)
+    lines.append(f"  {prediction.frames} frames at {prediction.fps:g} fps, {prediction.clips} clips"
+                 + (f" of {clip_frames} frames" if clip_frames else "") + (f"; athlete boxes {boxes}" if boxes else ""))
+    left_out = frames_not_scored_phrase(prediction)
     if left_out:
         lines.append(f"  {left_out}")
-    lines += [f"  warning: {warning}" for warning in report.get("warnings", [])]
-    lines += [f"  {line}" for line in attention_lines(report)]
-    if "sub_actions" in report:
-        lines.append("  sub-actions: " + ", ".join(f"{span['sub_action']}: {span['start_s']:.2f}-{span['end_s']:.2f} s"
-                                                   for span in report["sub_actions"]))
-    if "exemplars" in report:
-        votes = exemplar_votes(report)
+    lines += [f"  warning: {warning}" for warning in prediction.warnings]
+    lines += [f"  {line}" for line in attention_lines(prediction)]
+    if prediction.sub_actions:
+        lines.append("  sub-actions: " + ", ".join(f"{span.sub_action}: {span.start_s:.2f}-{span.end_s:.2f} s"
+                                                   for span in prediction.sub_actions))
+    votes = exemplar_votes(prediction)
+    if votes:
         lines.append(f"  voted over {len(votes)} exemplars: " + ", ".join(votes))
-    members = member_scores(report)
+    members = member_scores(prediction)
     if members:
-        lines.append(f"  mean of {len(report['members'])} members: {members}")
+        lines.append(f"  mean of {len(prediction.members)} members: {members}")
     return "\n".join(lines)
