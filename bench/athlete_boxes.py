@@ -8,6 +8,7 @@ the boxes it would store, in the video's own pixels, with reference boxes drawn 
         --reference bench/reference_boxes/olympic_dive.json --strip runs/dive_strip.png
     python bench/athlete_boxes.py --all                  # every reference in bench/reference_boxes/
     python bench/athlete_boxes.py --all --set keep_source_size=false   # another feature setting
+    python bench/athlete_boxes.py --all --findings runs/findings --set tracker.size_window=3   # tracker only, seconds
 
 It prints one line per frame (frame, tracking status, IoU), then the share of frames where the
 athlete is visible with IoU >= 0.5 and >= 0.3, and writes an overlay strip: sampled frames with
@@ -31,13 +32,22 @@ alternative boxes, one per competitor, in the same order on every key frame (eac
 README): every frame before the water entry is scored, the frames after it are not. Against loose
 boxes IoU says little, so every summary also gives ``centres_inside``: the share of scored frames
 where each box's centre lies inside the other box.
+
+``--findings DIR`` keeps what the detector and the follower found on each clip's key frames in
+DIR (one pickle per clip and detection setting, :func:`first_pass_findings`) and reuses it on the
+next run, so tracker settings are compared in seconds; the ms/frame printed is then the stored
+run's. A file is reused only for the same video file (name, size, modification time) and the
+same settings that decide the findings: the detector's, the working size, ``tracker.max_bridge``
+(how far the follower reaches) and ``tracker.split_shots`` (whether colour changes are measured).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
+import pickle
 import sys
 import time
 from collections.abc import Sequence
@@ -141,24 +151,59 @@ def _alternatives(drawn: list | None) -> list | None:
     return [drawn] if one_box else drawn
 
 
-def athlete_boxes(video: Path, every_k: int = 1, follow: bool = True,
-                  overrides: Sequence[str] = ()) -> tuple[np.ndarray, np.ndarray, float]:
+def first_pass_findings(video: Path, config, findings_dir: Path | None = None) -> tuple[object, list, float]:
+    """The layout of ``video`` and what its key frames showed (the detector's finds, then the
+    follower's, :func:`extractors.stages.follow_missed_key_frames`), as ``plan_video`` makes
+    them, and the seconds that took (decoding included). With ``findings_dir``, read from there
+    when a run with the same video and detection settings stored them (module docstring), else
+    computed and stored."""
+    from aqa.config import config_to_dict
+    from aqa.extractors.decode_worker import InlineDecoder
+    from aqa.extractors.detect import build_detector
+    from aqa.extractors.stages import KeyFrameFindings, detect_key_frames, follow_missed_key_frames, layout_video
+
+    cached = None
+    if findings_dir is not None:
+        stat = video.stat()
+        deciding = {"video": [video.name, stat.st_size, stat.st_mtime_ns], "detector": config_to_dict(config.detector),
+                    "work": [config.work_short_side, config.keep_source_size],
+                    "tracker": [config.tracker.max_bridge, config.tracker.split_shots]}
+        key = hashlib.sha256(json.dumps(deciding, sort_keys=True).encode()).hexdigest()[:16]
+        cached = Path(findings_dir) / f"{video.stem}-{key}.pkl"
+        if cached.is_file():
+            with cached.open("rb") as stored:  # written by this function, on this machine
+                return pickle.load(stored)
+    with build_detector(config.detector) as detector, InlineDecoder() as decoder:
+        started = time.perf_counter()
+        layout = layout_video(decoder, str(video), config)
+        findings: list[KeyFrameFindings | None] = [None] * layout.info.num_frames
+        found = detect_key_frames(decoder, layout, layout.key_frames, detector, config)
+        for frame, seen in zip(layout.key_frames.tolist(), found):
+            findings[frame] = seen
+        follow_missed_key_frames(decoder, layout, findings, detector, config)
+        seconds = time.perf_counter() - started
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        cached.write_bytes(pickle.dumps((layout, findings, seconds)))
+    return layout, findings, seconds
+
+
+def athlete_boxes(video: Path, every_k: int = 1, follow: bool = True, overrides: Sequence[str] = (),
+                  findings_dir: Path | None = None) -> tuple[np.ndarray, np.ndarray, float]:
     """The boxes aqa-extract would store for ``video`` (source pixels ``[T, 4]``), their tracking
     status names ``[T]`` and the seconds the detection pass took (decoding included); ``follow``:
     the detector setting ``follow_misses``; ``overrides``: other feature settings, as
-    ``aqa-extract --set features.KEY=VALUE`` takes them (without ``features.``)."""
+    ``aqa-extract --set features.KEY=VALUE`` takes them (without ``features.``); ``findings_dir``:
+    where the key frames' findings are kept between runs (:func:`first_pass_findings`)."""
     from aqa.config import apply_overrides
-    from aqa.extractors.decode_worker import InlineDecoder
-    from aqa.extractors.detect import DetectorConfig, build_detector
-    from aqa.extractors.stages import SiameseConfig, plan_video
+    from aqa.extractors.detect import DetectorConfig
+    from aqa.extractors.stages import SiameseConfig, plan_from_detections
     from aqa.extractors.tracking import STATUS_NAMES
 
     config = SiameseConfig(detector=DetectorConfig(every_k=every_k, follow_misses=follow))
     config = apply_overrides(config, overrides)
-    with build_detector(config.detector) as detector, InlineDecoder() as decoder:
-        started = time.perf_counter()
-        plan = plan_video(decoder, str(video), detector, config)
-        seconds = time.perf_counter() - started
+    layout, findings, seconds = first_pass_findings(video, config, findings_dir)
+    plan = plan_from_detections(layout, findings, config)
     return plan.boxes_in_source_pixels, np.array([STATUS_NAMES[code] for code in plan.track.status]), seconds
 
 
@@ -196,9 +241,10 @@ def overlay_strip(video: Path, reference: Reference, ours: np.ndarray, out: Path
 
 
 def evaluate(video: Path, reference: Reference, every_k: int = 1, follow: bool = True,
-             quiet: bool = False, overrides: Sequence[str] = ()) -> tuple[dict, np.ndarray]:
+             quiet: bool = False, overrides: Sequence[str] = (),
+             findings_dir: Path | None = None) -> tuple[dict, np.ndarray]:
     """Per-frame IoU of our boxes against ``reference``; prints the frames unless ``quiet``."""
-    ours, status, seconds = athlete_boxes(video, every_k, follow, overrides)
+    ours, status, seconds = athlete_boxes(video, every_k, follow, overrides, findings_dir)
     decoded = len(ours)
     if decoded < reference.boxes.shape[1]:
         raise SystemExit(f"{video}: {decoded} frames decoded, the reference has {reference.boxes.shape[1]}")
@@ -242,7 +288,8 @@ def main(args: argparse.Namespace) -> None:
         if not video.is_file():
             raise SystemExit(f"{video}: no such video (see --videos)")
         for follow in FOLLOW[args.follow]:
-            summary, ours = evaluate(video, reference, args.every_k, follow, quiet=args.all, overrides=args.set)
+            summary, ours = evaluate(video, reference, args.every_k, follow, quiet=args.all, overrides=args.set,
+                                     findings_dir=Path(args.findings) if args.findings else None)
             if args.strip or args.all:
                 name = f"{video.stem}{'' if follow else '-no-follow'}.png"
                 strip = Path(args.strip) if args.strip and not args.all else Path(args.strips) / name
@@ -266,6 +313,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a feature setting, as aqa-extract's --set features.KEY=VALUE (repeatable): "
                              "keep_source_size=false, tracker.smooth_sigma=1...")
+    parser.add_argument("--findings", metavar="DIR",
+                        help="keep the key frames' findings here and reuse them (tracker settings in seconds; "
+                             "module docstring)")
     parser.add_argument("--strip", help="write the overlay strip of VIDEO here (PNG)")
     parser.add_argument("--strips", default="runs/athlete_strips", help="folder of the strips with --all")
     parser.add_argument("--frames", type=int, default=8, help="frames in an overlay strip")
