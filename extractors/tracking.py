@@ -164,7 +164,7 @@ class ActorTrack:
                           np.concatenate([track.status for track in tracks]))
 
 
-@dataclass
+@dataclass(eq=False)  # one tracklet is itself only: two people seen on the same frames are two tracklets
 class _Tracklet:
     frames: list[int] = field(default_factory=list)
     boxes: list[np.ndarray] = field(default_factory=list)  # each [5]: x1, y1, x2, y2, score

@@ -238,3 +238,19 @@ def test_a_piece_that_starts_as_a_sliver_of_the_body_still_joins_the_athlete():
     assert box_iou(track.boxes[:20], np.concatenate(detections[:20])).min() > 0.99
     one_box = track_actor(detections, (320, 400), TrackerConfig(smooth_sigma=0, size_window=1))
     assert (one_box.status[:53] == HELD).all()  # the behaviour before: the first piece left out
+
+
+def test_two_people_seen_on_exactly_the_same_frames_do_not_crash_the_chain():
+    """The athlete seen in two pieces, and a person off to the side seen on exactly the frames of the
+    second piece (ranked between the pieces): growing the chain removed the second piece from a
+    list, which compared it with the other person's tracklet field by field (the same frames, then
+    arrays: "the truth value of an array is ambiguous"). Found on a real basketball clip with the
+    detector on every other frame."""
+    athlete = np.array([140, 80, 180, 180, 0.9], np.float32)  # 40 x 100, in the middle
+    stranger = np.array([10, 50, 80, 190, 0.9], np.float32)  # 70 x 140, off to the left
+    detections: list[np.ndarray | None] = [None] * 40
+    for frame in range(0, 40, 2):
+        boxes = [athlete] if frame <= 18 or frame >= 30 else []
+        detections[frame] = np.array(boxes + ([stranger] if frame >= 30 else []), np.float32).reshape(-1, 5)
+    track = track_actor(detections, (WIDTH, HEIGHT), TrackerConfig(max_gap=6, chain_seeds=1, smooth_sigma=0))
+    assert (box_iou(track.boxes, athlete[None]) >= 0.9).all()
