@@ -51,7 +51,7 @@ def make_checkpoint(folder: Path, args: argparse.Namespace) -> None:
     from aqa.extractors.stages import SiameseConfig
     from aqa.pipeline.devices import resolve_device
     from aqa.pipeline.extract import ExtractConfig, find_videos, run_extraction
-    from aqa.pipeline.train import cli as train_cli
+    from aqa.pipeline.train.cli import cli as train_cli
     from aqa.synthetic.dataset import SyntheticDatasetConfig, generate_dataset
 
     device = resolve_device(args.device)

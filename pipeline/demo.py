@@ -35,7 +35,7 @@ from aqa.pipeline.cli import add_common_arguments, exit_status_epilog, run_cli
 from aqa.pipeline.extract import ExtractConfig, find_videos, run_extraction
 from aqa.pipeline.predict import load_predictor, predict_video
 from aqa.pipeline.predict.report import save_prediction_overlay
-from aqa.pipeline.train import cli as train_cli
+from aqa.pipeline.train.cli import cli as train_cli
 from aqa.synthetic.dataset import SyntheticDatasetConfig, generate_dataset
 
 log = logging.getLogger(__name__)

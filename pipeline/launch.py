@@ -23,11 +23,11 @@ def _launch(module: str, prog: str) -> int:
 
 
 def app() -> int:
-    return _launch("app", "aqa-app")
+    return _launch("app.cli", "aqa-app")
 
 
 def extract() -> int:
-    return _launch("extract", "aqa-extract")
+    return _launch("extract.cli", "aqa-extract")
 
 
 def index() -> int:
@@ -39,8 +39,8 @@ def import_features() -> int:
 
 
 def predict() -> int:
-    return _launch("predict", "aqa-predict")
+    return _launch("predict.cli", "aqa-predict")
 
 
 def train() -> int:
-    return _launch("train", "aqa-train")
+    return _launch("train.cli", "aqa-train")

@@ -54,8 +54,8 @@ def pytest_collection_modifyitems(config, items):
 def trained(tmp_path_factory):
     """A tiny synthetic dataset extracted with real I3D weights (small input) and a CoFInAl head
     trained on it: (root, dataset folder, checkpoint). Shared by the predict tests and the corpus."""
-    from aqa.pipeline.extract import cli as extract_cli
-    from aqa.pipeline.train import cli as train_cli
+    from aqa.pipeline.extract.cli import cli as extract_cli
+    from aqa.pipeline.train.cli import cli as train_cli
     from aqa.synthetic.dataset import SyntheticDatasetConfig, generate_dataset
 
     root = tmp_path_factory.mktemp("predict")

@@ -32,7 +32,7 @@ webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not in
 from selenium.webdriver.common.by import By  # noqa: E402
 from test_athlete import inverted_athlete_scene  # noqa: E402
 
-from aqa.pipeline.train import cli as train_cli  # noqa: E402
+from aqa.pipeline.train.cli import cli as train_cli  # noqa: E402
 from aqa.video_writer import write_video  # noqa: E402
 from synthetic_video import write_moving_shapes  # noqa: E402
 

@@ -20,7 +20,7 @@ import pytest
 from predictions import make_prediction
 
 from aqa.pipeline.app import checkpoint_names, demo_model, serve
-from aqa.pipeline.app import cli as app_cli
+from aqa.pipeline.app.cli import cli as app_cli
 from aqa.pipeline.app.scoring import (
     AppLimits,
     JobGauge,

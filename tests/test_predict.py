@@ -17,7 +17,7 @@ from aqa.extractors.video import open_video
 from aqa.models import ScoreNormalizer, build_head
 from aqa.models.checkpoint import CheckpointInfo, predict_features
 from aqa.models.fspn_training import prepare
-from aqa.pipeline.predict import cli
+from aqa.pipeline.predict.cli import cli
 from aqa.pipeline.predict.report import build_prediction, format_report, sub_action_spans
 from aqa.pipeline.predict.result import ParsedDetail
 from aqa.synthetic.features import SyntheticTask, synthetic_provenance

@@ -22,7 +22,8 @@ from aqa.models.checkpoint import MissingDifficultyError, load_checkpoint, predi
 from aqa.models.masking import masked_mean
 from aqa.models.metrics import fisher_z_mean, spearman
 from aqa.models.registry import HeadConfig, HeadNeeds, ScoringHead, list_heads, register_head
-from aqa.pipeline.train import TrainingSetupError, cli
+from aqa.pipeline.train import TrainingSetupError
+from aqa.pipeline.train.cli import cli
 from aqa.pipeline.train.training import score_folders
 from aqa.synthetic.features import SyntheticTask, make_videos, synthetic_provenance, write_synthetic_store
 from torch_threads import single_thread

@@ -17,8 +17,7 @@ Modules: :mod:`.serve` (the request and :func:`run`), :mod:`.cli` (the command l
 :mod:`.demo_model`.
 """
 
-from aqa.pipeline.app.cli import cli
 from aqa.pipeline.app.page import checkpoint_names, page_reason
 from aqa.pipeline.app.serve import AppRequest, run
 
-__all__ = ["AppRequest", "checkpoint_names", "cli", "page_reason", "run"]
+__all__ = ["AppRequest", "checkpoint_names", "page_reason", "run"]

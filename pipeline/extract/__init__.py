@@ -16,7 +16,6 @@ Modules: :mod:`.extraction` (the request, the config and :func:`run`), :mod:`.cl
 line only), :mod:`.ray`, :mod:`.job_split`, :mod:`.index`.
 """
 
-from aqa.pipeline.extract.cli import cli
 from aqa.pipeline.extract.extraction import (
     SETTINGS,
     VIDEO_SUFFIXES,
@@ -31,4 +30,4 @@ from aqa.pipeline.extract.extraction import (
 )
 
 __all__ = ["SETTINGS", "VIDEO_SUFFIXES", "ExtractConfig", "ExtractRequest", "ExtractionError", "ExtractionResult",
-           "cli", "find_videos", "resolve_extract_config", "run", "run_extraction"]
+           "find_videos", "resolve_extract_config", "run", "run_extraction"]

@@ -18,7 +18,6 @@ page use), :mod:`.cli` (the command line only), :mod:`.result`, :mod:`.report`, 
 :mod:`.timeline`, :mod:`.overlay`.
 """
 
-from aqa.pipeline.predict.cli import cli
 from aqa.pipeline.predict.predictor import (
     LoadedPredictor,
     PredictionRun,
@@ -30,5 +29,5 @@ from aqa.pipeline.predict.predictor import (
 )
 from aqa.pipeline.predict.result import Prediction
 
-__all__ = ["LoadedPredictor", "PredictRequest", "PredictSetupError", "Prediction", "PredictionRun", "cli",
+__all__ = ["LoadedPredictor", "PredictRequest", "PredictSetupError", "Prediction", "PredictionRun",
            "load_predictor", "predict_video", "run"]

@@ -18,8 +18,7 @@ Modules: :mod:`.config` (:class:`RunConfig` and its resolution), :mod:`.training
 :func:`run`), :mod:`.cli` (the command line only), and the helpers above.
 """
 
-from aqa.pipeline.train.cli import cli
 from aqa.pipeline.train.config import SETTINGS, RunConfig, TrainingSetupError, resolve_run_config
 from aqa.pipeline.train.training import TrainRequest, run
 
-__all__ = ["SETTINGS", "RunConfig", "TrainRequest", "TrainingSetupError", "cli", "resolve_run_config", "run"]
+__all__ = ["SETTINGS", "RunConfig", "TrainRequest", "TrainingSetupError", "resolve_run_config", "run"]
