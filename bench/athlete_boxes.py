@@ -153,14 +153,20 @@ def _alternatives(drawn: list | None) -> list | None:
 
 def first_pass_findings(video: Path, config, findings_dir: Path | None = None) -> tuple[object, list, float]:
     """The layout of ``video`` and what its key frames showed (the detector's finds, then the
-    follower's, :func:`extractors.stages.follow_missed_key_frames`), as ``plan_video`` makes
-    them, and the seconds that took (decoding included). With ``findings_dir``, read from there
-    when a run with the same video and detection settings stored them (module docstring), else
-    computed and stored."""
+    follower's, :func:`extractors.stages.follow_missed_key_frames`, then with ``detector.look_again``
+    the second look's), as ``plan_video`` makes them, and the seconds that took (decoding
+    included). With ``findings_dir``, read from there when a run with the same video and detection
+    settings stored them (module docstring), else computed and stored."""
     from aqa.config import config_to_dict
     from aqa.extractors.decode_worker import InlineDecoder
     from aqa.extractors.detect import build_detector
-    from aqa.extractors.stages import KeyFrameFindings, detect_key_frames, follow_missed_key_frames, layout_video
+    from aqa.extractors.stages import (
+        KeyFrameFindings,
+        detect_key_frames,
+        follow_missed_key_frames,
+        layout_video,
+        look_again_at_key_frames,
+    )
 
     cached = None
     if findings_dir is not None:
@@ -168,6 +174,9 @@ def first_pass_findings(video: Path, config, findings_dir: Path | None = None) -
         deciding = {"video": [video.name, stat.st_size, stat.st_mtime_ns], "detector": config_to_dict(config.detector),
                     "work": [config.work_short_side, config.keep_source_size],
                     "tracker": [config.tracker.max_bridge, config.tracker.split_shots]}
+        if config.detector.look_again:  # it looks where the chain's track put the athlete (stages.py)
+            deciding["tracker"] = {key: value for key, value in config_to_dict(config.tracker).items()
+                                   if key != "linker" and not key.startswith("path_")}
         key = hashlib.sha256(json.dumps(deciding, sort_keys=True).encode()).hexdigest()[:16]
         cached = Path(findings_dir) / f"{video.stem}-{key}.pkl"
         if cached.is_file():
@@ -181,6 +190,7 @@ def first_pass_findings(video: Path, config, findings_dir: Path | None = None) -
         for frame, seen in zip(layout.key_frames.tolist(), found):
             findings[frame] = seen
         follow_missed_key_frames(decoder, layout, findings, detector, config)
+        look_again_at_key_frames(decoder, layout, findings, detector, config)
         seconds = time.perf_counter() - started
     if cached is not None:
         cached.parent.mkdir(parents=True, exist_ok=True)

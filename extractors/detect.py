@@ -70,6 +70,16 @@ class DetectorConfig:
         follow them from the last find with a detector that can (BlazePose's video mode;
         :func:`extractors.athlete.follow_misses`). On a real 10 m dive: 47 % -> 71 % of the frames at
         IoU >= 0.5 against hand-drawn boxes, 59 % -> 88 % at 0.3 (docs/benchmarks.md).
+    look_again: after tracking, run the detector once more on a crop around the tracked box on the
+        key frames it did not detect the athlete on, within ``look_again_reach`` frames of one it
+        did, and track again (:func:`extractors.athlete.look_again`). Meant with
+        ``tracker.linker="path"`` (see ``TrackerConfig.linker`` for what the two did together on
+        13 reference clips). Costs one more detector call on each such frame (0-15 ms a video
+        frame on the reference clips, decoding included; 3 ms on the vault clip).
+    look_again_crop: the crop's side in tracked-box lengths (3 measured best; 2 found less).
+    look_again_reach: frames from the nearest detection within which a frame is looked at again.
+    look_again_aspect: a find whose width-to-height ratio differs from the tracked box's by more
+        than this many times is dropped.
     """
 
     kind: Literal["auto", "yolo", "blazepose"] = "auto"
@@ -86,11 +96,18 @@ class DetectorConfig:
     box_padding: float = 0.05
     max_side: int = 1280
     follow_misses: bool = True
+    look_again: bool = True
+    look_again_crop: float = 3.0
+    look_again_reach: int = 60
+    look_again_aspect: float = 3.0
 
     def __post_init__(self) -> None:
         for name, least in (("batch_size", 1), ("every_k", 1), ("image_size", 32), ("max_side", 32)):
             if getattr(self, name) < least:
                 raise ValueError(f"{name} must be at least {least}, got {getattr(self, name)}")
+        if self.look_again_crop <= 0 or self.look_again_reach < 1 or self.look_again_aspect < 1:
+            raise ValueError(f"look_again_crop must be > 0, look_again_reach >= 1 and look_again_aspect >= 1, got "
+                             f"{self.look_again_crop}, {self.look_again_reach} and {self.look_again_aspect}")
         if self.box_padding < 0:
             raise ValueError(f"box_padding must be >= 0, got {self.box_padding}")
 

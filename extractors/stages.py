@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 import numpy as np
 import torch
 
-from aqa.extractors.athlete import detect_people, follow_misses, keyframe_indices
+from aqa.extractors.athlete import detect_people, follow_misses, keyframe_indices, look_again
 from aqa.extractors.backbones import VideoBackbone, backbone_spec
 from aqa.extractors.clips import ClipPlan, ClipPlanConfig, plan_clips
 from aqa.extractors.crops import square_crop_boxes
@@ -234,6 +234,28 @@ def follow_missed_key_frames(decoder: Decoder, layout: VideoLayout, findings: li
             findings[frame] = KeyFrameFindings(boxes[frame], found.change)
 
 
+def look_again_at_key_frames(decoder: Decoder, layout: VideoLayout, findings: list[KeyFrameFindings | None],
+                             detector: PersonDetector, config: SiameseConfig, backend: Backend = "auto") -> None:
+    """Add, in place, what the detector finds in a crop around the tracked athlete on the key frames
+    it missed them on (:func:`extractors.athlete.look_again`), when ``config.detector.look_again``;
+    the plan is then made again from the findings."""
+    if not config.detector.look_again:
+        return
+    # Where to look is the chain's track, whatever links the final one: on the reference clips the
+    # crops around the path's own first track found the vault clip's gymnast far less often
+    # (66.6 against 87.5 % of its frames at IoU >= 0.5 after the path linked them).
+    first_look = replace(config, tracker=replace(config.tracker, linker="chain"))
+    track = plan_from_detections(layout, findings, first_look).track
+    boxes = [None if found is None else found.boxes for found in findings]
+    detector_config = config.detector
+    look_again(_frame_reader(decoder, layout, backend), boxes, track, detector, layout.work_size,
+               crop=detector_config.look_again_crop, reach=detector_config.look_again_reach,
+               aspect=detector_config.look_again_aspect, batch_size=detector_config.batch_size)
+    for frame, found in enumerate(findings):
+        if found is not None and found.boxes is not boxes[frame]:
+            findings[frame] = KeyFrameFindings(boxes[frame], found.change)
+
+
 def plan_from_detections(layout: VideoLayout, findings: list[KeyFrameFindings | None],
                          config: SiameseConfig) -> VideoPlan:
     """Track the athlete through all frames (``findings[t]``: what key frame t showed, or None
@@ -255,6 +277,7 @@ def plan_video(decoder: Decoder, path: str, detector: PersonDetector, config: Si
     for frame, findings in zip(layout.key_frames.tolist(), found):
         detections[frame] = findings
     follow_missed_key_frames(decoder, layout, detections, detector, config, backend)
+    look_again_at_key_frames(decoder, layout, detections, detector, config, backend)
     return plan_from_detections(layout, detections, config)
 
 

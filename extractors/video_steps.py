@@ -43,6 +43,7 @@ from aqa.extractors.stages import (
     detect_key_frames,
     follow_missed_key_frames,
     layout_video,
+    look_again_at_key_frames,
     plan_from_detections,
 )
 from aqa.extractors.video import Backend
@@ -320,4 +321,5 @@ def run_detector_step(work: DetectorWork, decoder: Decoder, detector: PersonDete
     if isinstance(work, Detect):
         return detect_key_frames(decoder, work.layout, work.keys, detector, config, backend)
     follow_missed_key_frames(decoder, work.layout, work.detections, detector, config, backend)
+    look_again_at_key_frames(decoder, work.layout, work.detections, detector, config, backend)
     return plan_from_detections(work.layout, work.detections, config)

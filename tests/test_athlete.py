@@ -251,3 +251,53 @@ def test_blazepose_follow_gives_one_box_array_per_frame_after_the_first(shared_v
     np.testing.assert_allclose(np.concatenate(first), np.concatenate(again))
     with pytest.raises(RuntimeError, match="after close"):
         detector.follow(frames[:2])
+
+
+class ShortSightedDetector(ColourDetector):
+    """The figure's colour, found only where it is at least 15 % of the image's height: a person
+    detector that misses a far, small athlete in the whole frame and finds them in a crop."""
+
+    def detect(self, frames: np.ndarray) -> list[np.ndarray]:
+        found = super().detect(frames)
+        return [boxes[(boxes[:, 3] - boxes[:, 1]) >= 0.15 * frame.shape[0]] for boxes, frame in zip(found, frames)]
+
+
+def test_looking_again_in_a_crop_finds_a_small_athlete_where_the_track_expects_them():
+    """A figure 60 x 120 on its first 10 frames (found), then 30 x 60 (12.5 % of the 480-pixel
+    frame: missed), drifting right; the track holds the last big box, and a crop 3 times its
+    length around it (360 px: the figure is 17 % of it) finds the figure, mapped back to the frame.
+    Frames further than ``reach`` from the last detection are not looked at."""
+    from aqa.extractors.athlete import look_again
+
+    num_frames, width, height = 40, 640, 480
+    frames = np.zeros((num_frames, height, width, 3), np.uint8)
+    figure = np.zeros((num_frames, 4), np.float32)
+    for t in range(num_frames):
+        w, h = (60, 120) if t < 10 else (30, 60)
+        x, y = 300 + 2 * t, 200
+        frames[t, y:y + h, x:x + w] = FIGURE
+        figure[t] = (x, y, x + w, y + h)
+    detector = ShortSightedDetector()
+    detections = detect_people(lambda indices: frames[list(indices)], range(num_frames), (width, height), detector)
+    assert all(len(boxes) == (t < 10) for t, boxes in enumerate(detections))
+    track = track_actor(detections, (width, height))
+    assert (track.status[10:] == HELD).all()
+    found = look_again(lambda indices: frames[list(indices)], detections, track, detector, (width, height),
+                       crop=3.0, reach=20, aspect=3.0)
+    assert found == 20  # frames 10-29: within 20 frames of frame 9, the last detection
+    for t in range(10, 30):
+        assert box_iou(detections[t][0], figure[t]) >= 0.95, t
+    assert all(len(detections[t]) == 0 for t in range(30, num_frames))
+    again = track_actor(detections, (width, height), TrackerConfig(linker="path", smooth_sigma=0))
+    assert (again.status[:30] == DETECTED).all()
+    assert (box_iou(again.boxes[10:30], figure[10:30]) >= 0.7).all()
+
+
+def test_a_second_look_keeps_only_finds_shaped_like_the_tracked_box():
+    from aqa.extractors.athlete import _aspect_agrees, crop_around
+
+    tracked = np.array([100, 100, 140, 180], np.float32)  # 1:2, standing
+    finds = np.array([[0, 0, 20, 40, 0.9], [0, 0, 140, 80, 0.9], [0, 0, 40, 20, 0.9]], np.float32)
+    assert _aspect_agrees(finds, tracked, 3.0).tolist() == [True, False, False]  # lying 4x wider: not them
+    assert crop_around(tracked, (640, 480), 3.0) == (0, 20, 240)  # 3 x 80, moved inside the frame
+    assert crop_around(np.array([630, 470, 634, 478]), (640, 480), 3.0) == (576, 416, 64)  # at least 64 px

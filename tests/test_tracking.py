@@ -236,8 +236,8 @@ def test_a_piece_that_starts_as_a_sliver_of_the_body_still_joins_the_athlete():
     track = track_actor(detections, (320, 400), TrackerConfig(smooth_sigma=0))
     assert (track.status[:20] == DETECTED).all() and (track.status[20:53] == INTERPOLATED).all()
     assert box_iou(track.boxes[:20], np.concatenate(detections[:20])).min() > 0.99
-    one_box = track_actor(detections, (320, 400), TrackerConfig(smooth_sigma=0, size_window=1))
-    assert (one_box.status[:53] == HELD).all()  # the behaviour before: the first piece left out
+    one_box = track_actor(detections, (320, 400), TrackerConfig(smooth_sigma=0, size_window=1, linker="chain"))
+    assert (one_box.status[:53] == HELD).all()  # the chain before: the first piece left out
 
 
 def test_two_people_seen_on_exactly_the_same_frames_do_not_crash_the_chain():
@@ -252,5 +252,25 @@ def test_two_people_seen_on_exactly_the_same_frames_do_not_crash_the_chain():
     for frame in range(0, 40, 2):
         boxes = [athlete] if frame <= 18 or frame >= 30 else []
         detections[frame] = np.array(boxes + ([stranger] if frame >= 30 else []), np.float32).reshape(-1, 5)
-    track = track_actor(detections, (WIDTH, HEIGHT), TrackerConfig(max_gap=6, chain_seeds=1, smooth_sigma=0))
+    track = track_actor(detections, (WIDTH, HEIGHT), TrackerConfig(max_gap=6, chain_seeds=1, smooth_sigma=0,
+                                                                    linker="chain"))
     assert (box_iou(track.boxes, athlete[None]) >= 0.9).all()
+
+
+def test_the_path_takes_two_tracklets_of_one_person_that_overlap_the_chain_refuses():
+    """The athlete boxed twice on frames 10-20 (the detector's box and the follower's, a little apart)
+    makes two tracklets that share 11 frames: the chain takes the longer one and refuses the other
+    (more than ``chain_overlap`` frames in common), so the first 10 frames hold a box the athlete left;
+    the path follows the first tracklet and switches to the second (``linker="path"``)."""
+    frames = np.arange(41)
+    athlete = np.stack([40 + 5 * frames, np.full(41, 80), 80 + 5 * frames, np.full(41, 180)], axis=1).astype(np.float32)
+    detections: list[np.ndarray | None] = []
+    for frame in frames:
+        boxes = [np.append(athlete[frame], 0.9)] if frame <= 20 else []
+        if frame >= 10:
+            boxes.append(np.append(athlete[frame] + np.array([3, 2, 3, 2], np.float32), 0.8))
+        detections.append(np.array(boxes, np.float32))
+    chain = track_actor(detections, (WIDTH, HEIGHT), TrackerConfig(smooth_sigma=0, linker="chain"))
+    path = track_actor(detections, (WIDTH, HEIGHT), TrackerConfig(smooth_sigma=0, linker="path"))
+    assert (box_iou(chain.boxes[:5], athlete[:5]) < 0.5).all()  # held where the second tracklet starts
+    assert (box_iou(path.boxes, athlete) >= 0.8).all() and (path.status == DETECTED).all()
