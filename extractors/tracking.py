@@ -159,11 +159,14 @@ class ActorTrack:
         further an INTERPOLATED frame is from a detection, 0 where HELD or FALLBACK (module
         docstring).
     status: ``[T]`` uint8, one of DETECTED, INTERPOLATED, HELD, FALLBACK.
+    cuts: ``[S - 1]`` the frames where a new shot starts (camera cuts the video was split at; none
+        when shots are not split, and for a track read back from a store, which keeps no cuts).
     """
 
     boxes: np.ndarray
     scores: np.ndarray
     status: np.ndarray
+    cuts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def __len__(self) -> int:
         return len(self.status)
@@ -226,8 +229,10 @@ def track_actor(detections: Sequence[np.ndarray | None], frame_size: tuple[int, 
     split = changes is not None and config.split_shots
     starts = shot_starts(list(changes), config.cut_threshold, config.cut_spike) if split else []
     bounds = [0, *starts, num_frames]
-    return ActorTrack.concatenate([_track_shot(list(detections[start:stop]), frame_size, config)
-                                   for start, stop in zip(bounds, bounds[1:])])
+    track = ActorTrack.concatenate([_track_shot(list(detections[start:stop]), frame_size, config)
+                                    for start, stop in zip(bounds, bounds[1:])])
+    track.cuts = np.asarray(starts, np.int64)
+    return track
 
 
 def _track_shot(detections: list[np.ndarray | None], frame_size: tuple[int, int],

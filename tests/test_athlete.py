@@ -176,6 +176,7 @@ def test_a_camera_cut_ends_the_track_and_the_athlete_is_found_again_after_it():
         split = locate_actor(read, len(frames), frames.shape[2:0:-1], detector, changes=changes)
         one_shot = locate_actor(read, len(frames), frames.shape[2:0:-1], detector)
     assert (split.status[15:20] == HELD).all() and (split.scores[15:20] == 0).all()
+    assert split.cuts.tolist() == [15] and one_shot.cuts.tolist() == []  # what aqa-predict names
     assert split.not_located()[15:20].all() and not split.not_located()[:15].any()
     iou = box_iou(split.boxes, truth)
     assert np.mean(iou[:15] >= 0.7) >= 0.9 and np.mean(iou[20:] >= 0.7) >= 0.9, iou.round(2)

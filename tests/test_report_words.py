@@ -73,3 +73,11 @@ def test_the_outer_grades_band_is_open_ended():
     "scores -0.36-2.24" on a 0-10 scale read as a mistake, so the outer grades say "below"/"above"."""
     report = make_prediction(score=1.2, detail=GradedDetail(grade=Grade(1, 4, score_range=(-0.36, 2.24))))
     assert grade_phrase(report) == "grade 1 of 4 (scores below 2.24)"
+
+
+def test_camera_cuts_are_said_with_their_times():
+    from aqa.pipeline.predict.report_words import cuts_phrase
+
+    assert cuts_phrase(make_prediction()) is None
+    assert cuts_phrase(make_prediction(camera_cuts_s=(0.5, 22.33))) == (
+        "camera cuts at 0.50, 22.33 s: each shot tracked on its own, no box carried across a cut")

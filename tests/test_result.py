@@ -18,7 +18,7 @@ from aqa.pipeline.predict.result import (
 )
 
 COMMON_KEYS = ["video", "score", "score_name", "head", "model_description", "scale", "frames", "fps", "clips",
-               "frames_not_scored", "partial_video", "athlete_frames", "athlete_not_located_share"]
+               "frames_not_scored", "partial_video", "athlete_frames", "athlete_not_located_share", "camera_cuts_s"]
 
 
 def test_a_grading_heads_detail_is_flat_in_the_json_in_the_order_it_always_had():

@@ -33,6 +33,7 @@ from aqa.pipeline.predict.report import exemplar_votes, member_scores, save_pred
 from aqa.pipeline.predict.report_words import (
     athlete_phrase,
     attention_lines,
+    cuts_phrase,
     description_phrase,
     frames_not_scored_phrase,
     grade_phrase,
@@ -199,6 +200,9 @@ def summary_markdown(prediction: Prediction) -> str:
     left_out = frames_not_scored_phrase(prediction)
     if left_out:
         lines.append(f"- {left_out}")
+    cuts = cuts_phrase(prediction)
+    if cuts:
+        lines.append(f"- {cuts}")
     # The text report indents what belongs to the line above (each named procedure): a nested item.
     lines += [f"{'  ' if line.startswith(' ') else ''}- {line.strip()}" for line in attention_lines(prediction)]
     for span in prediction.sub_actions:

@@ -18,6 +18,7 @@ from aqa.pipeline.predict.report_words import (
     athlete_phrase,
     attention_lines,
     attention_peaks,
+    cuts_phrase,
     description_phrase,
     frames_not_scored,
     frames_not_scored_phrase,
@@ -61,7 +62,8 @@ def build_prediction(path: Path, score: float, details: dict[str, Any], features
         clips=plan.layout.clips.num_clips,
         frames_not_scored=frames_not_scored(plan.layout.clips.indices, plan.layout.info.num_frames, fps),
         partial_video=plan.layout.info.partial, athlete_frames=plan.track.summary(),
-        athlete_not_located_share=round(share, 4), athlete_not_located=tuple(spans), detail=detail,
+        athlete_not_located_share=round(share, 4), athlete_not_located=tuple(spans),
+        camera_cuts_s=tuple(round(float(frame) / fps, 2) for frame in plan.track.cuts), detail=detail,
         clip_spans=tuple(ClipSpan(round(float(start) / fps, 3), round(float(end) / fps, 3), round(float(weight), 4))
                          for (start, end), weight in zip(ranges, weights)),
         difficulty=difficulty)
@@ -231,6 +233,9 @@ def format_report(prediction: Prediction) -> str:
     left_out = frames_not_scored_phrase(prediction)
     if left_out:
         lines.append(f"  {left_out}")
+    cuts = cuts_phrase(prediction)
+    if cuts:
+        lines.append(f"  {cuts}")
     lines += [f"  warning: {warning}" for warning in prediction.warnings]
     lines += [f"  {line}" for line in attention_lines(prediction)]
     if prediction.sub_actions:

@@ -153,3 +153,13 @@ def frames_not_scored_phrase(prediction: Prediction) -> str | None:
 
 def _frames(count: int) -> str:
     return f"{count} frame{'s' if count != 1 else ''}"
+
+
+def cuts_phrase(prediction: Prediction) -> str | None:
+    """"camera cuts at 0.50, 22.33 s: each shot tracked on its own, no box carried across a cut";
+    None without cuts."""
+    if not prediction.camera_cuts_s:
+        return None
+    times = ", ".join(f"{seconds:.2f}" for seconds in prediction.camera_cuts_s)
+    return f"camera cut{'s' if len(prediction.camera_cuts_s) > 1 else ''} at {times} s: each shot tracked on its " \
+           "own, no box carried across a cut"

@@ -152,7 +152,8 @@ class Prediction:
     partial_video: only the readable frames of a damaged file were scored.
     athlete_frames: frames per tracking status (detected, interpolated, held, fallback);
         athlete_not_located_share: the share of scored frames where the athlete was not located,
-        athlete_not_located: their time ranges (seconds) when that share calls for a warning.
+        athlete_not_located: their time ranges (seconds) when that share calls for a warning;
+        camera_cuts_s: where the camera cut (seconds): each shot was tracked on its own.
     warnings: why the score deserves less trust than it looks, in words (empty when nothing is wrong).
     detail: what only this kind of head gives (module docstring).
     difficulty: the degree of difficulty it was scored with, when given; overlay: where its overlay
@@ -173,6 +174,7 @@ class Prediction:
     athlete_frames: dict[str, int]
     athlete_not_located_share: float
     athlete_not_located: tuple[tuple[float, float], ...] = ()
+    camera_cuts_s: tuple[float, ...] = ()
     warnings: tuple[str, ...] = ()
     detail: HeadDetail = None
     clip_spans: tuple[ClipSpan, ...] = field(default=(), repr=False)
@@ -216,6 +218,7 @@ class Prediction:
         }
         if self.athlete_not_located:
             document["athlete_not_located"] = [list(span) for span in self.athlete_not_located]
+        document["camera_cuts_s"] = list(self.camera_cuts_s)
         document["warnings"] = list(self.warnings)
         document.update(_detail_json(self.detail))
         document["clip_spans"] = [_plain(span) for span in self.clip_spans]
