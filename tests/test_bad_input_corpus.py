@@ -34,7 +34,10 @@ import torch
 from faults import flip_bytes_inside, writes_fail_past
 
 from aqa.data.feature_store import open_feature_store
-from aqa.pipeline import extract, import_features, predict, train
+from aqa.pipeline import import_features
+from aqa.pipeline.extract.cli import cli as extract_cli
+from aqa.pipeline.predict.cli import cli as predict_cli
+from aqa.pipeline.train.cli import cli as train_cli
 from aqa.synthetic.features import SyntheticTask, make_videos, write_synthetic_store
 from aqa.video_writer import write_video
 from bad_videos import _remux_faststart, damage_packet
@@ -46,7 +49,7 @@ pytestmark = pytest.mark.slow
 # Plumbing-sized extraction: real I3D weights, small frames and clips, the embedded detector.
 EXTRACT = ["--set", "features.input_size=64", "--clip-length", "8", "--detector", "blazepose", "--quiet"]
 GOOD = ("good_a", "good_b")
-TOOLS: dict[str, Callable[[list[str]], int]] = {"extract": extract.cli, "train": train.cli, "predict": predict.cli,
+TOOLS: dict[str, Callable[[list[str]], int]] = {"extract": extract_cli, "train": train_cli, "predict": predict_cli,
                                                 "import": import_features.cli}
 TASK = SyntheticTask(dim=16, min_clips=8, max_clips=20)
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # what a terminal acts on, tab and newline aside
@@ -87,7 +90,7 @@ def corpus(tmp_path_factory, trained) -> Corpus:
         write_moving_shapes(videos / f"{name}.mp4", num_frames=12, height=64, width=96, seed=seed)
     done_store = root / "done.h5"
     with single_thread():  # as the cases run: the same float sums, so a redone video is bit-identical
-        assert extract.cli([str(videos), "-o", str(done_store), *EXTRACT]) == 0
+        assert extract_cli([str(videos), "-o", str(done_store), *EXTRACT]) == 0
     train_store = write_synthetic_store(root / "train.h5", {"train": make_videos(24, TASK, seed=1, prefix="tr"),
                                                             "test": make_videos(12, TASK, seed=2, prefix="te")}, TASK)
     return Corpus(videos, done_store, train_store, trained[2])
@@ -131,7 +134,7 @@ def done_store_and_a_new_video(folder: Path, corpus: Corpus) -> tuple[Path, Path
 def a_resume_completes(videos: Path, store: Path) -> Callable[[], None]:
     """The follow-up check: a re-run with nothing wrong exits 0 with every video in the store."""
     def check() -> None:
-        assert extract.cli([str(videos), "-o", str(store), *EXTRACT]) == 0
+        assert extract_cli([str(videos), "-o", str(store), *EXTRACT]) == 0
         assert_holds(store, (*GOOD, "new_clip"))
     return check
 
@@ -379,7 +382,7 @@ def train_out_is_an_existing_file(folder, corpus):
 
 @case(4)
 def train_out_holds_a_finished_run(folder, corpus):
-    assert train.cli([str(corpus.train_store), *TINY_HEAD, "--out", str(folder / "run")]) == 0
+    assert train_cli([str(corpus.train_store), *TINY_HEAD, "--out", str(folder / "run")]) == 0
     return train_into(corpus, folder / "run", says="--overwrite")
 
 
@@ -523,7 +526,7 @@ def flipped_bytes_in_a_part_file_are_redone(folder, corpus):
     store, videos = done_store_and_a_new_video(folder, corpus)
     lone = folder / "lone"
     new_clip(lone)
-    assert extract.cli([str(lone), "-o", str(folder / "lone.h5"), *EXTRACT]) == 0
+    assert extract_cli([str(lone), "-o", str(folder / "lone.h5"), *EXTRACT]) == 0
     flip_bytes_inside(folder / "lone.h5", "new_clip", "actor")
     parts = store.with_name(store.name + ".parts")
     parts.mkdir()
