@@ -90,7 +90,7 @@ def _runs_to_follow(detections: Sequence[np.ndarray | None], longest: int) -> li
 
 def look_again(read_frames: FrameReader, detections: list[np.ndarray | None], track: ActorTrack,
                detector: PersonDetector, frame_size: tuple[int, int], *, crop: float, reach: int,
-               aspect: float, batch_size: int = 16) -> int:
+               aspect: float, min_score: float = 0.0, batch_size: int = 16) -> int:
     """Run the detector once more, on a crop around where ``track`` says the athlete is, on each key
     frame it did not detect them on but within ``reach`` frames of one it did; add what it finds
     there to ``detections`` (in place) for the tracker's second look. Returns the frames that got a box.
@@ -101,7 +101,8 @@ def look_again(read_frames: FrameReader, detections: list[np.ndarray | None], tr
     clip, 104 of its 126 finds on the frames scored against hand-drawn boxes were the gymnast (79
     where the tracked box had been wrong: the run-ups seen from far). A find whose width-to-height
     ratio differs from the tracked box's by more than ``aspect`` times is dropped (a standing diver
-    boxed 140 x 80 wide). Needs the tracker that keeps a correct
+    boxed 140 x 80 wide), and so is one scored under ``min_score``: in a crop of a scene with
+    nobody in it BlazePose boxes textures at 0.2-0.66. Needs the tracker that keeps a correct
     box when extra ones appear (``TrackerConfig.linker="path"``): the chain can lose a piece it had.
     """
     detected = np.flatnonzero(track.status == DETECTED)
@@ -118,7 +119,7 @@ def look_again(read_frames: FrameReader, detections: list[np.ndarray | None], tr
             boxes = detector.detect(np.ascontiguousarray(image[y1:y1 + side, x1:x1 + side])[None])[0].copy()
             boxes[:, [0, 2]] += x1
             boxes[:, [1, 3]] += y1
-            boxes = boxes[_aspect_agrees(boxes, track.boxes[frame], aspect)]
+            boxes = boxes[_aspect_agrees(boxes, track.boxes[frame], aspect) & (boxes[:, 4] >= min_score)]
             if len(boxes):
                 detections[frame] = np.concatenate([detections[frame], boxes.astype(np.float32)])
                 found += 1

@@ -80,6 +80,9 @@ class DetectorConfig:
     look_again_reach: frames from the nearest detection within which a frame is looked at again.
     look_again_aspect: a find whose width-to-height ratio differs from the tracked box's by more
         than this many times is dropped.
+    look_again_min_score: a find scored under this is dropped: in crops of a scene before the
+        athlete enters it, BlazePose boxed textures at 0.2-0.66 (tests/test_athlete.py), and a
+        second look must not find an athlete who is not there (the score would lose its warning).
     """
 
     kind: Literal["auto", "yolo", "blazepose"] = "auto"
@@ -100,6 +103,7 @@ class DetectorConfig:
     look_again_crop: float = 3.0
     look_again_reach: int = 60
     look_again_aspect: float = 3.0
+    look_again_min_score: float = 0.7
 
     def __post_init__(self) -> None:
         for name, least in (("batch_size", 1), ("every_k", 1), ("image_size", 32), ("max_side", 32)):

@@ -250,7 +250,8 @@ def look_again_at_key_frames(decoder: Decoder, layout: VideoLayout, findings: li
     detector_config = config.detector
     look_again(_frame_reader(decoder, layout, backend), boxes, track, detector, layout.work_size,
                crop=detector_config.look_again_crop, reach=detector_config.look_again_reach,
-               aspect=detector_config.look_again_aspect, batch_size=detector_config.batch_size)
+               aspect=detector_config.look_again_aspect, min_score=detector_config.look_again_min_score,
+               batch_size=detector_config.batch_size)
     for frame, found in enumerate(findings):
         if found is not None and found.boxes is not boxes[frame]:
             findings[frame] = KeyFrameFindings(boxes[frame], found.change)

@@ -93,10 +93,10 @@ class TrackerConfig:
         best-scoring tracklet grown with the pieces that fit its gaps; the default before). The
         path keeps a correct box when extra boxes appear, so it goes with
         ``DetectorConfig.look_again``: on 13 reference clips (docs/benchmarks.md), the two together
-        took the 51-second vault clip from 47.8 to 87.5 % of its frames at IoU >= 0.5, the Tokyo dive
-        62.7 -> 98.3, the snowboard clip 75.6 -> 90.3, the FineGym vault 74.2 -> 83.1, at a cost of
-        2-6 points on arm wrestling, basketball and three unlv dives; the path alone, without
-        looking again, is no better than the chain (mean 79.5 against 78.4).
+        took the 51-second vault clip from 47.8 to 88.7 % of its frames at IoU >= 0.5, the Tokyo dive
+        62.7 -> 93.2, the snowboard clip 75.6 -> 90.3, basketball 50.9 -> 69.1, the FineGym vault
+        74.2 -> 83.1, at a cost of 4-8 points on arm wrestling and two unlv dives; the path alone,
+        without looking again, is no better than the chain (mean 79.5 against 78.4).
     path_switch: the path's cost of switching tracklet, in units of the entered box's reward...
     path_distance: ...plus this many times (centre distance in box sizes + |log size ratio|). The
         two were chosen leaving each reference clip out, among the settings that keep an athlete
