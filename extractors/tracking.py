@@ -88,15 +88,15 @@ class TrackerConfig:
         them (0: only tracklets disjoint from the chain in time join, the behaviour before).
     size_window: the chain's gates compare the median size of this many boxes at each end of
         the pieces, not one box's (1: one box's, the behaviour before).
-    linker: how the tracklets become the athlete: "path" (the best path through the tracklets'
-        boxes, switching tracklet part-way under the chain's gates; :func:`_path`) or "chain" (the
-        best-scoring tracklet grown with the pieces that fit its gaps; the default before). The
-        path keeps a correct box when extra boxes appear, so it goes with
-        ``DetectorConfig.look_again``: on 13 reference clips (docs/benchmarks.md), the two together
-        took the 51-second vault clip from 47.8 to 88.7 % of its frames at IoU >= 0.5, the Tokyo dive
-        62.7 -> 93.2, the snowboard clip 75.6 -> 90.3, basketball 50.9 -> 69.1, the FineGym vault
-        74.2 -> 83.1, at a cost of 4-8 points on arm wrestling and two unlv dives; the path alone,
-        without looking again, is no better than the chain (mean 79.5 against 78.4).
+    linker: how the tracklets become the athlete: "chain" (the best-scoring tracklet grown with
+        the pieces that fit its gaps) or "path" (the best path through the tracklets' boxes,
+        switching tracklet part-way under the chain's gates; :func:`_path`). The path keeps a
+        correct box when extra boxes appear: with ``DetectorConfig.look_again`` keeping finds from
+        0.7, on 13 reference clips (docs/benchmarks.md) it took the Tokyo dive to 93.2 % of its
+        frames at IoU >= 0.5 and basketball to 69.1 (the chain: 55.9, 44.3), but arm wrestling fell
+        to 81.7 and a dive to 56.2; at the default least score 0.8 the two linkers are level (mean
+        82.4 against the chain's 82.6) and the chain, which loses no clip but basketball, stays the
+        default. The path alone is no better than the chain (mean 79.5 against 78.4).
     path_switch: the path's cost of switching tracklet, in units of the entered box's reward...
     path_distance: ...plus this many times (centre distance in box sizes + |log size ratio|). The
         two were chosen leaving each reference clip out, among the settings that keep an athlete
@@ -128,7 +128,7 @@ class TrackerConfig:
     chain_seeds: int = 5
     chain_overlap: int = 2
     size_window: int = 5
-    linker: Literal["chain", "path"] = "path"
+    linker: Literal["chain", "path"] = "chain"
     path_switch: float = 1.0
     path_distance: float = 0.5
     smooth_sigma: float = 2.0
