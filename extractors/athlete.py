@@ -102,8 +102,8 @@ def look_again(read_frames: FrameReader, detections: list[np.ndarray | None], tr
     where the tracked box had been wrong: the run-ups seen from far). A find whose width-to-height
     ratio differs from the tracked box's by more than ``aspect`` times is dropped (a standing diver
     boxed 140 x 80 wide), and so is one scored under ``min_score``: in a crop of a scene with
-    nobody in it BlazePose boxes textures at 0.2-0.66. Needs the tracker that keeps a correct
-    box when extra ones appear (``TrackerConfig.linker="path"``): the chain can lose a piece it had.
+    nobody in it BlazePose boxes textures at 0.2-0.66. Extra boxes can split the chain's
+    tracklets (``TrackerConfig.linker``: the path keeps them better, measured in docs/benchmarks.md).
     """
     detected = np.flatnonzero(track.status == DETECTED)
     if not len(detected):

@@ -227,11 +227,9 @@ def follow_missed_key_frames(decoder: Decoder, layout: VideoLayout, findings: li
     ``config.detector.follow_misses``."""
     if not config.detector.follow_misses:
         return
-    boxes = [None if found is None else found.boxes for found in findings]
+    boxes = _boxes_of(findings)
     follow_misses(_frame_reader(decoder, layout, backend), boxes, detector, config.tracker.max_bridge)
-    for frame, found in enumerate(findings):
-        if found is not None and found.boxes is not boxes[frame]:
-            findings[frame] = KeyFrameFindings(boxes[frame], found.change)
+    _keep_new_boxes(findings, boxes)
 
 
 def look_again_at_key_frames(decoder: Decoder, layout: VideoLayout, findings: list[KeyFrameFindings | None],
@@ -244,26 +242,39 @@ def look_again_at_key_frames(decoder: Decoder, layout: VideoLayout, findings: li
     # Where to look is the chain's track, whatever links the final one: on the reference clips the
     # crops around the path's own first track found the vault clip's gymnast far less often
     # (66.6 against 87.5 % of its frames at IoU >= 0.5 after the path linked them).
-    first_look = replace(config, tracker=replace(config.tracker, linker="chain"))
-    track = plan_from_detections(layout, findings, first_look).track
-    boxes = [None if found is None else found.boxes for found in findings]
+    track = _track(layout, findings, replace(config.tracker, linker="chain"))
+    boxes = _boxes_of(findings)
     detector_config = config.detector
     look_again(_frame_reader(decoder, layout, backend), boxes, track, detector, layout.work_size,
                crop=detector_config.look_again_crop, reach=detector_config.look_again_reach,
                aspect=detector_config.look_again_aspect, min_score=detector_config.look_again_min_score,
                batch_size=detector_config.batch_size)
+    _keep_new_boxes(findings, boxes)
+
+
+def _boxes_of(findings: list[KeyFrameFindings | None]) -> list[np.ndarray | None]:
+    """Each key frame's people (None where the detector did not run), as :mod:`extractors.athlete` takes them."""
+    return [None if found is None else found.boxes for found in findings]
+
+
+def _keep_new_boxes(findings: list[KeyFrameFindings | None], boxes: list[np.ndarray | None]) -> None:
+    """Put back into ``findings`` (in place) the key frames whose ``boxes`` a step replaced."""
     for frame, found in enumerate(findings):
         if found is not None and found.boxes is not boxes[frame]:
             findings[frame] = KeyFrameFindings(boxes[frame], found.change)
+
+
+def _track(layout: VideoLayout, findings: list[KeyFrameFindings | None], tracker: TrackerConfig) -> ActorTrack:
+    """The athlete through all frames from what the key frames showed, split at the cuts they measured."""
+    changes = [None if found is None else found.change for found in findings]
+    return track_actor(_boxes_of(findings), layout.work_size, tracker, changes)
 
 
 def plan_from_detections(layout: VideoLayout, findings: list[KeyFrameFindings | None],
                          config: SiameseConfig) -> VideoPlan:
     """Track the athlete through all frames (``findings[t]``: what key frame t showed, or None
     where the detector did not run) and fix the square actor crop of each frame."""
-    boxes = [None if found is None else found.boxes for found in findings]
-    changes = [None if found is None else found.change for found in findings]
-    track = track_actor(boxes, layout.work_size, config.tracker, changes)
+    track = _track(layout, findings, config.tracker)
     crop_boxes = square_crop_boxes(track.boxes, layout.work_size, margin=config.crop_margin)
     return VideoPlan(layout, track, crop_boxes)
 
