@@ -34,6 +34,8 @@ table_runs() {  # name, then aqa-train arguments
     echo "fspn-$score --head fspn --preset fisv-$score --set head.use_actor=false --streams scene"
     # Ridge on the mean clip beside the per-dimension max over clips (a member for the ensembles).
     echo "ridgemax-$score --head ridge --preset fisv-$score --set head.pool=mean+max"
+    # TES learnt beside PCS through the MLP's hidden layer (head.aux_scores; docs/accuracy.md).
+    if [[ $score == tes ]]; then echo "mlpaux-tes --head mlp --preset fisv-tes --set head.aux_scores=[PCS]"; fi
   done
 }
 

@@ -2,6 +2,11 @@
 
 It is the floor every structured head must beat: it sees only the average clip, so it cannot
 tell *when* something happened or how a few clips differ from the rest.
+
+With ``aux_scores`` it learns other scores of the same videos beside its own, through the same
+hidden layers (TES with PCS on Fis-V: one trunk for both, docs/accuracy.md): a second output per
+auxiliary score, trained with its own loss and never read when scoring. The checkpoint keeps one
+score's model, as every head's does.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ class MLPConfig(HeadConfig):
     hidden_dims: tuple[int, ...] = (256,)
     dropout: float = 0.3
     train_window: int = 68  # clips per random training window C; unused by the head
+    aux_scores: tuple[str, ...] = ()  # other score columns learnt beside the run's score (module docstring)
+    aux_weight: float = 1.0  # their MSE's weight beside the score's
 
     def needs(self) -> HeadNeeds:
         return HeadNeeds(window=self.train_window)
@@ -34,6 +41,10 @@ class MLPConfig(HeadConfig):
             raise HeadConfigError(f"mlp: dropout must be in [0, 1), got {self.dropout}")
         if self.train_window < 1:
             raise HeadConfigError(f"mlp: train_window must be positive, got {self.train_window}")
+        if len(set(self.aux_scores)) != len(self.aux_scores) or not all(self.aux_scores):
+            raise HeadConfigError(f"mlp: aux_scores must be distinct score names, got {list(self.aux_scores)}")
+        if self.aux_weight < 0:
+            raise HeadConfigError(f"mlp: aux_weight must be >= 0, got {self.aux_weight}")
 
 
 @register_head("mlp", MLPConfig)
@@ -41,7 +52,7 @@ class MLPHead(ScoringHead):
     """``[B, T, D]`` -> masked mean ``[B, D]`` -> MLP -> sigmoid -> ``score`` ``[B]`` in (0, 1).
 
     Outputs: ``score`` ``[B]`` and ``clip_weights`` ``[B, 1, T]`` (the uniform pooling weights,
-    so detail views can treat every head alike).
+    so detail views can treat every head alike); with ``aux_scores``, ``aux`` ``[B, A]`` in (0, 1).
     """
 
     def __init__(self, config: MLPConfig, input_dim: int) -> None:
@@ -51,16 +62,27 @@ class MLPHead(ScoringHead):
         for hidden in config.hidden_dims:
             layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(config.dropout)]
             width = hidden
-        layers.append(nn.Linear(width, 1))
+        layers.append(nn.Linear(width, 1 + len(config.aux_scores)))
         self.mlp = nn.Sequential(*layers)
 
     def forward(self, features: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
         features, mask = self.prepare_inputs(features, mask)
-        score = torch.sigmoid(self.mlp(masked_mean(features, mask)).squeeze(-1))
+        outputs = torch.sigmoid(self.mlp(masked_mean(features, mask)))
         weights = mask.float() / mask.float().sum(dim=1, keepdim=True)
-        return {"score": score, "clip_weights": weights.unsqueeze(1)}
+        scored = {"score": outputs[:, 0], "clip_weights": weights.unsqueeze(1)}
+        return {**scored, "aux": outputs[:, 1:]} if self.config.aux_scores else scored
 
     def loss(self, outputs: dict[str, Tensor], targets: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """MSE between ``score`` and the normalised targets."""
-        total = F.mse_loss(outputs["score"], check_targets(targets, outputs["score"].shape[0]))
-        return total, {"score": total.detach()}
+        """MSE between ``score`` and the normalised targets ``[B]``; with auxiliary scores, targets
+        ``[B, 1 + A]`` (the score's, then each auxiliary score's) add ``aux_weight`` x their MSE. A
+        split scored without them (validation, ``[B]``) is scored on the score alone."""
+        batch = outputs["score"].shape[0]
+        if targets.ndim == 1 or not self.config.aux_scores:
+            score = F.mse_loss(outputs["score"], check_targets(targets, batch))
+            return score, {"score": score.detach()}
+        width = 1 + len(self.config.aux_scores)
+        if targets.shape != (batch, width):
+            raise ValueError(f"expected targets [{batch}, {width}], got {tuple(targets.shape)}")
+        score = F.mse_loss(outputs["score"], targets[:, 0].float())
+        aux = F.mse_loss(outputs["aux"], targets[:, 1:].float())
+        return score + self.config.aux_weight * aux, {"score": score.detach(), "aux": aux.detach()}

@@ -102,13 +102,17 @@ class PaddedVideos:
     the CPU (window starts are drawn there, so sampling never waits for the device); ``targets``
     ``[N]`` float32 on the device, normalised to [0, 1). ``groups`` ``[N]`` float64 on the CPU (NaN =
     unknown) or None: the exemplar group key of each video (the difficulty), which only pairwise
-    heads use, to pair within a group and to vote over the group's exemplars.
+    heads use, to pair within a group and to vote over the group's exemplars. ``aux`` ``[N, A]``
+    float32 on the device or None: other scores of the same videos, normalised, that a head learns
+    beside ``targets`` (``MLPConfig.aux_scores``); :func:`video_recipe` hands them to the head's loss
+    as targets ``[B, 1 + A]``.
     """
 
     features: Tensor
     lengths: Tensor
     targets: Tensor
     groups: Tensor | None = None
+    aux: Tensor | None = None
 
     @classmethod
     def from_sequences(cls, sequences: Sequence[Tensor], targets: Tensor, device: str | torch.device = "cpu",
@@ -253,8 +257,9 @@ def resolve_window(config: TrainConfig, head: ScoringHead) -> int:
 
 
 Batch = tuple[Tensor, Tensor, Tensor, dict[str, Any]]
-"""One step's input: features ``[B, C, D']``, mask ``[B, C]``, normalised targets ``[B]`` and
-extra keyword arguments for ``forward`` (a pairwise head's ``exemplars``)."""
+"""One step's input: features ``[B, C, D']``, mask ``[B, C]``, normalised targets ``[B]`` (``[B, 1 + A]``
+with auxiliary scores, the score's first) and extra keyword arguments for ``forward`` (a pairwise
+head's ``exemplars``)."""
 
 
 @dataclass
@@ -290,7 +295,11 @@ def video_recipe(head: ScoringHead, train: PaddedVideos, config: TrainConfig) ->
             features, mask = sample_windows(train, index, window, generator)
             if augmenting:
                 features, mask = augment_windows(features, mask, config, clip_std, generator)
-            yield features, mask, train.targets[index.to(train.device)], {}
+            rows = index.to(train.device)
+            targets = train.targets[rows]
+            if train.aux is not None:
+                targets = torch.cat([targets.unsqueeze(1), train.aux[rows]], dim=1)
+            yield features, mask, targets, {}
 
     return Recipe(optimizer, schedule, epoch)
 
@@ -413,11 +422,11 @@ def _train_epoch(head: ScoringHead, recipe: Recipe, generator: torch.Generator, 
         outputs, parts = optimizer_step(head, recipe.optimizer, features, mask, batch_targets, **forward)
         if recipe.schedule is not None:
             recipe.schedule.step()
-        weight = len(batch_targets)
+        weight = len(batch_targets)  # videos in the batch
         for name, value in parts.items():
             totals[name] = totals.get(name, 0.0) + value * weight  # summed on the device: no sync per step
         scores.append(outputs["score"].detach())
-        targets.append(batch_targets)
+        targets.append(batch_targets if batch_targets.ndim == 1 else batch_targets[:, 0])
     means = {name: float(total) / count for name, total in totals.items()}
     if not math.isfinite(means["loss"]):
         raise TrainingDivergedError(f"the training loss became {means['loss']} in epoch {epoch}; "

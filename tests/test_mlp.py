@@ -44,8 +44,35 @@ def test_loss_is_mse_on_the_normalised_score():
     assert set(parts) == {"score"}
 
 
+def test_auxiliary_scores_share_the_hidden_layers_and_add_their_own_loss():
+    """``aux_scores``: one more output per auxiliary score after the same hidden layers; the loss
+    adds their weighted MSE when targets ``[B, 1 + A]`` carry them, and is the score's alone on
+    targets ``[B]`` (validation), so the selection and the reports stay about the score."""
+    head = _head(aux_scores=("PCS",), aux_weight=0.5)
+    linears = [m for m in head.mlp if isinstance(m, torch.nn.Linear)]
+    assert linears[-1].out_features == 2
+    features = torch.randn(3, 2, 5)
+    out = head(features)
+    assert out["aux"].shape == (3, 1) and torch.equal(out["score"], torch.sigmoid(head.mlp(features.mean(1)))[:, 0])
+    targets = torch.tensor([[0.1, 0.8], [0.5, 0.2], [0.9, 0.4]])
+    total, parts = head.loss(out, targets)
+    score_mse = ((out["score"] - targets[:, 0]) ** 2).mean()
+    aux_mse = ((out["aux"][:, 0] - targets[:, 1]) ** 2).mean()
+    assert total.item() == pytest.approx((score_mse + 0.5 * aux_mse).item())
+    assert set(parts) == {"score", "aux"}
+    alone, parts = head.loss(out, targets[:, 0])
+    assert alone.item() == pytest.approx(score_mse.item()) and set(parts) == {"score"}
+    with pytest.raises(ValueError, match=r"expected targets \[3, 2\]"):
+        head.loss(out, torch.zeros(3, 3))
+    assert "aux" not in _head()(features)
+
+
 def test_invalid_config():
     with pytest.raises(HeadConfigError, match="hidden_dims"):
         MLPConfig(hidden_dims=(0,))
     with pytest.raises(HeadConfigError, match="dropout"):
         MLPConfig(dropout=-0.1)
+    with pytest.raises(HeadConfigError, match="aux_scores"):
+        MLPConfig(aux_scores=("PCS", "PCS"))
+    with pytest.raises(HeadConfigError, match="aux_weight"):
+        MLPConfig(aux_weight=-1.0)

@@ -208,6 +208,33 @@ def test_two_scores_train_one_model_each_and_average_with_fisher_z(store, tmp_pa
     assert combined["test_srcc"] == pytest.approx(np.mean([row["test_srcc"] for row in combined["seeds"]]))
 
 
+def test_an_mlp_learns_another_score_beside_its_own_and_keeps_one_score_s_model(store, tmp_path, capsys):
+    """``head.aux_scores``: the MLP trained on ``total`` also learns ``execution`` through its hidden
+    layer (the training loss has an ``aux`` part); the checkpoint scores ``total`` only, as the
+    run's predictions say, and differs from the run without the auxiliary score. The run's own
+    score or a score the store lacks as an auxiliary one is a one-line error."""
+    common = ["--head", "mlp", "--score", "total", "--epochs", 3, "--set", "head.hidden_dims=[16]"]
+    joint, alone = tmp_path / "joint", tmp_path / "alone"
+    assert train(capsys, store, *common, "--set", "head.aux_scores=[execution]", "--out", joint)[0] == 0
+    assert train(capsys, store, *common, "--out", alone)[0] == 0
+    history = metrics(joint)["seeds"][0]["history"]
+    head, normalizer, info = load_checkpoint(joint / "model.pt")
+    assert head.config.aux_scores == ("execution",) and info.score_name == "total"
+    with open(joint / "predictions.csv") as file:
+        rows = list(csv.DictReader(file))
+    with open_feature_store(store) as features:
+        video = features.read(rows[0]["name"])
+        score, _ = predict_features(head, normalizer, video.scene, video.actor, streams=info.streams)
+    assert score == pytest.approx(float(rows[0]["predicted"]), abs=1e-4)
+    with open(alone / "predictions.csv") as file:
+        assert [row["predicted"] for row in csv.DictReader(file)] != [row["predicted"] for row in rows]
+    assert all(record["train_loss_aux"] > 0 for record in history)
+    code, err = train(capsys, store, *common, "--set", "head.aux_scores=[total]", "--out", tmp_path / "x")
+    assert code != 0 and "head.aux_scores names 'total', the score being trained" in err
+    code, err = train(capsys, store, *common, "--set", "head.aux_scores=[TES]", "--out", tmp_path / "y")
+    assert code != 0 and "has no score TES" in err and len(err.strip().splitlines()) == 1
+
+
 def test_each_score_gets_a_folder_of_its_own_inside_out(tmp_path):
     out = tmp_path / "run"
     assert score_folders(out, ["TES"]) == {"TES": out}  # one score: --out itself, whatever its name
@@ -244,7 +271,8 @@ def test_yaml_config_then_set_then_flags(store, tmp_path, capsys):
     assert code == 0, err
     resolved = metrics(out)["config"]
     assert resolved["seeds"] == [3] and resolved["train"]["epochs"] == 1 and resolved["train"]["lr"] == 0.03
-    assert resolved["head"] == {"hidden_dims": [8], "dropout": 0.2, "train_window": 68}
+    assert resolved["head"] == {"hidden_dims": [8], "dropout": 0.2, "train_window": 68, "aux_scores": [],
+                                "aux_weight": 1.0}
     assert torch.load(out / "model.pt", weights_only=True)["head_config"] == resolved["head"]
 
 

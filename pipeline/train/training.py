@@ -38,7 +38,7 @@ import re
 import tempfile
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +102,8 @@ def train_score(data: TrainingData, score: str, config: RunConfig, device: str, 
     divide, grouped = difficulty_use(config.head)
     normalizer = ScoreNormalizer.fit(train_split.targets(score, divide))
     options = {"divide_by_difficulty": divide, "group_by_difficulty": grouped}
-    train = train_split.padded(score, normalizer, device, **options)
+    train = with_auxiliary_scores(train_split.padded(score, normalizer, device, **options), train_split, score,
+                                  tuple(getattr(config.head, "aux_scores", ())))
     val, test = (split.padded(score, normalizer, device, **options) if split is not None else None
                  for split in (val_split, data.test))
     splits = {"train": (train, train_split), "val": (val, val_split), "test": (test, data.test)}
@@ -132,6 +133,29 @@ def train_score(data: TrainingData, score: str, config: RunConfig, device: str, 
     sizes = {name: len(split) if split is not None else 0
              for name, split in (("train", train_split), ("val", val_split), ("test", data.test))}
     return ScoreRun(score, normalizer, runs, saved, saved_by, sizes), runs[saved].head
+
+
+def auxiliary_scores(config: RunConfig) -> tuple[str, ...]:
+    """The score columns the run's head learns beside the scores it is trained for (an MLP's
+    ``aux_scores``; each ensemble member's), which the training data must hold too."""
+    heads = [config.head]
+    if config.head_name == "ensemble":
+        from aqa.pipeline.train.ensemble import member_config
+
+        heads = [member_config(config, spec).head for spec in config.head.members]
+    names = [name for head in heads for name in getattr(head, "aux_scores", ())]
+    return tuple(name for name in dict.fromkeys(names) if name not in config.scores)
+
+
+def with_auxiliary_scores(train: PaddedVideos, split: VideoSplit, score: str, names: tuple[str, ...]) -> PaddedVideos:
+    """``train`` with the scores ``names`` of its videos beside its targets (``PaddedVideos.aux``), each
+    normalised on this split as a score of its own is; unchanged when there are none."""
+    if not names:
+        return train
+    if score in names:
+        raise TrainingSetupError(f"head.aux_scores names {score!r}, the score being trained; name other scores")
+    columns = [ScoreNormalizer.fit(split.column(name)).to_unit(split.column(name)) for name in names]
+    return replace(train, aux=torch.stack(columns, dim=1).to(device=train.device, dtype=torch.float32))
 
 
 def _advance(bar: tqdm, record: dict) -> None:
@@ -247,7 +271,8 @@ def run(request: TrainRequest, say: Callable[[str], None] = print) -> dict[str, 
     labels = read_label_files(list(request.labels), parse_column_names(request.columns)) if request.labels else None
     folds_asked = request.folds is not None or request.folds_file is not None
     test_split = None if folds_asked or config.test_split.lower() == "none" else config.test_split
-    data = load_training_data(list(request.features), scores=config.scores, train_split=config.train_split,
+    data = load_training_data(list(request.features), scores=(*config.scores, *auxiliary_scores(config)),
+                              train_split=config.train_split,
                               test_split=test_split, streams=head_streams(config),
                               video_prefix=config.video_prefix, labels=labels,
                               expect_provenance=expected_provenance(request.expect_provenance))
