@@ -54,7 +54,8 @@ def plot_curves(path: str | Path, histories: Mapping[int, Sequence[Mapping[str, 
     srcc_axes.set(xlabel="epoch", ylabel="Spearman rho", title="Spearman rho (train: windows)")
     for axes in (loss_axes, srcc_axes):
         axes.grid(alpha=0.3)
-        axes.legend(fontsize=7)
+        if axes.get_legend_handles_labels()[0]:  # an ensemble has no epochs of its own: no series, no legend
+            axes.legend(fontsize=7)
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     figure.savefig(path)

@@ -18,3 +18,15 @@ def test_both_plots_write_pngs(tmp_path):
     for path, size in ((curves, (1000, 400)), (scatter, (500, 500)), (cumulative, (500, 400))):
         with Image.open(path) as image:
             assert image.format == "PNG" and image.size == size
+
+
+def test_curves_of_a_run_without_epochs_warn_about_nothing(tmp_path):
+    """An ensemble's seeds have no epochs of their own (each member trained its own): the curves are
+    drawn empty, without matplotlib's "no artists with labels" warning on the user's terminal."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        path = plot_curves(tmp_path / "curves.png", {0: [], 1: []}, title="ensemble")
+    with Image.open(path) as image:
+        assert image.format == "PNG"
