@@ -233,6 +233,7 @@ def test_an_mlp_learns_another_score_beside_its_own_and_keeps_one_score_s_model(
     assert code != 0 and "head.aux_scores names 'total', the score being trained" in err
     code, err = train(capsys, store, *common, "--set", "head.aux_scores=[TES]", "--out", tmp_path / "y")
     assert code != 0 and "has no score TES" in err and len(err.strip().splitlines()) == 1
+    assert "the head learns TES beside total (head.aux_scores)" in err
 
 
 def test_each_score_gets_a_folder_of_its_own_inside_out(tmp_path):

@@ -47,7 +47,7 @@ from tqdm import tqdm
 
 from aqa.config import config_hash
 from aqa.data.feature_store import open_feature_store
-from aqa.data.labels import parse_column_names, read_label_files
+from aqa.data.labels import LabelError, parse_column_names, read_label_files
 from aqa.data.provenance import Provenance
 from aqa.models import registry
 from aqa.models.checkpoint import load_checkpoint
@@ -271,11 +271,18 @@ def run(request: TrainRequest, say: Callable[[str], None] = print) -> dict[str, 
     labels = read_label_files(list(request.labels), parse_column_names(request.columns)) if request.labels else None
     folds_asked = request.folds is not None or request.folds_file is not None
     test_split = None if folds_asked or config.test_split.lower() == "none" else config.test_split
-    data = load_training_data(list(request.features), scores=(*config.scores, *auxiliary_scores(config)),
-                              train_split=config.train_split,
-                              test_split=test_split, streams=head_streams(config),
-                              video_prefix=config.video_prefix, labels=labels,
-                              expect_provenance=expected_provenance(request.expect_provenance))
+    auxiliary = auxiliary_scores(config)
+    try:
+        data = load_training_data(list(request.features), scores=(*config.scores, *auxiliary),
+                                  train_split=config.train_split, test_split=test_split, streams=head_streams(config),
+                                  video_prefix=config.video_prefix, labels=labels,
+                                  expect_provenance=expected_provenance(request.expect_provenance))
+    except LabelError as error:  # say why a score nobody asked for by --score is needed
+        if not any(f"has no score {name}" in str(error) for name in auxiliary):
+            raise
+        raise TrainingSetupError(f"{error}; the head learns {', '.join(auxiliary)} beside "
+                                 f"{', '.join(config.scores)} (head.aux_scores): give those labels too, or "
+                                 "choose another --head") from None
     check_head_streams(config, data.streams)
     if folds_asked:
         if description is not None:
