@@ -49,3 +49,15 @@ def test_the_mlp_learns_real_fisv_pcs_instead_of_collapsing(fisv_store, tmp_path
     # fix (train.standardize_features=false) 0.279 with 8 %.
     assert report["fold_srcc"] > 0.38, report["fold_srcc"]
     assert report["prediction_std"] > 0.15 * report["true_std"], (report["prediction_std"], report["true_std"])
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_the_mlp_ranks_held_out_tes_better_with_pcs_learnt_beside_it(fisv_store, tmp_path):
+    report = cross_validate(fisv_store, tmp_path / "mlp", "--head", "mlp", "--preset", "fisv-tes", "--epochs", 40,
+                            "--set", "head.aux_scores=[PCS]")
+    # Measured on this subset (these folds, 40 epochs): seed 0 0.297 with PCS beside TES against 0.268
+    # without (seeds 1, 2: 0.270 / 0.280 against 0.267 / 0.252); on all 400 programs, 5 folds x 3 seeds,
+    # 0.524 against 0.501 (docs/accuracy.md). Before head.aux_scores the setting was refused.
+    assert report["fold_srcc"] > 0.285, report["fold_srcc"]
+    assert report["prediction_std"] > 0.15 * report["true_std"], (report["prediction_std"], report["true_std"])
