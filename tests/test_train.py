@@ -230,7 +230,7 @@ def test_an_mlp_learns_another_score_beside_its_own_and_keeps_one_score_s_model(
         assert [row["predicted"] for row in csv.DictReader(file)] != [row["predicted"] for row in rows]
     assert all(record["train_loss_aux"] > 0 for record in history)
     code, err = train(capsys, store, *common, "--set", "head.aux_scores=[total]", "--out", tmp_path / "x")
-    assert code != 0 and "head.aux_scores names 'total', the score being trained" in err
+    assert code != 0 and "head.aux_scores names 'total', a score being trained" in err
     code, err = train(capsys, store, *common, "--set", "head.aux_scores=[TES]", "--out", tmp_path / "y")
     assert code != 0 and "has no score TES" in err and len(err.strip().splitlines()) == 1
     assert "the head learns TES beside total (head.aux_scores)" in err

@@ -102,7 +102,7 @@ def train_score(data: TrainingData, score: str, config: RunConfig, device: str, 
     divide, grouped = difficulty_use(config.head)
     normalizer = ScoreNormalizer.fit(train_split.targets(score, divide))
     options = {"divide_by_difficulty": divide, "group_by_difficulty": grouped}
-    train = with_auxiliary_scores(train_split.padded(score, normalizer, device, **options), train_split, score,
+    train = with_auxiliary_scores(train_split.padded(score, normalizer, device, **options), train_split,
                                   tuple(getattr(config.head, "aux_scores", ())))
     val, test = (split.padded(score, normalizer, device, **options) if split is not None else None
                  for split in (val_split, data.test))
@@ -143,17 +143,18 @@ def auxiliary_scores(config: RunConfig) -> tuple[str, ...]:
         from aqa.pipeline.train.ensemble import member_config
 
         heads = [member_config(config, spec).head for spec in config.head.members]
-    names = [name for head in heads for name in getattr(head, "aux_scores", ())]
-    return tuple(name for name in dict.fromkeys(names) if name not in config.scores)
+    names = tuple(dict.fromkeys(name for head in heads for name in getattr(head, "aux_scores", ())))
+    trained = [name for name in names if name in config.scores]
+    if trained:  # refused before anything trains: a run of several scores would stop half-way
+        raise TrainingSetupError(f"head.aux_scores names {trained[0]!r}, a score being trained; name other scores")
+    return names
 
 
-def with_auxiliary_scores(train: PaddedVideos, split: VideoSplit, score: str, names: tuple[str, ...]) -> PaddedVideos:
+def with_auxiliary_scores(train: PaddedVideos, split: VideoSplit, names: tuple[str, ...]) -> PaddedVideos:
     """``train`` with the scores ``names`` of its videos beside its targets (``PaddedVideos.aux``), each
     normalised on this split as a score of its own is; unchanged when there are none."""
     if not names:
         return train
-    if score in names:
-        raise TrainingSetupError(f"head.aux_scores names {score!r}, the score being trained; name other scores")
     columns = [ScoreNormalizer.fit(split.column(name)).to_unit(split.column(name)) for name in names]
     return replace(train, aux=torch.stack(columns, dim=1).to(device=train.device, dtype=torch.float32))
 
