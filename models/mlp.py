@@ -6,7 +6,9 @@ tell *when* something happened or how a few clips differ from the rest.
 With ``aux_scores`` it learns other scores of the same videos beside its own, through the same
 hidden layers (TES with PCS on Fis-V: one trunk for both, docs/accuracy.md): a second output per
 auxiliary score, trained with its own loss and never read when scoring. The checkpoint keeps one
-score's model, as every head's does.
+score's model, as every head's does. ``linear_readout`` adds a linear map of the mean clip to the
+score's logit: a score that reads best linearly (PCS on Fis-V) keeps that path while the hidden
+layers, shared with the auxiliary scores, add what they learn.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class MLPConfig(HeadConfig):
     train_window: int = 68  # clips per random training window C; unused by the head
     aux_scores: tuple[str, ...] = ()  # other score columns learnt beside the run's score (module docstring)
     aux_weight: float = 1.0  # their MSE's weight beside the score's
+    linear_readout: bool = False  # the score also reads the mean clip linearly, beside the hidden layers
 
     def needs(self) -> HeadNeeds:
         return HeadNeeds(window=self.train_window)
@@ -64,10 +67,15 @@ class MLPHead(ScoringHead):
             width = hidden
         layers.append(nn.Linear(width, 1 + len(config.aux_scores)))
         self.mlp = nn.Sequential(*layers)
+        self.readout = nn.Linear(input_dim, 1) if config.linear_readout else None
 
     def forward(self, features: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
         features, mask = self.prepare_inputs(features, mask)
-        outputs = torch.sigmoid(self.mlp(masked_mean(features, mask)))
+        pooled = masked_mean(features, mask)
+        logits = self.mlp(pooled)  # [B, 1 + A]
+        if self.readout is not None:  # onto the score's logit only
+            logits = logits + F.pad(self.readout(pooled), (0, len(self.config.aux_scores)))
+        outputs = torch.sigmoid(logits)
         weights = mask.float() / mask.float().sum(dim=1, keepdim=True)
         scored = {"score": outputs[:, 0], "clip_weights": weights.unsqueeze(1)}
         return {**scored, "aux": outputs[:, 1:]} if self.config.aux_scores else scored

@@ -67,6 +67,17 @@ def test_auxiliary_scores_share_the_hidden_layers_and_add_their_own_loss():
     assert "aux" not in _head()(features)
 
 
+def test_a_linear_readout_adds_a_linear_map_of_the_mean_clip_to_the_score_s_logit():
+    head = _head(aux_scores=("TES",), linear_readout=True)
+    features = torch.randn(3, 4, 5)
+    out = head(features)
+    pooled = features.mean(1)
+    expected = torch.sigmoid(head.mlp(pooled)[:, 0] + head.readout(pooled).squeeze(-1))
+    assert torch.allclose(out["score"], expected, atol=1e-6)
+    assert torch.allclose(out["aux"][:, 0], torch.sigmoid(head.mlp(pooled)[:, 1]), atol=1e-6)  # not read linearly
+    assert _head().readout is None
+
+
 def test_invalid_config():
     with pytest.raises(HeadConfigError, match="hidden_dims"):
         MLPConfig(hidden_dims=(0,))

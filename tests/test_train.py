@@ -273,7 +273,7 @@ def test_yaml_config_then_set_then_flags(store, tmp_path, capsys):
     resolved = metrics(out)["config"]
     assert resolved["seeds"] == [3] and resolved["train"]["epochs"] == 1 and resolved["train"]["lr"] == 0.03
     assert resolved["head"] == {"hidden_dims": [8], "dropout": 0.2, "train_window": 68, "aux_scores": [],
-                                "aux_weight": 1.0}
+                                "aux_weight": 1.0, "linear_readout": False}
     assert torch.load(out / "model.pt", weights_only=True)["head_config"] == resolved["head"]
 
 
