@@ -91,7 +91,7 @@ PRESETS: Mapping[str, DatasetPreset] = MappingProxyType({
     "rg-ribbon": DatasetPreset(("total",), {**RG, "likert_activation": "leaky-relu"}, video_prefix="Ribbon_"),
     # TES: CoFInAl and the MLP that learns PCS beside TES (head.aux_scores), averaged (--head ensemble),
     # each with its own entries here: 0.528 +- 0.003 over 3 seeds, against the MLP with PCS alone
-    # 0.524 +- 0.001, CoFInAl + the plain MLP 0.520 (seeds 0, 1) and CoFInAl 0.502, docs/accuracy.md
+    # 0.524 +- 0.001, CoFInAl + the plain MLP 0.517 +- 0.005 and CoFInAl 0.502, docs/accuracy.md
     # ("Ensembles and the default"). It needs the store's PCS column too.
     "fisv-tes": DatasetPreset(("TES",), FISV, {"cofinal": FISV_COFINAL, "cofinal:likert": FISV_LIKERT,
                                                "mlp": FISV_MLP_TES, "fspn": FISV_FSPN_TES,
