@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from aqa.data.feature_store import FeatureStore, FeatureStoreError, open_feature_store
-from aqa.data.labels import LabelError, LabelRecord, LabelTable
+from aqa.data.labels import LabelError, LabelRecord, LabelTable, MissingScoreError
 from aqa.data.provenance import Provenance, check_provenance
 
 log = logging.getLogger(__name__)
@@ -112,8 +112,8 @@ def _score_names(records: Sequence[LabelRecord], scores: str | Sequence[str] | N
     for record in records:
         missing = [key for key in names if key not in record.scores]
         if missing:
-            raise LabelError(f"video {record.name!r} has no score {', '.join(missing)} "
-                             f"(it has: {', '.join(record.scores) or 'none'})")
+            raise MissingScoreError(f"video {record.name!r} has no score {', '.join(missing)} "
+                                    f"(it has: {', '.join(record.scores) or 'none'})", tuple(missing))
     return names
 
 

@@ -40,6 +40,15 @@ class LabelError(AqaError):
     """A label file or table is malformed or inconsistent; the message names the file and line."""
 
 
+class MissingScoreError(LabelError):
+    """A video lacks scores that were asked for; ``missing`` names them (callers that asked for a
+    score on someone's behalf can say why it was needed)."""
+
+    def __init__(self, message: str, missing: tuple[str, ...]):
+        super().__init__(message)
+        self.missing = missing
+
+
 @dataclass(frozen=True)
 class LabelRecord:
     """One video's labels. ``scores`` maps score names (``total``, ``TES``...) to values.

@@ -47,7 +47,7 @@ from tqdm import tqdm
 
 from aqa.config import config_hash
 from aqa.data.feature_store import open_feature_store
-from aqa.data.labels import LabelError, parse_column_names, read_label_files
+from aqa.data.labels import MissingScoreError, parse_column_names, read_label_files
 from aqa.data.provenance import Provenance
 from aqa.models import registry
 from aqa.models.checkpoint import load_checkpoint
@@ -278,8 +278,8 @@ def run(request: TrainRequest, say: Callable[[str], None] = print) -> dict[str, 
                                   train_split=config.train_split, test_split=test_split, streams=head_streams(config),
                                   video_prefix=config.video_prefix, labels=labels,
                                   expect_provenance=expected_provenance(request.expect_provenance))
-    except LabelError as error:  # say why a score nobody asked for by --score is needed
-        if not any(f"has no score {name}" in str(error) for name in auxiliary):
+    except MissingScoreError as error:  # say why a score nobody asked for by --score is needed
+        if not set(error.missing) & set(auxiliary):
             raise
         raise TrainingSetupError(f"{error}; the head learns {', '.join(auxiliary)} beside "
                                  f"{', '.join(config.scores)} (head.aux_scores): give those labels too, or "
