@@ -13,6 +13,7 @@ from aqa.pipeline.train.model_card import (
     card_markdown,
     check_description,
     clip_plan_words,
+    default_description,
     write_model_card,
 )
 
@@ -38,6 +39,14 @@ def test_a_description_is_one_printable_line():
     for bad, message in (("", "empty"), ("a\nb", "one line"), ("a\x1b[31m", "one line"), ("x" * 301, "at most 300")):
         with pytest.raises(ModelCardError, match=message):
             check_description(bad)
+
+
+def test_the_default_description_names_the_head_in_plain_english():
+    scale = {"low": 6.3, "high": 42.8, "videos": 400}
+    assert default_description(report(), scale).startswith(
+        "Predicts TES (6.3-42.8 in training) with an ensemble of cofinal + mlp heads on i3d features; trained on 400")
+    alone = {**report(), "head": "cofinal", "config": {"head": {}}}
+    assert "with a cofinal head on i3d features" in default_description(alone, scale)
 
 
 def test_clip_plans_in_words():

@@ -75,8 +75,10 @@ def head_label(report: Mapping[str, Any]) -> str:
 
 def default_description(report: Mapping[str, Any], scale: Mapping[str, Any]) -> str:
     """What a run without ``--description`` is, from facts alone: head, score and its range, features, videos."""
-    return (f"Predicts {report['score']} ({scale['low']:.4g}-{scale['high']:.4g} in training) with a "
-            f"{head_label(report)} head on {report['provenance']['backbone']} features; trained on {scale['videos']} "
+    head = head_label(report)
+    head = f"an {head} heads" if head.startswith("ensemble") else f"a {head} head"
+    return (f"Predicts {report['score']} ({scale['low']:.4g}-{scale['high']:.4g} in training) with "
+            f"{head} on {report['provenance']['backbone']} features; trained on {scale['videos']} "
             f"training videos in {Path(report['source']).name}")
 
 
