@@ -49,6 +49,16 @@ def read_all(store: Path) -> dict[str, object]:
         return {name: features.read(name) for name in features.names}
 
 
+def test_a_local_instance_runs_its_workers_at_the_callers_priority(local_ray):
+    """Ray renices its workers to 15 by default; beside any busy process they then starve (an
+    extraction here sat minutes in its actors' start-up). Ours compete as the local engine's do."""
+    @ray.remote(num_cpus=0)
+    def niceness() -> int:
+        return os.nice(0)
+
+    assert ray.get(niceness.remote()) == os.nice(0)
+
+
 def test_ray_features_equal_the_local_engines(videos, tmp_path, local_ray):
     import torch
 

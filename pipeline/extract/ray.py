@@ -282,9 +282,20 @@ class RayRunSummary:
     parts: dict[str, int] = field(default_factory=dict)  # name -> parts of its key frames
 
 
+# What a local instance's workers are reniced by: none (start_ray's docstring says why).
+WORKER_NICENESS = 0
+
+
 def start_ray(address: str | None, *, num_cpus: int | None = None, num_gpus: float | None = None) -> None:
     """Join the cluster at ``address``, or start a local instance (this machine's CPUs and GPUs;
-    ``num_gpus`` may declare logical GPUs on a CPU machine, which tests do)."""
+    ``num_gpus`` may declare logical GPUs on a CPU machine, which tests do).
+
+    A local instance runs its workers at the priority of the command that started it. Ray's own
+    default renices every worker to 15 (to keep its raylet responsive), and on a machine where
+    anything else is busy those workers then get a few per cent of a core: an extraction that
+    takes 35 s on an idle 2-core machine sat over 390 s in its actors' start-up beside two
+    training runs, using 16 CPU-seconds. The extraction *is* the work here, so it competes as
+    the local engine's processes do. (A cluster joined by address keeps its own setting.)"""
     try:
         import ray
     except ImportError:
@@ -298,7 +309,8 @@ def start_ray(address: str | None, *, num_cpus: int | None = None, num_gpus: flo
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
         else:
             ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False,
-                     logging_level=logging.WARNING, log_to_driver=False)
+                     logging_level=logging.WARNING, log_to_driver=False,
+                     _system_config={"worker_niceness": WORKER_NICENESS})
     except (ConnectionError, RuntimeError, ValueError) as error:
         raise RayEngineError(f"cannot start or reach Ray at {address or 'a local instance'}: "
                              f"{one_line(error)}") from None
