@@ -34,18 +34,33 @@ class ConfigError(AqaError, ValueError):
     """A config value or key the user supplied is invalid; the message says which and why."""
 
 
-def config_to_dict(config: Any) -> dict[str, Any]:
-    """Turn a (nested) dataclass config into JSON-ready plain data; tuples become lists."""
+# Marks a field made by :func:`added_setting` (dataclass field metadata).
+_ADDED_SETTING = "aqa.added_setting"
+
+
+def added_setting(default: Any) -> Any:
+    """A config field added after artifacts were hashed without it, with a default that keeps their
+    meaning: at that default it is left out of what :func:`config_hash` hashes, so every config made
+    before it keeps its hash (a run folder made before still resumes, a card's hash still names its
+    settings); set to anything else it is hashed like any field. Artifacts store it as any field
+    (:func:`config_to_dict`). ``default`` must be immutable (a tuple, not a list)."""
+    return dataclasses.field(default=default, metadata={_ADDED_SETTING: True})
+
+
+def config_to_dict(config: Any, *, hashed: bool = False) -> dict[str, Any]:
+    """Turn a (nested) dataclass config into JSON-ready plain data; tuples become lists. ``hashed``:
+    without the :func:`added_setting` fields that hold their default (what :func:`config_hash` hashes)."""
     if not dataclasses.is_dataclass(config) or isinstance(config, type):
         raise TypeError(f"expected a dataclass instance, got {type(config).__name__}")
-    return {field.name: _to_plain(getattr(config, field.name)) for field in dataclasses.fields(config)}
+    return {field.name: _to_plain(getattr(config, field.name), hashed) for field in dataclasses.fields(config)
+            if not (hashed and field.metadata.get(_ADDED_SETTING) and getattr(config, field.name) == field.default)}
 
 
-def _to_plain(value: Any) -> Any:
+def _to_plain(value: Any, hashed: bool = False) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return config_to_dict(value)
+        return config_to_dict(value, hashed=hashed)
     if isinstance(value, (tuple, list)):
-        return [_to_plain(item) for item in value]
+        return [_to_plain(item, hashed) for item in value]
     if isinstance(value, Path):
         return str(value)
     return value
@@ -260,8 +275,9 @@ def config_to_yaml(config: Any) -> str:
 
 
 def config_to_json(config: Any) -> str:
-    """Canonical JSON of the config (sorted keys, no spaces): what gets hashed and stored."""
-    return json.dumps(config_to_dict(config), sort_keys=True, separators=(",", ":"))
+    """Canonical JSON of the config (sorted keys, no spaces; :func:`added_setting` fields at their
+    default left out): what gets hashed."""
+    return json.dumps(config_to_dict(config, hashed=True), sort_keys=True, separators=(",", ":"))
 
 
 def config_hash(config: Any, length: int = 16) -> str:

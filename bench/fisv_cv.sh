@@ -36,6 +36,12 @@ table_runs() {  # name, then aqa-train arguments
     echo "ridgemax-$score --head ridge --preset fisv-$score --set head.pool=mean+max"
     # TES learnt beside PCS through the MLP's hidden layer (head.aux_scores; docs/accuracy.md).
     if [[ $score == tes ]]; then echo "mlpaux-tes --head mlp --preset fisv-tes --set head.aux_scores=[PCS]"; fi
+    # The other score learnt beside this one by CoFInAl (from its procedures) and by the likert variant.
+    other=$([[ $score == tes ]] && echo PCS || echo TES)
+    echo "cofinalaux-$score --head cofinal --preset fisv-$score --set head.aux_scores=[$other]"
+    if [[ $score == pcs ]]; then
+      echo "likertaux-pcs --head cofinal --preset fisv-pcs --set head.coarse=likert --set head.aux_scores=[TES]"
+    fi
     # PCS beside TES the other way: 256 hidden units shared with TES, plus PCS's own linear read-out.
     if [[ $score == pcs ]]; then
       echo "mlpauxlin-pcs --head mlp --preset fisv-pcs --set head.hidden_dims=[256] --set head.aux_scores=[TES] --set head.linear_readout=true"

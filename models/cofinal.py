@@ -8,6 +8,14 @@ Two variants behind one config (see ``shared/spec/cofinal.md``):
   simplex ETF of G' sub-grades). Loss ``L = L_S + λ_C L_C + λ_F L_F + λ_R L_R`` (Eq. 2).
 - ``coarse="likert"`` (the authors' code): see :mod:`models.cofinal_likert`.
 
+With ``aux_scores`` either variant learns other scores of the same videos beside its own
+(:mod:`models.auxiliary`, as the MLP does): one output in (0, 1) per auxiliary score, a linear map
+and a sigmoid of the mean of the features that the score's paths share (here the P procedure
+features; the likert variant's query embeddings), its MSE added with ``aux_weight``, never read when
+scoring. Not from the fine features ``h_F``: L_F pins their direction to a sub-grade's ETF column
+(the score's place within its grade), and the coarse features feed the grade classifier; an
+auxiliary read there would pull against those terms instead of shaping the trunk both read.
+
 All scores live on the normalised [0, 1) scale. The helpers ``simplex_etf``, ``decompose_score``
 and ``reassemble_score`` are re-exported from :mod:`models.grading`.
 """
@@ -22,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aqa.config import added_setting
+from aqa.models.auxiliary import AuxReadout, add_aux_loss, check_aux_settings, split_targets
 from aqa.models.cofinal_likert import CoFInAlLikertHead
 from aqa.models.grading import decompose_score, expected_class, reassemble_score, simplex_etf
 from aqa.models.masking import segment_weights
@@ -31,7 +41,6 @@ from aqa.models.registry import (
     HeadNeeds,
     ScoringHead,
     check_choices,
-    check_targets,
     register_head,
 )
 from aqa.models.windows import WindowScoredHead
@@ -94,6 +103,10 @@ class CoFInAlConfig(HeadConfig):
     triplet_labels: Literal["query", "unique"] = "query"  # "loss_align" 1 (or 0) / 2 in their code
     # Training side: clips per random training window C (68 RG, 124 Fis-V); unused by the head.
     train_window: int = 68
+    # Other score columns learnt beside the run's score (module docstring), and their MSE's weight.
+    # Added later: at these defaults they leave the config hashes of runs made before unchanged.
+    aux_scores: tuple[str, ...] = added_setting(())
+    aux_weight: float = added_setting(1.0)
 
     def needs(self) -> HeadNeeds:
         # A preset's "cofinal:likert" mapping applies to the authors' variant only (models.registry.preset_key):
@@ -117,6 +130,7 @@ class CoFInAlConfig(HeadConfig):
                 f"cofinal: the ETF of {self.num_subgrades} sub-grades needs score_dim >= {self.num_subgrades},"
                 f" got {self.score_dim}"
             )
+        check_aux_settings("cofinal", self.aux_scores, self.aux_weight)
         if self.coarse == "likert":
             self._check_likert()
 
@@ -229,14 +243,16 @@ class CoFInAlHead(WindowScoredHead):
     ``E[grade] S_C + E[sub-grade] S_F``), ``score_argmax`` ``[B]`` (Eq. 6 on the argmax classes),
     ``coarse_logits`` ``[B, G]``, ``fine_logits`` ``[B, G']`` (cosine to each ETF column /
     temperature; absent without FGS), ``fine_features`` ``h_F`` ``[B, D_S]``, ``grade_mask``
-    ``[B, G]`` (absent without GPM) and ``procedure_attention`` ``[B, P, T]``.
+    ``[B, G]`` (absent without GPM) and ``procedure_attention`` ``[B, P, T]``; with ``aux_scores``,
+    ``aux`` ``[B, A]`` in (0, 1) from the mean procedure feature (module docstring).
     Without FGS the sub-grade is read as the middle of the grade.
 
     In eval mode with ``test_windows > 1`` the scores and logits are means over windows
     (:mod:`models.windows`); ``procedure_attention`` and ``grade_mask`` are the whole video's.
     """
 
-    window_averaged = ("score", "score_argmax", "score_expectation", "coarse_logits", "fine_logits", "fine_features")
+    window_averaged = ("score", "score_argmax", "score_expectation", "coarse_logits", "fine_logits", "fine_features",
+                       "aux")
 
     def __init__(self, config: CoFInAlConfig, input_dim: int) -> None:
         super().__init__(config, input_dim)
@@ -258,12 +274,16 @@ class CoFInAlHead(WindowScoredHead):
         )
         if c.use_fgs:
             self.register_buffer("etf", simplex_etf(c.score_dim, c.num_subgrades, c.etf_seed))  # [D_S, G']
+        # Built last: the layers above start as they do without auxiliary scores.
+        self.aux_readout = AuxReadout(c.procedure_dim, len(c.aux_scores)) if c.aux_scores else None
 
     def _score_clips(self, features: Tensor, mask: Tensor) -> dict[str, Tensor]:
         c = self.config
         procedures, procedure_attention = self.fusion(features, mask)
         procedures = self.dropout(procedures)
         out = {"procedure_attention": procedure_attention}
+        if self.aux_readout is not None:
+            out["aux"] = self.aux_readout(procedures)
         if c.use_gpm:
             coarse, fine, out["grade_mask"] = self.parsing(procedures)
         else:
@@ -284,9 +304,10 @@ class CoFInAlHead(WindowScoredHead):
         return out
 
     def loss(self, outputs: dict[str, Tensor], targets: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """``λ_S L_S`` (MSE on the expectation) + ``λ_C`` CE on the grade + ``λ_F L_F`` + ``λ_R L_R``."""
+        """``λ_S L_S`` (MSE on the expectation) + ``λ_C`` CE on the grade + ``λ_F L_F`` + ``λ_R L_R``; with
+        auxiliary scores and targets ``[B, 1 + A]``, + ``aux_weight`` x their MSE (:mod:`models.auxiliary`)."""
         c = self.config
-        targets = check_targets(targets, outputs["score"].shape[0])
+        targets, aux_targets = split_targets(targets, outputs["score"].shape[0], c.aux_scores)
         grade, subgrade = decompose_score(targets, c.num_grades, c.num_subgrades)
         parts = {
             "score": F.mse_loss(outputs["score_expectation"], targets),
@@ -300,6 +321,7 @@ class CoFInAlHead(WindowScoredHead):
         if c.use_gpm and c.use_graph_reg:
             parts["graph"] = graph_regularization(self.parsing.prototypes)
             total = total + c.lambda_graph * parts["graph"]
+        total = add_aux_loss(total, parts, outputs, aux_targets, c.aux_weight)
         return total, {name: value.detach() for name, value in parts.items()}
 
     def predict_details(self, outputs: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -15,6 +15,8 @@ Read from the authors' public code, re-written here; see ``shared/spec/cofinal.m
 - A hard triplet loss (cosine distance, margin 1) on the query embeddings, weight α.
 
 The ETF lives in D_S dims (the code uses a square 100 x 100 one; the Gram matrix is the same).
+With ``aux_scores`` (not in the authors' code; :mod:`models.auxiliary`), one more output per auxiliary
+score from the mean query embedding, which the Likert heads and the fine path both read.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aqa.models.auxiliary import AuxReadout, add_aux_loss, split_targets
 from aqa.models.grading import decompose_score, expected_class, simplex_etf
 from aqa.models.masking import MaskedBatchNorm1d
-from aqa.models.registry import check_targets
 from aqa.models.windows import WindowScoredHead
 
 if TYPE_CHECKING:
@@ -96,13 +98,14 @@ class CoFInAlLikertHead(WindowScoredHead):
     ``coarse_mirror`` ``[B]`` (the two Likert heads), ``coarse_score`` ``[B]`` (their mean read-out),
     ``query_embeddings`` ``[B, n, H]``, ``fine_embedding`` ``[B, D_S]`` (unit norm) and
     ``fine_logits`` ``[B, G']`` (with FGS), ``procedure_attention`` ``[B, n, T]`` (the last decoder
-    layer's cross-attention). Without FGS the coarse heads regress ``y`` itself (plain GDLT).
+    layer's cross-attention); with ``aux_scores``, ``aux`` ``[B, A]`` in (0, 1) from the mean query
+    embedding. Without FGS the coarse heads regress ``y`` itself (plain GDLT).
     In eval mode with ``test_windows > 1`` the scores and logits are means over windows
     (:mod:`models.windows`); the attention is the whole video's.
     """
 
     window_averaged = ("score", "score_argmax", "score_expectation", "coarse", "coarse_mirror", "coarse_score",
-                       "fine_logits")
+                       "fine_logits", "aux")
 
     def __init__(self, config: CoFInAlConfig, input_dim: int) -> None:
         super().__init__(config, input_dim)
@@ -132,6 +135,8 @@ class CoFInAlLikertHead(WindowScoredHead):
                 nn.Flatten(), nn.Linear(c.likert_queries * width, width), nn.Dropout(c.dropout), nn.Linear(width, width)
             )
             self.register_buffer("etf", simplex_etf(width, c.num_subgrades, c.etf_seed))  # [D_S, G']
+        # Built last: the layers above start as they do without auxiliary scores.
+        self.aux_readout = AuxReadout(width, len(c.aux_scores)) if c.aux_scores else None
 
     def _score_clips(self, features: Tensor, mask: Tensor) -> dict[str, Tensor]:
         c = self.config
@@ -147,6 +152,8 @@ class CoFInAlLikertHead(WindowScoredHead):
         likert = ((weights / weights.sum(dim=-1, keepdim=True)) * self.likert_levels).sum(dim=-1)  # [B, 2]
         out = {"coarse": likert[:, 0], "coarse_mirror": likert[:, 1], "query_embeddings": queries,
                "procedure_attention": attention}
+        if self.aux_readout is not None:
+            out["aux"] = self.aux_readout(queries)
         out["coarse_score"] = (likert[:, 0] + 1.0 - likert[:, 1]) / 2
         out["score_argmax"] = out["score_expectation"] = out["coarse_score"]
         if c.use_fgs:
@@ -164,9 +171,10 @@ class CoFInAlLikertHead(WindowScoredHead):
 
         The Likert heads' MSE is this variant's score regression, so ``lambda_score`` weighs it as it
         weighs the paper variant's score MSE (1 by default: the authors' code; on [0, 1) targets the
-        MSE is ~0.02 against ~1 for the other two terms, which the Fis-V presets correct with 25)."""
+        MSE is ~0.02 against ~1 for the other two terms, which the Fis-V presets correct with 25). With
+        auxiliary scores and targets ``[B, 1 + A]``, + ``aux_weight`` x their MSE (:mod:`models.auxiliary`)."""
         c = self.config
-        targets = check_targets(targets, outputs["score"].shape[0])
+        targets, aux_targets = split_targets(targets, outputs["score"].shape[0], c.aux_scores)
         coarse_target = targets
         if c.use_fgs:
             steps, subgrade = decompose_score(targets, c.likert_coarse_steps, c.num_subgrades)
@@ -184,6 +192,7 @@ class CoFInAlLikertHead(WindowScoredHead):
                 labels = labels % queries.shape[1]
             parts["triplet"] = hard_triplet_loss(queries.flatten(0, 1), labels, c.triplet_margin)
             total = total + c.triplet_weight * parts["triplet"]
+        total = add_aux_loss(total, parts, outputs, aux_targets, c.aux_weight)
         return total, {name: value.detach() for name, value in parts.items()}
 
     def predict_details(self, outputs: dict[str, Tensor]) -> dict[str, Tensor]:

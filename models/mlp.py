@@ -5,10 +5,10 @@ tell *when* something happened or how a few clips differ from the rest.
 
 With ``aux_scores`` it learns other scores of the same videos beside its own, through the same
 hidden layers (TES with PCS on Fis-V: one trunk for both, docs/accuracy.md): a second output per
-auxiliary score, trained with its own loss and never read when scoring. The checkpoint keeps one
-score's model, as every head's does. ``linear_readout`` adds a linear map of the mean clip to the
-score's logit: a score that reads best linearly (PCS on Fis-V) keeps that path while the hidden
-layers, shared with the auxiliary scores, add what they learn.
+auxiliary score, trained with its own loss and never read when scoring (:mod:`models.auxiliary`).
+The checkpoint keeps one score's model, as every head's does. ``linear_readout`` adds a linear map
+of the mean clip to the score's logit: a score that reads best linearly (PCS on Fis-V) keeps that
+path while the hidden layers, shared with the auxiliary scores, add what they learn.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aqa.models.auxiliary import add_aux_loss, check_aux_settings, split_targets
 from aqa.models.masking import masked_mean
-from aqa.models.registry import HeadConfig, HeadConfigError, HeadNeeds, ScoringHead, check_targets, register_head
+from aqa.models.registry import HeadConfig, HeadConfigError, HeadNeeds, ScoringHead, register_head
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,7 @@ class MLPConfig(HeadConfig):
             raise HeadConfigError(f"mlp: dropout must be in [0, 1), got {self.dropout}")
         if self.train_window < 1:
             raise HeadConfigError(f"mlp: train_window must be positive, got {self.train_window}")
-        if len(set(self.aux_scores)) != len(self.aux_scores) or not all(self.aux_scores):
-            raise HeadConfigError(f"mlp: aux_scores must be distinct score names, got {list(self.aux_scores)}")
-        if self.aux_weight < 0:
-            raise HeadConfigError(f"mlp: aux_weight must be >= 0, got {self.aux_weight}")
+        check_aux_settings("mlp", self.aux_scores, self.aux_weight)
 
 
 @register_head("mlp", MLPConfig)
@@ -84,13 +82,7 @@ class MLPHead(ScoringHead):
         """MSE between ``score`` and the normalised targets ``[B]``; with auxiliary scores, targets
         ``[B, 1 + A]`` (the score's, then each auxiliary score's) add ``aux_weight`` x their MSE. A
         split scored without them (validation, ``[B]``) is scored on the score alone."""
-        batch = outputs["score"].shape[0]
-        if targets.ndim == 1 or not self.config.aux_scores:
-            score = F.mse_loss(outputs["score"], check_targets(targets, batch))
-            return score, {"score": score.detach()}
-        width = 1 + len(self.config.aux_scores)
-        if targets.shape != (batch, width):
-            raise ValueError(f"expected targets [{batch}, {width}], got {tuple(targets.shape)}")
-        score = F.mse_loss(outputs["score"], targets[:, 0].float())
-        aux = F.mse_loss(outputs["aux"], targets[:, 1:].float())
-        return score + self.config.aux_weight * aux, {"score": score.detach(), "aux": aux.detach()}
+        targets, aux_targets = split_targets(targets, outputs["score"].shape[0], self.config.aux_scores)
+        parts = {"score": F.mse_loss(outputs["score"], targets)}
+        total = add_aux_loss(parts["score"], parts, outputs, aux_targets, self.config.aux_weight)
+        return total, {name: value.detach() for name, value in parts.items()}

@@ -104,8 +104,8 @@ class PaddedVideos:
     unknown) or None: the exemplar group key of each video (the difficulty), which only pairwise
     heads use, to pair within a group and to vote over the group's exemplars. ``aux`` ``[N, A]``
     float32 on the device or None: other scores of the same videos, normalised, that a head learns
-    beside ``targets`` (``MLPConfig.aux_scores``); :func:`video_recipe` hands them to the head's loss
-    as targets ``[B, 1 + A]``.
+    beside ``targets`` (a head's ``aux_scores``, :mod:`models.auxiliary`); :func:`video_recipe` hands
+    them to the head's loss as targets ``[B, 1 + A]``.
     """
 
     features: Tensor

@@ -7,9 +7,11 @@ import math
 import pytest
 import torch
 
+from aqa.config import config_hash, config_to_dict, config_to_json
 from aqa.models import HeadConfigError, build_head
 from aqa.models.cofinal import CoFInAlConfig, CoFInAlHead, GradeParsing, TemporalFusion, graph_regularization
 from aqa.models.grading import reassemble_score
+from aqa.models.windows import evenly_spaced_windows
 from torch_threads import single_thread
 
 TINY = {"procedure_dim": 16, "score_dim": 12, "num_subgrades": 10, "dropout": 0.0}
@@ -195,3 +197,66 @@ def test_invalid_configs_are_rejected_with_a_reason(overrides, message):
 def test_an_etf_is_not_needed_without_fgs():
     head = _head(score_dim=8, num_subgrades=100, use_fgs=False)
     assert head(*_batch())["score"].shape == (3,)
+
+
+def test_auxiliary_scores_read_the_pooled_procedures_and_add_their_own_loss():
+    """``aux_scores``: one output in (0, 1) per auxiliary score, read from the mean procedure feature
+    (the TFM output that the coarse and fine paths share); the loss adds ``aux_weight`` x their MSE
+    on targets ``[B, 1 + A]`` and is the score's alone on ``[B]`` (validation)."""
+    head = _head(aux_scores=("PCS", "ded"), aux_weight=0.5)
+    features, mask = _batch()
+    out = head(features, mask)
+    assert out["aux"].shape == (3, 2) and ((out["aux"] > 0) & (out["aux"] < 1)).all()
+    targets = torch.tensor([[0.1, 0.8, 0.3], [0.5, 0.2, 0.6], [0.93, 0.4, 0.9]])
+    total, parts = head.loss(out, targets)
+    alone, alone_parts = head.loss(out, targets[:, 0])
+    aux_mse = ((out["aux"] - targets[:, 1:]) ** 2).mean()
+    assert set(parts) == set(alone_parts) | {"aux"} and parts["aux"].item() == pytest.approx(aux_mse.item())
+    assert total.item() == pytest.approx(alone.item() + 0.5 * aux_mse.item(), rel=1e-6)
+    with pytest.raises(ValueError, match=r"expected targets \[3, 3\]"):
+        head.loss(out, targets[:, :2])
+    head.train()
+    head(features, mask)["aux"].sum().backward()  # the auxiliary scores train the shared TFM
+    assert head.fusion.value.weight.grad.abs().sum() > 0 and head.classifier[1].weight.grad is None
+
+
+def test_auxiliary_scores_are_never_read_when_scoring():
+    """The read-out is built last, so the shared layers start as without it and the scores match a
+    head without auxiliary scores; without them there is no ``aux`` output, module or target width."""
+    plain, joint = _head(), _head(aux_scores=("PCS",))
+    features, mask = _batch()
+    shared = {key: value for key, value in joint.state_dict().items() if not key.startswith("aux_readout.")}
+    assert set(shared) == set(plain.state_dict()) and all(torch.equal(plain.state_dict()[k], v)
+                                                           for k, v in shared.items())
+    for key in ("score", "score_argmax", "coarse_logits", "fine_logits"):
+        assert torch.equal(plain(features, mask)[key], joint(features, mask)[key]), key
+    assert "aux" not in plain(features, mask) and plain.aux_readout is None
+    with pytest.raises(ValueError, match=r"expected targets \[3\]"):
+        plain.loss(plain(features, mask), torch.zeros(3, 2))
+
+
+def test_auxiliary_scores_are_averaged_over_test_windows_like_the_score():
+    head = _head(aux_scores=("PCS",), train_window=4, test_windows=3)
+    features, mask = _batch(clips=10)
+    out = head(features, mask)
+    windows = evenly_spaced_windows(*head.prepare_inputs(features, mask), 4, 3)
+    expected = head._score_clips(*windows)
+    assert torch.allclose(out["score"], expected["score"].view(3, 3).mean(1), atol=1e-6)
+    assert torch.allclose(out["aux"], expected["aux"].view(3, 3, 1).mean(1), atol=1e-6)
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"aux_scores": ("PCS", "PCS")}, "distinct"),
+    ({"aux_scores": ("",)}, "distinct"),
+    ({"aux_weight": -1.0}, "aux_weight"),
+])
+def test_invalid_auxiliary_settings_are_rejected(overrides, message):
+    with pytest.raises(HeadConfigError, match=message):
+        CoFInAlConfig(**overrides)
+
+
+def test_the_auxiliary_settings_leave_the_hash_of_configs_made_before_them_unchanged():
+    """Added after CoFInAl runs were hashed: at their defaults they are not hashed (their folders
+    still resume); set, they are."""
+    assert "aux_" not in config_to_json(CoFInAlConfig()) and "aux_scores" in config_to_dict(CoFInAlConfig())
+    assert config_hash(CoFInAlConfig(aux_scores=("PCS",))) != config_hash(CoFInAlConfig())

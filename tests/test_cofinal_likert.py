@@ -138,3 +138,30 @@ def test_invalid_likert_configs_are_rejected(overrides, message):
 def test_linear_likert_modes_take_any_number_of_queries():
     head = _head(likert_activation="relu", likert_queries=6)
     assert head(torch.randn(2, 4, 8))["procedure_attention"].shape == (2, 6, 4)
+
+
+def test_auxiliary_scores_read_the_mean_query_embedding_and_add_their_own_loss():
+    """``aux_scores`` on the authors' variant: one output in (0, 1) per auxiliary score from the mean
+    of the decoder's query embeddings (what the Likert heads and the fine path share), its MSE added
+    with ``aux_weight`` on targets ``[B, 1 + A]``; on ``[B]`` the loss is the score's alone. Built last,
+    it leaves the shared layers' initialisation and the scores as without it, and it is averaged over
+    test windows like the score."""
+    head, plain = _head(aux_scores=("TES",), aux_weight=2.0), _head()
+    features = torch.randn(3, 5, 8, generator=torch.Generator().manual_seed(2))
+    out = head(features)
+    assert out["aux"].shape == (3, 1) and ((out["aux"] > 0) & (out["aux"] < 1)).all()
+    expected_aux = torch.sigmoid(head.aux_readout.linear(out["query_embeddings"].mean(1)))
+    assert torch.allclose(out["aux"], expected_aux, atol=1e-6)
+    assert torch.equal(out["score"], plain(features)["score"]) and "aux" not in plain(features)
+    targets = torch.tensor([[0.2, 0.9], [0.4, 0.1], [0.6, 0.5]])
+    total, parts = head.loss(out, targets)
+    alone, alone_parts = head.loss(out, targets[:, 0])
+    aux_mse = ((out["aux"] - targets[:, 1:]) ** 2).mean()
+    assert set(parts) == set(alone_parts) | {"aux"}
+    assert total.item() == pytest.approx(alone.item() + 2.0 * aux_mse.item(), rel=1e-5)
+    with pytest.raises(ValueError, match=r"expected targets \[3, 2\]"):
+        head.loss(out, torch.zeros(3, 1))
+    with pytest.raises(ValueError, match=r"expected targets \[3\]"):
+        plain.loss(out, targets)
+    windowed = _head(aux_scores=("TES",), train_window=3, test_windows=2)
+    assert "aux" in CoFInAlLikertHead.window_averaged and windowed(torch.randn(2, 7, 8))["aux"].shape == (2, 1)

@@ -12,6 +12,7 @@ import pytest
 
 from aqa.config import (
     ConfigError,
+    added_setting,
     apply_values,
     config_from_dict,
     config_hash,
@@ -247,3 +248,26 @@ def test_shortcut_settings_map_to_their_keys_and_an_unknown_one_is_named():
     assert settings_values({"every_k": 2, "clip_length": None}, keys) == {"detector.every_k": 2}  # None: not given
     with pytest.raises(ConfigError, match=r"^unknown settings: every_frame, lenght; settings: clip_length, every_k "):
         settings_values({"every_frame": 3, "lenght": 1, "every_k": 2}, keys)
+
+
+@dataclass(frozen=True)
+class Before:
+    lr: float = 0.01
+
+
+@dataclass(frozen=True)
+class After:
+    """``Before`` with a setting added later (:func:`added_setting`)."""
+
+    lr: float = 0.01
+    extra: tuple[str, ...] = added_setting(())
+
+
+def test_a_setting_added_later_keeps_the_hash_of_configs_made_before_at_its_default():
+    """At its default an added setting is left out of the hash, so a run folder or a card made before
+    it keeps its hash; set, it is hashed; artifacts store it either way, and it round-trips."""
+    assert config_hash(After()) == config_hash(Before())
+    assert config_hash(After(extra=("a",))) != config_hash(Before())
+    assert config_hash(After(lr=0.02)) == config_hash(Before(lr=0.02))
+    assert config_to_dict(After()) == {"lr": 0.01, "extra": []}
+    assert config_from_dict(After, config_to_dict(After(extra=("a",)))) == After(extra=("a",))

@@ -208,12 +208,18 @@ def test_two_scores_train_one_model_each_and_average_with_fisher_z(store, tmp_pa
     assert combined["test_srcc"] == pytest.approx(np.mean([row["test_srcc"] for row in combined["seeds"]]))
 
 
-def test_an_mlp_learns_another_score_beside_its_own_and_keeps_one_score_s_model(store, tmp_path, capsys):
-    """``head.aux_scores``: the MLP trained on ``total`` also learns ``execution`` through its hidden
-    layer (the training loss has an ``aux`` part); the checkpoint scores ``total`` only, as the
-    run's predictions say, and differs from the run without the auxiliary score. The run's own
-    score or a score the store lacks as an auxiliary one is a one-line error."""
-    common = ["--head", "mlp", "--score", "total", "--epochs", 3, "--set", "head.hidden_dims=[16]"]
+@pytest.mark.parametrize("head", [
+    ["--head", "mlp", "--set", "head.hidden_dims=[16]"],
+    ["--head", "cofinal", *TINY, "--set", "head.test_windows=3"],  # scored in windows, the aux output too
+    ["--head", "cofinal", "--set", "head.coarse=likert", "--set", "head.score_dim=16", "--set", "head.num_subgrades=8",
+     "--set", "head.likert_heads=2", "--set", "head.train_window=12", "--set", "head.test_windows=2"],
+], ids=["mlp", "cofinal", "likert"])
+def test_a_head_learns_another_score_beside_its_own_and_keeps_one_score_s_model(store, tmp_path, capsys, head):
+    """``head.aux_scores``: the MLP (CoFInAl) trained on ``total`` also learns ``execution`` through its
+    hidden layer (its procedures) (the training loss has an ``aux`` part); the checkpoint scores
+    ``total`` only, as the run's predictions say, and differs from the run without the auxiliary
+    score. The run's own score or a score the store lacks as an auxiliary one is a one-line error."""
+    common = [*head, "--score", "total", "--epochs", 3]
     joint, alone = tmp_path / "joint", tmp_path / "alone"
     assert train(capsys, store, *common, "--set", "head.aux_scores=[execution]", "--out", joint)[0] == 0
     assert train(capsys, store, *common, "--out", alone)[0] == 0

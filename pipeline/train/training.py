@@ -136,8 +136,8 @@ def train_score(data: TrainingData, score: str, config: RunConfig, device: str, 
 
 
 def auxiliary_scores(config: RunConfig) -> tuple[str, ...]:
-    """The score columns the run's head learns beside the scores it is trained for (an MLP's
-    ``aux_scores``; each ensemble member's), which the training data must hold too."""
+    """The score columns the run's head learns beside the scores it is trained for (an MLP's or
+    CoFInAl's ``aux_scores``; each ensemble member's), which the training data must hold too."""
     heads = [config.head]
     if config.head_name == "ensemble":
         from aqa.pipeline.train.ensemble import member_config
