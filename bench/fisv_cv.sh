@@ -32,6 +32,8 @@ table_runs() {  # name, then aqa-train arguments
     # The authors'-code variant: the preset's cofinal:likert entries (docs/accuracy.md, section 5).
     echo "likert-$score --head cofinal --preset fisv-$score --set head.coarse=likert"
     echo "fspn-$score --head fspn --preset fisv-$score --set head.use_actor=false --streams scene"
+    # FSPN with dropout on its pair regressor's hidden layer (head.pair_dropout; docs/accuracy.md, section 8).
+    echo "fspndrop-$score --head fspn --preset fisv-$score --set head.use_actor=false --streams scene --set head.pair_dropout=0.5"
     # Ridge on the mean clip beside the per-dimension max over clips (a member for the ensembles).
     echo "ridgemax-$score --head ridge --preset fisv-$score --set head.pool=mean+max"
     # TES learnt beside PCS through the MLP's hidden layer (head.aux_scores; docs/accuracy.md).

@@ -42,7 +42,9 @@ Decisions the paper leaves open (more in the three helper modules):
 - ``use_gc=False`` keeps IAP, but L_gc is its MLP's only training signal, so the parse then stays
   at its initialisation; the paper's "w/o l_gc" row (Tab. IV, I3D+SMT+MTF) has no IAP at all,
   which is ``use_iap=False``.
-- No dropout (the paper names none).
+- No dropout by default (the paper names none). ``pair_dropout`` (ours) drops units of the pair
+  regressor's hidden layer (each of its two-layer MLPs: Linear, ReLU, Dropout, Linear) in train
+  mode, as the MLP head does; at 0 the modules and their state-dict keys are the paper's.
 """
 
 from __future__ import annotations
@@ -124,6 +126,9 @@ class FSPNConfig(HeadConfig):
     # Scoring (Sec. III-D).
     num_bins: int = 16  # I
     regressor_dim: int = 256
+    # pair_dropout: dropout on the hidden layer of the MLPs that read a (query, exemplar) pair (ours; the
+    # paper names none): FSPN memorises Fis-V's 320 training programs (training rho 0.98-1.00).
+    pair_dropout: float = 0.0
     num_exemplars: int = 10  # M
     exemplar_seed: int = 0
     # Ablations: switch a component off.
@@ -173,6 +178,8 @@ class FSPNConfig(HeadConfig):
                                   f"got {list(self.smt_widths)}")
         if self.parse_max_steps < 0:
             raise HeadConfigError(f"fspn: parse_max_steps must be 0 (no cap) or positive, got {self.parse_max_steps}")
+        if not 0.0 <= self.pair_dropout < 1.0:
+            raise HeadConfigError(f"fspn: pair_dropout must be in [0, 1), got {self.pair_dropout}")
         if self.temperature <= 0 or self.train_lr <= 0:
             raise HeadConfigError(f"fspn: temperature and train_lr must be positive, got {self.temperature}, "
                                   f"{self.train_lr}")
@@ -219,8 +226,8 @@ class FSPNHead(ScoringHead):
         pair_dim = 2 * len(c.smt_widths) * c.fusion_dim + 1
         outputs = c.num_bins if c.use_bce else 1
         if c.use_bce:
-            self.classifier = _two_layer_mlp(pair_dim, c.regressor_dim, c.num_bins)
-        self.regressor = _two_layer_mlp(pair_dim, c.regressor_dim, outputs)
+            self.classifier = _two_layer_mlp(pair_dim, c.regressor_dim, c.num_bins, c.pair_dropout)
+        self.regressor = _two_layer_mlp(pair_dim, c.regressor_dim, outputs, c.pair_dropout)
         self.register_buffer("bin_edges", uniform_bin_edges(c.num_bins))
         self.exemplars = ExemplarBank(input_dim, c.num_exemplars, c.exemplar_seed)
         self._bank_cache: _BankCache | None = None
@@ -437,8 +444,10 @@ def _state_versions(module: nn.Module) -> _State | None:
     return tuple((weakref.ref(t), t._version, t.dtype, t.device) for t in tensors), modes
 
 
-def _two_layer_mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
+def _two_layer_mlp(in_dim: int, hidden: int, out_dim: int, dropout: float = 0.0) -> nn.Sequential:
+    """Linear, ReLU, (Dropout,) Linear; without dropout no Dropout module, so the keys stay the paper's."""
+    drop = [nn.Dropout(dropout)] if dropout else []
+    return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), *drop, nn.Linear(hidden, out_dim))
 
 
 def _join(first: Tensor, second: Tensor, length: int) -> Tensor:

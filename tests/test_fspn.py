@@ -462,7 +462,38 @@ def test_errors_say_what_the_head_needs():
     ({"temperature": 0.0}, "temperature"),
     ({"num_exemplars": 0}, "num_exemplars"),
     ({"train_exemplar_groups": "action"}, "train_exemplar_groups"),
+    ({"pair_dropout": 1.0}, r"pair_dropout must be in \[0, 1\), got 1.0$"),
+    ({"pair_dropout": -0.1}, r"pair_dropout must be in \[0, 1\), got -0.1$"),
 ])
 def test_invalid_configs_are_rejected_with_a_reason(overrides, message):
-    with pytest.raises(HeadConfigError, match=message):
+    with pytest.raises(HeadConfigError, match=message) as error:
         FSPNConfig(**overrides)
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("use_bce", [True, False])
+def test_pair_dropout_is_off_by_default_and_leaves_the_papers_modules(use_bce):
+    head = _head(use_bce=use_bce)
+    assert FSPNConfig().pair_dropout == 0.0
+    assert not any(isinstance(module, torch.nn.Dropout) for module in head.modules())
+    mlps = ["classifier", "regressor"] if use_bce else ["regressor"]
+    assert [key for key in head.state_dict() if key.split(".")[0] in mlps] == [
+        f"{mlp}.{layer}.{kind}" for mlp in mlps for layer in (0, 2) for kind in ("weight", "bias")]
+
+
+@pytest.mark.parametrize("use_bce", [True, False])
+def test_pair_dropout_draws_in_train_mode_only_and_eval_computes_the_head_without_it(use_bce):
+    dropped, plain = _head(seed=3, use_bce=use_bce, pair_dropout=0.5), _head(seed=3, use_bce=use_bce)
+    assert sum(isinstance(module, torch.nn.Dropout) for module in dropped.modules()) == 1 + use_bce
+    features, exemplars = _clips(4, 6, seed=21), _exemplars(4, 6)
+    dropped.train()
+    first, second = (dropped(features, exemplars=exemplars)["difference"] for _ in range(2))
+    assert not torch.equal(first, second)  # a fresh mask per call
+    dropped.eval()
+    with torch.no_grad():
+        pairs = [dropped(features, exemplars=exemplars)["difference"] for _ in range(2)]
+        votes = [dropped(features)["score"] for _ in range(2)]
+        assert torch.equal(*pairs) and torch.equal(*votes)  # deterministic
+        # Dropout adds no weights and draws no numbers when built: the same seed gives the same weights.
+        assert torch.equal(pairs[0], plain(features, exemplars=exemplars)["difference"])
+        assert torch.equal(votes[0], plain(features)["score"])
