@@ -59,6 +59,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aqa.config import added_setting
 from aqa.models.fspn_exemplars import (
     ExemplarBank,
     Exemplars,
@@ -128,7 +129,7 @@ class FSPNConfig(HeadConfig):
     regressor_dim: int = 256
     # pair_dropout: dropout on the hidden layer of the MLPs that read a (query, exemplar) pair (ours; the
     # paper names none): FSPN memorises Fis-V's 320 training programs (training rho 0.98-1.00).
-    pair_dropout: float = 0.0
+    pair_dropout: float = added_setting(0.0)  # added later: at 0 the config hashes of runs made before hold
     num_exemplars: int = 10  # M
     exemplar_seed: int = 0
     # Ablations: switch a component off.

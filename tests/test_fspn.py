@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from aqa.config import config_to_json
 from aqa.models import HeadConfigError, build_head, list_heads
 from aqa.models.fspn import ABLATIONS, FSPNConfig, FSPNHead
 from aqa.models.fspn_exemplars import Exemplars, bin_targets
@@ -475,6 +476,9 @@ def test_invalid_configs_are_rejected_with_a_reason(overrides, message):
 def test_pair_dropout_is_off_by_default_and_leaves_the_papers_modules(use_bce):
     head = _head(use_bce=use_bce)
     assert FSPNConfig().pair_dropout == 0.0
+    # Runs made before it was added keep their config hashes: the default is not hashed.
+    assert "pair_dropout" not in config_to_json(FSPNConfig())
+    assert "pair_dropout" in config_to_json(FSPNConfig(pair_dropout=0.5))
     assert not any(isinstance(module, torch.nn.Dropout) for module in head.modules())
     mlps = ["classifier", "regressor"] if use_bce else ["regressor"]
     assert [key for key in head.state_dict() if key.split(".")[0] in mlps] == [
