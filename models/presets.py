@@ -101,7 +101,7 @@ PRESETS: Mapping[str, DatasetPreset] = MappingProxyType({
     # PCS: the authors' variant (0.778 +- 0.003 over 3 seeds; the best ensemble without it, CoFInAl + MLP +
     # ridge on mean and max, 0.772 +- 0.002; CoFInAl 0.756). The variant averaged with CoFInAl measured
     # 0.785 +- 0.001, +0.009, +0.006, +0.006 seed by seed: within the seeds' spread on two of three seeds
-    # and the best of fifteen mixes, so not the default (docs/accuracy.md section 8).
+    # and the best of fifteen mixes, so not the default (docs/accuracy.md, "Ensembles and the default").
     "fisv-pcs": DatasetPreset(("PCS",), FISV, {"cofinal": FISV_COFINAL, "cofinal:likert": FISV_LIKERT,
                                                "mlp": FISV_MLP_PCS, "fspn": FISV_FSPN_PCS},
                               default_head="cofinal(coarse=likert)"),
