@@ -74,9 +74,10 @@ def average(folders: list[Path], out: Path, weights: list[float] | None = None, 
     runs = [FoldRun(np.flatnonzero(fold_of == fold).tolist(), [], [], 0.0) for fold in sorted(set(fold_of))]
     # [runs, seeds, videos] -> the weighted mean over runs, [seeds, videos]
     member = np.array([[[float(item[f"seed_{seed}"]) for item in table] for seed in seeds] for table in tables])
-    predicted = np.tensordot(share, member, axes=1)
     if stack:
         predicted, share = stacked(member, true, fold_of)
+    else:
+        predicted = np.tensordot(share, member, axes=1)
     rows = [{"seed": seed, **fold_metrics(true, runs, values),
              "train_srcc": float(share / share.sum() @ [report["seeds"][index]["train_srcc"] for report in reports])}
             for index, (seed, values) in enumerate(zip(seeds, predicted))]

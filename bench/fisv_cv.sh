@@ -43,9 +43,7 @@ table_runs() {  # name, then aqa-train arguments
     echo "cofinalaux-$score --head cofinal --preset fisv-$score --set head.aux_scores=[$other]"
     if [[ $score == pcs ]]; then
       echo "likertaux-pcs --head cofinal --preset fisv-pcs --set head.coarse=likert --set head.aux_scores=[TES]"
-    fi
-    # PCS beside TES the other way: 256 hidden units shared with TES, plus PCS's own linear read-out.
-    if [[ $score == pcs ]]; then
+      # PCS beside TES the other way: 256 hidden units shared with TES, plus PCS's own linear read-out.
       echo "mlpauxlin-pcs --head mlp --preset fisv-pcs --set head.hidden_dims=[256] --set head.aux_scores=[TES] --set head.linear_readout=true"
     fi
   done
