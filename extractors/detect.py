@@ -62,7 +62,14 @@ class DetectorConfig:
     visibility: landmarks at least this visible make the box (occluded ones are guesses).
     box_padding: BlazePose boxes join landmark centres (joints, not the body's outline), so each
         side is padded by this fraction of the box's width/height. 0.05 fitted hand-drawn boxes
-        best on a real dive.
+        best on a real dive. Applies to boxes made from the landmarks only (``box_from``).
+    box_from: what a BlazePose box spans. "mask": the body's outline, the pixels of BlazePose's own
+        segmentation mask (from the landmark model, the found person only) at >= 0.5 near the
+        landmarks; the landmarks' box where the mask is empty. "landmarks": the visible joints,
+        padded (the boxes before). Joints miss what a person drawing a box includes (the head's
+        top, hands, feet, a tucked body's back): on the key frames of nine hand-drawn reference
+        clips the mask's box fits better on every one (docs/benchmarks.md), for about 1.3 ms more a
+        frame.
     max_side: BlazePose sees frames downscaled to at most this long side (pixels). MediaPipe
         resizes internally anyway, so this only bounds the copy of very large frames; 1280 leaves
         720p and smaller untouched (measured: no accuracy change at 960 on a 1080p clip).
@@ -81,6 +88,10 @@ class DetectorConfig:
     look_again_reach: frames from the nearest detection within which a frame is looked at again.
     look_again_aspect: a find whose width-to-height ratio differs from the tracked box's by more
         than this many times is dropped.
+    look_again_scale: so is a find whose area differs from the tracked box's by more than this many
+        times (the tracker's own limit between boxes, ``TrackerConfig.max_scale_change``): with
+        outline boxes a crop of a scene the athlete had not entered yet gave a find of the whole
+        crop's texture, 4.5 times the athlete's area, scored 0.86 (the page's warning test).
     look_again_min_score: a find scored under this is dropped: in crops of a scene before the
         athlete enters it, BlazePose boxed textures at 0.2-0.66 (frames in memory,
         tests/test_athlete.py) and up to 0.78 (the same scene through an H.264 file, the page's
@@ -101,23 +112,32 @@ class DetectorConfig:
     presence_confidence: float = 0.5
     visibility: float = 0.5
     box_padding: float = 0.05
+    box_from: Literal["mask", "landmarks"] = "mask"
+    mask_reach: float = 0.25
     max_side: int = 1280
     follow_misses: bool = True
     look_again: bool = True
     look_again_crop: float = 3.0
     look_again_reach: int = 60
     look_again_aspect: float = 3.0
+    look_again_scale: float = 4.0
     look_again_min_score: float = 0.8
 
     def __post_init__(self) -> None:
         for name, least in (("batch_size", 1), ("every_k", 1), ("image_size", 32), ("max_side", 32)):
             if getattr(self, name) < least:
                 raise ValueError(f"{name} must be at least {least}, got {getattr(self, name)}")
-        if self.look_again_crop <= 0 or self.look_again_reach < 1 or self.look_again_aspect < 1:
-            raise ValueError(f"look_again_crop must be > 0, look_again_reach >= 1 and look_again_aspect >= 1, got "
-                             f"{self.look_again_crop}, {self.look_again_reach} and {self.look_again_aspect}")
+        if (self.look_again_crop <= 0 or self.look_again_reach < 1 or self.look_again_aspect < 1
+                or self.look_again_scale < 1):
+            raise ValueError(f"look_again_crop must be > 0, look_again_reach >= 1, look_again_aspect >= 1 and "
+                             f"look_again_scale >= 1, got {self.look_again_crop}, {self.look_again_reach}, "
+                             f"{self.look_again_aspect} and {self.look_again_scale}")
         if self.box_padding < 0:
             raise ValueError(f"box_padding must be >= 0, got {self.box_padding}")
+        if self.mask_reach < 0:
+            raise ValueError(f"mask_reach must be >= 0, got {self.mask_reach}")
+        if self.box_from not in ("mask", "landmarks"):
+            raise ValueError(f"box_from must be 'mask' or 'landmarks', got {self.box_from!r}")
 
 
 class PersonDetector(ABC):
@@ -295,7 +315,9 @@ class BlazePoseDetector(PersonDetector):
         import mediapipe as mp
 
         # model_complexity=1 is the model inside the wheel; 0 and 2 try to download at run time.
+        # The mask is not smoothed over time, so a frame's box depends on that frame alone in both modes.
         return mp.solutions.pose.Pose(static_image_mode=static, model_complexity=1, smooth_landmarks=False,
+                                      enable_segmentation=self.config.box_from == "mask", smooth_segmentation=False,
                                       min_detection_confidence=self.config.min_detection_confidence,
                                       min_tracking_confidence=presence_confidence)
 
@@ -337,7 +359,13 @@ class BlazePoseDetector(PersonDetector):
         # Landmarks are normalised to the image, so the box maps back to the original frame directly.
         points = np.array([(mark.x, mark.y, mark.visibility) for mark in result.pose_landmarks.landmark],
                           dtype=np.float32)
-        return landmarks_to_box(points, (width, height), self.config.visibility, self.config.box_padding)[None]
+        box = landmarks_to_box(points, (width, height), self.config.visibility, self.config.box_padding)
+        if self.config.box_from == "mask" and result.segmentation_mask is not None:
+            joints = landmarks_to_box(points, (1, 1), self.config.visibility, 0.0)
+            outline = mask_to_box(result.segmentation_mask, joints[:4], (width, height), grow=self.config.mask_reach)
+            if outline is not None:
+                box[:4] = outline
+        return box[None]
 
     def close(self) -> None:
         for graph in (self._pose, self._video_pose):
@@ -405,6 +433,29 @@ def landmarks_to_box(points: np.ndarray, frame_size: tuple[int, int], visibility
     box = np.array([max(0.0, x1 - pad_x), max(0.0, y1 - pad_y), min(width, x2 + pad_x), min(height, y2 + pad_y),
                     float(points[:, 2].mean())], dtype=np.float32)
     return box
+
+
+def mask_to_box(mask: np.ndarray, near: np.ndarray, frame_size: tuple[int, int], *, threshold: float = 0.5,
+                grow: float = 0.5) -> np.ndarray | None:
+    """``[4]`` box of a person's segmentation ``mask`` ``[h, w]`` (probabilities), in the pixels of a
+    frame of ``frame_size`` ``(W, H)``; None where no pixel passes ``threshold``.
+
+    Only the pixels within ``near`` (a box normalised to the frame, the person's joints) grown by
+    ``grow`` of its size on each side count, so stray mask elsewhere cannot stretch the box.
+    """
+    mask_height, mask_width = mask.shape[:2]
+    x1, y1, x2, y2 = near
+    pad_x, pad_y = (x2 - x1) * grow, (y2 - y1) * grow
+    left, top = max(0, int(np.floor((x1 - pad_x) * mask_width))), max(0, int(np.floor((y1 - pad_y) * mask_height)))
+    right = min(mask_width, int(np.ceil((x2 + pad_x) * mask_width)))
+    bottom = min(mask_height, int(np.ceil((y2 + pad_y) * mask_height)))
+    rows, columns = np.nonzero(mask[top:bottom, left:right] >= threshold)
+    if len(rows) == 0:
+        return None
+    width, height = frame_size
+    scale_x, scale_y = width / mask_width, height / mask_height
+    return np.array([(left + columns.min()) * scale_x, (top + rows.min()) * scale_y,
+                     (left + columns.max() + 1) * scale_x, (top + rows.max() + 1) * scale_y], np.float32)
 
 
 # --------------------------------------------------------------------------- choice

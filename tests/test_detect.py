@@ -19,6 +19,7 @@ from aqa.extractors.detect import (
     YoloPersonDetector,
     build_detector,
     landmarks_to_box,
+    mask_to_box,
 )
 
 
@@ -176,10 +177,44 @@ def test_landmarks_to_box_uses_visible_landmarks_pads_and_clamps():
     np.testing.assert_allclose(hidden[:4], [20, 20, 40, 60], atol=1e-4)  # none visible: all of them
 
 
+def box_iou(a: np.ndarray, b: tuple[float, float, float, float]) -> float:
+    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - width * height
+    return width * height / union
+
+
+@pytest.mark.parametrize(("image", "person"), [
+    # The whole person, head to feet, as a person would draw the box (checked by eye).
+    ("zidane.jpg", (750, 40, 1145, 720)),
+    ("bus.jpg", (45, 395, 245, 910)),
+])
+def test_blazepose_box_from_the_mask_spans_the_body_not_just_its_joints(image, person):
+    frame = asset_rgb(image)
+    with BlazePoseDetector(DetectorConfig(box_from="mask")) as outline, \
+            BlazePoseDetector(DetectorConfig(box_from="landmarks")) as joints:
+        by_mask, by_joints = outline.detect(frame[None])[0], joints.detect(frame[None])[0]
+    assert len(by_mask) == len(by_joints) == 1
+    assert by_mask[0, 4] == by_joints[0, 4]  # the same pose: the score is its landmarks' visibility
+    assert box_iou(by_mask[0], person) >= 0.8
+    assert box_iou(by_mask[0], person) > box_iou(by_joints[0], person) + 0.1  # joints miss the head's top, hands
+
+
+def test_mask_to_box_spans_the_mask_near_the_joints_in_frame_pixels():
+    mask = np.zeros((100, 200), np.float32)  # a frame of 400 x 200 pixels, the mask at half its size
+    mask[20:60, 50:80] = 0.9   # the person
+    mask[90:95, 190:195] = 0.9  # stray mask far from the joints
+    mask[10:12, 40:45] = 0.3   # under the threshold
+    joints = np.array([0.27, 0.25, 0.38, 0.55])  # normalised to the frame
+    np.testing.assert_allclose(mask_to_box(mask, joints, (400, 200)), [100, 40, 160, 120])
+    np.testing.assert_allclose(mask_to_box(mask, np.array([0, 0, 1, 1.0]), (400, 200)), [100, 40, 390, 190])
+    assert mask_to_box(np.zeros((100, 200), np.float32), joints, (400, 200)) is None
+
+
 @pytest.mark.real_data
 @pytest.mark.parametrize(("video", "people"), [
     ("ntu_drink_1080p.avi", [(980, 270, 1130, 770)]),
-    ("makeup.avi", [(120, 20, 320, 240)]),
+    ("makeup.avi", [(80, 0, 320, 240)]),  # face, hair and the shirt's shoulder at the left
     ("basketball.mp4", [(55, 80, 140, 240), (220, 100, 280, 235)]),
 ])
 def test_blazepose_on_real_video_frames(blazepose, shared_videos, video, people):
@@ -226,6 +261,8 @@ def test_auto_and_yolo_with_weights_build_yolo():
 def test_config_refuses_nonsense():
     with pytest.raises(ValueError, match="every_k"):
         DetectorConfig(every_k=0)
+    with pytest.raises(ValueError, match="box_from"):
+        DetectorConfig(box_from="outline")
 
 
 def test_blazepose_start_up_is_quiet_and_stderr_comes_back(capfd):
