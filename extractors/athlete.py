@@ -43,7 +43,7 @@ def detect_people(read_frames: FrameReader, indices: Sequence[int], frame_size: 
 
 
 def follow_misses(read_frames: FrameReader, detections: list[np.ndarray | None], detector: PersonDetector,
-                  longest: int) -> int:
+                  longest: int, shot_starts: Sequence[int] = ()) -> int:
     """Fill ``detections`` in place where the detector lost the athlete after a steady find.
 
     ``detections[t]`` is None where the detector did not run. A find is *steady* when the key
@@ -56,13 +56,17 @@ def follow_misses(read_frames: FrameReader, detections: list[np.ndarray | None],
     nothing is followed. Each key frame passed gets the followed box, beside whatever lone find
     it had: the tracker's association keeps what continues the track. Returns the frames filled.
 
+    Following never crosses a camera cut (``shot_starts``, the first frame of each shot after the
+    first): the follower never gives up, so past a cut it boxes whatever pose-like texture lies
+    where the athlete was, and the tracker would then start the new shot from it.
+
     Detectors that cannot follow (YOLO) leave ``detections`` as they are: YOLO finds every person
     in a frame on its own, and the tracker bridges its misses.
     """
     if not detector.follows:
         return 0
     filled = 0
-    for start, passed in _runs_to_follow(detections, longest):
+    for start, passed in _runs_to_follow(detections, longest, shot_starts):
         for frame, boxes in zip(passed, detector.follow(read_frames([start, *passed]))):
             if len(boxes):
                 detections[frame] = np.concatenate([detections[frame], boxes])
@@ -70,8 +74,9 @@ def follow_misses(read_frames: FrameReader, detections: list[np.ndarray | None],
     return filled
 
 
-def _runs_to_follow(detections: Sequence[np.ndarray | None], longest: int) -> list[tuple[int, list[int]]]:
-    """(steady find, the key frames to follow through after it) for :func:`follow_misses`."""
+def _runs_to_follow(detections: Sequence[np.ndarray | None], longest: int,
+                    shot_starts: Sequence[int] = ()) -> list[tuple[int, list[int]]]:
+    """(steady find, the key frames to follow through after it, within its shot) for :func:`follow_misses`."""
     keys = [frame for frame, boxes in enumerate(detections) if boxes is not None]
     found = [len(detections[frame]) > 0 for frame in keys]
     steady = [found[i] and ((i > 0 and found[i - 1]) or (i + 1 < len(keys) and found[i + 1]))
@@ -80,7 +85,8 @@ def _runs_to_follow(detections: Sequence[np.ndarray | None], longest: int) -> li
     for first in range(len(keys) - 1):
         if not steady[first] or found[first + 1]:
             continue
-        reach = [i for i in range(first + 1, len(keys)) if keys[i] - keys[first] <= longest]
+        next_shot = min((start for start in shot_starts if start > keys[first]), default=len(detections))
+        reach = [i for i in range(first + 1, len(keys)) if keys[i] - keys[first] <= longest and keys[i] < next_shot]
         finds = [i for i in reach if found[i]]
         end = next((i for i in finds if steady[i]), finds[-1] if finds else None)
         if end is not None:
@@ -90,7 +96,7 @@ def _runs_to_follow(detections: Sequence[np.ndarray | None], longest: int) -> li
 
 def look_again(read_frames: FrameReader, detections: list[np.ndarray | None], track: ActorTrack,
                detector: PersonDetector, frame_size: tuple[int, int], *, crop: float, reach: int,
-               aspect: float, min_score: float = 0.0, batch_size: int = 16) -> int:
+               aspect: float, scale: float = np.inf, min_score: float = 0.0, batch_size: int = 16) -> int:
     """Run the detector once more, on a crop around where ``track`` says the athlete is, on each key
     frame it did not detect them on but within ``reach`` frames of one it did; add what it finds
     there to ``detections`` (in place) for the tracker's second look. Returns the frames that got a box.
@@ -101,7 +107,9 @@ def look_again(read_frames: FrameReader, detections: list[np.ndarray | None], tr
     clip, 104 of its 126 finds on the frames scored against hand-drawn boxes were the gymnast (79
     where the tracked box had been wrong: the run-ups seen from far). A find whose width-to-height
     ratio differs from the tracked box's by more than ``aspect`` times is dropped (a standing diver
-    boxed 140 x 80 wide), and so is one scored under ``min_score``: in a crop of a scene with
+    boxed 140 x 80 wide), so is one whose area differs from it by more than ``scale`` times (a
+    crop's whole texture boxed as a person, 4.5 times the athlete's area, before they entered
+    the scene), and so is one scored under ``min_score``: in a crop of a scene with
     nobody in it BlazePose boxes textures at 0.2-0.66. Extra boxes can split the chain's
     tracklets (``TrackerConfig.linker``: the path keeps them better, measured in docs/benchmarks.md).
     """
@@ -119,7 +127,9 @@ def look_again(read_frames: FrameReader, detections: list[np.ndarray | None], tr
             boxes = detector.detect(np.ascontiguousarray(image[y1:y1 + side, x1:x1 + side])[None])[0].copy()
             boxes[:, [0, 2]] += x1
             boxes[:, [1, 3]] += y1
-            boxes = boxes[_aspect_agrees(boxes, track.boxes[frame], aspect) & (boxes[:, 4] >= min_score)]
+            like_the_track = (_aspect_agrees(boxes, track.boxes[frame], aspect)
+                              & _area_agrees(boxes, track.boxes[frame], scale))
+            boxes = boxes[like_the_track & (boxes[:, 4] >= min_score)]
             if len(boxes):
                 detections[frame] = np.concatenate([detections[frame], boxes.astype(np.float32)])
                 found += 1
@@ -138,6 +148,14 @@ def crop_around(box: np.ndarray, frame_size: tuple[int, int], factor: float) -> 
     x1 = float(np.clip(centre_x - side / 2, 0, width - side))
     y1 = float(np.clip(centre_y - side / 2, 0, height - side))
     return int(round(x1)), int(round(y1)), int(round(side))
+
+
+def _area_agrees(boxes: np.ndarray, reference: np.ndarray, limit: float) -> np.ndarray:
+    """``[K]`` bool: each box's area within ``limit`` times ``reference``'s."""
+    def area(b: np.ndarray) -> np.ndarray:
+        return np.maximum(b[..., 2] - b[..., 0], 1e-6) * np.maximum(b[..., 3] - b[..., 1], 1e-6)
+    change = area(boxes) / area(reference)
+    return (change <= limit) & (change >= 1 / limit)
 
 
 def _aspect_agrees(boxes: np.ndarray, reference: np.ndarray, limit: float) -> np.ndarray:

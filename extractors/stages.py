@@ -34,7 +34,7 @@ from aqa.extractors.athlete import detect_people, follow_misses, keyframe_indice
 from aqa.extractors.backbones import VideoBackbone, backbone_spec
 from aqa.extractors.clips import ClipPlan, ClipPlanConfig, plan_clips
 from aqa.extractors.crops import square_crop_boxes
-from aqa.extractors.cuts import colour_histogram, histogram_change
+from aqa.extractors.cuts import colour_histogram, histogram_change, shot_starts
 from aqa.extractors.decode_worker import ReadResult
 from aqa.extractors.detect import DetectorConfig, PersonDetector
 from aqa.extractors.tracking import ActorTrack, TrackerConfig, track_actor
@@ -228,7 +228,9 @@ def follow_missed_key_frames(decoder: Decoder, layout: VideoLayout, findings: li
     if not config.detector.follow_misses:
         return
     boxes = _boxes_of(findings)
-    follow_misses(_frame_reader(decoder, layout, backend), boxes, detector, config.tracker.max_bridge)
+    tracker = config.tracker
+    starts = shot_starts(_changes_of(findings), tracker.cut_threshold, tracker.cut_spike) if tracker.split_shots else []
+    follow_misses(_frame_reader(decoder, layout, backend), boxes, detector, tracker.max_bridge, starts)
     _keep_new_boxes(findings, boxes)
 
 
@@ -247,7 +249,8 @@ def look_again_at_key_frames(decoder: Decoder, layout: VideoLayout, findings: li
     detector_config = config.detector
     look_again(_frame_reader(decoder, layout, backend), boxes, track, detector, layout.work_size,
                crop=detector_config.look_again_crop, reach=detector_config.look_again_reach,
-               aspect=detector_config.look_again_aspect, min_score=detector_config.look_again_min_score,
+               aspect=detector_config.look_again_aspect, scale=detector_config.look_again_scale,
+               min_score=detector_config.look_again_min_score,
                batch_size=detector_config.batch_size)
     _keep_new_boxes(findings, boxes)
 
@@ -255,6 +258,11 @@ def look_again_at_key_frames(decoder: Decoder, layout: VideoLayout, findings: li
 def _boxes_of(findings: list[KeyFrameFindings | None]) -> list[np.ndarray | None]:
     """Each key frame's people (None where the detector did not run), as :mod:`extractors.athlete` takes them."""
     return [None if found is None else found.boxes for found in findings]
+
+
+def _changes_of(findings: list[KeyFrameFindings | None]) -> list[float | None]:
+    """Each key frame's colour change (None where not measured), as :func:`extractors.cuts.shot_starts` takes them."""
+    return [None if found is None else found.change for found in findings]
 
 
 def _keep_new_boxes(findings: list[KeyFrameFindings | None], boxes: list[np.ndarray | None]) -> None:
@@ -266,8 +274,7 @@ def _keep_new_boxes(findings: list[KeyFrameFindings | None], boxes: list[np.ndar
 
 def _track(layout: VideoLayout, findings: list[KeyFrameFindings | None], tracker: TrackerConfig) -> ActorTrack:
     """The athlete through all frames from what the key frames showed, split at the cuts they measured."""
-    changes = [None if found is None else found.change for found in findings]
-    return track_actor(_boxes_of(findings), layout.work_size, tracker, changes)
+    return track_actor(_boxes_of(findings), layout.work_size, tracker, _changes_of(findings))
 
 
 def plan_from_detections(layout: VideoLayout, findings: list[KeyFrameFindings | None],

@@ -298,7 +298,11 @@ def test_detector_and_tracker_settings_are_part_of_the_features_identity():
                          (replace(base, tracker=replace(base.tracker, scale_by="area")), "tracker.scale_by"),
                          (replace(base, keep_source_size=False), "keep_source_size"),
                          (replace(base, detector=replace(base.detector, presence_confidence=0.3)),
-                          "detector.presence_confidence")):
+                          "detector.presence_confidence"),
+                         (replace(base, detector=replace(base.detector, box_from="landmarks")), "detector.box_from"),
+                         (replace(base, detector=replace(base.detector, mask_reach=0.5)), "detector.mask_reach"),
+                         (replace(base, detector=replace(base.detector, look_again_scale=8.0)),
+                          "detector.look_again_scale")):
         assert feature_config_hash(changed) != feature_config_hash(base)
         differing = provenance_differences(made, feature_provenance(changed, backbone, detector))
         assert "config_hash" in differing
