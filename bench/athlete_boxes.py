@@ -164,6 +164,7 @@ def first_pass_findings(video: Path, config, findings_dir: Path | None = None) -
         KeyFrameFindings,
         detect_key_frames,
         follow_missed_key_frames,
+        keep_findings,
         layout_video,
         look_again_at_key_frames,
     )
@@ -189,8 +190,8 @@ def first_pass_findings(video: Path, config, findings_dir: Path | None = None) -
         found = detect_key_frames(decoder, layout, layout.key_frames, detector, config)
         for frame, seen in zip(layout.key_frames.tolist(), found):
             findings[frame] = seen
-        follow_missed_key_frames(decoder, layout, findings, detector, config)
-        look_again_at_key_frames(decoder, layout, findings, detector, config)
+        keep_findings(findings, follow_missed_key_frames(decoder, layout, findings, detector, config))
+        keep_findings(findings, look_again_at_key_frames(decoder, layout, findings, detector, config))
         seconds = time.perf_counter() - started
     if cached is not None:
         cached.parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ module holds no decoder and is tested with frames from memory.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -15,6 +16,33 @@ from aqa.extractors.detect import PersonDetector
 from aqa.extractors.tracking import DETECTED, ActorTrack
 
 FrameReader = Callable[[Sequence[int]], np.ndarray]  # indices -> [N, H, W, 3] uint8 RGB
+
+
+@dataclass(frozen=True)
+class Share:
+    """Part ``part`` of ``parts``: which of a step's items one worker takes, so that the workers
+    of a long video follow and look again side by side (each item is done on its own, so the
+    result does not depend on how the items were shared)."""
+
+    part: int = 0
+    parts: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.part < self.parts:
+            raise ValueError(f"part must be in 0 .. parts - 1, got part {self.part} of {self.parts}")
+
+    def of(self, items: Sequence, weights: Sequence[float] | None = None) -> list:
+        """This part's contiguous run of ``items`` (in order), cut where the running total of
+        ``weights`` (1 each by default) crosses an equal share of the whole."""
+        weights = np.ones(len(items)) if weights is None else np.asarray(weights, np.float64)
+        if not len(items):
+            return []
+        ends = np.cumsum(weights) - weights / 2  # an item goes to the part its middle falls in
+        owner = np.minimum((ends / weights.sum() * self.parts).astype(int), self.parts - 1)
+        return [item for item, part in zip(items, owner) if part == self.part]
+
+
+WHOLE = Share()
 
 
 def keyframe_indices(num_frames: int, every_k: int) -> list[int]:
@@ -43,7 +71,7 @@ def detect_people(read_frames: FrameReader, indices: Sequence[int], frame_size: 
 
 
 def follow_misses(read_frames: FrameReader, detections: list[np.ndarray | None], detector: PersonDetector,
-                  longest: int, shot_starts: Sequence[int] = ()) -> int:
+                  longest: int, shot_starts: Sequence[int] = (), share: Share = WHOLE) -> int:
     """Fill ``detections`` in place where the detector lost the athlete after a steady find.
 
     ``detections[t]`` is None where the detector did not run. A find is *steady* when the key
@@ -61,12 +89,15 @@ def follow_misses(read_frames: FrameReader, detections: list[np.ndarray | None],
     where the athlete was, and the tracker would then start the new shot from it.
 
     Detectors that cannot follow (YOLO) leave ``detections`` as they are: YOLO finds every person
-    in a frame on its own, and the tracker bridges its misses.
+    in a frame on its own, and the tracker bridges its misses. ``share``: follow only this part's
+    runs (shared by the frames they pass); the runs are chosen from ``detections`` as given, so
+    parts done on copies of the same list fill what one whole call would.
     """
     if not detector.follows:
         return 0
     filled = 0
-    for start, passed in _runs_to_follow(detections, longest, shot_starts):
+    runs = _runs_to_follow(detections, longest, shot_starts)
+    for start, passed in share.of(runs, [1 + len(passed) for _, passed in runs]):
         for frame, boxes in zip(passed, detector.follow(read_frames([start, *passed]))):
             if len(boxes):
                 detections[frame] = np.concatenate([detections[frame], boxes])
@@ -96,7 +127,8 @@ def _runs_to_follow(detections: Sequence[np.ndarray | None], longest: int,
 
 def look_again(read_frames: FrameReader, detections: list[np.ndarray | None], track: ActorTrack,
                detector: PersonDetector, frame_size: tuple[int, int], *, crop: float, reach: int,
-               aspect: float, scale: float = np.inf, min_score: float = 0.0, batch_size: int = 16) -> int:
+               aspect: float, scale: float = np.inf, min_score: float = 0.0, batch_size: int = 16,
+               share: Share = WHOLE) -> int:
     """Run the detector once more, on a crop around where ``track`` says the athlete is, on each key
     frame it did not detect them on but within ``reach`` frames of one it did; add what it finds
     there to ``detections`` (in place) for the tracker's second look. Returns the frames that got a box.
@@ -112,13 +144,14 @@ def look_again(read_frames: FrameReader, detections: list[np.ndarray | None], tr
     the scene), and so is one scored under ``min_score``: in a crop of a scene with
     nobody in it BlazePose boxes textures at 0.2-0.66. Extra boxes can split the chain's
     tracklets (``TrackerConfig.linker``: the path keeps them better, measured in docs/benchmarks.md).
+    ``share``: look only at this part's frames (each frame is looked at on its own).
     """
     detected = np.flatnonzero(track.status == DETECTED)
     if not len(detected):
         return 0
-    looked = [frame for frame, boxes in enumerate(detections)
-              if boxes is not None and track.status[frame] != DETECTED
-              and np.abs(detected - frame).min() <= reach]
+    looked = share.of([frame for frame, boxes in enumerate(detections)
+                       if boxes is not None and track.status[frame] != DETECTED
+                       and np.abs(detected - frame).min() <= reach])
     found = 0
     for start in range(0, len(looked), batch_size):
         batch = looked[start:start + batch_size]

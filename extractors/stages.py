@@ -30,7 +30,7 @@ from typing import Literal, Protocol
 import numpy as np
 import torch
 
-from aqa.extractors.athlete import detect_people, follow_misses, keyframe_indices, look_again
+from aqa.extractors.athlete import WHOLE, Share, detect_people, follow_misses, keyframe_indices, look_again
 from aqa.extractors.backbones import VideoBackbone, backbone_spec
 from aqa.extractors.clips import ClipPlan, ClipPlanConfig, plan_clips
 from aqa.extractors.crops import square_crop_boxes
@@ -220,27 +220,34 @@ def detect_key_frames(decoder: Decoder, layout: VideoLayout, keys: np.ndarray, d
     return [KeyFrameFindings(boxes, change) for boxes, change in zip(found, recorder.changes)]
 
 
+NewFindings = dict[int, KeyFrameFindings]  # key frame -> what a step found there, with what it had
+
+
 def follow_missed_key_frames(decoder: Decoder, layout: VideoLayout, findings: list[KeyFrameFindings | None],
-                             detector: PersonDetector, config: SiameseConfig, backend: Backend = "auto") -> None:
-    """Fill, in place, the key frames the detector missed between two finds (all parts joined), by
-    following the athlete from the last find (:func:`extractors.athlete.follow_misses`), when
-    ``config.detector.follow_misses``."""
+                             detector: PersonDetector, config: SiameseConfig, backend: Backend = "auto",
+                             share: Share = WHOLE) -> NewFindings:
+    """The key frames the detector missed between two finds (all parts joined), filled by following
+    the athlete from the last find (:func:`extractors.athlete.follow_misses`), when
+    ``config.detector.follow_misses``; ``share``: this part's runs only. ``findings`` is only read
+    (the parts of a video read it side by side); :func:`keep_findings` puts the result in."""
     if not config.detector.follow_misses:
-        return
+        return {}
     boxes = _boxes_of(findings)
     tracker = config.tracker
     starts = shot_starts(_changes_of(findings), tracker.cut_threshold, tracker.cut_spike) if tracker.split_shots else []
-    follow_misses(_frame_reader(decoder, layout, backend), boxes, detector, tracker.max_bridge, starts)
-    _keep_new_boxes(findings, boxes)
+    follow_misses(_frame_reader(decoder, layout, backend), boxes, detector, tracker.max_bridge, starts, share)
+    return _new_findings(findings, boxes)
 
 
 def look_again_at_key_frames(decoder: Decoder, layout: VideoLayout, findings: list[KeyFrameFindings | None],
-                             detector: PersonDetector, config: SiameseConfig, backend: Backend = "auto") -> None:
-    """Add, in place, what the detector finds in a crop around the tracked athlete on the key frames
-    it missed them on (:func:`extractors.athlete.look_again`), when ``config.detector.look_again``;
-    the plan is then made again from the findings."""
+                             detector: PersonDetector, config: SiameseConfig, backend: Backend = "auto",
+                             share: Share = WHOLE) -> NewFindings:
+    """What the detector finds in a crop around the tracked athlete on the key frames it missed
+    them on (:func:`extractors.athlete.look_again`), when ``config.detector.look_again``;
+    ``share``: this part's frames only. ``findings`` is only read; the plan is then made again
+    from the findings with these kept (:func:`keep_findings`)."""
     if not config.detector.look_again:
-        return
+        return {}
     # Where to look is the chain's track, whatever links the final one: on the reference clips the
     # crops around the path's own first track found the vault clip's gymnast far less often
     # (66.6 against 87.5 % of its frames at IoU >= 0.5 after the path linked them).
@@ -251,8 +258,14 @@ def look_again_at_key_frames(decoder: Decoder, layout: VideoLayout, findings: li
                crop=detector_config.look_again_crop, reach=detector_config.look_again_reach,
                aspect=detector_config.look_again_aspect, scale=detector_config.look_again_scale,
                min_score=detector_config.look_again_min_score,
-               batch_size=detector_config.batch_size)
-    _keep_new_boxes(findings, boxes)
+               batch_size=detector_config.batch_size, share=share)
+    return _new_findings(findings, boxes)
+
+
+def keep_findings(findings: list[KeyFrameFindings | None], new: NewFindings) -> None:
+    """Put ``new`` (what a step found, part by part) into ``findings``, in place."""
+    for frame, found in new.items():
+        findings[frame] = found
 
 
 def _boxes_of(findings: list[KeyFrameFindings | None]) -> list[np.ndarray | None]:
@@ -265,11 +278,10 @@ def _changes_of(findings: list[KeyFrameFindings | None]) -> list[float | None]:
     return [None if found is None else found.change for found in findings]
 
 
-def _keep_new_boxes(findings: list[KeyFrameFindings | None], boxes: list[np.ndarray | None]) -> None:
-    """Put back into ``findings`` (in place) the key frames whose ``boxes`` a step replaced."""
-    for frame, found in enumerate(findings):
-        if found is not None and found.boxes is not boxes[frame]:
-            findings[frame] = KeyFrameFindings(boxes[frame], found.change)
+def _new_findings(findings: list[KeyFrameFindings | None], boxes: list[np.ndarray | None]) -> NewFindings:
+    """The key frames whose ``boxes`` a step replaced, as findings (with the colour change they had)."""
+    return {frame: KeyFrameFindings(boxes[frame], found.change) for frame, found in enumerate(findings)
+            if found is not None and found.boxes is not boxes[frame]}
 
 
 def _track(layout: VideoLayout, findings: list[KeyFrameFindings | None], tracker: TrackerConfig) -> ActorTrack:
@@ -295,8 +307,8 @@ def plan_video(decoder: Decoder, path: str, detector: PersonDetector, config: Si
     found = detect_key_frames(decoder, layout, layout.key_frames, detector, config, backend)
     for frame, findings in zip(layout.key_frames.tolist(), found):
         detections[frame] = findings
-    follow_missed_key_frames(decoder, layout, detections, detector, config, backend)
-    look_again_at_key_frames(decoder, layout, detections, detector, config, backend)
+    keep_findings(detections, follow_missed_key_frames(decoder, layout, detections, detector, config, backend))
+    keep_findings(detections, look_again_at_key_frames(decoder, layout, detections, detector, config, backend))
     return plan_from_detections(layout, detections, config)
 
 

@@ -7,15 +7,23 @@ functions of :mod:`extractors.stages`:
 1. **lay out** (:class:`LayOut`): probe, plan the clips, pick the key frames; the video is cut
    into parts (:meth:`Spread.parts_of`), one :class:`Detect` each;
 2. **detect** (:class:`Detect`, one per part, in any order): find people on the part's key frames;
-3. **plan** (:class:`Plan`, once the last part is in): join the parts' detections in frame order,
-   follow the misses, track the athlete;
-4. **embed** (:class:`Embed`, one per part of the clips): cut both streams and run the backbone;
+3. **follow** (:class:`Follow`, once the last part is in, one per part): with every part's
+   detections joined in frame order, follow the athlete through the detector's misses, each
+   part a share of the runs to follow;
+4. **look again** (:class:`LookAgain`, once every part has followed, one per part): run the
+   detector in a crop where the track expects the athlete, each part a share of those frames;
+5. **plan** (:class:`Plan`, once every part has looked): track the athlete;
+6. **embed** (:class:`Embed`, one per part of the clips): cut both streams and run the backbone;
    the embedded clips come back in pieces of any size (a batch, a part), in any order;
-5. **commit** (:class:`Commit`, once every clip is in): store the video.
+7. **commit** (:class:`Commit`, once every clip is in): store the video.
+
+Steps 3 and 4 each need the whole video's findings before any part starts, and each part only
+reads them: what the parts found is put in once the last of them is in.
 
 :class:`VideoSteps` holds one video's state. Each event (:meth:`~VideoSteps.laid_out`,
-:meth:`~VideoSteps.detected`, :meth:`~VideoSteps.planned`, :meth:`~VideoSteps.embedded`,
-:meth:`~VideoSteps.committed`, :meth:`~VideoSteps.failed`) returns the work it makes due. A failure
+:meth:`~VideoSteps.detected`, :meth:`~VideoSteps.followed`, :meth:`~VideoSteps.looked_again`,
+:meth:`~VideoSteps.planned`, :meth:`~VideoSteps.embedded`, :meth:`~VideoSteps.committed`,
+:meth:`~VideoSteps.failed`) returns the work it makes due. A failure
 at any step ends the video with its one-line reason, and news of a finished video is ignored.
 The machine does no work and knows no thread or process: an engine runs the work it asks for
 (:func:`run_detector_step` for the detector's side, which both engines share) and reports back.
@@ -32,16 +40,19 @@ from typing import ClassVar, Literal
 import numpy as np
 
 from aqa.errors import AqaError, one_line
+from aqa.extractors.athlete import Share
 from aqa.extractors.detect import PersonDetector
 from aqa.extractors.stages import (
     Decoder,
     KeyFrameFindings,
+    NewFindings,
     SiameseConfig,
     SiameseFeatures,
     VideoLayout,
     VideoPlan,
     detect_key_frames,
     follow_missed_key_frames,
+    keep_findings,
     layout_video,
     look_again_at_key_frames,
     plan_from_detections,
@@ -137,11 +148,41 @@ class Detect:
 
 
 @dataclass(frozen=True)
-class Plan:
-    """Follow the misses in ``detections`` (every part's, by frame; None where no key frame) and
-    track the athlete. The work owns ``detections``: it may fill them in place."""
+class _FindingsPart:
+    """Part ``part`` of ``parts`` of a step over the whole video's ``detections`` (every key
+    frame's findings, by frame; None where no key frame), which it only reads."""
+
+    layout: VideoLayout
+    part: int
+    parts: int
+    detections: list[KeyFrameFindings | None]
+
+    @property
+    def share(self) -> Share:
+        return Share(self.part, self.parts)
+
+
+@dataclass(frozen=True)
+class Follow(_FindingsPart):
+    """Follow the athlete through the detector's misses: this part's share of the runs to follow."""
 
     stage: ClassVar[int] = 2
+
+
+@dataclass(frozen=True)
+class LookAgain(_FindingsPart):
+    """Look again where the track expects the athlete: this part's share of those key frames
+    (the followed ones in)."""
+
+    stage: ClassVar[int] = 3
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Track the athlete through ``detections`` (every key frame's findings, followed and looked
+    at again; None where no key frame). The work owns ``detections``."""
+
+    stage: ClassVar[int] = 4
     layout: VideoLayout
     detections: list[KeyFrameFindings | None]
 
@@ -151,7 +192,7 @@ class Embed:
     """Cut and embed the clips ``clips`` of ``plan``. ``whole``: they are all of the video's clips,
     so an engine may embed and commit them in one go, and report :meth:`VideoSteps.committed`."""
 
-    stage: ClassVar[int] = 3
+    stage: ClassVar[int] = 5
     plan: VideoPlan
     clips: range
     whole: bool
@@ -161,13 +202,13 @@ class Embed:
 class Commit:
     """Store the finished video."""
 
-    stage: ClassVar[int] = 4
+    stage: ClassVar[int] = 6
     video: ExtractedVideo
 
 
-Work = LayOut | Detect | Plan | Embed | Commit
-DetectorWork = LayOut | Detect | Plan  # what runs beside a person detector
-State = Literal["layout", "detect", "plan", "embed", "commit", "done", "failed"]
+Work = LayOut | Detect | Follow | LookAgain | Plan | Embed | Commit
+DetectorWork = LayOut | Detect | Follow | LookAgain | Plan  # what runs beside a person detector
+State = Literal["layout", "detect", "follow", "look", "plan", "embed", "commit", "done", "failed"]
 
 
 class StepOrderError(RuntimeError):
@@ -192,7 +233,8 @@ class VideoSteps:
         self.plan: VideoPlan | None = None
         self._detections: list[KeyFrameFindings | None] = []
         self._layout: VideoLayout | None = None
-        self._detecting: set[int] = set()  # parts whose detections are not in yet
+        self._waiting: set[int] = set()  # parts of the step at hand not in yet
+        self._found: NewFindings = {}  # what the step's parts found, put in once the last is in
         self._streams: tuple[np.ndarray, np.ndarray] | None = None  # scene, actor [C, D]
         self._embedded = np.zeros(0, bool)  # [C] which clips are in
         self._whole = False  # the clips are one part (embedded and committed in one go, maybe)
@@ -232,23 +274,53 @@ class VideoSteps:
             return []
         pieces = split_evenly(len(layout.key_frames), self.spread.parts_of(layout))
         self._layout, self._detections = layout, [None] * layout.info.num_frames
-        self.parts, self._detecting, self.state = len(pieces), set(range(len(pieces))), "detect"
+        self.parts, self._waiting, self.state = len(pieces), set(range(len(pieces))), "detect"
         return [Detect(layout, part, layout.key_frames[piece.start:piece.stop]) for part, piece in enumerate(pieces)]
 
     def detected(self, work: Detect, found: list[KeyFrameFindings]) -> list[Work]:
         """Part ``work.part``'s detections are in (``found[i]`` for key frame ``work.keys[i]``);
-        after the last part, the plan is due."""
-        if not self._expect("detect"):
+        after the last part, following the misses is due, part by part."""
+        if not self._part_in("detect", work.part, "detections"):
             return []
-        if work.part not in self._detecting:
-            raise StepOrderError(f"{self.name}: part {work.part}'s detections came twice or were not asked for")
         for frame, findings in zip(work.keys.tolist(), found):
             self._detections[frame] = findings
-        self._detecting.discard(work.part)
-        if self._detecting:
+        if self._waiting:
             return []
-        self.state, detections, self._detections = "plan", self._detections, []
+        return self._parts_due("follow", Follow)
+
+    def followed(self, work: Follow, found: NewFindings) -> list[Work]:
+        """Part ``work.part`` has followed its runs (``found``: the key frames it filled); after
+        the last part, looking again is due, part by part."""
+        if not self._part_in("follow", work.part, "followed frames"):
+            return []
+        self._found.update(found)
+        return [] if self._waiting else self._parts_due("look", LookAgain)
+
+    def looked_again(self, work: LookAgain, found: NewFindings) -> list[Work]:
+        """Part ``work.part`` has looked again at its frames; after the last part, the plan is due."""
+        if not self._part_in("look", work.part, "second looks"):
+            return []
+        self._found.update(found)
+        if self._waiting:
+            return []
+        keep_findings(self._detections, self._found)
+        self.state, detections, self._detections, self._found = "plan", self._detections, [], {}
         return [Plan(self._layout, detections)]
+
+    def _part_in(self, state: State, part: int, what: str) -> bool:
+        """Part ``part`` of the step ``state`` came back (False: late news of a finished video)."""
+        if not self._expect(state):
+            return False
+        if part not in self._waiting:
+            raise StepOrderError(f"{self.name}: part {part}'s {what} came twice or were not asked for")
+        self._waiting.discard(part)
+        return True
+
+    def _parts_due(self, state: State, step: type[Follow] | type[LookAgain]) -> list[Work]:
+        """Every part of ``step`` on the findings so far (the previous step's put in first)."""
+        keep_findings(self._detections, self._found)
+        self.state, self._found, self._waiting = state, {}, set(range(self.parts))
+        return [step(self._layout, part, self.parts, self._detections) for part in range(self.parts)]
 
     def planned(self, plan: VideoPlan) -> list[Work]:
         """The athlete is tracked: the clips' parts (as many as the key frames', at most one per
@@ -292,7 +364,7 @@ class VideoSteps:
         """A step failed (``reason``: one line): the video ends; its other work can be dropped."""
         if not self.finished:
             self.state, self.reason = "failed", reason
-            self._detections, self._streams = [], None
+            self._detections, self._found, self._streams = [], {}, None
         return []
 
     def step_done(self, work: DetectorWork, result) -> list[Work]:
@@ -301,6 +373,10 @@ class VideoSteps:
             return self.laid_out(result)
         if isinstance(work, Detect):
             return self.detected(work, result)
+        if isinstance(work, Follow):
+            return self.followed(work, result)
+        if isinstance(work, LookAgain):
+            return self.looked_again(work, result)
         return self.planned(result)
 
     def _expect(self, state: State) -> bool:
@@ -314,12 +390,14 @@ class VideoSteps:
 
 def run_detector_step(work: DetectorWork, decoder: Decoder, detector: PersonDetector, config: SiameseConfig,
                       backend: Backend):
-    """Do a :class:`LayOut`, :class:`Detect` or :class:`Plan` (the steps beside a person detector);
-    the result is what :meth:`VideoSteps.step_done` takes: a layout, a part's detections, a plan."""
+    """Do one of the steps beside a person detector (:data:`DetectorWork`); the result is what
+    :meth:`VideoSteps.step_done` takes: a layout, a part's detections, a part's new findings, a plan."""
     if isinstance(work, LayOut):
         return layout_video(decoder, str(work.path), config)
     if isinstance(work, Detect):
         return detect_key_frames(decoder, work.layout, work.keys, detector, config, backend)
-    follow_missed_key_frames(decoder, work.layout, work.detections, detector, config, backend)
-    look_again_at_key_frames(decoder, work.layout, work.detections, detector, config, backend)
+    if isinstance(work, Follow):
+        return follow_missed_key_frames(decoder, work.layout, work.detections, detector, config, backend, work.share)
+    if isinstance(work, LookAgain):
+        return look_again_at_key_frames(decoder, work.layout, work.detections, detector, config, backend, work.share)
     return plan_from_detections(work.layout, work.detections, config)

@@ -241,6 +241,38 @@ def test_follow_misses_starts_at_a_steady_find_and_stops_where_the_athlete_is_se
         assert len(detections[frame]) == was + 1 and detections[frame][-1, 0] == frame
 
 
+def test_shares_split_items_in_order_without_gaps_and_by_weight():
+    from aqa.extractors.athlete import Share
+
+    items = list(range(10))
+    assert [Share(part, 3).of(items) for part in range(3)] == [[0, 1, 2], [3, 4, 5, 6], [7, 8, 9]]
+    by_weight = [Share(part, 2).of(["long", "a", "b", "c"], [6, 1, 1, 1]) for part in range(2)]
+    assert by_weight == [["long"], ["a", "b", "c"]]
+    assert Share(2, 4).of([]) == [] and Share().of(items) == items
+    with pytest.raises(ValueError, match="part must be in 0 .. parts - 1"):
+        Share(2, 2)
+
+
+def test_following_in_shares_fills_what_one_whole_call_fills():
+    from aqa.extractors.athlete import Share
+
+    marks = "FFMMFFMMMFFMFFMMMMMFF"
+    frames = np.zeros((len(marks), 4, 4, 3), np.uint8)
+    frames[:, 0, 0, 0] = np.arange(len(marks))
+    read = lambda indices: frames[list(indices)]  # noqa: E731
+    whole, given = pattern(marks), pattern(marks)
+    follow_misses(read, whole, FrameNumberFollower(), 60)
+    followers, filled = [FrameNumberFollower() for _ in range(3)], {}
+    for part, follower in enumerate(followers):  # each part on its own copy of the same findings
+        copy = list(given)
+        follow_misses(read, copy, follower, 60, share=Share(part, 3))
+        filled.update({frame: boxes for frame, boxes in enumerate(copy) if boxes is not given[frame]})
+    assert [len(f.runs) for f in followers] == [1, 2, 1]  # runs of 3, 4, 2 and 6 frames, shared by length
+    assert sorted(filled) == [2, 3, 6, 7, 8, 11, 14, 15, 16, 17, 18]
+    for frame, one in enumerate(whole):
+        np.testing.assert_array_equal(one, filled.get(frame, given[frame]), err_msg=f"frame {frame}")
+
+
 def test_detectors_that_cannot_follow_leave_the_misses_to_the_tracker():
     detections = pattern("FFMMFF")
     assert follow_misses(lambda indices: pytest.fail("nothing is read"), detections, ColourDetector(), 60) == 0

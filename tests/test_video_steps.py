@@ -17,7 +17,9 @@ from aqa.extractors.video_steps import (
     Embed,
     ExtractedVideo,
     FailedVideo,
+    Follow,
     LayOut,
+    LookAgain,
     Plan,
     Spread,
     StepOrderError,
@@ -45,6 +47,19 @@ def findings(keys: np.ndarray) -> list[KeyFrameFindings]:
     return [KeyFrameFindings(np.array([[frame, 0, frame + 1, 1, 0.9]], np.float32)) for frame in keys.tolist()]
 
 
+def detect_all(video: VideoSteps, detects: list[Detect]) -> Plan:
+    """Every part's detections in, then each part follows and looks again and finds nothing new:
+    the plan that is then due."""
+    for detect in detects:
+        follows = video.detected(detect, findings(detect.keys))
+    for follow in follows:
+        looks = video.followed(follow, {})
+    for look in looks:
+        due = video.looked_again(look, {})
+    (plan_work,) = due
+    return plan_work
+
+
 def streams(clips: range, dim: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """Features whose values name their clip: scene = clip index, actor = -clip index."""
     scene = np.repeat(np.arange(clips.start, clips.stop, dtype=np.float32)[:, None], dim, axis=1)
@@ -58,7 +73,11 @@ def test_a_one_part_video_goes_through_every_step_once():
     (detect,) = video.laid_out(layout)
     assert isinstance(detect, Detect) and video.parts == 1
     np.testing.assert_array_equal(detect.keys, layout.key_frames)
-    (plan_work,) = video.detected(detect, findings(detect.keys))
+    (follow,) = video.detected(detect, findings(detect.keys))
+    assert isinstance(follow, Follow) and (follow.part, follow.parts) == (0, 1)
+    (look,) = video.followed(follow, {})
+    assert isinstance(look, LookAgain) and (look.part, look.parts) == (0, 1)
+    (plan_work,) = video.looked_again(look, {})
     assert isinstance(plan_work, Plan) and len(plan_work.detections) == 100
     assert plan_work.detections[1] is None and plan_work.detections[98].boxes[0, 0] == 98
     plan = plan_of(layout)
@@ -78,8 +97,7 @@ def test_a_one_part_video_goes_through_every_step_once():
 def test_a_whole_embed_may_be_committed_where_it_was_embedded():
     video = VideoSteps(0, "v", "v.mp4", Spread(detectors=1, embedders=1))
     video.start()
-    (detect,) = video.laid_out(layout_of(40))
-    video.detected(detect, findings(detect.keys))
+    detect_all(video, video.laid_out(layout_of(40)))
     (embed,) = video.planned(plan_of(layout_of(40)))
     assert embed.whole
     assert video.committed() == [] and video.finished and video.reason is None
@@ -96,9 +114,15 @@ def test_parts_arriving_out_of_order_are_joined_by_frame():
     assert np.array_equal(np.concatenate([work.keys for work in detects]), layout.key_frames)
     assert video.detected(detects[2], findings(detects[2].keys)) == []
     assert video.detected(detects[0], findings(detects[0].keys)) == []
-    (plan_work,) = video.detected(detects[1], findings(detects[1].keys))
-    found = [None if item is None else int(item.boxes[0, 0]) for item in plan_work.detections]
+    follows = video.detected(detects[1], findings(detects[1].keys))
+    assert [(work.part, work.parts) for work in follows] == [(0, 3), (1, 3), (2, 3)]
+    assert all(work.detections is follows[0].detections for work in follows)  # one list, only read
+    found = [None if item is None else int(item.boxes[0, 0]) for item in follows[0].detections]
     assert found == [frame if frame % 3 == 0 else None for frame in range(600)]
+    for follow in follows:
+        looks = video.followed(follow, {})
+    for look in looks:
+        video.looked_again(look, {})
     embeds = video.planned(plan_of(layout))  # three parts of key frames, but two embedders
     assert [work.clips for work in embeds] == [range(0, 38), range(38, 75)] and not any(w.whole for w in embeds)
     assert video.embedded(38, *streams(range(38, 75))) == []
@@ -131,7 +155,14 @@ def test_events_out_of_order_are_bugs_said_in_a_line():
     video.detected(detects[0], findings(detects[0].keys))
     with pytest.raises(StepOrderError, match="part 0's detections came twice"):
         video.detected(detects[0], findings(detects[0].keys))
-    video.detected(detects[1], findings(detects[1].keys))
+    follows = video.detected(detects[1], findings(detects[1].keys))
+    with pytest.raises(StepOrderError, match="expected the plan step, the video is at follow"):
+        video.planned(plan_of(layout_of(200)))
+    video.followed(follows[1], {})
+    with pytest.raises(StepOrderError, match="part 1's followed frames came twice"):
+        video.followed(follows[1], {})
+    for look in video.followed(follows[0], {}):
+        video.looked_again(look, {})
     video.planned(plan_of(layout_of(200)))
     video.embedded(0, *streams(range(0, 4)))
     with pytest.raises(StepOrderError, match="clips 2..5 came twice"):
@@ -156,10 +187,27 @@ def test_parts_are_as_many_as_the_detectors_and_never_short_and_pyav_keeps_a_vid
 def test_features_are_float32_whatever_the_pieces_carry():
     video = VideoSteps(0, "v", "v.mp4", Spread(detectors=1, embedders=1))
     video.start()
-    (detect,) = video.laid_out(layout_of(16))
-    video.detected(detect, findings(detect.keys))
+    detect_all(video, video.laid_out(layout_of(16)))
     video.planned(plan_of(layout_of(16)))
     scene, actor = streams(range(0, 2))
     (commit,) = video.embedded(0, scene.astype(np.float64), actor)
     features: SiameseFeatures = commit.video.features
     assert features.scene.dtype == features.actor.dtype == np.float32
+
+
+def test_what_the_parts_follow_and_find_again_is_put_in_once_the_last_part_is_in():
+    video = VideoSteps(0, "v", "v.mp4", Spread(detectors=2, embedders=2, min_part_frames=100))
+    video.start()
+    layout = layout_of(200)
+    detects = video.laid_out(layout)
+    follows = [due for detect in detects for due in video.detected(detect, findings(detect.keys))]
+    followed = KeyFrameFindings(np.array([[4, 4, 8, 8, 0.7]], np.float32), change=0.1)
+    assert video.followed(follows[1], {150: followed}) == []
+    assert follows[0].detections[150].boxes[0, 0] == 150  # the other part still reads what it was given
+    looks = video.followed(follows[0], {})
+    assert all(look.detections[150] is followed for look in looks)  # then every part's is in
+    found_again = KeyFrameFindings(np.array([[1, 1, 2, 2, 0.9]], np.float32))
+    assert video.looked_again(looks[0], {10: found_again}) == []
+    (plan_work,) = video.looked_again(looks[1], {})
+    assert plan_work.detections[10] is found_again and plan_work.detections[150] is followed
+    assert plan_work.detections[12].boxes[0, 0] == 12
