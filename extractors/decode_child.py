@@ -14,7 +14,6 @@ module-level function, see :func:`handle_request`), then :class:`ReadRequest` ob
 
 from __future__ import annotations
 
-import os
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -99,17 +98,14 @@ def handle_request(cache: OpenVideoCache, request: ReadRequest) -> ReadResult | 
     return cache.read(request)
 
 
-def serve(fd: int, niceness: int = 0) -> None:
-    """The child's main loop on the connection ``fd``, until ``None`` or the parent is gone;
-    ``niceness`` lowers its priority first (:mod:`extractors.decode_worker` says why).
+def serve(fd: int) -> None:
+    """The child's main loop on the connection ``fd``, until ``None`` or the parent is gone.
 
     Ctrl-C reaches the whole process group; the parent decides when this child stops (it closes
     the pipe or kills it), so the child neither dies mid-request nor prints a traceback. SIGINT
     has been blocked since the fork (the parent blocks it around the start); ignoring it here
     discards one that arrived during start-up, and unblocking it is then harmless.
     """
-    if niceness:
-        os.nice(niceness)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     quiet_decoder_logs()

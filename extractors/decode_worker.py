@@ -14,13 +14,6 @@ the cutting then runs in parallel across children, and only the small crops cros
 
 The child is a fresh interpreter running :mod:`aqa.extractors.decode_child` (numpy, PyAV, decord,
 cv2; no torch), started with SIGINT blocked so that a Ctrl-C during its start-up cannot kill it.
-
-``niceness`` lowers the child's scheduling priority. decord 0.6.0 does not stop at the frames asked
-for: after any read its decoding thread goes on through the rest of the video in the background
-(measured on the 51-second vault clip: a read of frame 10 is followed by ~4 CPU-seconds of decoding
-and 1.2 GB of frames held, nobody asking for them; see docs/benchmarks.md). On a machine whose
-cores are all busy, that work took CPU from the person detector and the backbone; a lower
-priority leaves it only the time they do not use.
 """
 
 from __future__ import annotations
@@ -49,7 +42,7 @@ log = logging.getLogger(__name__)
 # The child's whole command line: the parent's sys.path first (as multiprocessing's spawn does, so
 # handlers resolve as they do here), then only the child's own module; never the parent's __main__.
 _CHILD_COMMAND = ("import json, sys; sys.path[:] = json.loads(sys.argv[2]); "
-                  "from aqa.extractors.decode_child import serve; serve(int(sys.argv[1]), int(sys.argv[3]))")
+                  "from aqa.extractors.decode_child import serve; serve(int(sys.argv[1]))")
 
 
 @contextmanager
@@ -77,12 +70,9 @@ class DecodeWorker:
     """
 
     def __init__(self, *, timeout_s: float = 120.0, recycle_after: int = 64,
-                 handler: Callable[[Any, ReadRequest], Any] = handle_request, niceness: int = 0):
-        if not 0 <= niceness <= 19:
-            raise ValueError(f"niceness must be in 0 .. 19 (a lower priority only), got {niceness}")
+                 handler: Callable[[Any, ReadRequest], Any] = handle_request):
         self.timeout_s = timeout_s
         self.recycle_after = recycle_after
-        self.niceness = niceness
         self._handler = handler
         self._process: subprocess.Popen | None = None
         self._connection: Connection | None = None
@@ -144,8 +134,7 @@ class DecodeWorker:
         paths = json.dumps([str(entry) for entry in sys.path])
         try:
             with _sigint_blocked():
-                self._process = subprocess.Popen([sys.executable, "-c", _CHILD_COMMAND, str(child_end.fileno()), paths,
-                                                  str(self.niceness)],
+                self._process = subprocess.Popen([sys.executable, "-c", _CHILD_COMMAND, str(child_end.fileno()), paths],
                                                  pass_fds=(child_end.fileno(),), stdin=subprocess.DEVNULL)
         except BaseException:
             parent_end.close()

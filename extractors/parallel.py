@@ -56,10 +56,6 @@ class PoolConfig:
     min_part_frames: a video is split into parts of at least this many frames (each part's
         first read seeks back to the key frame before it).
     batch_queue: decoded batches waiting for the backbone, per worker (bounds host memory).
-    decoder_niceness: how much lower the decoding children's priority is than this process's
-        (0 .. 19). decord decodes far past the frames asked for, in the background; at 19 that
-        runs only on cores the detector and the backbone leave idle (the 51-second vault clip
-        through ``aqa-predict`` on 2 cores: 64.0 -> 59.3 s, docs/benchmarks.md).
     """
 
     workers: int = 1
@@ -69,20 +65,15 @@ class PoolConfig:
     isolate_decoding: bool = True
     min_part_frames: int = 256
     batch_queue: int = 4
-    decoder_niceness: int = 19
 
     def __post_init__(self) -> None:
         if self.workers < 1 or self.clips_per_batch < 1 or self.min_part_frames < 1 or self.batch_queue < 1:
             raise ValueError(f"workers, clips_per_batch, min_part_frames and batch_queue must be >= 1: {self}")
-        if not 0 <= self.decoder_niceness <= 19:
-            raise ValueError(f"decoder_niceness must be in 0 .. 19, got {self.decoder_niceness}")
 
     def make_decoder(self) -> DecodeWorker | InlineDecoder:
         """A worker's decoder: a child process (timed out and replaced if it hangs) unless
         ``isolate_decoding`` is off."""
-        if not self.isolate_decoding:
-            return InlineDecoder()
-        return DecodeWorker(timeout_s=self.decode_timeout_s, niceness=self.decoder_niceness)
+        return DecodeWorker(timeout_s=self.decode_timeout_s) if self.isolate_decoding else InlineDecoder()
 
     def spread(self, detectors: int, embedders: int) -> Spread:
         """How a video is split over ``detectors`` and ``embedders`` workers with these settings."""

@@ -33,18 +33,6 @@ def test_reads_frames_and_metadata_in_a_child_process(make_video):
     assert resized.frames.shape == (1, 32, 48, 3)
 
 
-def test_the_child_runs_at_the_lower_priority_asked_for(make_video):
-    path, _ = make_video(num_frames=5)
-    with DecodeWorker(timeout_s=30, niceness=7) as worker:
-        worker.probe(str(path))
-        assert os.getpriority(os.PRIO_PROCESS, worker.pid) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 7)
-    with DecodeWorker(timeout_s=30) as worker:
-        worker.probe(str(path))
-        assert os.getpriority(os.PRIO_PROCESS, worker.pid) == os.getpriority(os.PRIO_PROCESS, 0)
-    with pytest.raises(ValueError, match="niceness must be in 0 .. 19"):
-        DecodeWorker(niceness=-1)
-
-
 def test_a_hang_is_timed_out_and_the_worker_replaced(make_video):
     stall, _ = make_video("stall.mp4", num_frames=5)
     good, _ = make_video("good.mp4", num_frames=5)
