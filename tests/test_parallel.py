@@ -101,6 +101,57 @@ def test_a_video_split_among_workers_matches_one_worker(make_video, isolate):
     assert (result.features.plan.track.status == DETECTED).all()
 
 
+class GappyFollowingDetector(RedFigureDetector):
+    """Misses the figure in whole frames while its left edge lies in one of a few bands (a tucked,
+    blurred athlete); follows it through the first bands, loses it in the last ones, and finds it
+    in any smaller image (a crop of the second look): both steps then have work in several parts
+    of a long video. Counts the frames it followed and looked at again."""
+
+    follows = True
+    bands = ((20, 34), (60, 70), (100, 112), (140, 150), (180, 196))
+
+    def __init__(self, frame_size: tuple[int, int]):
+        super().__init__()
+        self.frame_size, self.followed, self.looked = frame_size, 0, 0
+
+    def detect(self, frames: np.ndarray) -> list[np.ndarray]:
+        found = super().detect(frames)
+        if frames.shape[1:3] != self.frame_size[::-1]:
+            self.looked += len(frames)
+            return found
+        return [boxes if not len(boxes) or not any(lo <= boxes[0, 0] < hi for lo, hi in self.bands)
+                else boxes[:0] for boxes in found]
+
+    def follow(self, frames: np.ndarray) -> list[np.ndarray]:
+        self.followed += len(frames) - 1
+        found = RedFigureDetector.detect(self, frames[1:])
+        return [boxes if not len(boxes) or boxes[0, 0] < self.bands[3][0] else boxes[:0] for boxes in found]
+
+
+def test_following_and_the_second_look_shared_among_workers_match_one_worker(make_video):
+    path, clip = make_video("gappy.mp4", num_frames=150, width=256)
+    config = SiameseConfig(input_size=32, work_short_side=96)
+    with InlineDecoder() as decoder:
+        one = GappyFollowingDetector((256, 96))
+        reference = extract_video(decoder, str(path), PixelMeans(), one, config)
+    assert one.followed > 0 and one.looked > 0
+    detectors: list[GappyFollowingDetector] = []
+
+    def factory(_):
+        detectors.append(GappyFollowingDetector((256, 96)))
+        return detectors[-1]
+
+    pool = WorkerPool(config, PixelMeans(), pool=PoolConfig(workers=3, min_part_frames=16), detector_factory=factory)
+    with pool:
+        (result,) = pool.extract([("gappy", path)])
+    assert sum(d.followed > 0 for d in detectors) >= 2  # the runs to follow went to several workers,
+    assert sum(d.looked > 0 for d in detectors) >= 2  # and so did the frames to look at again
+    assert (sum(d.followed for d in detectors), sum(d.looked for d in detectors)) == (one.followed, one.looked)
+    np.testing.assert_array_equal(result.features.plan.track.boxes, reference.plan.track.boxes)
+    np.testing.assert_array_equal(result.features.plan.track.status, reference.plan.track.status)
+    np.testing.assert_array_equal(result.features.actor, reference.actor)
+
+
 def test_many_videos_one_failure_and_progress(make_video, tmp_path):
     videos = [(f"v{i}", make_video(f"v{i}.mp4", num_frames=40 + 8 * i, seed=i)[0]) for i in range(4)]
     broken = tmp_path / "broken.mp4"
