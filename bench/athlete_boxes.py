@@ -153,21 +153,14 @@ def _alternatives(drawn: list | None) -> list | None:
 
 def first_pass_findings(video: Path, config, findings_dir: Path | None = None) -> tuple[object, list, float]:
     """The layout of ``video`` and what its key frames showed (the detector's finds, then the
-    follower's, :func:`extractors.stages.follow_missed_key_frames`, then with ``detector.look_again``
-    the second look's), as ``plan_video`` makes them, and the seconds that took (decoding
+    follower's, then with ``detector.look_again`` the second look's), as
+    :func:`extractors.stages.key_frame_findings` makes them, and the seconds that took (decoding
     included). With ``findings_dir``, read from there when a run with the same video and detection
     settings stored them (module docstring), else computed and stored."""
     from aqa.config import config_to_dict
     from aqa.extractors.decode_worker import InlineDecoder
     from aqa.extractors.detect import build_detector
-    from aqa.extractors.stages import (
-        KeyFrameFindings,
-        detect_key_frames,
-        follow_missed_key_frames,
-        keep_findings,
-        layout_video,
-        look_again_at_key_frames,
-    )
+    from aqa.extractors.stages import key_frame_findings, layout_video
 
     cached = None
     if findings_dir is not None:
@@ -186,12 +179,7 @@ def first_pass_findings(video: Path, config, findings_dir: Path | None = None) -
     with build_detector(config.detector) as detector, InlineDecoder() as decoder:
         started = time.perf_counter()
         layout = layout_video(decoder, str(video), config)
-        findings: list[KeyFrameFindings | None] = [None] * layout.info.num_frames
-        found = detect_key_frames(decoder, layout, layout.key_frames, detector, config)
-        for frame, seen in zip(layout.key_frames.tolist(), found):
-            findings[frame] = seen
-        keep_findings(findings, follow_missed_key_frames(decoder, layout, findings, detector, config))
-        keep_findings(findings, look_again_at_key_frames(decoder, layout, findings, detector, config))
+        findings = key_frame_findings(decoder, layout, detector, config)
         seconds = time.perf_counter() - started
     if cached is not None:
         cached.parent.mkdir(parents=True, exist_ok=True)

@@ -303,13 +303,20 @@ def plan_video(decoder: Decoder, path: str, detector: PersonDetector, config: Si
     """Probe, plan the clips and track the athlete (the first of two decoding passes), in one go:
     the steps of :mod:`extractors.video_steps` in sequence, with every key frame in one part."""
     layout = layout_video(decoder, path, config)
+    return plan_from_detections(layout, key_frame_findings(decoder, layout, detector, config, backend), config)
+
+
+def key_frame_findings(decoder: Decoder, layout: VideoLayout, detector: PersonDetector, config: SiameseConfig,
+                       backend: Backend = "auto") -> list[KeyFrameFindings | None]:
+    """What the first pass learns from ``layout``'s key frames (None on other frames): detected,
+    followed and looked at again, in sequence, every key frame in one part."""
     detections: list[KeyFrameFindings | None] = [None] * layout.info.num_frames
     found = detect_key_frames(decoder, layout, layout.key_frames, detector, config, backend)
     for frame, findings in zip(layout.key_frames.tolist(), found):
         detections[frame] = findings
     keep_findings(detections, follow_missed_key_frames(decoder, layout, detections, detector, config, backend))
     keep_findings(detections, look_again_at_key_frames(decoder, layout, detections, detector, config, backend))
-    return plan_from_detections(layout, detections, config)
+    return detections
 
 
 def clip_batches(decoder: Decoder, plan: VideoPlan, config: SiameseConfig, input_size: int,
