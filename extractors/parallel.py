@@ -77,7 +77,7 @@ class PoolConfig:
 
     def spread(self, detectors: int, embedders: int) -> Spread:
         """How a video is split over ``detectors`` and ``embedders`` workers with these settings."""
-        return Spread(detectors, embedders, self.min_part_frames, self.decode_backend)
+        return Spread(detectors, embedders, self.min_part_frames)
 
 
 class _Cancelled(Exception):

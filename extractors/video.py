@@ -1,4 +1,5 @@
-"""Read any real video as RGB uint8 frames, through decord (fast) or PyAV (reads everything).
+"""Read any real video as RGB uint8 frames, through PyAV (the default, decoding only what is asked)
+or decord (a choice).
 
 One face over two backends: :func:`open_video` probes the file with PyAV, then returns a
 :class:`VideoSource` whose ``get_batch(indices)`` gives ``[N, H, W, 3]`` uint8 RGB frames.
@@ -20,15 +21,23 @@ Outcomes, as documented in ``docs/video-inputs.md``:
   :class:`VideoError` (a limit per video, not per read: a read of two frames at a cut tail must
   not refuse a video whose other 98 % decode).
 
-Both backends return bit-identical frames for the same indices at native size (checked on the
-real clips in ``../shared/data/videos``); with decode-time resize the two scalers differ by
-under one grey level on average. Rotation metadata is applied once, so frames come out upright
-as a player shows them: decord 0.6.0 turns its frames itself (and resizes the turned frame), PyAV
-gives the stored frame, which :class:`PyAVSource` turns (``_rotate``).
+Both backends return bit-identical frames for the same indices, at native size and resized,
+turned or not: PyAV converts through the filters decord 0.6.0 uses (:class:`RgbConverter`), so
+features do not depend on the reader (checked on the shared real clips and in the tests). Rotation
+metadata is applied once, so frames come out upright as a player shows them.
+
+Why PyAV by default (issue 28, measured in ``docs/benchmarks.md``): decord 0.6.0 decodes the rest of
+the video in the background after every read and keeps the frames, so its memory grows with the
+video and its seeks take cores from the detector. :class:`PyAVSource` seeks to the key frame before
+a read and decodes nothing else: on the vault clip through ``aqa-predict`` the decoding processes
+hold 0.25 GB instead of 1.1-1.25 GB, spend 23 instead of 42 CPU-seconds, and the warm pass is
+62.6-64.0 s instead of 69.1-73.2 s, with identical features.
 """
 
 from __future__ import annotations
 
+import bisect
+import fractions
 import logging
 import math
 import os
@@ -145,12 +154,6 @@ class VideoSource:
         """(width, height) of the frames ``get_batch`` returns."""
         return self.resize or (self.info.width, self.info.height)
 
-    def _decode_size(self) -> tuple[int, int] | None:
-        """The resize target before rotation (PyAV sees the stored, unrotated frame)."""
-        if self.resize is None:
-            return None
-        return self.resize[::-1] if self.info.rotation in (90, 270) else self.resize
-
     def _read_sorted(self, indices: list[int]) -> np.ndarray:
         """Frames at sorted unique ``indices``, upright, at ``output_size``."""
         raise NotImplementedError
@@ -166,17 +169,18 @@ class VideoSource:
 
 
 class DecordSource(VideoSource):
-    """decord's VideoReader: one ``get_batch`` call per request, seeking to keyframes itself.
+    """decord's VideoReader (``backend="decord"``): one ``get_batch`` call per request, seeking to
+    keyframes itself; a read it fails is a :class:`VideoError`.
 
-    With ``fallback=True`` (what ``backend="auto"`` asks for) a read that decord fails is
-    retried with PyAV, which then serves the rest of the video.
+    Not the default: decord 0.6.0 goes on decoding the rest of the video in the background after
+    every read and keeps the frames (the 51-second vault clip: about 4 CPU-seconds and 1.2 GB after
+    one read of frame 10), so memory grows with the video's length and every seek takes cores from
+    the detector; and after a read to the end of an edit-listed MP4 (the Tokyo dive) its scattered
+    reads give wrong frames. Its pixels are :class:`PyAVSource`'s.
     """
 
-    def __init__(self, info: VideoInfo, resize: tuple[int, int] | None = None, num_threads: int = 0,
-                 fallback: bool = False):
+    def __init__(self, info: VideoInfo, resize: tuple[int, int] | None = None, num_threads: int = 0):
         super().__init__(replace(info, backend="decord"), resize)
-        self._fallback: PyAVSource | None = None
-        self._may_fall_back = fallback
         import decord  # imported here: PyAV-only users never pay for it
 
         width, height = self.resize or (-1, -1)  # decord turns first, so it resizes the upright frame
@@ -189,8 +193,6 @@ class DecordSource(VideoSource):
     def _read_sorted(self, indices: list[int]) -> np.ndarray:
         import decord
 
-        if self._fallback is not None:
-            return self._read_with_fallback(indices)
         # decord sometimes gives another frame for a video's last one (measured on makeup.avi:
         # frame 82 for frame 163 in 10-40 % of reads that follow a read of 82, 7-40 % of all reads
         # asking for it, single-threaded too; a flush race at the end of the stream). The last
@@ -200,46 +202,42 @@ class DecordSource(VideoSource):
         try:
             frames = [self._reader.get_batch(head).asnumpy()] if head else []
         except (decord.DECORDError, RuntimeError) as error:
-            message = f"{self.info.path}: decord failed reading frames {indices[0]}..{indices[-1]}: " \
-                      f"{_first_line(error)}"
-            if not self._may_fall_back:
-                raise VideoError(message) from None
-            log.info("%s; falling back to PyAV", message)
-            self._fallback = PyAVSource(self.info, self.resize)
-            return self._read_with_fallback(indices)
+            raise VideoError(f"{self.info.path}: decord failed reading frames {indices[0]}..{indices[-1]}: "
+                             f"{_first_line(error)}") from None
         if len(head) < len(indices):
-            frames.append(_rotate(decode_last_frame(self.info.path, self._decode_size())[None], self.info.rotation))
+            frames.append(decode_last_frame(self.info.path, self.resize, self.info.rotation)[None])
         return np.concatenate(frames)
-
-    def _read_with_fallback(self, indices: list[int]) -> np.ndarray:
-        frames = self._fallback._read_sorted(indices)
-        self.damaged_frames = self._fallback.damaged_frames
-        self.info = replace(self.info, backend="pyav")
-        return frames
 
     def close(self) -> None:
         self.__dict__.pop("_reader", None)
-        if self._fallback is not None:
-            self._fallback.close()
 
 
 class PyAVSource(VideoSource):
-    """PyAV, decoding forward from the start; sorted requests continue where the last one stopped.
+    """PyAV, decoding only what is asked: sorted requests continue where the last one stopped, and a
+    request that starts behind that point or past the next key frame seeks to the key frame before it.
 
-    Reading in increasing order (what clip plans do) therefore decodes each frame once. A packet the
-    demuxer flags corrupt (a cut file's last one) is never sent, and one the decoder rejects is
-    skipped: decoding goes on, and the decoder still gives the frames it held before it (a cut
-    file's tail would otherwise take the last few good frames with it); the frames left missing are
-    filled at the end with the last good frame and counted in ``damaged_frames``, each position once
-    however often the video is re-read.
+    Reading in increasing order (what clip plans do) therefore decodes each frame once, and a part of
+    a video costs its own frames and at most one group of pictures before it. Seeking needs each
+    frame's presentation time (:class:`_StreamIndex`, one demux pass on the first seek); a video
+    without them (some AVIs), a GIF, or one whose decoded frames stop matching their times after a
+    seek (a damaged stream) is decoded from the start instead, as a forward read numbers its frames.
+
+    A packet the demuxer flags corrupt (a cut file's last one) is never sent, and one the decoder
+    rejects is skipped: decoding goes on, and the decoder still gives the frames it held before it
+    (a cut file's tail would otherwise take the last few good frames with it); the frames left
+    missing are filled at the end with the last good frame and counted in ``damaged_frames``, each
+    position once however often the video is re-read.
     """
 
     def __init__(self, info: VideoInfo, resize: tuple[int, int] | None = None):
         super().__init__(replace(info, backend="pyav"), resize)
         self._container = None
         self._position = 0  # index of the frame the decoder yields next
+        self._check_times = False  # after a seek: each decoded frame must carry its index's time
         self._last_frame: np.ndarray | None = None
         self._damaged_positions: set[int] = set()
+        self._index: _StreamIndex | None = None if info.codec != "gif" else _StreamIndex.UNSEEKABLE
+        self._to_rgb = RgbConverter(self.resize, info.rotation)
 
     def _restart(self) -> None:
         self.close()
@@ -249,37 +247,84 @@ class PyAVSource(VideoSource):
         self._packets = self._container.demux(stream)
         self._pending: list[av.VideoFrame] = []
         self._position = 0
+        self._check_times = False
         self._last_frame = None
 
-    def _read_sorted(self, indices: list[int]) -> np.ndarray:
-        if self._container is None or indices[0] < self._position:
+    def _seek(self, key_frame: int) -> None:
+        """Continue decoding at frame ``key_frame``, which is a key frame of the index."""
+        if self._container is None:
             self._restart()
+        stream = self._container.streams.video[0]
+        self._container.seek(self._index.times[key_frame], stream=stream, backward=True, any_frame=False)
+        self._packets = self._container.demux(stream)
+        self._pending = []
+        self._position = key_frame
+        self._check_times = True
+
+    def _go_to(self, first: int) -> None:
+        """Place the decoder at or before frame ``first``, seeking where that saves decoding."""
+        if self._index is None:
+            self._index = _StreamIndex.scan(self.info)
+        key_frame = self._index.key_frame_before(first)
+        if self._container is not None and key_frame is not None and self._position <= first \
+                and key_frame <= self._position:
+            return  # decoding on from here costs no more than a seek would
+        if key_frame is not None:
+            self._seek(key_frame)
+        elif self._container is None or first < self._position:
+            self._restart()
+
+    def _read_sorted(self, indices: list[int]) -> np.ndarray:
+        try:
+            frames = self._decode_up_to(indices)
+        except _TimesDisagree:
+            log.debug("%s: decoded frames stop matching their times after a seek; decoding from the start",
+                      self.info.path)
+            self._index = _StreamIndex.UNSEEKABLE
+            self._restart()
+            frames = self._decode_up_to(indices)
+        self.damaged_frames = len(self._damaged_positions)
+        self.check_damage()
+        return np.stack(frames)
+
+    def _decode_up_to(self, indices: list[int]) -> list[np.ndarray]:
         frames = []
         for index in indices:
+            self._go_to(index)
             while self._position <= index:
                 frame, ok = self._next_frame()
                 if not ok:
                     self._damaged_positions.add(self._position)
                 self._position += 1
             frames.append(frame)
-        self.damaged_frames = len(self._damaged_positions)
-        self.check_damage()
-        return _rotate(np.stack(frames), self.info.rotation)
+        return frames
 
     def _next_frame(self) -> tuple[np.ndarray, bool]:
         """The next frame in presentation order; past the last decodable one, the last repeats."""
-        while not self._pending:
-            packet = next(self._packets, None)
-            if packet is None:
-                return self._repeat_last_frame(), False
-            if packet.is_corrupt:  # a cut file's last packet: sending it makes frame threads drop frames
-                continue
-            try:
-                self._pending = list(packet.decode())
-            except (av.FFmpegError, ValueError) as error:
-                log.debug("%s: decode error near frame %d: %s", self.info.path, self._position, error)
-        self._last_frame = _to_rgb(self._pending.pop(0), self._decode_size())
-        return self._last_frame, True
+        while True:
+            while not self._pending:
+                packet = next(self._packets, None)
+                if packet is None:
+                    if self._check_times:  # a seek's frames ran out before the video's did
+                        raise _TimesDisagree
+                    return self._repeat_last_frame(), False
+                if packet.is_corrupt:  # a cut file's last packet: sending it makes frame threads drop frames
+                    continue
+                try:
+                    self._pending = list(packet.decode())
+                except (av.FFmpegError, ValueError) as error:
+                    if self._check_times:
+                        raise _TimesDisagree from None
+                    log.debug("%s: decode error near frame %d: %s", self.info.path, self._position, error)
+            frame = self._pending.pop(0)
+            if self._check_times:
+                expected = self._index.times[self._position]
+                if frame.pts is None or frame.pts > expected:
+                    raise _TimesDisagree
+                if frame.pts < expected:  # before the key frame asked for (an open group's leading frames)
+                    continue
+            self._last_frame = self._to_rgb(frame)
+            return self._last_frame, True
 
     def _repeat_last_frame(self) -> np.ndarray:
         if self._last_frame is None:
@@ -290,6 +335,92 @@ class PyAVSource(VideoSource):
         if self._container is not None:
             self._container.close()
             self._container = None
+
+
+class _TimesDisagree(Exception):
+    """After a seek, a decoded frame's time is not the time its index says (or decoding failed)."""
+
+
+@dataclass(frozen=True)
+class _StreamIndex:
+    """Each frame's presentation time (frame ``i`` is the packet with the ``i``-th smallest one) and
+    the frames a decoder may start from, from one demux pass without decoding."""
+
+    times: tuple[int, ...]
+    key_frames: tuple[int, ...]  # sorted frame indices
+
+    @classmethod
+    def scan(cls, info: VideoInfo) -> _StreamIndex:
+        """The index of ``info``'s video; :attr:`UNSEEKABLE` when a packet has no time, two share
+        one, or the count differs from the probe's (the forward read's numbering would differ)."""
+        times, key_times = [], set()
+        with _open_container(info.path) as container:
+            try:
+                for packet in container.demux(container.streams.video[0]):
+                    if packet.size == 0 or packet.is_corrupt or packet.is_discard:
+                        continue
+                    if packet.pts is None:
+                        return cls.UNSEEKABLE
+                    times.append(packet.pts)
+                    if packet.is_keyframe:
+                        key_times.add(packet.pts)
+            except (av.FFmpegError, ValueError):
+                return cls.UNSEEKABLE
+        times.sort()
+        if len(times) != info.num_frames or len(set(times)) != len(times):
+            return cls.UNSEEKABLE
+        return cls(tuple(times), tuple(i for i, time in enumerate(times) if time in key_times))
+
+    def key_frame_before(self, index: int) -> int | None:
+        """The last key frame at or before frame ``index``; None when there is none to seek to."""
+        at = bisect.bisect_right(self.key_frames, index)
+        return self.key_frames[at - 1] if at else None
+
+
+_StreamIndex.UNSEEKABLE = _StreamIndex((), ())
+
+
+class RgbConverter:
+    """Decoded frames to upright ``[H, W, 3]`` uint8 RGB at ``size`` = (width, height) after turning
+    (None: native), through FFmpeg's filters: the turn ``rotation`` asks for (counter-clockwise, the
+    display matrix's, what players apply), then the scale filter with bilinear weights into rgb24.
+
+    That is decord 0.6.0's own conversion (its graph turns with ``transpose`` and then scales with
+    ``scale=W:H`` into an rgb24 sink, and its FFmpeg 4.1 scales bilinearly by default), so both
+    readers give the same pixels: bit-identical on every frame of the shared real clips and on
+    turned phone videos (``tests/test_video.py``). PyAV's ``to_ndarray`` resizes through another
+    path that differs by up to 10 grey levels.
+    """
+
+    # Filters that turn a stored frame as players do. transpose=2 turns counter-clockwise, =1 clockwise.
+    _TURNS = {0: (), 90: (("transpose", "2"),), 180: (("hflip", ""), ("vflip", "")), 270: (("transpose", "1"),)}
+
+    def __init__(self, size: tuple[int, int] | None, rotation: int = 0):
+        self.size = size
+        self.rotation = rotation
+        self._graph: av.filter.Graph | None = None
+        self._input: tuple | None = None
+
+    def __call__(self, frame: av.VideoFrame) -> np.ndarray:
+        key = (frame.width, frame.height, frame.format.name)
+        if key != self._input:
+            self._graph, self._input = self._build(frame), key
+        self._graph.vpush(frame)
+        return self._graph.vpull().to_ndarray()
+
+    def _build(self, frame: av.VideoFrame) -> av.filter.Graph:
+        upright = (frame.height, frame.width) if self.rotation in (90, 270) else (frame.width, frame.height)
+        width, height = self.size or upright
+        graph = av.filter.Graph()
+        chain = [graph.add_buffer(width=frame.width, height=frame.height, format=frame.format,
+                                  time_base=frame.time_base or fractions.Fraction(1, 25))]
+        chain += [graph.add(name, arguments) for name, arguments in self._TURNS[self.rotation]]
+        chain += [graph.add("scale", f"{width}:{height}:flags=bilinear"), graph.add("format", "rgb24"),
+                  graph.add("buffersink")]
+        for before, after in zip(chain, chain[1:]):
+            before.link_to(after)
+        graph.configure()
+        return graph
 
 
 def probe_video(path: str | Path, *, min_present_fraction: float = 0.9, limits: VideoLimits | None = None) -> VideoInfo:
@@ -310,7 +441,8 @@ def probe_video(path: str | Path, *, min_present_fraction: float = 0.9, limits: 
         stream = container.streams.video[0]
         codec = stream.codec_context.name
         claimed = int(stream.frames or 0)
-        present, rotation, width, height = _scan_stream(container, stream, path, limits.max_frames + 1)
+        present, discarded, rotation, width, height = _scan_stream(container, stream, path, limits.max_frames + 1)
+        claimed = max(0, claimed - discarded)
     fps = _frame_rate(stream, present)
     if present == 0:
         raise VideoError(f"{path}: no decodable video frames")
@@ -335,17 +467,12 @@ def probe_video(path: str | Path, *, min_present_fraction: float = 0.9, limits: 
 
 def open_video(path: str | Path, *, backend: Backend = "auto", resize: tuple[int, int] | None = None,
                num_threads: int = 0) -> VideoSource:
-    """Probe ``path`` and open it. ``auto`` uses decord and falls back to PyAV (GIF, decord errors)."""
+    """Probe ``path`` and open it: ``auto`` and ``pyav`` read with :class:`PyAVSource`, ``decord``
+    with :class:`DecordSource` (``num_threads`` is decord's; 0 lets it choose)."""
     info = probe_video(path)
-    if backend == "pyav" or (backend == "auto" and info.codec == "gif"):
-        return PyAVSource(info, resize)
-    try:
-        return DecordSource(info, resize, num_threads, fallback=backend == "auto")
-    except VideoError as error:
-        if backend == "decord":
-            raise
-        log.info("%s; falling back to PyAV", error)
-        return PyAVSource(info, resize)
+    if backend == "decord":
+        return DecordSource(info, resize, num_threads)
+    return PyAVSource(info, resize)
 
 
 def quiet_decoder_logs(verbose: bool = False) -> None:
@@ -391,19 +518,24 @@ def _hours(seconds: float) -> str:
     return f"{seconds / 3600:.3g} h" if seconds >= 3600 else f"{seconds:.4g} s"
 
 
-def _scan_stream(container, stream, path: Path, stop_at: int) -> tuple[int, int, int, int]:
+def _scan_stream(container, stream, path: Path, stop_at: int) -> tuple[int, int, int, int, int]:
     """Count packets with data (one per frame for video codecs), up to ``stop_at``, and decode the first frame.
 
-    Returns (frames present, rotation in degrees, stored width, stored height). A packet that fails
+    Returns (frames present, packets the container says to discard, rotation in degrees, stored
+    width, stored height). Discarded packets are the pre-roll an MP4 edit list cuts (the Tokyo dive
+    holds 91 before its 109 frames): decoders decode them for reference but show none. A packet that fails
     to decode is still present (the readers count it as damaged, against the video's damage limit);
     the first frame is then taken from the next packet that decodes. Only the demuxer stopping
     ends the count (a cut file).
     """
-    present, rotation, size = 0, 0, (stream.width, stream.height)
+    present, discarded, rotation, size = 0, 0, 0, (stream.width, stream.height)
     first = None
     try:
         for packet in container.demux(stream):
             if packet.size == 0 or packet.is_corrupt:  # a cut file's last packet is flagged corrupt
+                continue
+            if packet.is_discard:
+                discarded += 1
                 continue
             present += 1
             if present >= stop_at:  # past the limit: counting on is work the video will not get
@@ -418,7 +550,7 @@ def _scan_stream(container, stream, path: Path, stop_at: int) -> tuple[int, int,
     if rotation not in (0, 90, 180, 270):
         log.warning("%s: rotation %d degrees is not a multiple of 90; ignored", path, rotation)
         rotation = 0
-    return present, rotation, size[0], size[1]
+    return present, discarded, rotation, size[0], size[1]
 
 
 def _decoded_frame(packet: av.Packet, path: Path) -> av.VideoFrame | None:
@@ -440,8 +572,8 @@ def _frame_rate(stream, num_frames: int) -> float:
     return 25.0  # no timing at all (rare raw streams): assume the common broadcast rate
 
 
-def decode_last_frame(path: str | Path, size: tuple[int, int] | None) -> np.ndarray:
-    """The video's last frame as ``[H, W, 3]`` RGB (stored orientation, resized to ``size``), decoded
+def decode_last_frame(path: str | Path, size: tuple[int, int] | None, rotation: int = 0) -> np.ndarray:
+    """The video's last frame as ``[H, W, 3]`` RGB (turned by ``rotation``, then resized to ``size``), decoded
     with PyAV from the last keyframe (one group of pictures; the whole stream where seeking by time
     is not possible). What a forward read of the whole video gives as its last frame."""
     with _open_container(path) as container:
@@ -463,21 +595,7 @@ def decode_last_frame(path: str | Path, size: tuple[int, int] | None) -> np.ndar
                 continue
     if last is None:
         raise VideoError(f"{path}: its last frame cannot be decoded")
-    return _to_rgb(last, size)
-
-
-def _to_rgb(frame: av.VideoFrame, size: tuple[int, int] | None) -> np.ndarray:
-    """A decoded frame as ``[H, W, 3]`` uint8 RGB, resized (bilinear) to ``size`` = (width, height)."""
-    kwargs = {"width": size[0], "height": size[1], "interpolation": "BILINEAR"} if size else {}
-    return frame.to_ndarray(format="rgb24", **kwargs)
-
-
-def _rotate(frames: np.ndarray, rotation: int) -> np.ndarray:
-    """Turn stored ``[N, H, W, 3]`` frames as the display matrix says: ``rotation`` is counter-clockwise
-    (FFmpeg's ``av_display_rotation_get``, PyAV's ``frame.rotation``), what players and decord apply."""
-    if rotation == 0:
-        return frames
-    return np.ascontiguousarray(np.rot90(frames, k=rotation // 90, axes=(1, 2)))
+    return RgbConverter(size, rotation)(last)
 
 
 def _first_line(error: BaseException) -> str:

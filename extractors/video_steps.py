@@ -107,13 +107,11 @@ def count_parts(num_frames: int, workers: int, min_part_frames: int) -> int:
 class Spread:
     """How an engine spreads one video: ``detectors`` workers share its key frames, ``embedders``
     its clips. A part's first read seeks back to the key frame before it, so no part is shorter
-    than ``min_part_frames``; PyAV decodes from the start on every backward seek, so a video it
-    decodes (``decode_backend`` "pyav", or a GIF) stays whole."""
+    than ``min_part_frames``; a GIF has no key frames to seek to and stays whole."""
 
     detectors: int
     embedders: int
     min_part_frames: int = 256
-    decode_backend: Backend = "auto"
 
     def __post_init__(self) -> None:
         if self.detectors < 1 or self.embedders < 1 or self.min_part_frames < 1:
@@ -121,7 +119,7 @@ class Spread:
 
     def parts_of(self, layout: VideoLayout) -> int:
         """How many parts ``layout``'s key frames are cut into."""
-        if self.decode_backend == "pyav" or layout.info.codec == "gif":
+        if layout.info.codec == "gif":
             return 1
         return count_parts(layout.info.num_frames, self.detectors, self.min_part_frames)
 

@@ -29,13 +29,23 @@ def make_video(tmp_path):
     return _make
 
 
+def _shared_folder(name: str, what: str) -> Path:
+    folder = SHARED_DATA / name
+    if not folder.is_dir():
+        pytest.skip(f"{what} not found at {folder} (the shared data lives beside the repo)")
+    return folder
+
+
 @pytest.fixture(scope="session")
 def shared_videos() -> Path:
     """``../shared/data/videos``; tests that need it skip with the reason when it is absent."""
-    folder = SHARED_DATA / "videos"
-    if not folder.is_dir():
-        pytest.skip(f"real videos not found at {folder} (the shared data lives beside the repo)")
-    return folder
+    return _shared_folder("videos", "real videos")
+
+
+@pytest.fixture(scope="session")
+def shared_footage() -> Path:
+    """``../shared/data/footage`` (broadcast clips for the athlete and speed issues); skips when absent."""
+    return _shared_folder("footage", "real footage")
 
 
 def pytest_collection_modifyitems(config, items):

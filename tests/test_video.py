@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from aqa.errors import VideoError
-from aqa.extractors.video import VideoLimitError, VideoLimits, decode_last_frame, open_video, probe_video
+from aqa.extractors.video import VideoLimitError, VideoLimits, _StreamIndex, decode_last_frame, open_video, probe_video
 from aqa.video_writer import write_video
 from bad_videos import _remux_faststart, damage_packet, make_bad_inputs
 from synthetic_video import moving_shapes, read_frame_index, write_moving_shapes
@@ -64,6 +64,60 @@ def test_the_last_frame_decoded_from_the_last_keyframe_is_the_forward_reads(make
     np.testing.assert_array_equal(decode_last_frame(path, resize), expected)
 
 
+def _count_conversions(video) -> list[int]:
+    """Wrap ``video``'s frame conversion (every frame it decodes passes it) with a counter."""
+    count, convert = [0], video._to_rgb
+
+    def counted(frame):
+        count[0] += 1
+        return convert(frame)
+
+    video._to_rgb = counted
+    return count
+
+
+@pytest.mark.parametrize("resize", [None, (48, 32)])
+def test_pyav_seeks_to_the_key_frame_before_a_read_and_gives_the_forward_reads_frames(make_video, resize):
+    path, _ = make_video(num_frames=75, height=64, width=96)  # key frames at 0, 25, 50 (one a second)
+    with open_video(path, backend="pyav", resize=resize) as forward:
+        expected = forward.get_batch(range(75))
+    with open_video(path, backend="pyav", resize=resize) as video:
+        decoded = _count_conversions(video)
+        np.testing.assert_array_equal(video.get_batch([60, 61]), expected[[60, 61]])
+        assert decoded[0] == 12  # 50..61: from the key frame before, not from the start
+        np.testing.assert_array_equal(video.get_batch([62, 63]), expected[[62, 63]])
+        assert decoded[0] == 14  # on from where it stopped
+        np.testing.assert_array_equal(video.get_batch([30, 5, 74]), expected[[30, 5, 74]])
+        assert decoded[0] == 14 + 6 + 6 + 25  # 0..5, then each from its key frame: 25..30, 50..74
+
+
+def test_pyav_without_frame_times_decodes_from_the_start(make_video):
+    """A video whose frames cannot be placed by time (here: the index says so) is read forward."""
+    path, _ = make_video(num_frames=60, height=64, width=96)
+    with open_video(path, backend="pyav") as forward:
+        expected = forward.get_batch([40, 10])
+    with open_video(path, backend="pyav") as video:
+        video._index = _StreamIndex.UNSEEKABLE
+        decoded = _count_conversions(video)
+        np.testing.assert_array_equal(video.get_batch([40]), expected[:1])
+        np.testing.assert_array_equal(video.get_batch([10]), expected[1:])
+        assert decoded[0] == 41 + 11
+
+
+@pytest.mark.real_data
+def test_an_edit_lists_cut_pre_roll_is_not_counted_and_both_readers_agree(shared_footage):
+    """The Tokyo dive's MP4 holds 200 packets, of which its edit list cuts the first 91 (pre-roll
+    decoders decode for reference but never show). Counting them made 91 phantom frames: decord
+    filled them with the last frame, PyAV refused the video as damaged."""
+    path = shared_footage / "tokyo2020_platform_dive_720p.mp4"
+    info = probe_video(path)
+    assert (info.num_frames, info.claimed_frames, info.partial) == (109, 109, False)
+    indices = [108, 0, 54, 70, 107]
+    with open_video(path, backend="decord", resize=(320, 180)) as fast, \
+            open_video(path, backend="pyav", resize=(320, 180)) as seeking:
+        np.testing.assert_array_equal(fast.get_batch(indices), seeking.get_batch(indices))
+
+
 @pytest.mark.real_data
 def test_gif_is_read_through_pyav_in_auto_mode(shared_videos):
     with open_video(shared_videos / "olympic_dive.gif") as video:
@@ -80,7 +134,7 @@ def test_decode_time_resize_agrees_across_backends(shared_videos):
             open_video(path, backend="pyav", resize=(224, 160)) as fallback:
         a, b = fast.get_batch([0, 150]), fallback.get_batch([0, 150])
     assert a.shape == b.shape == (2, 160, 224, 3)
-    assert np.abs(a.astype(int) - b.astype(int)).mean() < 1.0
+    np.testing.assert_array_equal(a, b)  # PyAV scales through decord's own filter: the same pixels
 
 
 @pytest.mark.parametrize("backend", ["decord", "pyav"])
@@ -199,16 +253,22 @@ def test_rotated_videos_come_out_upright_and_the_same_from_both_backends(tmp_pat
     indices = [11, 0, 5]
     info = probe_video(path)
     assert info.rotation == rotation and (info.width, info.height) == (shown.shape[2], shown.shape[1])
-    read = {}
+    read, resized = {}, {}
     for backend in ("decord", "pyav"):
         with open_video(path, backend=backend) as video:
             read[backend] = video.get_batch(indices)
-        with open_video(path, backend=backend, resize=(shown.shape[2] // 2, shown.shape[1] // 2)) as video:
-            assert video.get_batch(indices).shape == (3, shown.shape[1] // 2, shown.shape[2] // 2, 3), backend
+        try:
+            with open_video(path, backend=backend, resize=(shown.shape[2] // 2, shown.shape[1] // 2)) as video:
+                resized[backend] = video.get_batch(indices)
+        except VideoError:  # decord 0.6.0 swaps the size of a turned-over frame that is not square
+            assert backend == "decord" and rotation == 180 and width != height
         assert read[backend].shape == shown[indices].shape, backend
         error = np.abs(read[backend].astype(int) - shown[indices]).mean()
         assert error < 3, f"{backend}: frames differ from the upright ones by {error:.1f} grey levels"
     np.testing.assert_array_equal(read["decord"], read["pyav"])
+    assert resized["pyav"].shape == (3, shown.shape[1] // 2, shown.shape[2] // 2, 3)
+    if "decord" in resized:
+        np.testing.assert_array_equal(resized["decord"], resized["pyav"])
 
 
 def write_at_rate(path, fps, num_frames: int = 12):

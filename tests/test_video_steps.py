@@ -173,13 +173,11 @@ def test_events_out_of_order_are_bugs_said_in_a_line():
         video.committed()
 
 
-def test_parts_are_as_many_as_the_detectors_and_never_short_and_pyav_keeps_a_video_whole():
+def test_parts_are_as_many_as_the_detectors_and_never_short_and_a_gif_stays_whole():
     assert Spread(detectors=16, embedders=1, min_part_frames=256).parts_of(layout_of(4500)) == 16
     assert Spread(detectors=16, embedders=1, min_part_frames=256).parts_of(layout_of(900)) == 3
     assert Spread(detectors=16, embedders=1, min_part_frames=256).parts_of(layout_of(100)) == 1
     assert Spread(detectors=16, embedders=1, min_part_frames=256).parts_of(layout_of(4500, codec="gif")) == 1
-    assert Spread(detectors=16, embedders=1, min_part_frames=256, decode_backend="pyav").parts_of(
-        layout_of(4500)) == 1
     with pytest.raises(ValueError, match="must be >= 1"):
         Spread(detectors=0, embedders=1)
 
