@@ -2,11 +2,13 @@
 decord2, torchcodec and PyAV, on the three things issue 28 asks of a replacement: speed, frame
 indices that are exact, and what each does with damaged files.
 
-Self-contained on purpose (numpy and PyAV beside the decoder, no ``aqa`` import): decord2 installs
+Self-contained on purpose (numpy and PyAV beside the decoder, no ``aqa`` import but for ``--decoder
+aqa``, the project's own default reader, which uses PyAV's frame threads): decord2 installs
 under the same module name as decord (``import decord``), so the two cannot share an environment,
 and each decoder is measured in its own::
 
     python bench/decoders.py --decoder decord                       # the project's .venv
+    python bench/decoders.py --decoder aqa                          # the project's reader, same .venv
     python -m venv /tmp/d2 && /tmp/d2/bin/pip install decord2 numpy av
     /tmp/d2/bin/python bench/decoders.py --decoder decord           # reports decord 3.x: decord2
     python -m venv /tmp/tc && /tmp/tc/bin/pip install torchcodec torch numpy av   # + FFmpeg's libraries
@@ -130,6 +132,11 @@ class Reader:
 
             self._video = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
             self.length = len(self._video)
+        elif decoder == "aqa":  # the project's default reader: PyAV, seeking, decord's conversion
+            from aqa.extractors.video import open_video
+
+            self._video = open_video(path)
+            self.length = self._video.info.num_frames
         elif decoder == "torchcodec":
             from torchcodec.decoders import VideoDecoder
 
@@ -145,6 +152,8 @@ class Reader:
     def batch(self, indices: list[int]) -> np.ndarray:
         if self.decoder == "decord":
             return self._video.get_batch(indices).asnumpy()
+        if self.decoder == "aqa":
+            return self._video.get_batch(indices)
         if self.decoder == "torchcodec":
             return self._video.get_frames_at(indices=indices).data.numpy()
         import av
@@ -162,10 +171,10 @@ class Reader:
 
 
 def version_of(decoder: str) -> str:
-    if decoder == "pyav":
+    if decoder in ("pyav", "aqa"):
         import av
 
-        return f"av {av.__version__}"
+        return f"av {av.__version__}" + (" through aqa's PyAVSource" if decoder == "aqa" else "")
     if decoder == "torchcodec":
         import torchcodec
 
@@ -261,8 +270,9 @@ def main(args: argparse.Namespace) -> None:
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--decoder", choices=["decord", "torchcodec", "pyav"], required=True,
-                        help="decord: whichever decord this environment imports (decord 0.6 or decord2)")
+    parser.add_argument("--decoder", choices=["decord", "torchcodec", "pyav", "aqa"], required=True,
+                        help="decord: whichever decord this environment imports (decord 0.6 or decord2); "
+                             "aqa: the project's default reader (PyAV seeking to key frames; needs aqa installed)")
     parser.add_argument("--frames", type=int, default=600, help="frames of the coded test video")
     parser.add_argument("--work", default="/tmp/aqa-bench-decoders", help="folder for the written inputs")
     parser.add_argument("--real", action="append", default=[], help="a real clip to time too (repeatable)")

@@ -234,7 +234,8 @@ class PyAVSource(VideoSource):
         self._container = None
         self._position = 0  # index of the frame the decoder yields next
         self._check_times = False  # after a seek: each decoded frame must carry its index's time
-        self._last_frame: np.ndarray | None = None
+        self._last_good: av.VideoFrame | None = None  # the last frame that decoded, kept unconverted
+        self._converted: tuple[av.VideoFrame | None, np.ndarray | None] = (None, None)
         self._damaged_positions: set[int] = set()
         self._index: _StreamIndex | None = None if info.codec != "gif" else _StreamIndex.UNSEEKABLE
         self._to_rgb = RgbConverter(self.resize, info.rotation)
@@ -248,7 +249,7 @@ class PyAVSource(VideoSource):
         self._pending: list[av.VideoFrame] = []
         self._position = 0
         self._check_times = False
-        self._last_frame = None
+        self._last_good = None
 
     def _seek(self, key_frame: int) -> None:
         """Continue decoding at frame ``key_frame``, which is a key frame of the index."""
@@ -292,22 +293,33 @@ class PyAVSource(VideoSource):
         for index in indices:
             self._go_to(index)
             while self._position <= index:
-                frame, ok = self._next_frame()
-                if not ok:
+                frame = self._next_frame()
+                if frame is None:
                     self._damaged_positions.add(self._position)
+                else:
+                    self._last_good = frame
                 self._position += 1
-            frames.append(frame)
+            frames.append(self._last_good_converted())
         return frames
 
-    def _next_frame(self) -> tuple[np.ndarray, bool]:
-        """The next frame in presentation order; past the last decodable one, the last repeats."""
+    def _last_good_converted(self) -> np.ndarray:
+        """The last frame that decoded, as RGB: only frames asked for are converted (a seek into a
+        group of pictures decodes ~100 frames on the vault clip to give one)."""
+        if self._last_good is None:
+            raise VideoError(f"{self.info.path}: frame {self._position - 1} and all before it fail to decode")
+        if self._converted[0] is not self._last_good:
+            self._converted = (self._last_good, self._to_rgb(self._last_good))
+        return self._converted[1]
+
+    def _next_frame(self) -> av.VideoFrame | None:
+        """The next frame in presentation order; None past the last decodable one."""
         while True:
             while not self._pending:
                 packet = next(self._packets, None)
                 if packet is None:
                     if self._check_times:  # a seek's frames ran out before the video's did
                         raise _TimesDisagree
-                    return self._repeat_last_frame(), False
+                    return None
                 if packet.is_corrupt:  # a cut file's last packet: sending it makes frame threads drop frames
                     continue
                 try:
@@ -323,13 +335,7 @@ class PyAVSource(VideoSource):
                     raise _TimesDisagree
                 if frame.pts < expected:  # before the key frame asked for (an open group's leading frames)
                     continue
-            self._last_frame = self._to_rgb(frame)
-            return self._last_frame, True
-
-    def _repeat_last_frame(self) -> np.ndarray:
-        if self._last_frame is None:
-            raise VideoError(f"{self.info.path}: frame {self._position} and all before it fail to decode")
-        return self._last_frame
+            return frame
 
     def close(self) -> None:
         if self._container is not None:

@@ -64,15 +64,16 @@ def test_the_last_frame_decoded_from_the_last_keyframe_is_the_forward_reads(make
     np.testing.assert_array_equal(decode_last_frame(path, resize), expected)
 
 
-def _count_conversions(video) -> list[int]:
-    """Wrap ``video``'s frame conversion (every frame it decodes passes it) with a counter."""
-    count, convert = [0], video._to_rgb
+def _count_calls(video, method: str) -> list[int]:
+    """Wrap ``video``'s ``method`` (``_next_frame``: each frame decoded; ``_to_rgb``: each converted)
+    with a counter."""
+    count, call = [0], getattr(video, method)
 
-    def counted(frame):
+    def counted(*args):
         count[0] += 1
-        return convert(frame)
+        return call(*args)
 
-    video._to_rgb = counted
+    setattr(video, method, counted)
     return count
 
 
@@ -82,9 +83,10 @@ def test_pyav_seeks_to_the_key_frame_before_a_read_and_gives_the_forward_reads_f
     with open_video(path, backend="pyav", resize=resize) as forward:
         expected = forward.get_batch(range(75))
     with open_video(path, backend="pyav", resize=resize) as video:
-        decoded = _count_conversions(video)
+        decoded, converted = _count_calls(video, "_next_frame"), _count_calls(video, "_to_rgb")
         np.testing.assert_array_equal(video.get_batch([60, 61]), expected[[60, 61]])
         assert decoded[0] == 12  # 50..61: from the key frame before, not from the start
+        assert converted[0] == 2  # only the frames asked for
         np.testing.assert_array_equal(video.get_batch([62, 63]), expected[[62, 63]])
         assert decoded[0] == 14  # on from where it stopped
         np.testing.assert_array_equal(video.get_batch([30, 5, 74]), expected[[30, 5, 74]])
@@ -98,7 +100,7 @@ def test_pyav_without_frame_times_decodes_from_the_start(make_video):
         expected = forward.get_batch([40, 10])
     with open_video(path, backend="pyav") as video:
         video._index = _StreamIndex.UNSEEKABLE
-        decoded = _count_conversions(video)
+        decoded = _count_calls(video, "_next_frame")
         np.testing.assert_array_equal(video.get_batch([40]), expected[:1])
         np.testing.assert_array_equal(video.get_batch([10]), expected[1:])
         assert decoded[0] == 41 + 11
