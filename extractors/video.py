@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import bisect
 import fractions
+import functools
 import logging
 import math
 import os
@@ -217,27 +218,27 @@ class PyAVSource(VideoSource):
     request that starts behind that point or past the next key frame seeks to the key frame before it.
 
     Reading in increasing order (what clip plans do) therefore decodes each frame once, and a part of
-    a video costs its own frames and at most one group of pictures before it. Seeking needs each
-    frame's presentation time (:class:`_StreamIndex`, one demux pass on the first seek); a video
-    without them (some AVIs), a GIF, or one whose decoded frames stop matching their times after a
-    seek (a damaged stream) is decoded from the start instead, as a forward read numbers its frames.
+    a video costs its own frames and at most one group of pictures before it. Frames are numbered by
+    their presentation times (:class:`_StreamIndex`, one demux pass on the first read), so a read
+    gives the same frame for an index whichever way the decoder got there. A video without usable
+    times (some AVIs, a GIF, a decoder whose frames carry times the index does not hold) is decoded
+    from the start and its frames counted as they come.
 
     A packet the demuxer flags corrupt (a cut file's last one) is never sent, and one the decoder
     rejects is skipped: decoding goes on, and the decoder still gives the frames it held before it
-    (a cut file's tail would otherwise take the last few good frames with it); the frames left
-    missing are filled at the end with the last good frame and counted in ``damaged_frames``, each
-    position once however often the video is re-read.
+    (a cut file's tail would otherwise take the last few good frames with it). A frame left missing
+    is the last good frame before it (the next good one when none came before), counted in
+    ``damaged_frames``, each position once however often the video is re-read.
     """
 
     def __init__(self, info: VideoInfo, resize: tuple[int, int] | None = None):
         super().__init__(replace(info, backend="pyav"), resize)
         self._container = None
         self._position = 0  # index of the frame the decoder yields next
-        self._check_times = False  # after a seek: each decoded frame must carry its index's time
         self._last_good: av.VideoFrame | None = None  # the last frame that decoded, kept unconverted
         self._converted: tuple[av.VideoFrame | None, np.ndarray | None] = (None, None)
         self._damaged_positions: set[int] = set()
-        self._index: _StreamIndex | None = None if info.codec != "gif" else _StreamIndex.UNSEEKABLE
+        self._index: _StreamIndex | None = None if info.codec != "gif" else _StreamIndex.UNTIMED
         self._to_rgb = RgbConverter(self.resize, info.rotation)
 
     def _restart(self) -> None:
@@ -248,8 +249,8 @@ class PyAVSource(VideoSource):
         self._packets = self._container.demux(stream)
         self._pending: list[av.VideoFrame] = []
         self._position = 0
-        self._check_times = False
         self._last_good = None
+        self._last_time = None  # the time of the last frame the decoder gave
 
     def _seek(self, key_frame: int) -> None:
         """Continue decoding at frame ``key_frame``, which is a key frame of the index."""
@@ -260,7 +261,8 @@ class PyAVSource(VideoSource):
         self._packets = self._container.demux(stream)
         self._pending = []
         self._position = key_frame
-        self._check_times = True
+        self._last_good = None
+        self._last_time = None
 
     def _go_to(self, first: int) -> None:
         """Place the decoder at or before frame ``first``, seeking where that saves decoding."""
@@ -279,9 +281,10 @@ class PyAVSource(VideoSource):
         try:
             frames = self._decode_up_to(indices)
         except _TimesDisagree:
-            log.debug("%s: decoded frames stop matching their times after a seek; decoding from the start",
+            log.debug("%s: decoded frames carry times its index does not hold; decoding from the start",
                       self.info.path)
-            self._index = _StreamIndex.UNSEEKABLE
+            self._index = _StreamIndex.UNTIMED
+            self._damaged_positions.clear()
             self._restart()
             frames = self._decode_up_to(indices)
         self.damaged_frames = len(self._damaged_positions)
@@ -292,6 +295,7 @@ class PyAVSource(VideoSource):
         frames = []
         for index in indices:
             self._go_to(index)
+            frame = None
             while self._position <= index:
                 frame = self._next_frame()
                 if frame is None:
@@ -299,43 +303,60 @@ class PyAVSource(VideoSource):
                 else:
                     self._last_good = frame
                 self._position += 1
-            frames.append(self._last_good_converted())
+            frames.append(self._converted_frame(frame or self._stand_in()))
         return frames
 
-    def _last_good_converted(self) -> np.ndarray:
-        """The last frame that decoded, as RGB: only frames asked for are converted (a seek into a
-        group of pictures decodes ~100 frames on the vault clip to give one)."""
-        if self._last_good is None:
-            raise VideoError(f"{self.info.path}: frame {self._position - 1} and all before it fail to decode")
-        if self._converted[0] is not self._last_good:
-            self._converted = (self._last_good, self._to_rgb(self._last_good))
+    def _stand_in(self) -> av.VideoFrame:
+        """What a missing frame shows: the last good one, or before any the next one that decoded."""
+        if self._last_good is not None:
+            return self._last_good
+        if self._pending:
+            return self._pending[0]
+        raise VideoError(f"{self.info.path}: frame {self._position - 1} and all before it fail to decode")
+
+    def _converted_frame(self, frame: av.VideoFrame) -> np.ndarray:
+        """``frame`` as RGB: only frames asked for are converted (a seek into a group of pictures
+        decodes ~100 frames on the vault clip to give one), a repeated one once."""
+        if self._converted[0] is not frame:
+            self._converted = (frame, self._to_rgb(frame))
         return self._converted[1]
 
     def _next_frame(self) -> av.VideoFrame | None:
-        """The next frame in presentation order; None past the last decodable one."""
+        """The frame at ``self._position``, or None when it is missing. With times, the frame is
+        the one carrying its position's time (one that failed to decode leaves the others' numbers
+        as they are); without, the next that comes."""
+        timed = bool(self._index.times)
         while True:
-            while not self._pending:
-                packet = next(self._packets, None)
-                if packet is None:
-                    if self._check_times:  # a seek's frames ran out before the video's did
-                        raise _TimesDisagree
-                    return None
-                if packet.is_corrupt:  # a cut file's last packet: sending it makes frame threads drop frames
-                    continue
-                try:
-                    self._pending = list(packet.decode())
-                except (av.FFmpegError, ValueError) as error:
-                    if self._check_times:
-                        raise _TimesDisagree from None
-                    log.debug("%s: decode error near frame %d: %s", self.info.path, self._position, error)
-            frame = self._pending.pop(0)
-            if self._check_times:
-                expected = self._index.times[self._position]
-                if frame.pts is None or frame.pts > expected:
-                    raise _TimesDisagree
-                if frame.pts < expected:  # before the key frame asked for (an open group's leading frames)
-                    continue
-            return frame
+            if not self._pending and not self._decode_next_packet():
+                return None  # the decoder has nothing more: the rest are missing
+            frame = self._pending[0]
+            if not timed:
+                return self._pending.pop(0)
+            position = self._index.positions.get(frame.pts)
+            if position is None or (self._last_time is not None and frame.pts <= self._last_time):
+                raise _TimesDisagree  # a time it does not hold, or out of order (packed B-frames in an AVI)
+            if position > self._position:
+                return None  # this position's frame is missing; that one waits for its own
+            self._last_time = self._pending.pop(0).pts
+            if position == self._position:
+                return frame
+            # before the frame asked for: an open group's leading frames after a seek
+
+    def _decode_next_packet(self) -> bool:
+        """Decode packets until one gives frames (into ``_pending``); False at the stream's end."""
+        while True:
+            packet = next(self._packets, None)
+            if packet is None:
+                return False
+            if packet.is_corrupt:  # a cut file's last packet: sending it makes frame threads drop frames
+                continue
+            try:
+                self._pending = list(packet.decode())
+            except (av.FFmpegError, ValueError) as error:
+                log.debug("%s: decode error near frame %d: %s", self.info.path, self._position, error)
+                continue
+            if self._pending:
+                return True
 
     def close(self) -> None:
         if self._container is not None:
@@ -344,21 +365,28 @@ class PyAVSource(VideoSource):
 
 
 class _TimesDisagree(Exception):
-    """After a seek, a decoded frame's time is not the time its index says (or decoding failed)."""
+    """A decoded frame carries a time the index does not hold (or none), or the decoder's times go
+    back (MPEG-4 with packed B-frames in an AVI, ``makeup.avi``: 1, 2, 4, 3, 5, 7, 6, ...)."""
 
 
 @dataclass(frozen=True)
 class _StreamIndex:
     """Each frame's presentation time (frame ``i`` is the packet with the ``i``-th smallest one) and
-    the frames a decoder may start from, from one demux pass without decoding."""
+    the frames a decoder may start from, from one demux pass without decoding. :attr:`UNTIMED`
+    (no times) means: count frames as they come, and decode from the start to go back."""
 
     times: tuple[int, ...]
     key_frames: tuple[int, ...]  # sorted frame indices
 
+    @functools.cached_property
+    def positions(self) -> dict[int, int]:
+        """Frame index by presentation time."""
+        return {time: index for index, time in enumerate(self.times)}
+
     @classmethod
     def scan(cls, info: VideoInfo) -> _StreamIndex:
-        """The index of ``info``'s video; :attr:`UNSEEKABLE` when a packet has no time, two share
-        one, or the count differs from the probe's (the forward read's numbering would differ)."""
+        """The index of ``info``'s video; :attr:`UNTIMED` when a packet has no time, two share one,
+        or the count differs from the probe's (the numbering would then differ from a count)."""
         times, key_times = [], set()
         with _open_container(info.path) as container:
             try:
@@ -366,15 +394,15 @@ class _StreamIndex:
                     if packet.size == 0 or packet.is_corrupt or packet.is_discard:
                         continue
                     if packet.pts is None:
-                        return cls.UNSEEKABLE
+                        return cls.UNTIMED
                     times.append(packet.pts)
                     if packet.is_keyframe:
                         key_times.add(packet.pts)
             except (av.FFmpegError, ValueError):
-                return cls.UNSEEKABLE
+                return cls.UNTIMED
         times.sort()
         if len(times) != info.num_frames or len(set(times)) != len(times):
-            return cls.UNSEEKABLE
+            return cls.UNTIMED
         return cls(tuple(times), tuple(i for i, time in enumerate(times) if time in key_times))
 
     def key_frame_before(self, index: int) -> int | None:
@@ -383,7 +411,7 @@ class _StreamIndex:
         return self.key_frames[at - 1] if at else None
 
 
-_StreamIndex.UNSEEKABLE = _StreamIndex((), ())
+_StreamIndex.UNTIMED = _StreamIndex((), ())
 
 
 class RgbConverter:

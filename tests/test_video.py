@@ -99,11 +99,30 @@ def test_pyav_without_frame_times_decodes_from_the_start(make_video):
     with open_video(path, backend="pyav") as forward:
         expected = forward.get_batch([40, 10])
     with open_video(path, backend="pyav") as video:
-        video._index = _StreamIndex.UNSEEKABLE
+        video._index = _StreamIndex.UNTIMED
         decoded = _count_calls(video, "_next_frame")
         np.testing.assert_array_equal(video.get_batch([40]), expected[:1])
         np.testing.assert_array_equal(video.get_batch([10]), expected[1:])
         assert decoded[0] == 41 + 11
+
+
+@pytest.mark.parametrize("packet", [60, 50], ids=["mid-group", "key-frame"])
+def test_a_damaged_video_numbers_its_frames_alike_read_in_order_or_by_seeking(make_video, tmp_path, packet):
+    """Frames are numbered by their times, so a packet that fails to decode costs its own frames
+    and no others: the frames after it keep their numbers (a count would shift them all by one and
+    pad the end), and a read that seeks gives what a read in order gives."""
+    path, _ = make_video(num_frames=150, height=64, width=96)  # key frames at 0, 25, 50, ...
+    damaged = damage_packet(path, tmp_path / "damaged.mp4", packet)
+    with open_video(path, backend="pyav") as intact:
+        clean = intact.get_batch(range(150))
+    with open_video(damaged, backend="pyav") as forward:
+        in_order = forward.get_batch(range(150))
+        assert 1 <= forward.damaged_frames <= 25
+    with open_video(damaged, backend="pyav") as seeking:
+        for index in (140, 62, 30, 99, 0, 61, 149):
+            np.testing.assert_array_equal(seeking.get_batch([index])[0], in_order[index])
+    for index in [*range(50), *range(75, 150)]:  # outside the damaged group, every frame is its own
+        np.testing.assert_array_equal(in_order[index], clean[index], err_msg=f"frame {index}")
 
 
 @pytest.mark.real_data
