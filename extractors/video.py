@@ -251,6 +251,7 @@ class PyAVSource(VideoSource):
         self._position = 0
         self._last_good = None
         self._last_time = None  # the time of the last frame the decoder gave
+        self._seeked_to: int | None = None  # the key frame a seek asked for, until a frame at or before it comes
 
     def _seek(self, key_frame: int) -> None:
         """Continue decoding at frame ``key_frame``, which is a key frame of the index."""
@@ -263,6 +264,17 @@ class PyAVSource(VideoSource):
         self._position = key_frame
         self._last_good = None
         self._last_time = None
+        self._seeked_to = key_frame
+
+    def _seek_further_back(self) -> None:
+        """The first frame after a seek came after the key frame asked for (that key frame failed
+        to decode, or the container's seek landed late): start from the key frame before it, or
+        from the start, so the frames between are numbered as a read in order numbers them."""
+        earlier = self._index.key_frame_before(self._seeked_to - 1) if self._seeked_to > 0 else None
+        if earlier is None:
+            self._restart()
+        else:
+            self._seek(earlier)
 
     def _go_to(self, first: int) -> None:
         """Place the decoder at or before frame ``first``, seeking where that saves decoding."""
@@ -336,7 +348,11 @@ class PyAVSource(VideoSource):
             if position is None or (self._last_time is not None and frame.pts <= self._last_time):
                 raise _TimesDisagree  # a time it does not hold, or out of order (packed B-frames in an AVI)
             if position > self._position:
+                if self._seeked_to is not None:
+                    self._seek_further_back()
+                    continue
                 return None  # this position's frame is missing; that one waits for its own
+            self._seeked_to = None
             self._last_time = self._pending.pop(0).pts
             if position == self._position:
                 return frame

@@ -125,6 +125,27 @@ def test_a_damaged_video_numbers_its_frames_alike_read_in_order_or_by_seeking(ma
         np.testing.assert_array_equal(in_order[index], clean[index], err_msg=f"frame {index}")
 
 
+def test_a_seek_that_lands_past_its_key_frame_goes_further_back(make_video):
+    """A container whose seek lands one key frame late (simulated: each seek goes to the next key
+    frame) must not number the frames it skipped as missing: the reader seeks further back, down
+    to the start, and gives the frame a read in order gives, with no damage."""
+    path, _ = make_video(num_frames=100, height=64, width=96)  # key frames at 0, 25, 50, 75
+    with open_video(path, backend="pyav") as forward:
+        expected = forward.get_batch([62, 90])
+    with open_video(path, backend="pyav") as video:
+        video.get_batch([0])  # index and container ready
+        seek = video._seek
+
+        def landing_late(key_frame):
+            later = [frame for frame in video._index.key_frames if frame > key_frame]
+            seek(later[0] if later else key_frame)
+            video._position = video._seeked_to = key_frame
+
+        video._seek = landing_late
+        np.testing.assert_array_equal(video.get_batch([62, 90]), expected)
+        assert video.damaged_frames == 0
+
+
 @pytest.mark.real_data
 def test_an_edit_lists_cut_pre_roll_is_not_counted_and_both_readers_agree(shared_footage):
     """The Tokyo dive's MP4 holds 200 packets, of which its edit list cuts the first 91 (pre-roll
