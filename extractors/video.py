@@ -30,8 +30,8 @@ Why PyAV by default (issue 28, measured in ``docs/benchmarks.md``): decord 0.6.0
 the video in the background after every read and keeps the frames, so its memory grows with the
 video and its seeks take cores from the detector. :class:`PyAVSource` seeks to the key frame before
 a read and decodes nothing else: on the vault clip through ``aqa-predict`` the decoding processes
-hold 0.25 GB instead of 1.1-1.25 GB, spend 23 instead of 42 CPU-seconds, and the warm pass is
-62.6-64.0 s instead of 69.1-73.2 s, with identical features.
+hold 0.25 GB instead of 1.1-1.25 GB, spend about 21 instead of 40 CPU-seconds, and the warm pass is
+60.7-61.8 s instead of 69.1-73.2 s, with identical features.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ import logging
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -219,7 +219,7 @@ class PyAVSource(VideoSource):
 
     Reading in increasing order (what clip plans do) therefore decodes each frame once, and a part of
     a video costs its own frames and at most one group of pictures before it. Frames are numbered by
-    their presentation times (:class:`_StreamIndex`, one demux pass on the first read), so a read
+    their presentation times (:class:`_StreamIndex`, from the probe's demux pass), so a read
     gives the same frame for an index whichever way the decoder got there. A video without usable
     times (some AVIs, a GIF, a decoder whose frames carry times the index does not hold) is decoded
     from the start and its frames counted as they come.
@@ -231,14 +231,14 @@ class PyAVSource(VideoSource):
     ``damaged_frames``, each position once however often the video is re-read.
     """
 
-    def __init__(self, info: VideoInfo, resize: tuple[int, int] | None = None):
+    def __init__(self, info: VideoInfo, index: _StreamIndex, resize: tuple[int, int] | None = None):
         super().__init__(replace(info, backend="pyav"), resize)
         self._container = None
         self._position = 0  # index of the frame the decoder yields next
         self._last_good: av.VideoFrame | None = None  # the last frame that decoded, kept unconverted
         self._converted: tuple[av.VideoFrame | None, np.ndarray | None] = (None, None)
         self._damaged_positions: set[int] = set()
-        self._index: _StreamIndex | None = None if info.codec != "gif" else _StreamIndex.UNTIMED
+        self._index = index
         self._to_rgb = RgbConverter(self.resize, info.rotation)
 
     def _restart(self) -> None:
@@ -278,8 +278,6 @@ class PyAVSource(VideoSource):
 
     def _go_to(self, first: int) -> None:
         """Place the decoder at or before frame ``first``, seeking where that saves decoding."""
-        if self._index is None:
-            self._index = _StreamIndex.scan(self.info)
         key_frame = self._index.key_frame_before(first)
         if self._container is not None and key_frame is not None and self._position <= first \
                 and key_frame <= self._position:
@@ -315,7 +313,7 @@ class PyAVSource(VideoSource):
                 else:
                     self._last_good = frame
                 self._position += 1
-            frames.append(self._converted_frame(frame or self._stand_in()))
+            frames.append(self._converted_frame(frame if frame is not None else self._stand_in()))
         return frames
 
     def _stand_in(self) -> av.VideoFrame:
@@ -400,26 +398,13 @@ class _StreamIndex:
         return {time: index for index, time in enumerate(self.times)}
 
     @classmethod
-    def scan(cls, info: VideoInfo) -> _StreamIndex:
-        """The index of ``info``'s video; :attr:`UNTIMED` when a packet has no time, two share one,
-        or the count differs from the probe's (the numbering would then differ from a count)."""
-        times, key_times = [], set()
-        with _open_container(info.path) as container:
-            try:
-                for packet in container.demux(container.streams.video[0]):
-                    if packet.size == 0 or packet.is_corrupt or packet.is_discard:
-                        continue
-                    if packet.pts is None:
-                        return cls.UNTIMED
-                    times.append(packet.pts)
-                    if packet.is_keyframe:
-                        key_times.add(packet.pts)
-            except (av.FFmpegError, ValueError):
-                return cls.UNTIMED
-        times.sort()
-        if len(times) != info.num_frames or len(set(times)) != len(times):
+    def of(cls, times: list[int | None], key_times: set[int]) -> _StreamIndex:
+        """The index of the packets' ``times`` (the probe's, in demux order); :attr:`UNTIMED` when a
+        packet has no time or two share one (numbering by time would then differ from a count)."""
+        if None in times or len(set(times)) != len(times):
             return cls.UNTIMED
-        return cls(tuple(times), tuple(i for i, time in enumerate(times) if time in key_times))
+        ordered = sorted(times)
+        return cls(tuple(ordered), tuple(i for i, time in enumerate(ordered) if time in key_times))
 
     def key_frame_before(self, index: int) -> int | None:
         """The last key frame at or before frame ``index``; None when there is none to seek to."""
@@ -476,6 +461,12 @@ class RgbConverter:
 def probe_video(path: str | Path, *, min_present_fraction: float = 0.9, limits: VideoLimits | None = None) -> VideoInfo:
     """Check the file and read its metadata with PyAV, counting the frames really present; a video
     beyond ``limits`` (default: :meth:`VideoLimits.from_environment`) is a :class:`VideoError`."""
+    return _probe(path, min_present_fraction, limits)[0]
+
+
+def _probe(path: str | Path, min_present_fraction: float = 0.9,
+           limits: VideoLimits | None = None) -> tuple[VideoInfo, _StreamIndex]:
+    """:func:`probe_video`, and the frames' times from the same demux pass (:class:`PyAVSource` seeks by them)."""
     limits = limits or VideoLimits.from_environment()
     path = Path(path)
     if not path.exists():
@@ -491,8 +482,9 @@ def probe_video(path: str | Path, *, min_present_fraction: float = 0.9, limits: 
         stream = container.streams.video[0]
         codec = stream.codec_context.name
         claimed = int(stream.frames or 0)
-        present, discarded, rotation, width, height = _scan_stream(container, stream, path, limits.max_frames + 1)
-        claimed = max(0, claimed - discarded)
+        scan = _scan_stream(container, stream, path, limits.max_frames + 1)
+    present, rotation, (width, height) = scan.present, scan.rotation, scan.size
+    claimed = max(0, claimed - scan.discarded)
     fps = _frame_rate(stream, present)
     if present == 0:
         raise VideoError(f"{path}: no decodable video frames")
@@ -512,17 +504,18 @@ def probe_video(path: str | Path, *, min_present_fraction: float = 0.9, limits: 
         log.warning("%s: partial video: %d of %d claimed frames present", path, present, claimed)
     if rotation in (90, 270):
         width, height = height, width
-    return VideoInfo(str(path), "probe", codec, fps, present, width, height, rotation, claimed, partial)
+    info = VideoInfo(str(path), "probe", codec, fps, present, width, height, rotation, claimed, partial)
+    return info, _StreamIndex.of(scan.times, scan.key_times) if codec != "gif" else _StreamIndex.UNTIMED
 
 
 def open_video(path: str | Path, *, backend: Backend = "auto", resize: tuple[int, int] | None = None,
                num_threads: int = 0) -> VideoSource:
     """Probe ``path`` and open it: ``auto`` and ``pyav`` read with :class:`PyAVSource`, ``decord``
     with :class:`DecordSource` (``num_threads`` is decord's; 0 lets it choose)."""
-    info = probe_video(path)
+    info, index = _probe(path)
     if backend == "decord":
         return DecordSource(info, resize, num_threads)
-    return PyAVSource(info, resize)
+    return PyAVSource(info, index, resize)
 
 
 def quiet_decoder_logs(verbose: bool = False) -> None:
@@ -568,39 +561,54 @@ def _hours(seconds: float) -> str:
     return f"{seconds / 3600:.3g} h" if seconds >= 3600 else f"{seconds:.4g} s"
 
 
-def _scan_stream(container, stream, path: Path, stop_at: int) -> tuple[int, int, int, int, int]:
-    """Count packets with data (one per frame for video codecs), up to ``stop_at``, and decode the first frame.
+@dataclass
+class _Scan:
+    """What one demux pass over a video stream finds (:func:`_scan_stream`)."""
 
-    Returns (frames present, packets the container says to discard, rotation in degrees, stored
-    width, stored height). Discarded packets are the pre-roll an MP4 edit list cuts (the Tokyo dive
-    holds 91 before its 109 frames): decoders decode them for reference but show none. A packet that fails
-    to decode is still present (the readers count it as damaged, against the video's damage limit);
-    the first frame is then taken from the next packet that decodes. Only the demuxer stopping
-    ends the count (a cut file).
+    present: int = 0  # packets with data: one per frame
+    discarded: int = 0  # pre-roll an MP4 edit list cuts
+    rotation: int = 0
+    size: tuple[int, int] = (0, 0)  # stored (width, height)
+    times: list[int | None] = field(default_factory=list)  # each present packet's presentation time
+    key_times: set[int] = field(default_factory=set)
+
+
+def _scan_stream(container, stream, path: Path, stop_at: int) -> _Scan:
+    """Count packets with data (one per frame for video codecs), up to ``stop_at``, note their
+    presentation times and key frames, and decode the first frame (size and rotation).
+
+    Discarded packets are the pre-roll an MP4 edit list cuts (the Tokyo dive holds 91 before its
+    109 frames): decoders decode them for reference but show none. A packet that fails to decode is
+    still present (the readers count it as damaged, against the video's damage limit); the first
+    frame is then taken from the next packet that decodes. Only the demuxer stopping ends the
+    count (a cut file).
     """
-    present, discarded, rotation, size = 0, 0, 0, (stream.width, stream.height)
+    scan = _Scan(size=(stream.width, stream.height))
     first = None
     try:
         for packet in container.demux(stream):
             if packet.size == 0 or packet.is_corrupt:  # a cut file's last packet is flagged corrupt
                 continue
             if packet.is_discard:
-                discarded += 1
+                scan.discarded += 1
                 continue
-            present += 1
-            if present >= stop_at:  # past the limit: counting on is work the video will not get
+            scan.present += 1
+            if scan.present >= stop_at:  # past the limit: counting on is work the video will not get
                 break
+            scan.times.append(packet.pts)
+            if packet.is_keyframe and packet.pts is not None:
+                scan.key_times.add(packet.pts)
             if first is None:
                 first = _decoded_frame(packet, path)
                 if first is not None:
-                    rotation = int(round(getattr(first, "rotation", 0) or 0)) % 360
-                    size = (first.width, first.height)
+                    scan.rotation = int(round(getattr(first, "rotation", 0) or 0)) % 360
+                    scan.size = (first.width, first.height)
     except (av.FFmpegError, ValueError) as error:
-        log.debug("%s: demux stopped after %d packets: %s", path, present, error)
-    if rotation not in (0, 90, 180, 270):
-        log.warning("%s: rotation %d degrees is not a multiple of 90; ignored", path, rotation)
-        rotation = 0
-    return present, discarded, rotation, size[0], size[1]
+        log.debug("%s: demux stopped after %d packets: %s", path, scan.present, error)
+    if scan.rotation not in (0, 90, 180, 270):
+        log.warning("%s: rotation %d degrees is not a multiple of 90; ignored", path, scan.rotation)
+        scan.rotation = 0
+    return scan
 
 
 def _decoded_frame(packet: av.Packet, path: Path) -> av.VideoFrame | None:
