@@ -519,8 +519,17 @@ def open_video(path: str | Path, *, backend: Backend = "auto", resize: tuple[int
 
 
 def quiet_decoder_logs(verbose: bool = False) -> None:
-    """FFmpeg prints every concealed decode error to stderr; keep that for ``--verbose`` only."""
-    av.logging.set_level(av.logging.VERBOSE if verbose else av.logging.PANIC)
+    """FFmpeg prints every concealed decode error to stderr; keep that for ``--verbose`` only.
+
+    Neither mode routes FFmpeg's log through Python (``av.logging.set_level`` with a level): that
+    bridge takes the GIL in the decoder's own threads, and an error logged by a frame thread while
+    the main thread holds the GIL and waits for that thread (a seek, a close) deadlocks the process.
+    It hung the test suite at a seek with no CPU used. Quiet is PyAV's own default (FFmpeg's log
+    dropped without the GIL); verbose is FFmpeg's own printer to stderr, also without it."""
+    av.logging.set_level(None)
+    if verbose:
+        av.logging.restore_default_callback()
+        av.logging.set_libav_level(av.logging.VERBOSE)
 
 
 def _open_container(path: str | Path):

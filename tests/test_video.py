@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import av
 import numpy as np
 import pytest
 
 from aqa.errors import VideoError
-from aqa.extractors.video import VideoLimitError, VideoLimits, _StreamIndex, decode_last_frame, open_video, probe_video
+from aqa.extractors.video import (
+    VideoLimitError,
+    VideoLimits,
+    _StreamIndex,
+    decode_last_frame,
+    open_video,
+    probe_video,
+    quiet_decoder_logs,
+)
 from aqa.video_writer import write_video
 from bad_videos import _remux_faststart, damage_packet, make_bad_inputs
 from synthetic_video import moving_shapes, read_frame_index, write_moving_shapes
@@ -144,6 +156,46 @@ def test_a_seek_that_lands_past_its_key_frame_goes_further_back(make_video):
         video._seek = landing_late
         np.testing.assert_array_equal(video.get_batch([62, 90]), expected)
         assert video.damaged_frames == 0
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_decoder_logs_never_go_through_pythons_log_bridge(verbose):
+    """PyAV's Python log bridge (``av.logging.set_level`` with a level) takes the GIL in FFmpeg's
+    frame threads: an error one logs while the main thread waits for it deadlocks the process (it
+    hung the suite at a seek). Neither quiet nor verbose may leave it installed."""
+    av.logging.set_level(av.logging.ERROR)  # what the CLI used to install
+    try:
+        quiet_decoder_logs(verbose=verbose)
+        assert av.logging.get_level() is None
+    finally:
+        av.logging.set_level(None)
+
+
+_SEEKS_AFTER_THE_CLI_SET_LOGS_UP = """
+import sys
+from aqa.extractors.video import open_video, quiet_decoder_logs
+quiet_decoder_logs(verbose=sys.argv[2] == "verbose")
+for _ in range(40):
+    with open_video(sys.argv[1], backend="pyav") as video:
+        video.get_batch([0])
+        seek = video._seek
+        def landing_late(key_frame, video=video, seek=seek):
+            later = [frame for frame in video._index.key_frames if frame > key_frame]
+            seek(later[0] if later else key_frame)
+            video._position = video._seeked_to = key_frame
+        video._seek = landing_late
+        video.get_batch([62, 90])
+"""
+
+
+@pytest.mark.parametrize("mode", ["quiet", "verbose"])
+def test_seeking_with_the_clis_log_settings_does_not_deadlock(make_video, mode):
+    """The scenario that hung the suite (about one run in four with the old log setting): seeks
+    that land late, restarts and closes of a frame-threaded decoder, after the CLI set logs up."""
+    path, _ = make_video(num_frames=100, height=64, width=96)
+    done = subprocess.run([sys.executable, "-c", _SEEKS_AFTER_THE_CLI_SET_LOGS_UP, str(path), mode],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 @pytest.mark.real_data
