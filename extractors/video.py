@@ -483,9 +483,9 @@ def _probe(path: str | Path, min_present_fraction: float = 0.9,
         codec = stream.codec_context.name
         claimed = int(stream.frames or 0)
         scan = _scan_stream(container, stream, path, limits.max_frames + 1)
+        fps = _frame_rate(stream, scan.present)  # PyAV >= 18.1.1 reads a stream only while its file is open
     present, rotation, (width, height) = scan.present, scan.rotation, scan.size
     claimed = max(0, claimed - scan.discarded)
-    fps = _frame_rate(stream, present)
     if present == 0:
         raise VideoError(f"{path}: no decodable video frames")
     if present > limits.max_frames:
