@@ -51,13 +51,18 @@ def crop_and_resize(frames: np.ndarray, boxes: np.ndarray, size: int) -> np.ndar
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     if frames.ndim != 4 or len(frames) != len(boxes):
         raise ValueError(f"expected frames [N, H, W, 3] and boxes [N, 4], got {frames.shape} and {boxes.shape}")
-    height, width = frames.shape[1:3]
-    corners = np.round(boxes).astype(np.int64)
     out = np.empty((len(frames), size, size, frames.shape[3]), np.uint8)
-    for index, (frame, (x1, y1, x2, y2)) in enumerate(zip(frames, corners)):
-        x1, y1 = min(max(x1, 0), width - 1), min(max(y1, 0), height - 1)
-        x2, y2 = min(max(x2, x1 + 1), width), min(max(y2, y1 + 1), height)
-        crop = frame[y1:y2, x1:x2]
-        shrinking = crop.shape[0] >= size and crop.shape[1] >= size
-        out[index] = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    for index, (frame, box) in enumerate(zip(frames, boxes)):
+        out[index] = cut_and_resize(frame, box, size)
     return out
+
+
+def cut_and_resize(frame: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
+    """:func:`crop_and_resize` for one frame ``[H, W, C]`` and its box: ``[size, size, C]``."""
+    height, width = frame.shape[:2]
+    x1, y1, x2, y2 = (int(corner) for corner in np.round(np.asarray(box, np.float64)))
+    x1, y1 = min(max(x1, 0), width - 1), min(max(y1, 0), height - 1)
+    x2, y2 = min(max(x2, x1 + 1), width), min(max(y2, y1 + 1), height)
+    crop = frame[y1:y2, x1:x2]
+    shrinking = crop.shape[0] >= size and crop.shape[1] >= size
+    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)

@@ -42,7 +42,7 @@ import functools
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -124,6 +124,11 @@ class VideoInfo:
         return self.num_frames / self.fps if self.fps > 0 else 0.0
 
 
+FrameSink = Callable[[int, np.ndarray], None]
+"""``take(slot, frame)``: what a read does with each frame it decodes, ``slot`` being the frame's place
+among the sorted indices asked for. A read may give a slot again (after a restart): the last counts."""
+
+
 class VideoSource:
     """Frames of one video; use as a context manager. Subclasses implement ``_read_sorted``."""
 
@@ -139,24 +144,41 @@ class VideoSource:
                              f" to decode")
 
     def get_batch(self, indices: Sequence[int]) -> np.ndarray:
-        """Frames at ``indices`` (any order, repeats allowed) as ``[N, H, W, 3]`` uint8 RGB."""
+        """Frames at ``indices`` (any order, repeats allowed) as ``[N, H, W, 3]`` uint8 RGB.
+
+        Each decoded frame is written once, into the array returned (in the usual sorted request
+        with no repeats): gathering them in a list, stacking it and reordering the stack were two
+        more copies of every frame, about 1.6 ms of a 640x360 frame's 3.7 in a decoding child."""
         wanted = np.asarray(indices, dtype=np.int64)
-        if wanted.size == 0:
-            height, width = self.output_size[::-1]
-            return np.zeros((0, height, width, 3), np.uint8)
-        if wanted.min() < 0 or wanted.max() >= self.info.num_frames:
+        width, height = self.output_size
+        unique, inverse = np.unique(self._checked(wanted), return_inverse=True)
+        frames = np.empty((len(unique), height, width, 3), np.uint8)
+        if len(unique):
+            self._read_sorted(unique.tolist(), frames.__setitem__)
+        return frames if np.array_equal(unique, wanted) else frames[inverse]
+
+    def read_each(self, indices: Sequence[int], take: FrameSink) -> None:
+        """``take(slot, frame)`` for the frames at ``indices`` (sorted, no repeats), one decoded frame
+        at a time: a caller that keeps only part of each (a crop) never holds the whole batch."""
+        wanted = self._checked(np.asarray(indices, dtype=np.int64))
+        if np.any(np.diff(wanted) <= 0):
+            raise ValueError("read_each needs sorted indices without repeats; use get_batch for any order")
+        if wanted.size:
+            self._read_sorted(wanted.tolist(), take)
+
+    def _checked(self, wanted: np.ndarray) -> np.ndarray:
+        if wanted.size and (wanted.min() < 0 or wanted.max() >= self.info.num_frames):
             raise IndexError(f"frame indices must lie in [0, {self.info.num_frames}), got "
                              f"{int(wanted.min())}..{int(wanted.max())}")
-        unique, inverse = np.unique(wanted, return_inverse=True)
-        return self._read_sorted(unique.tolist())[inverse]
+        return wanted
 
     @property
     def output_size(self) -> tuple[int, int]:
         """(width, height) of the frames ``get_batch`` returns."""
         return self.resize or (self.info.width, self.info.height)
 
-    def _read_sorted(self, indices: list[int]) -> np.ndarray:
-        """Frames at sorted unique ``indices``, upright, at ``output_size``."""
+    def _read_sorted(self, indices: list[int], take: FrameSink) -> None:
+        """Give ``take`` the frames at sorted unique ``indices``, upright, at ``output_size``."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -191,7 +213,7 @@ class DecordSource(VideoSource):
         except (decord.DECORDError, RuntimeError) as error:  # DECORDError is not a RuntimeError
             raise VideoError(f"{info.path}: decord cannot open it: {_first_line(error)}") from None
 
-    def _read_sorted(self, indices: list[int]) -> np.ndarray:
+    def _read_sorted(self, indices: list[int], take: FrameSink) -> None:
         import decord
 
         # decord sometimes gives another frame for a video's last one (measured on makeup.avi:
@@ -201,13 +223,14 @@ class DecordSource(VideoSource):
         last = self.info.num_frames - 1
         head = indices[:-1] if indices[-1] == last else indices
         try:
-            frames = [self._reader.get_batch(head).asnumpy()] if head else []
+            frames = self._reader.get_batch(head).asnumpy() if head else ()
         except (decord.DECORDError, RuntimeError) as error:
             raise VideoError(f"{self.info.path}: decord failed reading frames {indices[0]}..{indices[-1]}: "
                              f"{_first_line(error)}") from None
+        for slot, frame in enumerate(frames):
+            take(slot, frame)
         if len(head) < len(indices):
-            frames.append(decode_last_frame(self.info.path, self.resize, self.info.rotation)[None])
-        return np.concatenate(frames)
+            take(len(head), decode_last_frame(self.info.path, self.resize, self.info.rotation))
 
     def close(self) -> None:
         self.__dict__.pop("_reader", None)
@@ -287,23 +310,21 @@ class PyAVSource(VideoSource):
         elif self._container is None or first < self._position:
             self._restart()
 
-    def _read_sorted(self, indices: list[int]) -> np.ndarray:
+    def _read_sorted(self, indices: list[int], take: FrameSink) -> None:
         try:
-            frames = self._decode_up_to(indices)
+            self._decode_up_to(indices, take)
         except _TimesDisagree:
             log.debug("%s: decoded frames carry times its index does not hold; decoding from the start",
                       self.info.path)
             self._index = _StreamIndex.UNTIMED
             self._damaged_positions.clear()
             self._restart()
-            frames = self._decode_up_to(indices)
+            self._decode_up_to(indices, take)  # the slots given before are given again
         self.damaged_frames = len(self._damaged_positions)
         self.check_damage()
-        return np.stack(frames)
 
-    def _decode_up_to(self, indices: list[int]) -> list[np.ndarray]:
-        frames = []
-        for index in indices:
+    def _decode_up_to(self, indices: list[int], take: FrameSink) -> None:
+        for slot, index in enumerate(indices):
             self._go_to(index)
             frame = None
             while self._position <= index:
@@ -313,8 +334,7 @@ class PyAVSource(VideoSource):
                 else:
                     self._last_good = frame
                 self._position += 1
-            frames.append(self._converted_frame(frame if frame is not None else self._stand_in()))
-        return frames
+            take(slot, self._converted_frame(frame if frame is not None else self._stand_in()))
 
     def _stand_in(self) -> av.VideoFrame:
         """What a missing frame shows: the last good one, or before any the next one that decoded."""

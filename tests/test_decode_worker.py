@@ -90,15 +90,17 @@ def test_crops_are_cut_in_the_child_exactly_as_in_this_process(make_video):
     from aqa.extractors.decode_worker import InlineDecoder
 
     path, _ = make_video(num_frames=12)
-    indices = [2, 3, 7]
-    boxes = np.array([[[0, 0, 128, 96]] * 3, [[10, 5, 60, 55], [20, 0, 84, 64], [100, 40, 128, 96]]], np.float32)
+    indices = [7, 2, 3, 2]  # any order, and a repeated frame cut to another box: each place its own crop
+    boxes = np.array([[[0, 0, 128, 96]] * 4, [[10, 5, 60, 55], [20, 0, 84, 64], [100, 40, 128, 96], [0, 0, 40, 30]]],
+                     np.float32)
     with DecodeWorker(timeout_s=30) as worker, InlineDecoder() as inline:
         frames = worker.read(str(path), indices).frames
         crops = worker.read(str(path), indices, crops=boxes, crop_size=24).frames
         inline_crops = inline.read(str(path), indices, crops=boxes, crop_size=24).frames
         with pytest.raises(ValueError, match="crops must be"):
-            worker.read(str(path), indices, crops=boxes[:, :2], crop_size=24)
-    assert crops.shape == (2, 3, 24, 24, 3)
+            worker.read(str(path), indices, crops=boxes[:, :3], crop_size=24)
+    assert crops.shape == (2, 4, 24, 24, 3)
+    assert not np.array_equal(crops[1, 1], crops[1, 3])
     for stream, stream_boxes in enumerate(boxes):
         np.testing.assert_array_equal(crops[stream], crop_and_resize(frames, stream_boxes, 24))
     np.testing.assert_array_equal(inline_crops, crops)

@@ -241,6 +241,25 @@ def test_frames_come_back_in_the_requested_order(make_video, backend):
     assert [read_frame_index(f) for f in later] == [5, 6]
 
 
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+def test_read_each_gives_get_batchs_frames_one_at_a_time(make_video, backend):
+    path, _ = make_video(num_frames=40)
+    indices = [0, 3, 17, 30, 39]
+    taken: dict[int, np.ndarray] = {}
+    with open_video(path, backend=backend) as video:
+        video.read_each(indices, lambda slot, frame: taken.__setitem__(slot, frame.copy()))
+        expected = video.get_batch(indices)
+        with pytest.raises(ValueError, match="sorted"):
+            video.read_each([3, 2], taken.__setitem__)
+        with pytest.raises(ValueError, match="sorted"):
+            video.read_each([2, 2], taken.__setitem__)
+        with pytest.raises(IndexError):
+            video.read_each([40], taken.__setitem__)
+    assert sorted(taken) == list(range(len(indices)))
+    np.testing.assert_array_equal(np.stack([taken[slot] for slot in sorted(taken)]), expected)
+    assert [read_frame_index(frame) for frame in expected] == [i % 25 for i in indices]
+
+
 def test_indices_outside_the_video_are_an_index_error(make_video):
     path, _ = make_video(num_frames=10)
     with open_video(path) as video, pytest.raises(IndexError, match=r"\[0, 10\)"):
