@@ -32,7 +32,14 @@ from typing import Any
 import numpy as np
 
 from aqa.errors import DecodeTimeout, VideoError
-from aqa.extractors.decode_child import OpenVideoCache, ReadRequest, ReadResult, handle_request, read_request
+from aqa.extractors.decode_child import (
+    OpenVideoCache,
+    ReadRequest,
+    ReadResult,
+    handle_request,
+    read_request,
+    receive_reply,
+)
 from aqa.extractors.video import Backend, VideoInfo, probe_video
 
 __all__ = ["DecodeWorker", "InlineDecoder", "ReadRequest", "ReadResult", "handle_request"]
@@ -115,7 +122,7 @@ class DecodeWorker:
                 self._stop(kill=True)
                 raise DecodeTimeout(f"{request.path}: decoding made no progress in {self.timeout_s:g} s "
                                     f"(the worker was restarted)")
-            reply = self._connection.recv()
+            reply = receive_reply(self._connection)
         except (EOFError, BrokenPipeError, ConnectionResetError):
             code = self._stop(kill=True)
             raise VideoError(f"{request.path}: the decoder crashed (exit code {code}); "

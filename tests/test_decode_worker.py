@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -154,3 +155,34 @@ def test_a_decoding_child_never_imports_torch(tmp_path, make_video):
     in_child = set(result.stdout.split())
     assert "aqa.extractors" in in_child and "av" in in_child  # the answer came from a decoding child
     assert not in_child & {"torch", "torchvision", "mediapipe", "ultralytics", "aqa.pipeline"}, in_child
+
+
+def test_replies_carry_their_arrays_out_of_band_unchanged():
+    """``send_reply``/``receive_reply``: a reply's arrays (large, empty, strided, in a dataclass)
+    arrive equal and writable; a sender gone mid-reply is an EOFError, not a short array."""
+    import threading
+    from multiprocessing import Pipe
+
+    from aqa.extractors.decode_child import ReadResult, receive_reply, send_reply
+    from aqa.extractors.video import VideoInfo
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (2, 4, 96, 96, 3), dtype=np.uint8)  # 221 KB: more than a pipe holds
+    info = VideoInfo("clip.mp4", "pyav", "h264", 25.0, 4, 96, 96)
+    reply = ("ok", ReadResult(frames, info, 1), np.zeros((0, 3)), np.arange(12.0).reshape(3, 4)[:, ::2])
+    receiving, sending = Pipe()
+    sender = threading.Thread(target=send_reply, args=(sending, reply))
+    sender.start()
+    got = receive_reply(receiving)
+    sender.join()
+    assert got[0] == "ok" and got[1].info == info and got[1].damaged_frames == 1
+    np.testing.assert_array_equal(got[1].frames, frames)
+    assert got[1].frames.flags.writeable
+    assert got[2].shape == (0, 3)
+    np.testing.assert_array_equal(got[3], [[0.0, 2.0], [4.0, 6.0], [8.0, 10.0]])
+
+    sending.send_bytes(pickle.dumps((b"", [1000])))  # announces 1,000 bytes, sends 10, is gone
+    os.write(sending.fileno(), b"x" * 10)
+    sending.close()
+    with pytest.raises(EOFError):
+        receive_reply(receiving)
