@@ -137,13 +137,17 @@ def send_reply(connection: Connection, reply: object) -> None:
         _write_all(connection.fileno(), raw)
 
 
-def receive_reply(connection: Connection) -> object:
-    """A reply :func:`send_reply` sent: each array read straight into its own memory."""
+def receive_reply(connection: Connection, timeout_s: float | None = None) -> object:
+    """A reply :func:`send_reply` sent: each array read straight into its own memory.
+
+    ``timeout_s``: the longest wait for the next bytes of an array once the reply has begun; a
+    sender that stops mid-reply is then a :class:`TimeoutError` (the caller replaces it: the
+    connection is out of step), one gone mid-reply an :class:`EOFError`."""
     header, sizes = pickle.loads(connection.recv_bytes())
     buffers = []
     for size in sizes:
         buffer = np.empty(size, np.uint8)  # not zeroed: every byte is read into it
-        _read_into(connection.fileno(), memoryview(buffer))
+        _read_into(connection, memoryview(buffer), timeout_s)
         buffers.append(buffer)
     return pickle.loads(header, buffers=buffers)
 
@@ -153,9 +157,11 @@ def _write_all(fd: int, data: memoryview) -> None:
         data = data[os.write(fd, data):]
 
 
-def _read_into(fd: int, view: memoryview) -> None:
+def _read_into(connection: Connection, view: memoryview, timeout_s: float | None) -> None:
     while view.nbytes:
-        count = os.readv(fd, [view])
+        if not connection.poll(timeout_s):
+            raise TimeoutError(f"no reply bytes in {timeout_s:g} s")
+        count = os.readv(connection.fileno(), [view])
         if count == 0:
             raise EOFError("the other end closed the connection mid-reply")
         view = view[count:]

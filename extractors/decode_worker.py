@@ -119,10 +119,12 @@ class DecodeWorker:
             self._ensure_started()
             self._connection.send(request)
             if not self._connection.poll(self.timeout_s):
-                self._stop(kill=True)
-                raise DecodeTimeout(f"{request.path}: decoding made no progress in {self.timeout_s:g} s "
-                                    f"(the worker was restarted)")
-            reply = receive_reply(self._connection)
+                raise TimeoutError
+            reply = receive_reply(self._connection, self.timeout_s)
+        except TimeoutError:  # no answer, or one that stopped part-way: the child is stuck
+            self._stop(kill=True)
+            raise DecodeTimeout(f"{request.path}: decoding made no progress in {self.timeout_s:g} s "
+                                f"(the worker was restarted)") from None
         except (EOFError, BrokenPipeError, ConnectionResetError):
             code = self._stop(kill=True)
             raise VideoError(f"{request.path}: the decoder crashed (exit code {code}); "

@@ -159,7 +159,8 @@ def test_a_decoding_child_never_imports_torch(tmp_path, make_video):
 
 def test_replies_carry_their_arrays_out_of_band_unchanged():
     """``send_reply``/``receive_reply``: a reply's arrays (large, empty, strided, in a dataclass)
-    arrive equal and writable; a sender gone mid-reply is an EOFError, not a short array."""
+    arrive equal and writable; a sender that stalls mid-reply is a TimeoutError, not a hang, and
+    one gone mid-reply an EOFError, not a short array."""
     import threading
     from multiprocessing import Pipe
 
@@ -181,8 +182,12 @@ def test_replies_carry_their_arrays_out_of_band_unchanged():
     assert got[2].shape == (0, 3)
     np.testing.assert_array_equal(got[3], [[0.0, 2.0], [4.0, 6.0], [8.0, 10.0]])
 
-    sending.send_bytes(pickle.dumps((b"", [1000])))  # announces 1,000 bytes, sends 10, is gone
+    sending.send_bytes(pickle.dumps((b"", [1000])))  # announces 1,000 bytes, sends 10, stalls
+    os.write(sending.fileno(), b"x" * 10)
+    with pytest.raises(TimeoutError):
+        receive_reply(receiving, timeout_s=0.2)
+    sending.send_bytes(pickle.dumps((b"", [1000])))  # the same, then is gone
     os.write(sending.fileno(), b"x" * 10)
     sending.close()
     with pytest.raises(EOFError):
-        receive_reply(receiving)
+        receive_reply(receiving, timeout_s=5)
