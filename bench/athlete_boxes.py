@@ -31,7 +31,10 @@ alternative boxes, one per competitor, in the same order on every key frame (eac
 (TSA-Net's, loose axis-aligned hulls of rotated boxes, 2-3x a tight box's area; see that folder's
 README): every frame before the water entry is scored, the frames after it are not. Against loose
 boxes IoU says little, so every summary also gives ``centres_inside``: the share of scored frames
-where each box's centre lies inside the other box.
+where each box's centre lies inside the other box. On a few frames TSA-Net's box has drifted off
+the diver onto the crowd or the judges (``shared_boxes_audit.json`` lists them and says how they
+were found): there the summary adds ``centres_inside_audited``, the share without those frames.
+A single shared dive runs with ``--reference ../shared/data/boxes/unlv_dive_369.json``.
 
 ``--findings DIR`` keeps what the detector and the follower found on each clip's key frames in
 DIR (one pickle per clip and detection setting, :func:`first_pass_findings`) and reuses it on the
@@ -64,6 +67,7 @@ from bench.results import json_lines  # noqa: E402
 REFERENCES = Path(__file__).resolve().parent / "reference_boxes"
 VIDEOS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "videos"
 SHARED_BOXES = VIDEOS.parent / "boxes"
+AUDIT = Path(__file__).resolve().parent / "shared_boxes_audit.json"  # where the shared dives' boxes are off the diver
 REFERENCE_COLOUR, OURS_COLOUR = (40, 220, 40), (230, 40, 230)  # RGB
 
 
@@ -77,6 +81,7 @@ class Reference:
     boxes: np.ndarray
     drawn: str
     videos_dir: str = "videos"  # the folder of ../shared/data/ that holds the video
+    off_athlete: tuple[int, ...] = ()  # frames a person found the reference box off the athlete (AUDIT)
 
     @property
     def visible(self) -> np.ndarray:
@@ -94,6 +99,13 @@ class Reference:
         theirs = np.nan_to_num(self.boxes)
         mutual = inside(centre(ours)[None], theirs) & inside(centre(theirs), ours[None])
         return (mutual & ~np.isnan(self.boxes).any(axis=2)).any(axis=0)
+
+    def centres_inside_audited(self, ours: np.ndarray) -> float:
+        """The share of visible frames with the centres mutually inside, leaving out the frames
+        whose reference box a person found off the athlete (``off_athlete``)."""
+        trusted = self.visible.copy()
+        trusted[list(self.off_athlete)] = False
+        return float(self.centres_inside(ours)[trusted].mean())
 
     def iou(self, ours: np.ndarray) -> np.ndarray:
         """``[T]`` IoU of our boxes ``[T, 4]`` with the best-matching visible competitor; NaN where none is."""
@@ -134,7 +146,8 @@ def load_shared_boxes(path: Path) -> Reference:
     boxes = np.array(spec["boxes_xyxy"], float)[None]
     entry = int(spec["events"]["labels"][-1])
     boxes[:, entry:] = np.nan
-    return Reference(spec["video"], tuple(spec["frame_size"]), boxes, spec["source"], "footage")
+    off = json.loads(AUDIT.read_text())["off_the_diver"].get(spec["video"], [])
+    return Reference(spec["video"], tuple(spec["frame_size"]), boxes, spec["source"], "footage", tuple(off))
 
 
 def all_references(shared_boxes: Path = SHARED_BOXES) -> list[tuple[Path, Reference]]:
@@ -257,11 +270,13 @@ def evaluate(video: Path, reference: Reference, every_k: int = 1, follow: bool =
         for frame, (name, value) in enumerate(zip(status, iou)):
             print(f"  {frame:4d} {name:12s} {'not visible' if np.isnan(value) else f'{value:.2f}'}")
     scored = iou[visible]
+    audited = {"centres_inside_audited": round(reference.centres_inside_audited(ours), 3),
+               "reference_off_athlete": len(reference.off_athlete)} if reference.off_athlete else {}
     return {"video": video.name, "follow_misses": follow, "settings": list(overrides), "frames": len(ours),
             "visible": int(visible.sum()),
             "iou_at_least_0.5": round(float((scored >= 0.5).mean()), 3),
             "iou_at_least_0.3": round(float((scored >= 0.3).mean()), 3),
-            "centres_inside": round(float(mutual.mean()), 3),
+            "centres_inside": round(float(mutual.mean()), 3), **audited,
             "mean_iou": round(float(scored.mean()), 3),
             "status": {name: int((status[visible] == name).sum()) for name in np.unique(status)},
             "detect_ms_per_frame": round(1000 * seconds / decoded, 1)}, ours
@@ -280,7 +295,9 @@ def main(args: argparse.Namespace) -> None:
         pairs = [(Path(args.videos).parent / reference.videos_dir / reference.video, reference)
                  for _, reference in all_references(Path(args.videos).parent / "boxes")]
     elif args.video and args.reference:
-        pairs = [(Path(args.video), load_reference(Path(args.reference)))]
+        reference = Path(args.reference)
+        shared = "boxes_xyxy" in json.loads(reference.read_text())  # a real dive's boxes from ../shared/data/boxes/
+        pairs = [(Path(args.video), (load_shared_boxes if shared else load_reference)(reference))]
     else:
         raise SystemExit("give VIDEO and --reference, or --all")
     for video, reference in pairs:

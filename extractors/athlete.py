@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from aqa.extractors.cuts import colour_histogram, histogram_change
 from aqa.extractors.detect import PersonDetector
-from aqa.extractors.tracking import DETECTED, ActorTrack
+from aqa.extractors.tracking import DETECTED, ActorTrack, box_iou
 
 FrameReader = Callable[[Sequence[int]], np.ndarray]  # indices -> [N, H, W, 3] uint8 RGB
 
@@ -70,8 +71,56 @@ def detect_people(read_frames: FrameReader, indices: Sequence[int], frame_size: 
     return found
 
 
+@dataclass(frozen=True)
+class FollowBack:
+    """Following backward in time, from the first steady find of a shot to the key frames before
+    it (:func:`follow_misses`). Forward, a run ends at a find, so the athlete is known to be
+    there; backward nothing is known before the first find: the athlete may be standing still on
+    the platform, unseen by the detector (on two real London dives the diver stood 9 and 10 frames
+    in plain view before the first find), or may not have entered yet. So a followed box is kept
+    only while it is one the athlete would give: scored ``min_score`` or more (the landmarks'
+    mean visibility: a diver standing side-on to the camera hides half the joints, and scored
+    0.66-0.78 where the box was right), its area within ``scale`` times the first find's, overlapping the box
+    after it by at least ``min_overlap`` (IoU), clear of the frame's edge (an athlete followed
+    back out of the frame leaves a pose on whatever texture is there), and holding the colours the
+    first find's box held (Bhattacharyya distance of their colour histograms at most
+    ``max_colour_change``: where an athlete appears in a scene, the follower boxes the texture
+    where they will be at scores of 0.4-0.7, and those boxes' colours were 0.84-0.93 from the
+    athlete's; a real diver standing before the first find, 0.13-0.44). The first box that fails
+    ends the run."""
+
+    min_score: float = 0.5
+    scale: float = 4.0
+    min_overlap: float = 0.3
+    max_colour_change: float = 0.6
+
+    def keep(self, followed: Sequence[np.ndarray], frames: np.ndarray, start: np.ndarray) -> int:
+        """How many of ``followed`` (each ``[K, 5]``, the latest first, in ``frames[1:]``) hold
+        before one fails; ``start``: the find followed from, in ``frames[0]``."""
+        height, width = frames.shape[1:3]
+        athlete, after = colour_histogram(_cut(frames[0], start)), start
+        for kept, (boxes, frame) in enumerate(zip(followed, frames[1:])):
+            if not len(boxes):
+                return kept
+            box = boxes[0]
+            inside = box[0] > 1 and box[1] > 1 and box[2] < width - 1 and box[3] < height - 1
+            if not (box[4] >= self.min_score and inside and _area_agrees(box[None], start, self.scale)[0]
+                    and box_iou(box, after) >= self.min_overlap
+                    and histogram_change(athlete, colour_histogram(_cut(frame, box))) <= self.max_colour_change):
+                return kept
+            after = box
+        return len(followed)
+
+
+def _cut(frame: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """The pixels of ``frame`` inside ``box`` (at least one)."""
+    x1, y1 = int(max(box[0], 0)), int(max(box[1], 0))
+    return np.ascontiguousarray(frame[y1:max(int(np.ceil(box[3])), y1 + 1), x1:max(int(np.ceil(box[2])), x1 + 1)])
+
+
 def follow_misses(read_frames: FrameReader, detections: list[np.ndarray | None], detector: PersonDetector,
-                  longest: int, shot_starts: Sequence[int] = (), share: Share = WHOLE) -> int:
+                  longest: int, shot_starts: Sequence[int] = (), share: Share = WHOLE,
+                  back: FollowBack | None = None) -> int:
     """Fill ``detections`` in place where the detector lost the athlete after a steady find.
 
     ``detections[t]`` is None where the detector did not run. A find is *steady* when the key
@@ -88,6 +137,10 @@ def follow_misses(read_frames: FrameReader, detections: list[np.ndarray | None],
     first): the follower never gives up, so past a cut it boxes whatever pose-like texture lies
     where the athlete was, and the tracker would then start the new shot from it.
 
+    With ``back``, each shot's first steady find is also followed backward through the key frames
+    before it (within ``longest`` frames, never past the shot's start), for as long as
+    :class:`FollowBack` says the box is still the athlete's.
+
     Detectors that cannot follow (YOLO) leave ``detections`` as they are: YOLO finds every person
     in a frame on its own, and the tracker bridges its misses. ``share``: follow only this part's
     runs (shared by the frames they pass); the runs are chosen from ``detections`` as given, so
@@ -97,8 +150,15 @@ def follow_misses(read_frames: FrameReader, detections: list[np.ndarray | None],
         return 0
     filled = 0
     runs = _runs_to_follow(detections, longest, shot_starts)
+    if back is not None:
+        runs += _runs_to_follow_back(detections, longest, shot_starts)
     for start, passed in share.of(runs, [1 + len(passed) for _, passed in runs]):
-        for frame, boxes in zip(passed, detector.follow(read_frames([start, *passed]))):
+        frames = read_frames([start, *passed])
+        followed = detector.follow(frames)
+        if passed and passed[0] < start:  # backward: kept while the box is still the athlete's
+            first = max(detections[start], key=lambda box: box[4])
+            followed = followed[:back.keep(followed, frames, first)]
+        for frame, boxes in zip(passed, followed):
             if len(boxes):
                 detections[frame] = np.concatenate([detections[frame], boxes])
                 filled += 1
@@ -122,6 +182,26 @@ def _runs_to_follow(detections: Sequence[np.ndarray | None], longest: int,
         end = next((i for i in finds if steady[i]), finds[-1] if finds else None)
         if end is not None:
             runs.append((keys[first], keys[first + 1:end]))
+    return runs
+
+
+def _runs_to_follow_back(detections: Sequence[np.ndarray | None], longest: int,
+                         shot_starts: Sequence[int] = ()) -> list[tuple[int, list[int]]]:
+    """(each shot's first steady find, the key frames before it in its shot within ``longest``
+    frames, latest first) where one of those is a miss, for :func:`follow_misses`'s ``back``."""
+    keys = [frame for frame, boxes in enumerate(detections) if boxes is not None]
+    found = [len(detections[frame]) > 0 for frame in keys]
+    bounds = [0, *sorted(shot_starts), len(detections)]
+    runs = []
+    for shot_start, shot_stop in zip(bounds, bounds[1:]):
+        shot = [i for i, frame in enumerate(keys) if shot_start <= frame < shot_stop]
+        first = next((i for i in shot if found[i] and ((i - 1 in shot and found[i - 1])
+                                                       or (i + 1 in shot and found[i + 1]))), None)
+        if first is None:
+            continue
+        before = [i for i in shot if i < first and keys[first] - keys[i] <= longest]
+        if any(not found[i] for i in before):
+            runs.append((keys[first], [keys[i] for i in reversed(before)]))
     return runs
 
 

@@ -77,6 +77,13 @@ class DetectorConfig:
         follow them from the last find with a detector that can (BlazePose's video mode;
         :func:`extractors.athlete.follow_misses`). On a real 10 m dive: 47 % -> 71 % of the frames at
         IoU >= 0.5 against hand-drawn boxes, 59 % -> 88 % at 0.3 (docs/benchmarks.md).
+    follow_back: also follow each shot's first steady find backward through the key frames
+        before it, while the followed box stays the athlete's (landmarks half visible or more, area
+        within ``look_again_scale`` times the find's, overlapping the next box, clear of the
+        frame's edge, in the find's colours: :class:`extractors.athlete.FollowBack`). A diver
+        standing still on the platform is often not found until they move (on the shared London
+        dives 369 and 012, the first 10 and 9 frames); the follower, started from the first find,
+        keeps them.
     look_again: after tracking, run the detector once more on a crop around the tracked box on the
         key frames it did not detect the athlete on, within ``look_again_reach`` frames of one it
         did, and track again (:func:`extractors.athlete.look_again`); on 13 reference clips it took
@@ -116,6 +123,7 @@ class DetectorConfig:
     mask_reach: float = 0.25
     max_side: int = 1280
     follow_misses: bool = True
+    follow_back: bool = True
     look_again: bool = True
     look_again_crop: float = 3.0
     look_again_reach: int = 60

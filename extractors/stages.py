@@ -30,7 +30,7 @@ from typing import Literal, Protocol
 import numpy as np
 import torch
 
-from aqa.extractors.athlete import WHOLE, Share, detect_people, follow_misses, keyframe_indices, look_again
+from aqa.extractors.athlete import WHOLE, FollowBack, Share, detect_people, follow_misses, keyframe_indices, look_again
 from aqa.extractors.backbones import VideoBackbone, backbone_spec
 from aqa.extractors.clips import ClipPlan, ClipPlanConfig, plan_clips
 from aqa.extractors.crops import square_crop_boxes
@@ -235,7 +235,9 @@ def follow_missed_key_frames(decoder: Decoder, layout: VideoLayout, findings: li
     boxes = _boxes_of(findings)
     tracker = config.tracker
     starts = shot_starts(_changes_of(findings), tracker.cut_threshold, tracker.cut_spike) if tracker.split_shots else []
-    follow_misses(_frame_reader(decoder, layout, backend), boxes, detector, tracker.max_bridge, starts, share)
+    detector_config = config.detector
+    back = FollowBack(scale=detector_config.look_again_scale) if detector_config.follow_back else None
+    follow_misses(_frame_reader(decoder, layout, backend), boxes, detector, tracker.max_bridge, starts, share, back)
     return _new_findings(findings, boxes)
 
 

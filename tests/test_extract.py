@@ -301,6 +301,7 @@ def test_detector_and_tracker_settings_are_part_of_the_features_identity():
                           "detector.presence_confidence"),
                          (replace(base, detector=replace(base.detector, box_from="landmarks")), "detector.box_from"),
                          (replace(base, detector=replace(base.detector, mask_reach=0.5)), "detector.mask_reach"),
+                         (replace(base, detector=replace(base.detector, follow_back=False)), "detector.follow_back"),
                          (replace(base, detector=replace(base.detector, look_again_scale=8.0)),
                           "detector.look_again_scale")):
         assert feature_config_hash(changed) != feature_config_hash(base)
