@@ -7,11 +7,13 @@ module holds no decoder and is tested with frames from memory.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from aqa.extractors.crops import cut
 from aqa.extractors.cuts import colour_histogram, histogram_change
 from aqa.extractors.detect import PersonDetector
 from aqa.extractors.tracking import DETECTED, ActorTrack, box_iou
@@ -98,7 +100,7 @@ class FollowBack:
         """How many of ``followed`` (each ``[K, 5]``, the latest first, in ``frames[1:]``) hold
         before one fails; ``start``: the find followed from, in ``frames[0]``."""
         height, width = frames.shape[1:3]
-        athlete, after = colour_histogram(_cut(frames[0], start)), start
+        athlete, after = colour_histogram(cut(frames[0], start)), start
         for kept, (boxes, frame) in enumerate(zip(followed, frames[1:])):
             if not len(boxes):
                 return kept
@@ -106,16 +108,10 @@ class FollowBack:
             inside = box[0] > 1 and box[1] > 1 and box[2] < width - 1 and box[3] < height - 1
             if not (box[4] >= self.min_score and inside and _area_agrees(box[None], start, self.scale)[0]
                     and box_iou(box, after) >= self.min_overlap
-                    and histogram_change(athlete, colour_histogram(_cut(frame, box))) <= self.max_colour_change):
+                    and histogram_change(athlete, colour_histogram(cut(frame, box))) <= self.max_colour_change):
                 return kept
             after = box
         return len(followed)
-
-
-def _cut(frame: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """The pixels of ``frame`` inside ``box`` (at least one)."""
-    x1, y1 = int(max(box[0], 0)), int(max(box[1], 0))
-    return np.ascontiguousarray(frame[y1:max(int(np.ceil(box[3])), y1 + 1), x1:max(int(np.ceil(box[2])), x1 + 1)])
 
 
 def follow_misses(read_frames: FrameReader, detections: list[np.ndarray | None], detector: PersonDetector,
@@ -194,7 +190,7 @@ def _runs_to_follow_back(detections: Sequence[np.ndarray | None], longest: int,
     bounds = [0, *sorted(shot_starts), len(detections)]
     runs = []
     for shot_start, shot_stop in zip(bounds, bounds[1:]):
-        shot = [i for i, frame in enumerate(keys) if shot_start <= frame < shot_stop]
+        shot = range(bisect.bisect_left(keys, shot_start), bisect.bisect_left(keys, shot_stop))  # its key frames
         first = next((i for i in shot if found[i] and ((i - 1 in shot and found[i - 1])
                                                        or (i + 1 in shot and found[i + 1]))), None)
         if first is None:

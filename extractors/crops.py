@@ -57,12 +57,18 @@ def crop_and_resize(frames: np.ndarray, boxes: np.ndarray, size: int) -> np.ndar
     return out
 
 
-def cut_and_resize(frame: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
-    """:func:`crop_and_resize` for one frame ``[H, W, C]`` and its box: ``[size, size, C]``."""
+def cut(frame: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """The pixels of ``frame`` ``[H, W, C]`` inside ``box`` (x1, y1, x2, y2, rounded to whole pixels,
+    inside the frame, at least one pixel): a view, not a copy."""
     height, width = frame.shape[:2]
-    x1, y1, x2, y2 = (int(corner) for corner in np.round(np.asarray(box, np.float64)))
+    x1, y1, x2, y2 = (int(corner) for corner in np.round(np.asarray(box[:4], np.float64)))
     x1, y1 = min(max(x1, 0), width - 1), min(max(y1, 0), height - 1)
     x2, y2 = min(max(x2, x1 + 1), width), min(max(y2, y1 + 1), height)
-    crop = frame[y1:y2, x1:x2]
+    return frame[y1:y2, x1:x2]
+
+
+def cut_and_resize(frame: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
+    """:func:`crop_and_resize` for one frame ``[H, W, C]`` and its box: ``[size, size, C]``."""
+    crop = cut(frame, box)
     shrinking = crop.shape[0] >= size and crop.shape[1] >= size
     return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
